@@ -1,0 +1,299 @@
+"""Validation of the six input tables, with one documented policy per kind of problem.
+
+Policy (also in README "Input format"):
+
+==============================  ==========================================================================
+problem                         what happens
+==============================  ==========================================================================
+missing required column         refused (always)
+unparseable date / number       refused; with ``on_bad_rows="drop"`` the rows are dropped and counted
+out-of-range value              (negative ``y``/``quantity``, ``open``/``label`` not 0/1, ``open=0`` with
+                                ``y>0``, empty id): same as above
+exact duplicate rows            dropped and counted (they carry no information)
+conflicting duplicate keys      refused: e.g. two different ``y`` for one (series_id, ds)
+missing ``y``                   kept as missing (counted): not trained on, not used by lag features
+gaps in a series                repaired later by ``features.forecast_frame`` (rows inserted with missing
+                                ``y``, counted)
+covariates missing for the      refused by ``features.forecast_frame`` when a forecast is built
+forecast horizon
+==============================  ==========================================================================
+
+Every problem is reported at once (table, column, how many rows, example rows, the fix) in one
+``DataValidationError``; nothing is repaired or dropped without being counted in the ``ValidationReport``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+
+from features.errors import DataValidationError, Problem
+
+__all__ = ["TableName", "TABLES", "ValidationReport", "validate", "parse_timestamps"]
+
+TableName = Literal["series", "orders", "covariates", "weather", "static", "labels"]
+OnBadRows = Literal["raise", "drop"]
+
+_MAX_EXAMPLES = 3
+
+
+@dataclass(frozen=True)
+class _Spec:
+    required: tuple[str, ...]
+    ids: tuple[str, ...] = ()  # coerced to str
+    timestamps: tuple[str, ...] = ()  # coerced to datetime64[ns], tz-naive (UTC)
+    numbers: tuple[str, ...] = ()  # coerced to float64
+    key: tuple[str, ...] = ()  # unique after exact duplicates are dropped
+    optional_ids: tuple[str, ...] = ()
+
+
+TABLES: dict[str, _Spec] = {
+    "series": _Spec(("series_id", "ds", "y"), ids=("series_id",), timestamps=("ds",), numbers=("y", "open"),
+                    key=("series_id", "ds")),
+    "orders": _Spec(("order_id", "created_at", "sku", "quantity", "unit_price"), ids=("order_id", "sku"),
+                    timestamps=("created_at",), numbers=("quantity", "unit_price"),
+                    optional_ids=("customer_id", "country", "channel", "region")),
+    "covariates": _Spec(("ds",), timestamps=("ds",), optional_ids=("series_id",), key=("series_id", "ds")),
+    "weather": _Spec(("region", "ds"), ids=("region",), timestamps=("ds",), key=("region", "ds")),
+    "static": _Spec(("series_id",), ids=("series_id",), optional_ids=("region",), key=("series_id",)),
+    "labels": _Spec(("order_id", "label", "labeled_at"), ids=("order_id",), timestamps=("labeled_at",),
+                    numbers=("label",), key=("order_id",)),
+}
+
+_FIX = {
+    "not_nullable": "fill in the value or remove the row",
+    "greater_than_or_equal_to(0)": "values must be >= 0; remove returns/corrections or set them to 0",
+    "greater_than(0)": "quantities must be > 0; send returns and cancellations as labels, not as order lines",
+    "isin([0, 1])": "use 0 or 1",
+    "closed_with_volume": "a row with open=0 must have y=0 (or missing); set open=1 if the series was open",
+}
+
+
+@dataclass
+class ValidationReport:
+    """What validation changed: row counts in and out and every repair, by name."""
+
+    table: str
+    rows_in: int
+    rows_out: int = 0
+    repairs: dict[str, int] = field(default_factory=dict)
+
+    def count(self, what: str, n: int) -> None:
+        if n:
+            self.repairs[what] = self.repairs.get(what, 0) + int(n)
+
+    def __str__(self) -> str:
+        fixes = ", ".join(f"{k}={v}" for k, v in self.repairs.items()) or "nothing repaired"
+        return f"{self.table}: {self.rows_in} rows in, {self.rows_out} out ({fixes})"
+
+
+def validate(df: pd.DataFrame, table: TableName, *, on_bad_rows: OnBadRows = "raise") -> tuple[pd.DataFrame, ValidationReport]:
+    """Check and normalise one input table.
+
+    Returns the cleaned frame (typed columns, sorted by its key) and a report of what was repaired.
+    Raises ``DataValidationError`` listing every problem when the table is refused.
+    """
+    if table not in TABLES:
+        raise ValueError(f"Unknown table {table!r}; expected one of {sorted(TABLES)}.")
+    if on_bad_rows not in ("raise", "drop"):
+        raise ValueError(f"on_bad_rows must be 'raise' or 'drop'. Got {on_bad_rows!r} instead.")
+    spec = TABLES[table]
+    report = ValidationReport(table=table, rows_in=len(df))
+    missing = [c for c in spec.required if c not in df.columns]
+    if missing:
+        raise DataValidationError(
+            [Problem(table, c, "required column is missing", f"add a column named exactly {c!r} "
+                     f"(found columns: {list(df.columns)[:12]})") for c in missing]
+        )
+    if df.empty:
+        raise DataValidationError([Problem(table, None, "the table has no rows", "pass a non-empty table")])
+
+    out = df.reset_index(drop=True).copy()
+    problems: list[Problem] = []
+    bad = np.zeros(len(out), dtype=bool)
+
+    for col in spec.ids + tuple(c for c in spec.optional_ids if c in out.columns):
+        out[col] = _as_id(out[col])
+    for col in spec.timestamps:
+        parsed = parse_timestamps(out[col])
+        failed = parsed.isna() & out[col].notna()
+        bad |= _record(problems, out, failed, table, col, "unparseable date/time",
+                       "use ISO 8601 dates such as 2015-07-31 or 2015-07-31 14:05:00")
+        out[col] = parsed
+    for col in spec.numbers:
+        if col not in out.columns:
+            continue
+        parsed = pd.to_numeric(out[col], errors="coerce").astype("float64")
+        failed = parsed.isna() & out[col].notna()
+        bad |= _record(problems, out, failed, table, col, "not a number", "use plain numbers like 12 or 3.5")
+        infinite = np.isinf(parsed.to_numpy())
+        bad |= _record(problems, out, pd.Series(infinite, index=out.index), table, col, "infinite value",
+                       "replace inf with a finite value or leave the cell empty")
+        out[col] = parsed.where(~infinite)
+
+    bad |= _check_values(out, table, problems)
+    bad |= _check_table_rules(out, table, problems)
+
+    if problems and on_bad_rows == "raise":
+        for p in problems:
+            object.__setattr__(p, "fix", p.fix + " (or pass --on-bad-rows drop to drop and count such rows)")
+        raise DataValidationError(problems)
+    if bad.any():
+        report.count("bad_rows_dropped", int(bad.sum()))
+        out = out.loc[~bad].reset_index(drop=True)
+
+    if table == "series":
+        if "open" not in out.columns:
+            out["open"] = 1
+        out["open"] = out["open"].fillna(1).astype("int8")
+        report.count("missing_y_kept_as_missing", int(out["y"].isna().sum()))
+    if table == "labels":
+        out["label"] = out["label"].astype("int8")
+    if table == "orders" and "customer_id" not in out.columns:
+        out["customer_id"] = pd.Series(pd.NA, index=out.index, dtype="string")
+        report.count("customer_id_column_absent_all_guests", len(out))
+
+    out, conflicts = _dedupe(out, spec, table, report)
+    if conflicts:
+        raise DataValidationError(conflicts)
+    sort_cols = [c for c in spec.key if c in out.columns] or list(spec.timestamps)
+    if table == "orders":
+        sort_cols = ["created_at", "order_id"]
+    if sort_cols:
+        out = out.sort_values(sort_cols, kind="stable").reset_index(drop=True)
+    report.rows_out = len(out)
+    return out, report
+
+
+def parse_timestamps(values: pd.Series) -> pd.Series:
+    """Parse dates/timestamps to tz-naive ``datetime64[ns]`` (tz-aware input is converted to UTC).
+
+    Fast ISO-8601 parsing first; only the values that fail are retried with the flexible parser.
+    Unparseable values become ``NaT`` (the caller decides whether that is an error).
+    """
+    if pd.api.types.is_datetime64_any_dtype(values):
+        parsed = values
+    else:
+        parsed = pd.to_datetime(values, errors="coerce", format="ISO8601", utc=True)
+        retry = parsed.isna() & values.notna()
+        if retry.any():
+            parsed.loc[retry] = pd.to_datetime(values[retry].astype(str), errors="coerce", format="mixed", utc=True)
+    if getattr(parsed.dt, "tz", None) is not None:
+        parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
+    return parsed.astype("datetime64[ns]")
+
+
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _as_id(s: pd.Series) -> pd.Series:
+    """Identifiers as pandas strings; floats like 12.0 (from CSV) become "12"; blanks become missing."""
+    if pd.api.types.is_float_dtype(s):
+        whole = s.dropna() == np.floor(s.dropna())
+        if whole.all():
+            s = s.astype("Int64")
+    out = s.astype("string").str.strip()
+    return out.mask(out == "")
+
+
+def _value_schema(table: str, df: pd.DataFrame) -> pa.DataFrameSchema:
+    cols: dict[str, pa.Column] = {}
+    spec = TABLES[table]
+    for c in spec.ids:
+        cols[c] = pa.Column(nullable=False)
+    for c in spec.timestamps:
+        cols[c] = pa.Column(nullable=False)
+    if table == "series":
+        cols["y"] = pa.Column(checks=pa.Check.ge(0), nullable=True)
+        if "open" in df.columns:
+            cols["open"] = pa.Column(checks=pa.Check.isin([0, 1]), nullable=True)
+    elif table == "orders":
+        cols["quantity"] = pa.Column(checks=pa.Check.gt(0), nullable=False)
+        cols["unit_price"] = pa.Column(checks=pa.Check.ge(0), nullable=False)
+    elif table == "labels":
+        cols["label"] = pa.Column(checks=pa.Check.isin([0, 1]), nullable=False)
+    return pa.DataFrameSchema(cols, strict=False, coerce=False)
+
+
+def _check_values(df: pd.DataFrame, table: str, problems: list[Problem]) -> np.ndarray:
+    bad = np.zeros(len(df), dtype=bool)
+    try:
+        _value_schema(table, df).validate(df, lazy=True)
+    except pa.errors.SchemaErrors as err:
+        fc = err.failure_cases
+        fc = fc[fc["index"].notna()]
+        for (col, check), group in fc.groupby(["column", "check"], sort=False):
+            mask = np.zeros(len(df), dtype=bool)
+            mask[group["index"].astype(int).to_numpy()] = True
+            # rows already reported as unparseable are not reported twice as "missing"
+            if check == "not_nullable":
+                already = {p.column for p in problems if p.issue in ("unparseable date/time", "not a number")}
+                if col in already:
+                    continue
+            issue = "missing value" if check == "not_nullable" else f"value fails check {check}"
+            bad |= _record(problems, df, pd.Series(mask, index=df.index), table, col, issue,
+                           _FIX.get(check, "correct the value"))
+    return bad
+
+
+def _check_table_rules(df: pd.DataFrame, table: str, problems: list[Problem]) -> np.ndarray:
+    bad = np.zeros(len(df), dtype=bool)
+    if table == "series" and "open" in df.columns:
+        closed_with_volume = (df["open"] == 0) & (df["y"] > 0)
+        bad |= _record(problems, df, closed_with_volume, table, "open", "open=0 but y>0", _FIX["closed_with_volume"])
+    if table == "orders":
+        # one order has one creation time and one customer across its lines
+        g = df.groupby("order_id", sort=False)
+        n_times = g["created_at"].transform("nunique")
+        bad |= _record(problems, df, n_times > 1, table, "created_at",
+                       "lines of one order have different created_at", "give every line of an order the same created_at")
+        if "customer_id" in df.columns:
+            n_cust = g["customer_id"].transform("nunique")
+            bad |= _record(problems, df, n_cust > 1, table, "customer_id",
+                           "lines of one order name different customers", "give every line of an order the same customer_id")
+    return bad
+
+
+def _dedupe(df: pd.DataFrame, spec: _Spec, table: str, report: ValidationReport) -> tuple[pd.DataFrame, list[Problem]]:
+    exact = df.duplicated(keep="first")
+    report.count("exact_duplicate_rows_dropped", int(exact.sum()))
+    df = df.loc[~exact]
+    key = [c for c in spec.key if c in df.columns]
+    if not key:
+        return df, []
+    dup = df.duplicated(subset=key, keep=False)
+    if not dup.any():
+        return df, []
+    examples = df.loc[dup].head(_MAX_EXAMPLES * 2).to_dict("records")
+    return df, [Problem(table, ",".join(key), f"duplicate key ({', '.join(key)}) with different values",
+                        "keep one row per key (aggregate or remove the duplicates)", int(dup.sum()),
+                        [_jsonable(r) for r in examples])]
+
+
+def _record(problems: list[Problem], df: pd.DataFrame, mask: pd.Series, table: str, col: str | None,
+            issue: str, fix: str) -> np.ndarray:
+    m = np.asarray(mask, dtype=bool)
+    n = int(m.sum())
+    if n:
+        rows = df.loc[m].head(_MAX_EXAMPLES)
+        examples = [{"row": int(i), **_jsonable(r)} for i, r in zip(rows.index, rows.to_dict("records"), strict=True)]
+        problems.append(Problem(table, col, issue, fix, n, examples))
+    return m
+
+
+def _jsonable(record: dict) -> dict:
+    out = {}
+    for k, v in list(record.items())[:8]:
+        if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA or v is pd.NaT:
+            out[k] = None
+        elif isinstance(v, pd.Timestamp):
+            out[k] = v.isoformat()
+        elif isinstance(v, np.generic):
+            out[k] = v.item()
+        else:
+            out[k] = v
+    return out
