@@ -178,10 +178,17 @@ def parse_timestamps(values: pd.Series) -> pd.Series:
     if pd.api.types.is_datetime64_any_dtype(values):
         parsed = values
     else:
-        parsed = pd.to_datetime(values, errors="coerce", format="ISO8601", utc=True)
+        # pandas applies the first value's UTC offset to later naive values when both kinds are mixed, so
+        # values with an explicit offset and naive values (taken as UTC) are parsed separately.
+        text = values.astype("string")
+        has_offset = text.str.contains(r"(?:Z|[+-]\d{2}:?\d{2})$", regex=True, na=False)
+        parsed = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns, UTC]")
+        for part in (has_offset, ~has_offset):
+            if part.any():
+                parsed.loc[part] = pd.to_datetime(values[part], errors="coerce", format="ISO8601", utc=True)
         retry = parsed.isna() & values.notna()
         if retry.any():
-            parsed.loc[retry] = pd.to_datetime(values[retry].astype(str), errors="coerce", format="mixed", utc=True)
+            parsed.loc[retry] = pd.to_datetime(text[retry], errors="coerce", format="mixed", utc=True)
     if getattr(parsed.dt, "tz", None) is not None:
         parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
     return parsed.astype("datetime64[ns]")
