@@ -1,0 +1,98 @@
+"""Run the service: ``serve(host, port, workers)``, and the ``keys`` helpers, for the ``orderpulse`` command line.
+
+``orderpulse/cli.py`` exposes them with::
+
+    app.add_typer(serving.cli.keys_app, name="keys")       # orderpulse keys hash / orderpulse keys new
+    app.command("serve")(serving.cli.serve_command)        # orderpulse serve --host --port --workers
+
+With one worker the app object is built here from ``settings``; with several, uvicorn starts each worker from
+the import string ``serving.app:create_app_from_env`` and the settings travel as ``ORDERPULSE_*`` variables
+(hashed keys only, so a generated dev key is valid in every worker).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from serving.auth import generate_api_key, hash_api_key
+from serving.settings import Settings
+
+__all__ = ["serve", "serve_command", "keys_app", "hash_key_command", "new_key_command"]
+
+APP_FACTORY = "serving.app:create_app_from_env"
+
+keys_app = typer.Typer(
+    help="Create API keys and the hashes ORDERPULSE_API_KEYS stores.", no_args_is_help=True
+)
+
+
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: int = 1,
+    *,
+    settings: Settings | None = None,
+    log_level: str = "info",
+    print_generated_key: bool = True,
+) -> None:
+    """Serve the app with uvicorn until interrupted (blocks)."""
+    import uvicorn
+
+    if workers < 1:
+        raise ValueError(
+            f"workers must be >= 1, got {workers}; use 1 on a small machine, about one per core at most"
+        )
+    settings = settings or Settings()
+    if settings.generated_api_key and print_generated_key:
+        typer.echo(
+            f"profile dev and no ORDERPULSE_API_KEYS: API key for this run: {settings.generated_api_key}\n"
+            f"  send it as 'X-API-Key: <key>'; for a fixed key set ORDERPULSE_API_KEYS (see `orderpulse keys new`)",
+            err=True,
+        )
+    common = {
+        "host": host,
+        "port": port,
+        "log_level": log_level,
+        "proxy_headers": True,
+        "server_header": False,
+    }
+    if workers == 1:
+        from serving.app import create_app
+
+        uvicorn.run(create_app(settings), **common)
+        return
+    os.environ.update(settings.to_env())
+    uvicorn.run(APP_FACTORY, factory=True, workers=workers, **common)
+
+
+def serve_command(
+    host: str = typer.Option("127.0.0.1", help="interface to listen on (0.0.0.0 for all)"),
+    port: int = typer.Option(8000, help="TCP port"),
+    workers: int = typer.Option(1, min=1, help="uvicorn worker processes (each loads the models)"),
+    log_level: str = typer.Option("info", help="uvicorn log level"),
+) -> None:
+    """Serve the prediction API (settings from ORDERPULSE_* environment variables)."""
+    serve(host, port, workers, log_level=log_level)
+
+
+@keys_app.command("hash")
+def hash_key_command(
+    key: str = typer.Argument(None, help="the key to hash; omit it to read the key from standard input"),
+) -> None:
+    """Print the SHA-256 hash of an API key, the value ORDERPULSE_API_KEYS stores."""
+    if key is None:
+        key = sys.stdin.readline() if not sys.stdin.isatty() else typer.prompt("API key", hide_input=True)
+    key = key.strip()
+    if not key:
+        raise typer.BadParameter("the key is empty: pass the key, or generate one with `orderpulse keys new`")
+    typer.echo(hash_api_key(key))
+
+
+@keys_app.command("new")
+def new_key_command() -> None:
+    """Generate a random API key: give the key to the client, put the hash in ORDERPULSE_API_KEYS."""
+    key = generate_api_key()
+    typer.echo(f"key:  {key}\nhash: {hash_api_key(key)}")

@@ -1,0 +1,70 @@
+"""Typed dependency aliases for routes: ``def route(models: ModelsDep, audit: AuditDep, ...)``.
+
+Everything lives on ``app.state`` (set by ``create_app`` and its lifespan handler); these read it. FastAPI
+caches a dependency within one request, so every use of ``ModelsDep`` in a request sees the same snapshot.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from serving.audit import AuditStore
+from serving.errors import ServiceNotReadyError
+from serving.metrics import Metrics
+from serving.models import ModelHolder, ModelSnapshot
+from serving.settings import Settings
+
+__all__ = [
+    "SettingsDep",
+    "ModelsDep",
+    "HolderDep",
+    "AuditDep",
+    "MetricsDep",
+    "RequestIdDep",
+    "get_settings",
+    "get_models",
+    "get_holder",
+    "get_audit",
+    "get_metrics",
+    "get_request_id",
+]
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_holder(request: Request) -> ModelHolder:
+    return request.app.state.models
+
+
+def get_models(request: Request) -> ModelSnapshot:
+    """The model snapshot taken at the start of this request (used unchanged until its end)."""
+    return request.app.state.models.snapshot()
+
+
+def get_audit(request: Request) -> AuditStore:
+    audit = getattr(request.app.state, "audit", None)
+    if audit is None:
+        raise ServiceNotReadyError(
+            "the audit store is not open (the app is starting or stopping); retry shortly"
+        )
+    return audit
+
+
+def get_metrics(request: Request) -> Metrics:
+    return request.app.state.metrics
+
+
+def get_request_id(request: Request) -> str:
+    return request.state.request_id
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+ModelsDep = Annotated[ModelSnapshot, Depends(get_models)]
+HolderDep = Annotated[ModelHolder, Depends(get_holder)]
+AuditDep = Annotated[AuditStore, Depends(get_audit)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+RequestIdDep = Annotated[str, Depends(get_request_id)]

@@ -1,0 +1,170 @@
+"""Prometheus metrics of one app, in the app's own ``CollectorRegistry`` (tests build many apps side by side).
+
+Exposed at ``GET /metrics`` (exempt from auth by default):
+
+- ``orderpulse_http_requests_total{method,route,status}`` and
+  ``orderpulse_http_request_duration_seconds{method,route}``: per route *template* (``/v1/decisions/{decision_id}``,
+  not the raw path, so ids do not explode the label set); unmatched paths count under ``route="<unmatched>"``.
+- ``orderpulse_anomaly_score{model_version}``: distribution of exception scores (0..1, 0.05 buckets).
+- ``orderpulse_orders_scored_total{model_version}`` / ``orderpulse_orders_flagged_total{model_version}``.
+- ``orderpulse_model_info{kind,name,version,alias,source}`` = 1 for each loaded model (only the current ones).
+- ``orderpulse_model_reloads_total{kind,outcome}``: outcomes of registry reloads.
+
+With several uvicorn workers each process has its own registry, so one scrape shows one worker's numbers;
+scrape each worker (or run one worker per container) until multiprocess mode is needed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from serving.models import ModelSnapshot, ReloadReport
+
+__all__ = ["Metrics", "MetricsMiddleware", "router", "SCORE_BUCKETS"]
+
+SCORE_BUCKETS: tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(1, 21))
+
+router = APIRouter(tags=["operations"])
+
+
+class Metrics:
+    """The metric objects of one app, registered in ``self.registry``."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "orderpulse_http_requests",
+            "HTTP requests by route template and status",
+            ["method", "route", "status"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "orderpulse_http_request_duration_seconds",
+            "HTTP request latency by route template",
+            ["method", "route"],
+            registry=r,
+        )
+        self.scores = Histogram(
+            "orderpulse_anomaly_score",
+            "Exception scores returned",
+            ["model_version"],
+            buckets=SCORE_BUCKETS,
+            registry=r,
+        )
+        self.scored = Counter("orderpulse_orders_scored", "Orders scored", ["model_version"], registry=r)
+        self.flagged = Counter(
+            "orderpulse_orders_flagged", "Orders flagged as likely exceptions", ["model_version"], registry=r
+        )
+        self.model_info = Gauge(
+            "orderpulse_model_info",
+            "Loaded models (value 1)",
+            ["kind", "name", "version", "alias", "source"],
+            registry=r,
+        )
+        self.reloads = Counter(
+            "orderpulse_model_reloads", "Model reload outcomes by kind", ["kind", "outcome"], registry=r
+        )
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        self.requests.labels(method, route, str(status)).inc()
+        self.latency.labels(method, route).observe(seconds)
+
+    def observe_scores(
+        self, scores: Sequence[float] | np.ndarray, flags: Sequence[bool] | np.ndarray, *, model_version: str
+    ) -> None:
+        """Record a batch of scores and flags (one histogram update per bucket, not per order)."""
+        values = np.asarray(scores, dtype="float64")
+        n_flagged = int(np.count_nonzero(np.asarray(flags, dtype=bool)))
+        version = str(model_version)
+        self.scored.labels(version).inc(values.size)
+        if n_flagged:
+            self.flagged.labels(version).inc(n_flagged)
+        _observe_many(self.scores.labels(version), values[np.isfinite(values)])
+
+    def set_models(self, snapshot: ModelSnapshot) -> None:
+        """Make ``orderpulse_model_info`` list exactly the models of ``snapshot``."""
+        self.model_info.clear()
+        for m in snapshot.models.values():
+            self.model_info.labels(m.kind, m.name, m.version, m.alias or "", m.source).set(1)
+
+    def on_reload(self, report: ReloadReport, snapshot: ModelSnapshot) -> None:
+        """ModelHolder listener: count reload outcomes and refresh the model info gauge."""
+        for kind, outcome in report.outcomes.items():
+            self.reloads.labels(kind, outcome.status).inc()
+        self.set_models(snapshot)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class MetricsMiddleware:
+    """Count and time every HTTP request under its route template (an unhandled error counts as 500)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+        start = time.perf_counter()
+
+        async def send_and_capture(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_capture)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "<unmatched>"
+            self.metrics.observe_request(scope["method"], template, status, time.perf_counter() - start)
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics_endpoint(request: Request) -> Response:
+    """Prometheus text exposition of this app's registry."""
+    return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+
+def _observe_many(child: Any, values: np.ndarray) -> None:
+    """Histogram.observe for a whole array: bucket counts with numpy, one ``inc`` per bucket.
+
+    Uses the histogram child's bucket counters (stable in prometheus-client for years); falls back to one
+    ``observe`` per value if they are not there.
+    """
+    if values.size == 0:
+        return
+    bounds = getattr(child, "_upper_bounds", None)
+    buckets = getattr(child, "_buckets", None)
+    total = getattr(child, "_sum", None)
+    if bounds is None or buckets is None or total is None:  # pragma: no cover - other client versions
+        for v in values.tolist():
+            child.observe(v)
+        return
+    idx = np.searchsorted(np.asarray(bounds, dtype="float64"), values, side="left")
+    counts = np.bincount(idx, minlength=len(bounds))
+    for i in np.flatnonzero(counts):
+        buckets[i].inc(int(counts[i]))
+    total.inc(float(values.sum()))

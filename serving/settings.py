@@ -1,0 +1,218 @@
+"""The service's one Settings class, read from ``ORDERPULSE_*`` environment variables.
+
+Every field is an environment variable named ``ORDERPULSE_<FIELD>`` (``ORDERPULSE_API_KEYS``,
+``ORDERPULSE_MAX_BATCH_ORDERS`` ...); lists accept a comma list (``a,b``) or a JSON list (``["a","b"]``).
+
+API keys are never kept in the clear: ``ORDERPULSE_API_KEYS`` holds SHA-256 hex digests
+(``orderpulse keys hash`` prints one), optionally written ``sha256:<hex>``. Only the ``dev`` profile also takes
+plain keys (hashed at load) and, when none is given, generates one for the run: ``generated_api_key`` holds
+it so the runner can print it. Outside ``dev`` a missing or plain key is refused at startup.
+
+Paths default to the repository's ``mlruns/`` folder (``ORDERPULSE_MLRUNS_DIR`` moves it): the audit trail
+``mlruns/audit.db``, the model cache ``mlruns/serving-cache``, and the tracking store
+``sqlite:///mlruns/mlflow.db`` unless ``MLFLOW_TRACKING_URI`` says otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, PrivateAttr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from serving.auth import generate_api_key, hash_api_key, normalise_key_hash
+
+__all__ = ["Settings", "Profile", "ModelKind", "MODEL_KINDS", "REPO_ROOT"]
+
+Profile = Literal["dev", "prod"]
+ModelKind = Literal["forecast", "anomaly"]
+MODEL_KINDS: tuple[str, ...] = ("forecast", "anomaly")
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class Settings(BaseSettings):
+    """Service configuration; build one per app (tests pass their own, the runner reads the environment)."""
+
+    model_config = SettingsConfigDict(env_prefix="ORDERPULSE_", extra="ignore", validate_default=True)
+
+    profile: Profile = Field(
+        "dev", description="dev: plain or generated API keys allowed; prod: hashed keys only"
+    )
+    api_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        repr=False,
+        description="SHA-256 hex digests of the accepted API keys (plain keys only in profile dev)",
+    )
+    auth_exempt: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["/health", "/ready", "/metrics"],
+        description="route paths served without an API key (never a /v1 path)",
+    )
+    mlruns_dir: Path = Field(
+        REPO_ROOT / "mlruns", description="where the default audit db and model cache live"
+    )
+    audit_url: str = Field(
+        "", description="SQLAlchemy URL of the audit trail; default sqlite:///<mlruns_dir>/audit.db"
+    )
+    audit_sqlite_synchronous: Literal["FULL", "NORMAL"] = Field(
+        "FULL", description="SQLite durability: FULL survives power loss, NORMAL only process crashes"
+    )
+    model_name: str = Field(
+        "orderpulse", description="registered models are <model_name>-forecast / -anomaly"
+    )
+    model_alias: str = Field("champion", description="registry alias the service serves")
+    model_cache_dir: Path | None = Field(
+        None, description="local copy of served models; default <mlruns_dir>/serving-cache"
+    )
+    tracking_uri: str = Field(
+        default_factory=lambda: os.environ.get("MLFLOW_TRACKING_URI", ""),
+        description="MLflow tracking/registry URI; default $MLFLOW_TRACKING_URI or sqlite:///<mlruns_dir>/mlflow.db",
+    )
+    registry_timeout_s: float = Field(10.0, gt=0, description="timeout of one registry request")
+    registry_max_retries: int = Field(2, ge=0, le=10, description="retries of one registry request")
+    max_batch_orders: int = Field(1000, ge=1, description="most orders one scoring request may carry")
+    max_body_bytes: int = Field(1_048_576, ge=1024, description="largest request body accepted (bytes)")
+    reload_interval_s: float = Field(
+        0.0, ge=0, description="poll the registry for a new champion every N s; 0 = off"
+    )
+    require_models: Annotated[list[ModelKind], NoDecode] = Field(
+        default_factory=lambda: ["forecast", "anomaly"],
+        description="model kinds that must be loaded for /ready",
+    )
+
+    _generated_api_key: str | None = PrivateAttr(None)
+
+    # ------------------------------------------------------------------ public helpers
+    @property
+    def generated_api_key(self) -> str | None:
+        """The key generated for this run (profile dev with no ORDERPULSE_API_KEYS), else None."""
+        return self._generated_api_key
+
+    @property
+    def api_key_hashes(self) -> tuple[str, ...]:
+        return tuple(self.api_keys)
+
+    def registered_model_name(self, kind: str) -> str:
+        """``orderpulse`` + ``forecast`` -> ``orderpulse-forecast``."""
+        return f"{self.model_name}-{kind}"
+
+    def to_env(self) -> dict[str, str]:
+        """These settings as ``ORDERPULSE_*`` variables, so worker processes rebuild exactly the same Settings.
+
+        Keys are exported as their hashes (a generated dev key included), never in the clear.
+        """
+        env: dict[str, str] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, list):
+                text = json.dumps([str(v) for v in value])
+            elif value is None:
+                continue
+            else:
+                text = str(value)
+            env[f"ORDERPULSE_{name.upper()}"] = text
+        return env
+
+    # ------------------------------------------------------------------ validators
+    @field_validator("api_keys", "auth_exempt", "require_models", mode="before")
+    @classmethod
+    def _split_list(cls, value: Any) -> Any:
+        return _parse_list(value)
+
+    @field_validator("auth_exempt")
+    @classmethod
+    def _exempt_paths_are_safe(cls, value: list[str]) -> list[str]:
+        for path in value:
+            if not path.startswith("/"):
+                raise ValueError(
+                    f"ORDERPULSE_AUTH_EXEMPT entries are route paths starting with '/', got {path!r}"
+                )
+            if path == "/v1" or path.startswith("/v1/"):
+                raise ValueError(
+                    f"ORDERPULSE_AUTH_EXEMPT may not exempt {path!r}: every /v1 route requires an API key; "
+                    "remove it (the defaults are /health,/ready,/metrics)"
+                )
+        return value
+
+    @field_validator("require_models")
+    @classmethod
+    def _unique_kinds(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(value))
+
+    @field_validator("model_name")
+    @classmethod
+    def _model_name_is_simple(cls, value: str) -> str:
+        if not _MODEL_NAME.match(value):
+            raise ValueError(
+                f"ORDERPULSE_MODEL_NAME must be letters, digits, '_', '.' or '-' (it becomes <name>-forecast in "
+                f"the MLflow registry), got {value!r}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _derive_defaults_and_check_keys(self) -> Settings:
+        mlruns = Path(self.mlruns_dir).expanduser()
+        if not self.audit_url:
+            self.audit_url = f"sqlite:///{mlruns / 'audit.db'}"
+        if self.model_cache_dir is None:
+            self.model_cache_dir = mlruns / "serving-cache"
+        if not self.tracking_uri:
+            self.tracking_uri = f"sqlite:///{mlruns / 'mlflow.db'}"
+        self.api_keys = self._hashed_keys(self.api_keys)
+        if not self.api_keys:
+            if self.profile != "dev":
+                raise ValueError(
+                    f"no API key configured for profile {self.profile!r}: set ORDERPULSE_API_KEYS to a comma list "
+                    "of SHA-256 hashes of your keys (generate a key and its hash with `orderpulse keys hash`; "
+                    "only the hash goes into the environment)"
+                )
+            key = generate_api_key()
+            self._generated_api_key = key
+            self.api_keys = [hash_api_key(key)]
+        return self
+
+    def _hashed_keys(self, keys: list[str]) -> list[str]:
+        hashes: list[str] = []
+        for i, key in enumerate(keys):
+            key = key.strip()
+            if not key:
+                continue
+            digest = normalise_key_hash(key)
+            if digest is None:
+                if self.profile != "dev":
+                    raise ValueError(
+                        f"ORDERPULSE_API_KEYS entry #{i + 1} is a plain key, refused in profile {self.profile!r}: "
+                        "store only SHA-256 hashes (64 hex characters, `orderpulse keys hash` prints one)"
+                    )
+                digest = hash_api_key(key)
+            hashes.append(digest)
+        return list(dict.fromkeys(hashes))
+
+
+def _parse_list(value: Any) -> Any:
+    """``'a,b'`` / ``'["a","b"]'`` / ``''`` / a list -> a list of stripped, non-empty strings."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise ValueError(
+                    f"not a valid JSON list: {text!r} ({exc.msg}); use a JSON list or a comma list"
+                ) from exc
+        else:
+            value = text.split(",")
+    if isinstance(value, list | tuple):
+        return [
+            v.strip() if isinstance(v, str) else v
+            for v in value
+            if not (isinstance(v, str) and not v.strip())
+        ]
+    return value
