@@ -1,0 +1,174 @@
+"""Order lines and labels as plain arrays, and lines aggregated to one row per order.
+
+The input side of ``features.order_features``: it checks the columns it needs, normalises ids and timestamps
+the way ``features.validation`` does (so a raw serving request and a validated training table give the same
+arrays), and computes the ``order`` family of features (what is in the order). Everything is vectorised; a
+one-order request costs well under a millisecond here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from features.asof import sorted_unique
+from features.errors import DataValidationError, Problem
+from features.validation import parse_timestamps
+
+__all__ = ["OrderTable", "prepare_order_lines", "prepare_labels", "order_table", "ids_as_text"]
+
+REQUIRED_LINES = ("order_id", "created_at", "sku", "quantity", "unit_price")
+REQUIRED_LABELS = ("order_id", "label", "labeled_at")
+_SMALL = 256  # below this many values, normalising ids in Python beats pandas' per-call overhead
+
+
+@dataclass
+class OrderTable:
+    """Order lines aggregated to one row per order, sorted by (created_at, order_id)."""
+
+    order_id: np.ndarray  # object (str)
+    t: np.ndarray  # created_at as int64 nanoseconds
+    customer: np.ndarray  # object (str), <NA> for guests
+    guest: np.ndarray  # bool
+    comp: dict[str, np.ndarray]  # the ``order`` family of features
+    cats: dict[str, np.ndarray]  # optional categorical columns, value of the order's first line
+    pair_order: np.ndarray  # (order, distinct SKU) pairs, sorted by order then SKU
+    pair_sku: np.ndarray  # code of the pair's SKU in ``skus``
+    skus: np.ndarray  # object (str), sorted distinct SKUs of these lines
+    n_lines: int
+
+
+def prepare_order_lines(df: pd.DataFrame, table: str, categoricals: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+    """Order lines as arrays: ids as str objects (<NA> when missing), ``created_at`` as int64 ns, numbers as
+    float64, plus the ``categoricals`` columns present. Refuses missing columns, ids, times and numbers."""
+    _require(df, REQUIRED_LINES, table)
+    problems: list[Problem] = []
+    out: dict[str, np.ndarray] = {}
+    for col in ("order_id", "sku"):
+        out[col], missing = ids_as_text(df[col])
+        _check(problems, df, missing, table, col, "missing id")
+    if "customer_id" in df:
+        out["customer_id"], _ = ids_as_text(df["customer_id"])
+    else:
+        out["customer_id"] = np.full(len(df), pd.NA, dtype=object)
+    created = parse_timestamps(df["created_at"])
+    _check(problems, df, created.isna().to_numpy(), table, "created_at", "missing or unparseable timestamp")
+    out["created_at"] = created.to_numpy("datetime64[ns]").view("int64")
+    for col in ("quantity", "unit_price"):
+        out[col] = pd.to_numeric(df[col], errors="coerce").to_numpy("float64", na_value=np.nan)
+        _check(problems, df, ~np.isfinite(out[col]), table, col, "missing or non-numeric value")
+    if problems:
+        raise DataValidationError(problems)
+    for col in categoricals:
+        if col in df:
+            out[col], _ = ids_as_text(df[col])
+    return out
+
+
+def prepare_labels(labels: pd.DataFrame | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(order_id, label, labeled_at)`` arrays (str objects, int64 0/1, int64 ns); empty when ``None``."""
+    if labels is None:
+        return np.array([], dtype=object), np.array([], dtype="int64"), np.array([], dtype="int64")
+    _require(labels, REQUIRED_LABELS, "labels")
+    problems: list[Problem] = []
+    ids, missing = ids_as_text(labels["order_id"])
+    _check(problems, labels, missing, "labels", "order_id", "missing id")
+    y = pd.to_numeric(labels["label"], errors="coerce").to_numpy("float64", na_value=np.nan)
+    _check(problems, labels, ~np.isin(y, (0.0, 1.0)), "labels", "label", "label is not 0 or 1")
+    labeled_at = parse_timestamps(labels["labeled_at"])
+    _check(problems, labels, labeled_at.isna().to_numpy(), "labels", "labeled_at", "missing or unparseable timestamp")
+    _check(problems, labels, pd.Series(ids).duplicated(keep=False).to_numpy(), "labels", "order_id",
+           "several labels for one order_id")
+    if problems:
+        raise DataValidationError(problems)
+    return ids, y.astype("int64"), labeled_at.to_numpy("datetime64[ns]").view("int64")
+
+
+def order_table(lines: dict[str, np.ndarray], categoricals: tuple[str, ...]) -> OrderTable:
+    """Aggregate prepared lines to one row per order with the ``order`` family of features."""
+    codes, ids = pd.factorize(lines["order_id"])
+    n = len(ids)
+    t = np.full(n, np.iinfo("int64").max, dtype="int64")
+    np.minimum.at(t, codes, lines["created_at"])  # validated orders have one created_at per order
+    by_id = np.argsort(ids, kind="stable")
+    ranked = by_id[np.argsort(t[by_id], kind="stable")]
+    new_code = np.empty(n, dtype="int64")
+    new_code[ranked] = np.arange(n)
+    line_order = new_code[codes]
+    ids, t = ids[ranked], t[ranked]
+
+    qty, price = lines["quantity"], lines["unit_price"]
+    n_lines = np.bincount(line_order, minlength=n)
+    starts = np.concatenate([[0], np.cumsum(n_lines)[:-1]])
+    perm = np.argsort(line_order, kind="stable")
+    sku_codes, skus = pd.factorize(lines["sku"], sort=True)  # sorted: pair order does not depend on the batch
+    pairs = sorted_unique(line_order * len(skus) + sku_codes)
+    pair_order = pairs // len(skus)
+    # bincount adds each order's lines in input order, so the same lines give bit-identical sums anywhere
+    comp = {
+        "order_n_lines": n_lines.astype("int64"),
+        "order_n_distinct_skus": np.bincount(pair_order, minlength=n).astype("int64"),
+        "order_total_quantity": np.bincount(line_order, weights=qty, minlength=n),
+        "order_max_line_quantity": np.maximum.reduceat(qty[perm], starts),
+        "order_value": np.bincount(line_order, weights=qty * price, minlength=n),
+        "order_mean_unit_price": np.bincount(line_order, weights=price, minlength=n) / n_lines,
+        "order_max_unit_price": np.maximum.reduceat(price[perm], starts),
+    }
+    first_line = perm[starts]
+    customer = lines["customer_id"][first_line]
+    cats = {c: lines[c][first_line] if c in lines else np.full(n, pd.NA, dtype=object) for c in categoricals}
+    return OrderTable(order_id=ids, t=t, customer=customer, guest=pd.isna(customer), comp=comp, cats=cats,
+                      pair_order=pair_order, pair_sku=pairs % len(skus), skus=np.asarray(skus, dtype=object),
+                      n_lines=len(line_order))
+
+
+def ids_as_text(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Identifiers as str objects and their missing mask, normalised as ``features.validation`` does:
+    whole floats such as 12.0 (from CSV) become "12", surrounding blanks are stripped, "" is missing.
+    A pandas ``string`` column is taken as already normalised (validated tables are)."""
+    if isinstance(s.dtype, pd.StringDtype):
+        missing = s.isna().to_numpy()
+        return s.to_numpy(dtype=object, na_value=pd.NA), missing
+    if pd.api.types.is_float_dtype(s) and (s.dropna() == np.floor(s.dropna())).all():
+        s = s.astype("Int64")
+    if len(s) <= _SMALL and s.dtype == object:
+        values = np.array([_id_text(v) for v in s], dtype=object)
+        missing = np.array([v is pd.NA for v in values], dtype=bool)
+        return values, missing
+    text = s.astype("string").str.strip()
+    text = text.mask(text == "")
+    return text.to_numpy(dtype=object, na_value=pd.NA), text.isna().to_numpy()
+
+
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _id_text(v: object) -> object:
+    if v is None or v is pd.NA or (isinstance(v, float) and v != v):
+        return pd.NA
+    text = str(v).strip()
+    return text if text else pd.NA
+
+
+def _require(df: pd.DataFrame, columns: tuple[str, ...], table: str) -> None:
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(f"{table} must be a pandas DataFrame. Got {type(df).__name__} instead.")
+    missing = [c for c in columns if c not in df.columns]
+    problems = [Problem(table, c, "required column is missing",
+                        f"add a column named exactly {c!r} (found columns: {list(df.columns)[:12]})") for c in missing]
+    if not missing and df.empty:
+        problems.append(Problem(table, None, "the table has no rows", "pass at least one row"))
+    if problems:
+        raise DataValidationError(problems)
+
+
+def _check(problems: list[Problem], df: pd.DataFrame, bad: np.ndarray, table: str, col: str, issue: str) -> None:
+    n = int(np.count_nonzero(bad))
+    if n:
+        rows = df.loc[np.asarray(bad, dtype=bool)].head(3)
+        examples = [{"row": int(i), col: None if pd.isna(v) else str(v)} for i, v in zip(rows.index, rows[col], strict=True)]
+        kind = "labels" if table == "labels" else "orders"
+        problems.append(Problem(table, col, issue, f"correct or remove these rows; "
+                                                   f"features.validation.validate(df, {kind!r}) finds them all", n, examples))
