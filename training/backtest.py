@@ -84,8 +84,10 @@ class BacktestResult:
         if not w:
             return "backtest:empty"
         p = self.params
-        return (f"backtest:windows={len(w)}:step={p.get('step')}:horizon={p.get('horizon')}:"
-                f"origins={w[0].origin.isoformat()}..{w[-1].origin.isoformat()}")
+        return (
+            f"backtest:windows={len(w)}:step={p.get('step')}:horizon={p.get('horizon')}:"
+            f"origins={w[0].origin.isoformat()}..{w[-1].origin.isoformat()}"
+        )
 
 
 def rolling_origin_windows(
@@ -191,9 +193,19 @@ def backtest(
         preds.append(scored)
 
         metrics, _ = evaluate(scored, train=train, levels=levels, season=season)
-        rows.append({"window": i, "origin": w.origin, "start": w.start, "end": w.end, **metrics,
-                     "fit_seconds": t1 - t0, "predict_seconds": t2 - t1,
-                     "n_rows_new_series_skipped": int((~known).sum()), "n_extra_predictions_ignored": n_extra})
+        rows.append(
+            {
+                "window": i,
+                "origin": w.origin,
+                "start": w.start,
+                "end": w.end,
+                **metrics,
+                "fit_seconds": t1 - t0,
+                "predict_seconds": t2 - t1,
+                "n_rows_new_series_skipped": int((~known).sum()),
+                "n_extra_predictions_ignored": n_extra,
+            }
+        )
 
     predictions = pd.concat(preds, ignore_index=True)
     window_metrics = pd.DataFrame(rows)
@@ -207,17 +219,25 @@ def backtest(
     return BacktestResult(predictions, window_metrics, overall, per_series, windows, params)
 
 
-def _join_actuals(pred: pd.DataFrame, target: pd.DataFrame, model_name: str, w: Window) -> tuple[pd.DataFrame, int]:
+def _join_actuals(
+    pred: pd.DataFrame, target: pd.DataFrame, model_name: str, w: Window
+) -> tuple[pd.DataFrame, int]:
     """Attach ``y``/``open`` to the model's forecasts; every asked row must be forecast exactly once."""
     need = [c for c in ("series_id", "ds", "yhat") if c not in pred.columns]
     if need:
-        raise ValueError(f"{model_name}.predict returned no column(s) {need}; it must return series_id, ds, yhat.")
+        raise ValueError(
+            f"{model_name}.predict returned no column(s) {need}; it must return series_id, ds, yhat."
+        )
     clashing = [c for c in ("y", "open", "step", "window", "origin") if c in pred.columns]
-    pred = pred.drop(columns=clashing).assign(series_id=pred["series_id"].astype("string"), ds=pd.to_datetime(pred["ds"]))
+    pred = pred.drop(columns=clashing).assign(
+        series_id=pred["series_id"].astype("string"), ds=pd.to_datetime(pred["ds"])
+    )
     dup = pred.duplicated(["series_id", "ds"])
     if dup.any():
-        raise ValueError(f"{model_name}.predict returned {int(dup.sum())} duplicate (series_id, ds) rows for the "
-                         f"window starting {w.start}; return one forecast per row of future.")
+        raise ValueError(
+            f"{model_name}.predict returned {int(dup.sum())} duplicate (series_id, ds) rows for the "
+            f"window starting {w.start}; return one forecast per row of future."
+        )
     actual = target[["series_id", "ds", "y", "open"]]
     merged = actual.merge(pred, on=["series_id", "ds"], how="left", indicator=True)
     missing = merged["_merge"] == "left_only"

@@ -136,7 +136,9 @@ class _Baseline:
                 )
             dup = out.duplicated(["series_id", "ds"])
             if dup.any():
-                raise ValueError(f"future has {int(dup.sum())} duplicate (series_id, ds) rows; keep one per period.")
+                raise ValueError(
+                    f"future has {int(dup.sum())} duplicate (series_id, ds) rows; keep one per period."
+                )
         last = out["series_id"].map(self.last_ds_)
         out["h"] = ((out["ds"] - last) / self.step_).round().astype("int64")
         past = out["h"] < 1
@@ -182,7 +184,9 @@ class SeasonalNaive(_Baseline):
         f = self._setup(frame)
         resid = seasonal_naive_errors(f, season=self.season_, step=self.step_)
         ok = resid.notna()
-        self.residuals_ = pd.DataFrame({"series_id": f.loc[ok, "series_id"], "r": resid[ok]}).reset_index(drop=True)
+        self.residuals_ = pd.DataFrame({"series_id": f.loc[ok, "series_id"], "r": resid[ok]}).reset_index(
+            drop=True
+        )
         usable = f.loc[(f["open"] == 1) & f["y"].notna()]
         self.level_ = usable.groupby("series_id")["y"].mean()
         counts = self.residuals_.groupby("series_id").size().reindex(self.last_ds_.index, fill_value=0)
@@ -219,7 +223,10 @@ class SeasonalNaive(_Baseline):
             hi = out["series_id"].map(q[f"hi_{lv}"]).to_numpy(dtype="float64")
             out[f"yhat_lo_{lv}"] = out["yhat"] + np.nan_to_num(lo) * k
             out[f"yhat_hi_{lv}"] = out["yhat"] + np.nan_to_num(hi) * k
-        self.predict_report_ = {"rows": len(out), "no_value_at_season_position_used_last_open": int(missing.sum())}
+        self.predict_report_ = {
+            "rows": len(out),
+            "no_value_at_season_position_used_last_open": int(missing.sum()),
+        }
         return self._finish(out, levels, self.predict_report_)
 
     # ---------------------------------------------------------------------------------------- internals
@@ -227,14 +234,20 @@ class SeasonalNaive(_Baseline):
         usable = f.loc[(f["open"] == 1) & f["y"].notna(), ["series_id", "ds", "y"]]
         phase = season_position(usable["ds"], self.step_, self.season_)
         last = usable.assign(_phase=phase).groupby(["series_id", "_phase"], sort=False).tail(1)
-        self.last_by_phase_ = last[["series_id", "_phase", "y"]].rename(columns={"y": "yhat"}).reset_index(drop=True)
+        self.last_by_phase_ = (
+            last[["series_id", "_phase", "y"]].rename(columns={"y": "yhat"}).reset_index(drop=True)
+        )
         self.last_open_ = usable.groupby("series_id")["y"].last()
         self.last_ds_ = f.groupby("series_id", sort=True)["ds"].max()
         self.series_without_history_ = set(self.last_ds_.index) - set(self.last_open_.index)
 
     def _residual_quantiles(self, levels: tuple[int, ...]) -> pd.DataFrame:
         probs = sorted({p for lv in levels for p in _level_probs(lv)})
-        cols = {p: name for lv in levels for p, name in zip(_level_probs(lv), (f"lo_{lv}", f"hi_{lv}"), strict=True)}
+        cols = {
+            p: name
+            for lv in levels
+            for p, name in zip(_level_probs(lv), (f"lo_{lv}", f"hi_{lv}"), strict=True)
+        }
         if not probs:
             return pd.DataFrame(index=self.last_ds_.index)
         r = self.residuals_
@@ -242,9 +255,16 @@ class SeasonalNaive(_Baseline):
         counts = r.groupby("series_id").size()
         per = per.loc[counts[counts >= self.min_residuals].index] if len(per) else per
         rel = r["r"] / r["series_id"].map(self.level_)
-        pooled = np.nanquantile(rel.to_numpy(dtype="float64"), probs) if rel.notna().any() else np.zeros(len(probs))
-        borrowed = pd.DataFrame(np.outer(self.level_.reindex(self.last_ds_.index).fillna(0.0), pooled),
-                                index=self.last_ds_.index, columns=probs)
+        pooled = (
+            np.nanquantile(rel.to_numpy(dtype="float64"), probs)
+            if rel.notna().any()
+            else np.zeros(len(probs))
+        )
+        borrowed = pd.DataFrame(
+            np.outer(self.level_.reindex(self.last_ds_.index).fillna(0.0), pooled),
+            index=self.last_ds_.index,
+            columns=probs,
+        )
         full = borrowed.copy()
         full.loc[per.index, probs] = per[probs].to_numpy()
         return full.rename(columns=cols)
@@ -280,13 +300,17 @@ class _PerSeriesStatsModels(_Baseline):
         else:  # ship a bare copy (parameters + season) to the workers, not the fitted state
             worker = type(self)(**self.get_params())
             worker.season_ = self.season_
-            fitted = Parallel(n_jobs=int(self.n_jobs))(delayed(worker._fit_one)(y, x) for y, x in series.values())
+            fitted = Parallel(n_jobs=int(self.n_jobs))(
+                delayed(worker._fit_one)(y, x) for y, x in series.values()
+            )
         self.models_: dict[str, _Fitted] = dict(zip(series.keys(), fitted, strict=True))
         specs = pd.Series([m.spec for m in fitted], dtype="object")
         self.model_counts_ = {str(k): int(v) for k, v in specs.value_counts().items()}
         self.fit_errors_ = {sid: m.error for sid, m in self.models_.items() if m.error}
         if self.fit_errors_:
-            _log.info("%s: %d series fell back to a simpler model", type(self).__name__, len(self.fit_errors_))
+            _log.info(
+                "%s: %d series fell back to a simpler model", type(self).__name__, len(self.fit_errors_)
+            )
         return self
 
     def predict(
@@ -296,11 +320,15 @@ class _PerSeriesStatsModels(_Baseline):
         levels = _check_levels(levels)
         exog = list(self.exog)
         if exog and future is None:
-            raise ValueError(f"{type(self).__name__} uses exogenous columns {exog}: pass future with their values.")
+            raise ValueError(
+                f"{type(self).__name__} uses exogenous columns {exog}: pass future with their values."
+            )
         out = self._future(horizon, future, keep=exog)
         mean = np.empty(len(out))
         var = np.empty(len(out))
-        starts = np.flatnonzero(np.r_[True, out["series_id"].to_numpy()[1:] != out["series_id"].to_numpy()[:-1]])
+        starts = np.flatnonzero(
+            np.r_[True, out["series_id"].to_numpy()[1:] != out["series_id"].to_numpy()[:-1]]
+        )
         bounds = np.r_[starts, len(out)]
         h_all = out["h"].to_numpy()
         for a, b in zip(bounds[:-1], bounds[1:], strict=True):
@@ -334,13 +362,17 @@ class _PerSeriesStatsModels(_Baseline):
     def _fit_one(self, y: np.ndarray, x: np.ndarray | None) -> _Fitted:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _forecast_one(self, fitted: _Fitted, steps: int, x: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    def _forecast_one(
+        self, fitted: _Fitted, steps: int, x: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
         if fitted.spec == "naive":
             h = np.arange(1, steps + 1)
             return np.full(steps, fitted.last), fitted.sigma**2 * h
         return self._forecast_model(fitted, steps, x)
 
-    def _forecast_model(self, fitted: _Fitted, steps: int, x: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    def _forecast_model(
+        self, fitted: _Fitted, steps: int, x: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError  # pragma: no cover - abstract
 
 
@@ -359,7 +391,9 @@ class StatsModelsETS(_PerSeriesStatsModels):
 
     SPECS = ("damped_trend_seasonal", "damped_trend", "level", "naive")
 
-    def __init__(self, freq: Freq = "D", season: int | None = None, n_jobs: int = 1, max_history: int | None = None):
+    def __init__(
+        self, freq: Freq = "D", season: int | None = None, n_jobs: int = 1, max_history: int | None = None
+    ):
         self.freq = freq
         self.season = season
         self.n_jobs = n_jobs
@@ -371,8 +405,10 @@ class StatsModelsETS(_PerSeriesStatsModels):
         m = self.season_
         errors = []
         options = {
-            "damped_trend_seasonal": (len(y) >= 2 * m + 2 and m > 1,
-                                      {"trend": "add", "damped_trend": True, "seasonal": "add", "seasonal_periods": m}),
+            "damped_trend_seasonal": (
+                len(y) >= 2 * m + 2 and m > 1,
+                {"trend": "add", "damped_trend": True, "seasonal": "add", "seasonal_periods": m},
+            ),
             "damped_trend": (len(y) >= 10, {"trend": "add", "damped_trend": True}),
             "level": (len(y) >= 3, {}),
         }
@@ -391,12 +427,16 @@ class StatsModelsETS(_PerSeriesStatsModels):
                 errors.append(f"{spec}: {type(exc).__name__}: {exc}"[:200])
         return _naive(y, "; ".join(errors))
 
-    def _forecast_model(self, fitted: _Fitted, steps: int, x: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    def _forecast_model(
+        self, fitted: _Fitted, steps: int, x: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
         n = fitted.result.nobs
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             pred = fitted.result.get_prediction(start=n, end=n + steps - 1)
-        return np.asarray(pred.predicted_mean, dtype="float64"), np.asarray(pred.forecast_variance, dtype="float64")
+        return np.asarray(pred.predicted_mean, dtype="float64"), np.asarray(
+            pred.forecast_variance, dtype="float64"
+        )
 
 
 class StatsModelsSARIMAX(_PerSeriesStatsModels):
@@ -460,7 +500,9 @@ class StatsModelsSARIMAX(_PerSeriesStatsModels):
                 errors.append(f"{spec}: {type(exc).__name__}: {exc}"[:200])
         return _naive(y, "; ".join(errors))
 
-    def _forecast_model(self, fitted: _Fitted, steps: int, x: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    def _forecast_model(
+        self, fitted: _Fitted, steps: int, x: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             fc = fitted.result.get_forecast(steps, exog=x)

@@ -116,7 +116,9 @@ def coverage(y: ArrayLike, lo: ArrayLike, hi: ArrayLike, open: ArrayLike | None 
     return float(np.mean((y_ >= lo_) & (y_ <= hi_))) if y_.size else float("nan")
 
 
-def mean_width(lo: ArrayLike, hi: ArrayLike, y: ArrayLike | None = None, open: ArrayLike | None = None) -> float:
+def mean_width(
+    lo: ArrayLike, hi: ArrayLike, y: ArrayLike | None = None, open: ArrayLike | None = None
+) -> float:
     """Mean interval width ``hi - lo``; with ``y``/``open`` only over the scored rows."""
     lo_, hi_ = _as_float(lo), _as_float(hi)
     if y is not None or open is not None:
@@ -210,7 +212,9 @@ def evaluate(
         n_without_scale = int((has_scored & ~has_scale).sum())
 
     keys = [frame[c].to_numpy() for c in by_cols]
-    per_group = _metrics_from_sums(terms.groupby(keys, sort=True, dropna=False).sum(), levels, level_cols, scaled)
+    per_group = _metrics_from_sums(
+        terms.groupby(keys, sort=True, dropna=False).sum(), levels, level_cols, scaled
+    )
     per_group.index.names = by_cols
     per_group = per_group.reset_index()
 
@@ -218,8 +222,12 @@ def evaluate(
     overall = {k: float(v) for k, v in overall_row.items() if k != "n_scored"}
     if scaled:
         per_series = _metrics_from_sums(terms.groupby(frame["series_id"].to_numpy()).sum(), (), {}, True)
-        overall["mase"] = float(per_series["mase"].mean()) if per_series["mase"].notna().any() else float("nan")
-        overall["rmsse"] = float(per_series["rmsse"].mean()) if per_series["rmsse"].notna().any() else float("nan")
+        overall["mase"] = (
+            float(per_series["mase"].mean()) if per_series["mase"].notna().any() else float("nan")
+        )
+        overall["rmsse"] = (
+            float(per_series["rmsse"].mean()) if per_series["rmsse"].notna().any() else float("nan")
+        )
     overall["daily_total_wape"] = daily_total_error(frame)
     overall.update(
         n_rows=float(len(frame)),
@@ -235,7 +243,9 @@ def evaluate(
 
 
 # ------------------------------------------------------------------------------------------ seasonal scale
-def seasonal_naive_errors(frame: pd.DataFrame, season: int | None = None, step: pd.Timedelta | None = None) -> pd.Series:
+def seasonal_naive_errors(
+    frame: pd.DataFrame, season: int | None = None, step: pd.Timedelta | None = None
+) -> pd.Series:
     """In-sample seasonal-naive errors ``y - y_prev`` of the open rows with a known ``y``.
 
     ``y_prev`` is the previous open, known value of the same series at the same position in the season
@@ -257,7 +267,9 @@ def seasonal_naive_errors(frame: pd.DataFrame, season: int | None = None, step: 
     return (f["y"] - prev).reindex(frame.index)
 
 
-def seasonal_scales(train: pd.DataFrame, season: int | None = None, step: pd.Timedelta | None = None) -> pd.DataFrame:
+def seasonal_scales(
+    train: pd.DataFrame, season: int | None = None, step: pd.Timedelta | None = None
+) -> pd.DataFrame:
     """Per-series ``scale_mae`` (mean |error|), ``scale_mse`` (mean error^2) and ``n_pairs`` of the seasonal naive."""
     err = seasonal_naive_errors(train, season=season, step=step)
     sid = train["series_id"].astype("string")
@@ -333,7 +345,10 @@ def brier(y_true: ArrayLike, proba: ArrayLike) -> float:
 
 
 def ece(
-    y_true: ArrayLike, proba: ArrayLike, n_bins: int = 10, strategy: Literal["uniform", "quantile"] = "uniform"
+    y_true: ArrayLike,
+    proba: ArrayLike,
+    n_bins: int = 10,
+    strategy: Literal["uniform", "quantile"] = "uniform",
 ) -> float:
     """Expected calibration error ``sum_b (n_b / n) |mean(y_b) - mean(p_b)|``.
 
@@ -454,14 +469,20 @@ def _level_columns(frame: pd.DataFrame, levels: tuple[int, ...]) -> dict[int, tu
         lo, hi = f"yhat_lo_{lv}", f"yhat_hi_{lv}"
         has_lo, has_hi = lo in frame.columns, hi in frame.columns
         if has_lo != has_hi:
-            raise ValueError(f"Interval level {lv} has only {lo if has_lo else hi}; add {hi if has_lo else lo} too.")
+            raise ValueError(
+                f"Interval level {lv} has only {lo if has_lo else hi}; add {hi if has_lo else lo} too."
+            )
         if has_lo:
             out[lv] = (lo, hi)
     return out
 
 
 def _row_terms(
-    frame: pd.DataFrame, y: np.ndarray, yhat: np.ndarray, scored: np.ndarray, level_cols: dict[int, tuple[str, str]]
+    frame: pd.DataFrame,
+    y: np.ndarray,
+    yhat: np.ndarray,
+    scored: np.ndarray,
+    level_cols: dict[int, tuple[str, str]],
 ) -> pd.DataFrame:
     """Per-row additive terms; every metric is a ratio of their sums, so groups and totals share one code path."""
     ys = np.where(scored, y, 0.0)
@@ -514,7 +535,9 @@ def _check_binary(y_true: ArrayLike, proba: ArrayLike) -> tuple[np.ndarray, np.n
     y = _as_float(y_true)
     p = _as_float(proba)
     if y.shape != p.shape:
-        raise ValueError(f"y_true has {y.size} values but proba has {p.size}; pass one probability per label.")
+        raise ValueError(
+            f"y_true has {y.size} values but proba has {p.size}; pass one probability per label."
+        )
     bad_y = ~np.isin(y, (0.0, 1.0))
     if bad_y.any():
         raise ValueError(

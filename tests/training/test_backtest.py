@@ -14,8 +14,17 @@ def _panel(n_days=35, series=("a", "b")):
     parts = []
     for k, sid in enumerate(series, start=1):
         y = np.tile([10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0], n_days // 7 + 1)[:n_days] * k
-        parts.append(pd.DataFrame({"series_id": sid, "ds": pd.date_range(T0, periods=n_days), "y": y,
-                                   "open": np.int8(1), "promo": 0.0}))
+        parts.append(
+            pd.DataFrame(
+                {
+                    "series_id": sid,
+                    "ds": pd.date_range(T0, periods=n_days),
+                    "y": y,
+                    "open": np.int8(1),
+                    "promo": 0.0,
+                }
+            )
+        )
     return pd.concat(parts, ignore_index=True)
 
 
@@ -47,14 +56,19 @@ def test_last_window_ends_at_the_last_ds_and_earlier_ones_step_back():
 
 def test_windows_accept_a_frame_with_repeated_ds_and_an_until_date():
     windows = rolling_origin_windows(_panel(30), n_windows=1, step=1, horizon=3, until="2024-01-20")
-    assert windows == [Window(pd.Timestamp("2024-01-17"), pd.Timestamp("2024-01-18"), pd.Timestamp("2024-01-20"))]
+    assert windows == [
+        Window(pd.Timestamp("2024-01-17"), pd.Timestamp("2024-01-18"), pd.Timestamp("2024-01-20"))
+    ]
 
 
 def test_windows_count_positions_in_the_distinct_ds_not_calendar_days():
     ds = pd.DatetimeIndex(["2024-01-01", "2024-01-02", "2024-01-05", "2024-01-06"])  # a gap of two days
     (w,) = rolling_origin_windows(ds, n_windows=1, step=1, horizon=2)
-    assert (w.origin, w.start, w.end) == (pd.Timestamp("2024-01-02"), pd.Timestamp("2024-01-05"),
-                                          pd.Timestamp("2024-01-06"))
+    assert (w.origin, w.start, w.end) == (
+        pd.Timestamp("2024-01-02"),
+        pd.Timestamp("2024-01-05"),
+        pd.Timestamp("2024-01-06"),
+    )
 
 
 def test_windows_refuse_too_little_history():
@@ -92,9 +106,16 @@ def test_changing_actuals_after_the_origin_does_not_change_that_windows_forecast
 
 def test_columns_observed_only_afterwards_can_be_kept_out_of_future():
     Recorder.log = []
-    backtest(Recorder, _panel().assign(customers=1.0), n_windows=1, step=1, horizon=3, levels=(),
-             drop_from_future=["customers"])
-    (_, _, cols), = [e for e in Recorder.log if e[0] == "predict"]
+    backtest(
+        Recorder,
+        _panel().assign(customers=1.0),
+        n_windows=1,
+        step=1,
+        horizon=3,
+        levels=(),
+        drop_from_future=["customers"],
+    )
+    ((_, _, cols),) = [e for e in Recorder.log if e[0] == "predict"]
     assert "customers" not in cols and "promo" in cols and "open" in cols
 
 
@@ -132,8 +153,15 @@ def test_backtest_excludes_closed_days_from_the_metrics():
 
 def test_series_that_start_inside_a_window_are_skipped_and_counted():
     frame = _panel(35)
-    late = pd.DataFrame({"series_id": "late", "ds": pd.date_range("2024-02-01", periods=4), "y": 5.0,
-                         "open": np.int8(1), "promo": 0.0})
+    late = pd.DataFrame(
+        {
+            "series_id": "late",
+            "ds": pd.date_range("2024-02-01", periods=4),
+            "y": 5.0,
+            "open": np.int8(1),
+            "promo": 0.0,
+        }
+    )
     result = backtest(lambda: SeasonalNaive("D"), pd.concat([frame, late]), n_windows=1, step=1, horizon=7)
     assert result.window_metrics["n_rows_new_series_skipped"].tolist() == [4]
     assert "late" not in set(result.predictions["series_id"])
@@ -172,4 +200,7 @@ def test_refit_false_needs_a_model_with_update():
 
 def test_eval_key_names_the_windows():
     result = backtest(lambda: SeasonalNaive("D"), _panel(), n_windows=2, step=7, horizon=7)
-    assert result.eval_key() == "backtest:windows=2:step=7:horizon=7:origins=2024-01-21T00:00:00..2024-01-28T00:00:00"
+    assert (
+        result.eval_key()
+        == "backtest:windows=2:step=7:horizon=7:origins=2024-01-21T00:00:00..2024-01-28T00:00:00"
+    )

@@ -44,7 +44,15 @@ def test_seasonal_naive_repeats_the_last_season():
     pred = SeasonalNaive("D").fit(train).predict(7)
     assert pred["yhat"].tolist() == [8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0]
     assert pred["ds"].tolist() == list(pd.date_range("2024-01-15", periods=7, freq="D"))
-    assert list(pred.columns) == ["series_id", "ds", "yhat", "yhat_lo_80", "yhat_hi_80", "yhat_lo_95", "yhat_hi_95"]
+    assert list(pred.columns) == [
+        "series_id",
+        "ds",
+        "yhat",
+        "yhat_lo_80",
+        "yhat_hi_80",
+        "yhat_lo_95",
+        "yhat_hi_95",
+    ]
 
 
 def test_seasonal_naive_forecasts_exactly_zero_on_closed_periods():
@@ -108,7 +116,9 @@ def test_seasonal_naive_intervals_widen_with_the_level():
     w80 = pred["yhat_hi_80"] - pred["yhat_lo_80"]
     w95 = pred["yhat_hi_95"] - pred["yhat_lo_95"]
     assert (w50 < w80).all() and (w80 < w95).all()
-    assert (pred["yhat_lo_95"] <= pred["yhat_lo_80"]).all() and (pred["yhat_hi_80"] <= pred["yhat_hi_95"]).all()
+    assert (pred["yhat_lo_95"] <= pred["yhat_lo_80"]).all() and (
+        pred["yhat_hi_80"] <= pred["yhat_hi_95"]
+    ).all()
 
 
 def test_short_series_borrow_pooled_relative_residuals_and_are_counted():
@@ -163,8 +173,9 @@ def _seasonal(n_weeks, series="a", noise=0.5, seed=0):
 
 def test_ets_follows_a_clean_weekly_pattern_and_zeroes_closed_days():
     train = _seasonal(8)
-    future = _series([np.nan] * 7, start=train["ds"].max() + pd.Timedelta(days=1),
-                     open=[1, 1, 1, 1, 1, 1, 0]).drop(columns="y")
+    future = _series(
+        [np.nan] * 7, start=train["ds"].max() + pd.Timedelta(days=1), open=[1, 1, 1, 1, 1, 1, 0]
+    ).drop(columns="y")
     model = StatsModelsETS("D").fit(train)
     pred = model.predict(7, future)
     assert model.model_counts_ == {"damped_trend_seasonal": 1}
@@ -175,7 +186,9 @@ def test_ets_follows_a_clean_weekly_pattern_and_zeroes_closed_days():
 
 
 def test_ets_falls_back_to_simpler_models_on_short_series_and_counts_them():
-    frame = pd.concat([_series([5.0, 6.0, 7.0, 6.0, 5.0], series="short"), _series([3.0, 4.0], series="tiny")])
+    frame = pd.concat(
+        [_series([5.0, 6.0, 7.0, 6.0, 5.0], series="short"), _series([3.0, 4.0], series="tiny")]
+    )
     model = StatsModelsETS("D").fit(frame)
     assert model.model_counts_ == {"level": 1, "naive": 1}
     assert set(model.fit_errors_) == {"short", "tiny"}

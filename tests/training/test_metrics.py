@@ -95,8 +95,12 @@ def test_overall_mase_is_the_mean_of_per_series_values():
     ).drop(columns="yhat")
     # a: scale 2, abs errors 1, 3 -> MASE 1.0; b: scale 10, abs error 5 -> 0.5 (one row only);
     # the mean over series is 0.75 (pooling the three rows would give 0.8333)
-    test = pd.concat([_frame([15, 16], [16, 13], series="a", start="2024-01-04"),
-                      _frame([130], [125], series="b", start="2024-01-04")])
+    test = pd.concat(
+        [
+            _frame([15, 16], [16, 13], series="a", start="2024-01-04"),
+            _frame([130], [125], series="b", start="2024-01-04"),
+        ]
+    )
     overall, per_series = m.evaluate(test, train=train, levels=(), season=1)
     assert per_series.set_index("series_id")["mase"].to_dict() == pytest.approx({"a": 1.0, "b": 0.5})
     assert overall["mase"] == pytest.approx(0.75)
@@ -106,8 +110,12 @@ def test_series_with_a_zero_scale_gets_nan_and_is_counted():
     train = pd.concat(
         [_frame([5, 5, 5], [0] * 3, series="flat"), _frame([1, 2, 3], [0] * 3, series="up")]
     ).drop(columns="yhat")
-    test = pd.concat([_frame([5], [6], series="flat", start="2024-01-04"),
-                      _frame([4], [4.5], series="up", start="2024-01-04")])
+    test = pd.concat(
+        [
+            _frame([5], [6], series="flat", start="2024-01-04"),
+            _frame([4], [4.5], series="up", start="2024-01-04"),
+        ]
+    )
     overall, per_series = m.evaluate(test, train=train, levels=(), season=1)
     assert math.isnan(per_series.set_index("series_id").loc["flat", "mase"])
     assert overall["n_series_without_scale"] == 1
