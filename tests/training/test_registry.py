@@ -1,0 +1,185 @@
+import shutil
+
+import mlflow
+import mlflow.pyfunc
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from training import registry, tracking
+from training.registry import ModelNotFoundError, promote, register, resolve
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+NAME = "demand"
+
+
+class AddOne(mlflow.pyfunc.PythonModel):
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+        return model_input + 1
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory):
+    """A store holding one logged tiny pyfunc model, built once and copied per test (MLflow set-up is slow)."""
+    folder = tmp_path_factory.mktemp("registry-template")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(folder)
+        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder / 'mlflow.db'}")
+        with tracking.start_run("registry-tests") as run:
+            info = mlflow.pyfunc.log_model(name="model", python_model=AddOne(), pip_requirements=[])
+        mlflow.set_tracking_uri(None)
+    return {"db": folder / "mlflow.db", "model_uri": info.model_uri, "run_id": run.info.run_id}
+
+
+@pytest.fixture
+def store(template, tmp_path, monkeypatch):
+    shutil.copy(template["db"], tmp_path / "mlflow.db")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    yield template
+    mlflow.set_tracking_uri(None)
+
+
+def _register(store, value, eval_key="backtest:A", metric="backtest_wape", **kw):
+    return register(store["model_uri"], NAME, metric=metric, value=value, eval_key=eval_key, **kw)
+
+
+def _aliases():
+    return dict(MlflowClient().get_registered_model(NAME).aliases)
+
+
+# ------------------------------------------------------------------------------------------ register
+def test_first_version_becomes_champion(store):
+    d = _register(store, 0.20)
+    assert (d.version, d.alias, d.previous_champion, d.reason) == (1, "champion", None, "no champion yet")
+    assert _aliases() == {"champion": 1}
+    tags = MlflowClient().get_model_version(NAME, "1").tags
+    assert tags["metric.backtest_wape"] == "0.2" and tags["eval_key"] == "backtest:A"
+    assert tags["registry.decision"] == "@champion: no champion yet"
+
+
+def test_a_worse_version_becomes_challenger_and_the_champion_stays(store):
+    _register(store, 0.20)
+    d = _register(store, 0.25)
+    assert (d.version, d.alias, d.compared, d.previous_champion, d.previous_value) == (
+        2,
+        "challenger",
+        True,
+        1,
+        0.20,
+    )
+    assert "does not beat champion v1" in d.reason
+    assert _aliases() == {"champion": 1, "challenger": 2}
+
+
+def test_a_better_version_takes_champion_and_the_old_champion_loses_it(store):
+    _register(store, 0.20)
+    _register(store, 0.25)
+    d = _register(store, 0.15)
+    assert (d.version, d.alias) == (3, "champion")
+    assert _aliases() == {"champion": 3, "challenger": 2}
+    assert MlflowClient().get_model_version(NAME, "1").aliases == []
+
+
+def test_an_equal_metric_does_not_take_champion(store):
+    _register(store, 0.20)
+    assert _register(store, 0.20).alias == "challenger"
+
+
+def test_higher_is_better_metrics_compare_upwards(store):
+    _register(store, 0.50, metric="auprc", higher_is_better=True)
+    d = _register(store, 0.60, metric="auprc", higher_is_better=True)
+    assert (d.alias, d.metric) == ("champion", "metric.auprc")
+    assert MlflowClient().get_model_version(NAME, "2").tags["metric_direction"] == "higher_is_better"
+
+
+def test_versions_evaluated_on_different_windows_are_not_compared(store):
+    _register(store, 0.20, eval_key="backtest:A")
+    d = _register(store, 0.01, eval_key="backtest:B")
+    assert (d.alias, d.compared) == ("challenger", False)
+    assert "not compared: champion v1 was evaluated on 'backtest:A', this version on 'backtest:B'" in d.reason
+    assert _aliases() == {"champion": 1, "challenger": 2}
+
+
+def test_a_nan_metric_never_takes_champion(store):
+    _register(store, 0.20)
+    d = _register(store, float("nan"))
+    assert d.alias == "challenger" and "is NaN" in d.reason
+
+
+def test_register_refuses_an_empty_eval_key(store):
+    with pytest.raises(ValueError, match="eval_key must name the evaluation"):
+        _register(store, 0.2, eval_key=" ")
+
+
+# ------------------------------------------------------------------------------------------ promote
+def test_promote_moves_the_alias_by_hand_and_reports_both_metrics(store):
+    _register(store, 0.20, metrics={"backtest_rmspe": 0.30})
+    _register(store, 0.25, metrics={"backtest_rmspe": 0.28})
+    c = promote(NAME, "challenger")
+    assert (c.old_version, c.new_version, c.same_evaluation) == (1, 2, True)
+    assert c.old_metrics == {"metric.backtest_wape": 0.20, "metric.backtest_rmspe": 0.30}
+    assert c.new_metrics == {"metric.backtest_wape": 0.25, "metric.backtest_rmspe": 0.28}
+    assert _aliases() == {"champion": 2}
+    assert "demand@champion: v1 -> v2" in str(c) and "metric.backtest_wape: 0.2 -> 0.25" in str(c)
+
+
+def test_promote_by_version_number_to_another_alias(store):
+    _register(store, 0.20)
+    _register(store, 0.15)
+    c = promote(NAME, 1, to_alias="challenger")
+    assert (c.old_version, c.new_version) == (None, 1)
+    assert _aliases() == {"champion": 2, "challenger": 1}
+
+
+def test_promote_an_unknown_version_or_alias_is_refused(store):
+    _register(store, 0.20)
+    with pytest.raises(ModelNotFoundError, match="has no version 7"):
+        promote(NAME, 7)
+    with pytest.raises(ModelNotFoundError, match="has no alias 'staging'; its aliases are \\['champion'\\]"):
+        promote(NAME, "staging")
+
+
+# ------------------------------------------------------------------------------------------ resolve
+def test_resolve_pins_alias_version_and_latest_uris(store):
+    _register(store, 0.20)
+    _register(store, 0.25)
+    champ = resolve(f"models:/{NAME}@champion")
+    assert (champ.uri, champ.version, champ.aliases, champ.run_id) == (
+        f"models:/{NAME}/1",
+        1,
+        ("champion",),
+        store["run_id"],
+    )
+    assert champ.metrics == {"metric.backtest_wape": 0.20}
+    assert resolve(f"models:/{NAME}/2").aliases == ("challenger",)
+    assert resolve(f"models:/{NAME}/latest").version == 2
+
+
+def test_resolve_runs_uri(store):
+    res = resolve(f"runs:/{store['run_id']}/model")
+    assert (res.name, res.version, res.run_id) == (None, None, store["run_id"])
+
+
+def test_resolved_uri_loads_the_registered_model(store):
+    _register(store, 0.20)
+    model = mlflow.pyfunc.load_model(resolve(f"models:/{NAME}@champion").uri)
+    assert model.predict(pd.DataFrame({"x": [1.0, 2.0]}))["x"].tolist() == [2.0, 3.0]
+
+
+def test_resolve_refuses_unknown_models_aliases_and_uri_forms(store):
+    with pytest.raises(ModelNotFoundError, match="No registered model 'nope'"):
+        resolve("models:/nope@champion")
+    _register(store, 0.20)
+    with pytest.raises(ModelNotFoundError, match="has no alias 'challenger'"):
+        resolve(f"models:/{NAME}@challenger")
+    with pytest.raises(ValueError, match="Unsupported model URI 's3://bucket/model'"):
+        resolve("s3://bucket/model")
+    with pytest.raises(ModelNotFoundError, match="No run 'deadbeef'"):
+        resolve("runs:/deadbeef/model")
+
+
+def test_metric_tag_names():
+    assert registry.metric_tag("backtest_wape") == "metric.backtest_wape"
+    assert registry.metric_tag("metric.auprc") == "metric.auprc"

@@ -1,0 +1,323 @@
+"""Register model versions and move the ``champion`` / ``challenger`` aliases (never the deprecated stages).
+
+Rule applied by ``register``: the new version of ``<name>`` carries its evaluation as version tags
+(``metric.<metric>`` = the value, ``eval_key`` = what it was evaluated on, e.g. ``BacktestResult.eval_key()``,
+``metric_direction``). It becomes ``champion`` when there is no champion yet, or when its metric is strictly
+better (lower, or higher with ``higher_is_better=True``) than the champion's ``metric.<metric>`` tag **on the same
+``eval_key``**. Otherwise it becomes ``challenger``; that includes the cases where the comparison is refused
+(different ``eval_key``, champion without the metric tag, NaN metric), which the returned ``Decision`` reports in
+``reason`` and stores in the version tag ``registry.decision``. Aliases then move by hand with ``promote``.
+
+``serving/`` loads ``models:/<name>@champion``; ``resolve`` turns that (or ``models:/<name>/<version>``,
+``models:/<name>/latest``, ``runs:/<run_id>/<path>``) into a pinned version with its tags.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import mlflow
+from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+
+from features.errors import OrderPulseError
+from training.tracking import configure
+
+__all__ = [
+    "CHAMPION",
+    "CHALLENGER",
+    "ModelNotFoundError",
+    "Decision",
+    "Comparison",
+    "ResolvedModel",
+    "register",
+    "promote",
+    "resolve",
+    "metric_tag",
+]
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+_EVAL_KEY = "eval_key"
+_DIRECTION = "metric_direction"
+_DECISION = "registry.decision"
+
+
+class ModelNotFoundError(OrderPulseError, LookupError):
+    """A model name, version, alias or run that the registry does not know."""
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What ``register`` did: the new version, the alias it got and why."""
+
+    name: str
+    version: int
+    alias: str
+    metric: str
+    value: float
+    eval_key: str
+    previous_champion: int | None
+    previous_value: float | None
+    compared: bool
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.name} v{self.version} -> @{self.alias}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """An alias moved by hand: the version that held it before and the one holding it now, with their tags."""
+
+    name: str
+    alias: str
+    old_version: int | None
+    new_version: int
+    old_metrics: dict[str, float] = field(default_factory=dict)
+    new_metrics: dict[str, float] = field(default_factory=dict)
+    old_eval_key: str | None = None
+    new_eval_key: str | None = None
+
+    @property
+    def same_evaluation(self) -> bool:
+        return self.old_eval_key is not None and self.old_eval_key == self.new_eval_key
+
+    def __str__(self) -> str:
+        lines = [
+            f"{self.name}@{self.alias}: v{self.old_version} -> v{self.new_version}"
+            if self.old_version is not None
+            else f"{self.name}@{self.alias}: (none) -> v{self.new_version}"
+        ]
+        for key in sorted(set(self.old_metrics) | set(self.new_metrics)):
+            lines.append(
+                f"  {key}: {self.old_metrics.get(key, float('nan')):.6g} -> "
+                f"{self.new_metrics.get(key, float('nan')):.6g}"
+            )
+        if self.old_version is not None and not self.same_evaluation:
+            lines.append(
+                f"  note: evaluated differently ({self.old_eval_key!r} vs {self.new_eval_key!r}); "
+                "the metrics are not comparable"
+            )
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """A model URI resolved to something pinned: ``uri`` always loads the same artifacts."""
+
+    uri: str
+    name: str | None
+    version: int | None
+    run_id: str | None
+    source: str
+    aliases: tuple[str, ...] = ()
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        return _metrics_from_tags(self.tags)
+
+
+def metric_tag(metric: str) -> str:
+    """The version tag holding ``metric``: ``backtest_wape`` -> ``metric.backtest_wape``."""
+    return metric if metric.startswith("metric.") else f"metric.{metric}"
+
+
+def register(
+    model_uri: str,
+    name: str,
+    *,
+    metric: str,
+    value: float,
+    eval_key: str,
+    higher_is_better: bool = False,
+    metrics: Mapping[str, float] | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> Decision:
+    """Register ``model_uri`` as a new version of ``name`` and give it ``champion`` or ``challenger``.
+
+    ``metric``/``value`` decide (see the module docstring); ``metrics`` are further metrics stored as
+    ``metric.<k>`` tags for ``promote``'s comparison; ``tags`` are stored as they are.
+    """
+    if not eval_key or not str(eval_key).strip():
+        raise ValueError(
+            "eval_key must name the evaluation (e.g. BacktestResult.eval_key()); got an empty value."
+        )
+    configure()
+    client = MlflowClient()
+    key = metric_tag(metric)
+    value = float(value)
+    champion = _version_by_alias(client, name, CHAMPION)
+    version_tags = {
+        **{metric_tag(k): repr(float(v)) for k, v in (metrics or {}).items()},
+        key: repr(value),
+        _EVAL_KEY: str(eval_key),
+        _DIRECTION: "higher_is_better" if higher_is_better else "lower_is_better",
+        **{str(k): str(v) for k, v in (tags or {}).items()},
+    }
+    mv = mlflow.register_model(model_uri, name, tags=version_tags)
+    version = int(mv.version)
+
+    prev_version = int(champion.version) if champion is not None else None
+    prev_value = _float_or_none(champion.tags.get(key)) if champion is not None else None
+    compared = False
+    if champion is None:
+        alias, reason = CHAMPION, "no champion yet"
+    elif math.isnan(value):
+        alias, reason = CHALLENGER, f"{key} is NaN: not compared with champion v{prev_version}"
+    elif prev_value is None or math.isnan(prev_value):
+        alias, reason = (
+            CHALLENGER,
+            (
+                f"champion v{prev_version} has no usable tag {key}: not compared; "
+                "use promote() to move the alias by hand"
+            ),
+        )
+    elif champion.tags.get(_EVAL_KEY) != str(eval_key):
+        alias, reason = (
+            CHALLENGER,
+            (
+                f"not compared: champion v{prev_version} was evaluated on {champion.tags.get(_EVAL_KEY)!r}, this version "
+                f"on {eval_key!r}; re-evaluate both on the same windows or use promote() by hand"
+            ),
+        )
+    else:
+        compared = True
+        better = value > prev_value if higher_is_better else value < prev_value
+        sign = ">" if higher_is_better else "<"
+        if better:
+            alias, reason = CHAMPION, f"{key} {value:.6g} {sign} champion v{prev_version}'s {prev_value:.6g}"
+        else:
+            alias, reason = (
+                CHALLENGER,
+                f"{key} {value:.6g} does not beat champion v{prev_version}'s {prev_value:.6g}",
+            )
+    client.set_registered_model_alias(name, alias, str(version))
+    client.set_model_version_tag(name, str(version), _DECISION, f"@{alias}: {reason}")
+    return Decision(
+        name, version, alias, key, value, str(eval_key), prev_version, prev_value, compared, reason
+    )
+
+
+def promote(name: str, version_or_alias: int | str, to_alias: str = CHAMPION) -> Comparison:
+    """Point ``to_alias`` at a version (a number, or the version another alias points at) by hand.
+
+    Returns the comparison of the previous holder's and the new holder's ``metric.*`` tags for printing. A
+    version promoted to ``champion`` loses its ``challenger`` alias.
+    """
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", str(to_alias)) or str(to_alias).isdigit():
+        raise ValueError(f"to_alias must be an alias name such as 'champion'. Got {to_alias!r} instead.")
+    configure()
+    client = MlflowClient()
+    target = _find_version(client, name, version_or_alias)
+    old = _version_by_alias(client, name, to_alias)
+    client.set_registered_model_alias(name, to_alias, str(target.version))
+    if to_alias == CHAMPION and CHALLENGER in (target.aliases or []):
+        client.delete_registered_model_alias(name, CHALLENGER)
+    return Comparison(
+        name=name,
+        alias=to_alias,
+        old_version=int(old.version) if old is not None else None,
+        new_version=int(target.version),
+        old_metrics=_metrics_from_tags(old.tags) if old is not None else {},
+        new_metrics=_metrics_from_tags(target.tags),
+        old_eval_key=old.tags.get(_EVAL_KEY) if old is not None else None,
+        new_eval_key=target.tags.get(_EVAL_KEY),
+    )
+
+
+def resolve(model_uri: str) -> ResolvedModel:
+    """Resolve ``models:/name@alias``, ``models:/name/<version>``, ``models:/name/latest`` or ``runs:/id/path``."""
+    configure()
+    client = MlflowClient()
+    if model_uri.startswith("runs:/"):
+        run_id, _, path = model_uri[len("runs:/") :].partition("/")
+        if not run_id or not path:
+            raise ValueError(
+                f"A runs:/ URI looks like runs:/<run_id>/<artifact path>. Got {model_uri!r} instead."
+            )
+        try:
+            run = client.get_run(run_id)
+        except MlflowException as exc:
+            raise ModelNotFoundError(
+                f"No run {run_id!r} in {mlflow.get_tracking_uri()} ({model_uri})."
+            ) from exc
+        return ResolvedModel(model_uri, None, None, run_id, model_uri, (), dict(run.data.tags))
+    match = re.fullmatch(r"models:/([^/@]+)(?:@([^/]+)|/([^/]+))", model_uri)
+    if not match:
+        raise ValueError(
+            f"Unsupported model URI {model_uri!r}: use models:/<name>@<alias>, models:/<name>/<version>, "
+            "models:/<name>/latest or runs:/<run_id>/<path>."
+        )
+    name, alias, ref = match.groups()
+    mv = _find_version(client, name, alias if alias is not None else ref)
+    aliases = tuple(sorted(a for a, v in _aliases(client, name).items() if int(v) == int(mv.version)))
+    return ResolvedModel(
+        f"models:/{name}/{mv.version}", name, int(mv.version), mv.run_id, mv.source, aliases, dict(mv.tags)
+    )
+
+
+# ------------------------------------------------------------------------------------------ helpers
+def _aliases(client: MlflowClient, name: str) -> dict[str, int]:
+    try:
+        return {a: int(v) for a, v in client.get_registered_model(name).aliases.items()}
+    except MlflowException as exc:
+        raise ModelNotFoundError(
+            f"No registered model {name!r} in {mlflow.get_tracking_uri()}; train and register it first."
+        ) from exc
+
+
+def _version_by_alias(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
+    """The version holding ``alias``, or None when the model or the alias does not exist yet."""
+    try:
+        aliases = client.get_registered_model(name).aliases
+    except MlflowException:
+        return None
+    if alias not in aliases:
+        return None
+    return client.get_model_version(name, str(aliases[alias]))
+
+
+def _find_version(client: MlflowClient, name: str, ref: int | str) -> ModelVersion:
+    aliases = _aliases(client, name)
+    text = str(ref)
+    if text.isdigit():
+        try:
+            mv = client.get_model_version(name, text)
+        except MlflowException as exc:
+            raise ModelNotFoundError(f"Model {name!r} has no version {text}.") from exc
+    elif text == "latest":
+        versions = client.search_model_versions(f"name='{name}'")
+        mv = max(versions, key=lambda v: int(v.version))
+        mv = client.get_model_version(name, str(mv.version))
+    elif text in aliases:
+        mv = client.get_model_version(name, str(aliases[text]))
+    else:
+        raise ModelNotFoundError(
+            f"Model {name!r} has no alias {text!r}; its aliases are {sorted(aliases) or 'none'}."
+        )
+    return mv
+
+
+def _metrics_from_tags(tags: Mapping[str, str]) -> dict[str, float]:
+    out = {}
+    for key, value in tags.items():
+        if key.startswith("metric."):
+            number = _float_or_none(value)
+            if number is not None:
+                out[key] = number
+    return out
+
+
+def _float_or_none(text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return None
