@@ -370,10 +370,7 @@ class RegistryModelSource(ModelSource):
         self.loader = loader or _pyfunc_loader
         self.timeout_s = timeout_s
         self.keep_versions = keep_versions
-        # MLflow reads its HTTP retry policy from the environment only; its default (7 retries with
-        # exponential backoff) would hold a start or reload for minutes when the server is down.
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(max_retries))
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(max(1, int(timeout_s))))
+        self.max_retries = max_retries
 
     @classmethod
     def from_settings(cls, settings: Settings, *, loader: Loader | None = None) -> RegistryModelSource:
@@ -438,9 +435,9 @@ class RegistryModelSource(ModelSource):
             raise RegistryUnreachableError(
                 f"the registry at {_safe_uri(self.tracking_uri)} failed: {' '.join(str(exc).split())[:300]}"
             ) from exc
-        except OSError as exc:
+        except Exception as exc:  # connection errors, a locked or broken backend store...
             raise RegistryUnreachableError(
-                f"the registry at {_safe_uri(self.tracking_uri)} failed: {exc}"
+                f"the registry at {_safe_uri(self.tracking_uri)} failed: {type(exc).__name__}: {exc}"
             ) from exc
         metrics: dict[str, float] = {}
         tags = dict(mv.tags or {})
@@ -482,6 +479,11 @@ class RegistryModelSource(ModelSource):
             raise RegistryUnreachableError(
                 f"the tracking server {_safe_uri(self.tracking_uri)} is unreachable ({exc})"
             ) from exc
+        # MLflow reads its HTTP retry policy from the environment only; its default (7 retries with
+        # exponential backoff) would hold a start or reload for minutes when the server misbehaves. An
+        # explicit MLFLOW_HTTP_REQUEST_* setting in the environment wins.
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(self.max_retries))
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(max(1, int(self.timeout_s))))
 
     def _download(self, name: str, meta: dict[str, Any]) -> Path:
         """Download the version's artifacts into the cache once (atomic rename; safe across workers)."""
