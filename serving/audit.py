@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -52,6 +53,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DatabaseError
 from sqlalchemy.pool import StaticPool
 
 from serving._json import jsonable
@@ -120,10 +122,7 @@ class AuditStore:
         self.engine = self._make_engine(sqlite_synchronous, busy_timeout_ms)
         self.metadata = MetaData(schema=schema)
         self.table = _decisions_table(self.metadata)
-        with self._connection() as conn:
-            if schema and self.engine.dialect.name == "postgresql":
-                conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
-        self.metadata.create_all(self.engine)
+        self._create_tables()
 
     @property
     def dialect(self) -> str:
@@ -173,6 +172,20 @@ class AuditStore:
         return f"AuditStore({self.engine.url.render_as_string(hide_password=True)!r}, schema={self.schema!r})"
 
     # ------------------------------------------------------------------ internals
+    def _create_tables(self) -> None:
+        """Create the schema/table if missing; tolerate another process (a uvicorn worker) racing us to it."""
+        for attempt in range(3):
+            try:
+                with self._connection() as conn:
+                    if self.schema and self.engine.dialect.name == "postgresql":
+                        conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'))
+                self.metadata.create_all(self.engine)
+                return
+            except DatabaseError:
+                if attempt == 2:
+                    raise
+                time.sleep(0.05 * (attempt + 1))  # the other creator has committed by now: create_all skips
+
     def _make_engine(self, synchronous: str, busy_timeout_ms: int) -> Engine:
         url = make_url(self.url)
         serialise = lambda obj: json.dumps(jsonable(obj), allow_nan=False)  # noqa: E731

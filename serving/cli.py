@@ -56,6 +56,7 @@ def serve(
         "host": host,
         "port": port,
         "log_level": log_level,
+        "log_config": _log_config(log_level),
         "proxy_headers": True,
         "server_header": False,
     }
@@ -76,6 +77,21 @@ def serve_command(
 ) -> None:
     """Serve the prediction API (settings from ORDERPULSE_* environment variables)."""
     serve(host, port, workers, log_level=log_level)
+
+
+def _log_config(log_level: str) -> dict:
+    """uvicorn's logging config plus the ``orderpulse`` loggers on the same handler (model loads, auth...)."""
+    import copy
+
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["orderpulse"] = {
+        "handlers": ["default"],
+        "level": log_level.upper(),
+        "propagate": False,
+    }
+    return config
 
 
 @keys_app.command("hash")

@@ -244,7 +244,12 @@ class ModelHolder:
                     outcomes[kind] = KindOutcome("not_found", old_version, old_version, error=str(exc))
                     continue
                 except Exception as exc:  # a broken download or loader must not take the service down
-                    _log.warning("loading the %s model failed; keeping %s: %s", kind, old_version, exc)
+                    _log.warning(
+                        "loading the %s model failed (%s): %s",
+                        kind,
+                        f"still serving v{old_version}" if old else "none is served",
+                        exc,
+                    )
                     outcomes[kind] = KindOutcome("failed", old_version, old_version, error=_describe(exc))
                     continue
                 if new is old:

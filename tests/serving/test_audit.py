@@ -138,3 +138,25 @@ def test_postgres_url_gets_the_psycopg_driver():
     assert _with_driver("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
     assert _with_driver("postgres://u@h/db") == "postgresql+psycopg://u@h/db"
     assert _with_driver("sqlite:///x.db") == "sqlite:///x.db"
+
+
+def test_stores_opened_at_once_on_a_new_file_all_succeed(tmp_path):
+    url = f"sqlite:///{tmp_path / 'race.db'}"
+    stores, errors = [], []
+
+    def open_store():
+        try:
+            stores.append(AuditStore(url))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_store) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    stores[0].write(_record())
+    assert all(s.count() == 1 for s in stores)
+    for s in stores:
+        s.close()
