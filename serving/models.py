@@ -28,7 +28,7 @@ import shutil
 import socket
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,6 +52,7 @@ __all__ = [
     "SmokeCheck",
     "ModelUnavailableError",
     "RegistryUnreachableError",
+    "RefusedVersionError",
     "FINGERPRINT_KEYS",
 ]
 
@@ -76,6 +77,17 @@ class ModelUnavailableError(LookupError):
 
 class RegistryUnreachableError(ConnectionError):
     """The tracking/registry server could not be reached."""
+
+
+class RefusedVersionError(Exception):
+    """The version to serve already failed its smoke check in this process; it is not loaded again."""
+
+    def __init__(self, name: str, version: str) -> None:
+        super().__init__(
+            f"{name} v{version} failed its smoke check earlier and is not retried (registered versions do not "
+            "change): point the alias at a fixed version"
+        )
+        self.version = version
 
 
 @dataclass(frozen=True)
@@ -168,10 +180,12 @@ class ReloadReport:
 class ModelSource:
     """Where the holder gets models from. Subclass it (tests use in-memory fakes)."""
 
-    def fetch(self, kind: str, current: LoadedModel | None) -> LoadedModel:
+    def fetch(self, kind: str, current: LoadedModel | None, refused: Collection[str] = ()) -> LoadedModel:
         """The model that should be served for ``kind``; return ``current`` itself when it is still right.
 
-        Raise ``ModelUnavailableError`` when there is none, anything else when it could not be loaded.
+        Raise ``ModelUnavailableError`` when there is none, ``RefusedVersionError`` (without loading it) when
+        the version to serve is one of ``refused`` (it failed its smoke check before), anything else when it
+        could not be loaded.
         """
         raise NotImplementedError
 
@@ -196,6 +210,7 @@ class ModelHolder:
         self._reload_lock = threading.Lock()
         self._listeners: list[Callable[[ReloadReport, ModelSnapshot], None]] = []
         self._last_errors: dict[str, str] = {}
+        self._refused: dict[str, set[str]] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -239,7 +254,10 @@ class ModelHolder:
                 old = current.models.get(kind)
                 old_version = old.version if old else None
                 try:
-                    new = self.source.fetch(kind, old)
+                    new = self.source.fetch(kind, old, frozenset(self._refused.get(kind, ())))
+                except RefusedVersionError as exc:
+                    outcomes[kind] = KindOutcome("refused", old_version, old_version, error=str(exc))
+                    continue
                 except ModelUnavailableError as exc:
                     outcomes[kind] = KindOutcome("not_found", old_version, old_version, error=str(exc))
                     continue
@@ -308,6 +326,7 @@ class ModelHolder:
                     old_version,
                     error,
                 )
+                self._refused.setdefault(kind, set()).add(new.version)
                 outcomes[kind] = KindOutcome(
                     "refused",
                     old_version,
@@ -392,7 +411,7 @@ class RegistryModelSource(ModelSource):
     def registered_name(self, kind: str) -> str:
         return f"{self.model_name}-{kind}"
 
-    def fetch(self, kind: str, current: LoadedModel | None) -> LoadedModel:
+    def fetch(self, kind: str, current: LoadedModel | None, refused: Collection[str] = ()) -> LoadedModel:
         name = self.registered_name(kind)
         try:
             meta = self._resolve(name)
@@ -410,6 +429,8 @@ class RegistryModelSource(ModelSource):
             return cached
         if current is not None and current.name == name and current.version == meta["version"]:
             return current
+        if meta["version"] in refused:
+            raise RefusedVersionError(name, meta["version"])
         path = self._download(name, meta)
         return self._load(kind, path, meta, source="registry")
 

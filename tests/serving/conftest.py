@@ -11,7 +11,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.testclient import TestClient
 
 from serving.app import create_app
-from serving.models import LoadedModel, ModelHolder, ModelSource, ModelUnavailableError
+from serving.models import LoadedModel, ModelHolder, ModelSource, ModelUnavailableError, RefusedVersionError
 from serving.settings import Settings
 
 API_KEY = "test-key"
@@ -34,10 +34,11 @@ class FakeSource(ModelSource):
     def __init__(self, versions: dict[str, str] | None = None) -> None:
         self.versions = dict(versions or {})
         self.fetches = 0
+        self.loads = 0
         self.fail_with: Exception | None = None
         self.lock = threading.Lock()
 
-    def fetch(self, kind: str, current: LoadedModel | None) -> LoadedModel:
+    def fetch(self, kind: str, current: LoadedModel | None, refused=()) -> LoadedModel:
         with self.lock:
             self.fetches += 1
         if self.fail_with is not None:
@@ -47,6 +48,9 @@ class FakeSource(ModelSource):
         version = self.versions[kind]
         if current is not None and current.version == version:
             return current
+        if version in refused:
+            raise RefusedVersionError(f"test-{kind}", version)
+        self.loads += 1
         return LoadedModel(
             kind=kind,
             name=f"test-{kind}",

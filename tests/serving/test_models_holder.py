@@ -114,6 +114,20 @@ def test_model_failing_the_smoke_check_is_refused_and_the_old_one_stays(fakes):
     assert (snap.get("forecast").version, snap.get("anomaly").version) == ("1", "2")
 
 
+def test_refused_version_is_not_loaded_again_on_the_next_reload(fakes):
+    source = fakes.FakeSource({"forecast": "1"})
+    holder = ModelHolder(source, kinds=["forecast"], smoke_checks={"forecast": lambda m: m.version == "1"})
+    holder.reload()
+    source.versions = {"forecast": "2"}
+    holder.reload()
+    loads = source.loads
+    report = holder.reload()
+    assert source.loads == loads
+    assert report.outcomes["forecast"].status == "refused"
+    assert "test-forecast v2 failed its smoke check earlier" in report.outcomes["forecast"].error
+    assert holder.snapshot().get("forecast").version == "1"
+
+
 def test_smoke_check_returning_false_refuses(fakes):
     holder = ModelHolder(
         fakes.FakeSource({"forecast": "1"}), kinds=["forecast"], smoke_checks={"forecast": lambda m: False}
