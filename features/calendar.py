@@ -46,11 +46,39 @@ SUPPORTED_FREQS = ("H", "D", "W")
 _WEEKDAYS = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
 
 _NAMES = {
-    "H": ("cal_hour", "cal_dayofweek", "cal_dayofmonth", "cal_dayofyear", "cal_weekofyear", "cal_month",
-          "cal_quarter", "cal_year", "cal_is_month_start", "cal_is_month_end", "cal_days_to_month_end"),
-    "D": ("cal_dayofweek", "cal_dayofmonth", "cal_dayofyear", "cal_weekofyear", "cal_month", "cal_quarter",
-          "cal_year", "cal_is_month_start", "cal_is_month_end", "cal_days_to_month_end"),
-    "W": ("cal_dayofmonth", "cal_weekofyear", "cal_month", "cal_quarter", "cal_year", "cal_days_to_month_end"),
+    "H": (
+        "cal_hour",
+        "cal_dayofweek",
+        "cal_dayofmonth",
+        "cal_dayofyear",
+        "cal_weekofyear",
+        "cal_month",
+        "cal_quarter",
+        "cal_year",
+        "cal_is_month_start",
+        "cal_is_month_end",
+        "cal_days_to_month_end",
+    ),
+    "D": (
+        "cal_dayofweek",
+        "cal_dayofmonth",
+        "cal_dayofyear",
+        "cal_weekofyear",
+        "cal_month",
+        "cal_quarter",
+        "cal_year",
+        "cal_is_month_start",
+        "cal_is_month_end",
+        "cal_days_to_month_end",
+    ),
+    "W": (
+        "cal_dayofmonth",
+        "cal_weekofyear",
+        "cal_month",
+        "cal_quarter",
+        "cal_year",
+        "cal_days_to_month_end",
+    ),
 }
 
 
@@ -94,7 +122,9 @@ def infer_freq(ds: pd.Series, hint: str) -> Freq:
     base = base_freq(hint)
     values = pd.Series(pd.unique(pd.Series(ds).dropna())).sort_values(ignore_index=True)
     if values.empty:
-        raise ValueError("Cannot infer the frequency: ds has no (non-missing) timestamp. Pass a non-empty series table.")
+        raise ValueError(
+            "Cannot infer the frequency: ds has no (non-missing) timestamp. Pass a non-empty series table."
+        )
     if not pd.api.types.is_datetime64_any_dtype(values):
         raise TypeError(f"ds must be datetime64 (validate the table first). Got dtype {values.dtype}.")
     midnight = values == values.dt.normalize()

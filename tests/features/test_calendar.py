@@ -5,7 +5,14 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from features.calendar import base_freq, calendar_feature_names, calendar_features, infer_freq, step_of, step_unit
+from features.calendar import (
+    base_freq,
+    calendar_feature_names,
+    calendar_features,
+    infer_freq,
+    step_of,
+    step_unit,
+)
 
 
 def _ds(*values: str) -> pd.Series:
