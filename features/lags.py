@@ -1,0 +1,266 @@
+"""Lag, rolling, seasonal and expanding features of ``y`` on the regular grid.
+
+Every feature at time ``t`` uses only ``y`` at ``t - min_lag`` or earlier (``config.min_lag``; the direct
+multi-step strategy sets it to the horizon, see ``ForecastFeatureConfig.for_horizon``):
+
+==========================================  =================================================================
+name                                         value at t
+==========================================  =================================================================
+``y_lag_{k}``                                y[t-k] (k >= min_lag)
+``y_rolling_{stat}_{w}_lag_{m}``             mean/std/max/min of y[t-m-w+1 .. t-m], m = min_lag
+``y_seasonal_rolling_mean_{k}{unit}_lag_{L}``  mean of y[t-L], y[t-L-s], ..., y[t-L-(k-1)s] (same weekday /
+                                             same hour over k seasons of length s; L = smallest multiple
+                                             of s >= min_lag; unit: d(ay)=24h, w(eek)=7d/168h, y(ear)=52w)
+``y_expanding_mean_lag_{m}``                 mean of y[start .. t-m] (series level)
+==========================================  =================================================================
+
+Missing ``y`` (gaps, missing values) and closed rows (``open == 0``) are *not observed*: they are skipped by
+every statistic (so a store's Sunday zeros do not drag its rolling mean down) and a lag that lands on them is
+missing. Missing never becomes 0. A window statistic needs at least ``ceil(rolling_min_fraction * w)``
+observations (std at least 2), otherwise it is missing.
+
+Implementation: per-series cumulative sums (``groupby().cumsum()`` on series blocks, so one series' values
+never touch another's arithmetic, and a value after ``t`` never enters a sum at ``t``), differenced at two
+lags; values are centred on each series' first observation before summing so sums of squares keep their
+precision. ``max``/``min`` use pandas' rolling kernels on an array where series are separated by padding.
+All of it is vectorised over the whole grid: about 0.1 s per feature-million-rows.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from features.calendar import base_freq, step_of
+
+if TYPE_CHECKING:  # pragma: no cover
+    from features.forecast_frame import ForecastFeatureConfig
+
+__all__ = [
+    "add_lag_features",
+    "lag_features",
+    "lag_feature_names",
+    "seasonal_lag",
+    "seasonal_unit",
+    "grid_positions",
+    "ROLLING_STATS",
+]
+
+ROLLING_STATS = ("mean", "std", "max", "min")
+
+
+def seasonal_lag(min_lag: int, season: int) -> int:
+    """Smallest multiple of ``season`` that is >= ``min_lag`` (keeps the same weekday / hour of day)."""
+    return int(math.ceil(min_lag / season) * season)
+
+
+def seasonal_unit(freq: str, season: int) -> str:
+    """Short unit of a season in feature names: 24 hourly steps are a day ("d"), 7 days a week ("w")..."""
+    unit = {("H", 24): "d", ("H", 168): "w", ("D", 7): "w", ("D", 364): "y", ("W", 52): "y"}
+    return unit.get((base_freq(freq), int(season)), f"x{int(season)}")
+
+
+def lag_feature_names(config: ForecastFeatureConfig) -> list[str]:
+    """Names of the ``y_*`` columns ``add_lag_features`` adds for this configuration, in order."""
+    m = config.min_lag
+    names = [f"y_lag_{k}" for k in config.lags]
+    names += [
+        f"y_rolling_{stat}_{w}_lag_{m}" for w in config.rolling_windows for stat in config.rolling_stats
+    ]
+    names += [
+        f"y_seasonal_rolling_mean_{k}{seasonal_unit(config.freq, s)}_lag_{seasonal_lag(m, s)}"
+        for s, k in config.seasonal_windows
+    ]
+    if config.use_expanding_mean:
+        names.append(f"y_expanding_mean_lag_{m}")
+    return names
+
+
+def grid_positions(series_id: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Block number, position within the block, block start and block end (inclusive) of each row.
+
+    ``series_id`` must come in contiguous blocks (a frame sorted by series); raises ``ValueError`` otherwise.
+    """
+    values = (
+        series_id.cat.codes.to_numpy()
+        if isinstance(series_id.dtype, pd.CategoricalDtype)
+        else pd.factorize(series_id)[0]
+    )
+    n = len(values)
+    if n == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty, empty
+    change = np.empty(n, dtype=bool)
+    change[0] = True
+    np.not_equal(values[1:], values[:-1], out=change[1:])
+    block = np.cumsum(change) - 1
+    starts = np.flatnonzero(change)
+    if len(starts) != len(np.unique(values)):
+        raise ValueError(
+            "The frame must be sorted by (series_id, ds) so each series is one contiguous block; "
+            f"found {len(starts)} blocks for {len(np.unique(values))} series. Fix: frame.sort_values(['series_id', 'ds'])."
+        )
+    ends = np.r_[starts[1:], n] - 1
+    pos = np.arange(n) - starts[block]
+    return block, pos, starts[block], ends[block]
+
+
+def add_lag_features(frame: pd.DataFrame, config: ForecastFeatureConfig) -> pd.DataFrame:
+    """Return ``frame`` with the ``y_*`` columns of ``config`` appended (float32; the input is not modified).
+
+    ``frame`` has ``series_id``, ``ds``, ``y`` and optionally ``open``, sorted by (series_id, ds) on a full
+    regular grid of ``config.freq`` (``features.forecast_frame`` builds it). Raises ``ValueError`` when it is not.
+    """
+    return pd.concat([frame, lag_features(frame, config)], axis=1)
+
+
+def lag_features(
+    frame: pd.DataFrame, config: ForecastFeatureConfig, rows: np.ndarray | None = None
+) -> pd.DataFrame:
+    """Only the ``y_*`` columns of ``add_lag_features``.
+
+    With ``rows`` (positions into ``frame``), the features are computed for those rows only (index
+    ``frame.index[rows]``); running sums still cover the whole frame, so every value is exactly the one the
+    full computation gives. ``features.forecast_frame`` uses this to score a horizon without paying for the
+    whole history.
+    """
+    missing = [c for c in ("series_id", "ds", "y") if c not in frame.columns]
+    if missing:
+        raise ValueError(f"add_lag_features needs columns {missing}; got {list(frame.columns)[:10]}.")
+    block, pos, start, _ = grid_positions(frame["series_id"])
+    _check_regular(frame["ds"], pos, config.freq)
+    rows = np.arange(len(frame)) if rows is None else np.asarray(rows, dtype=np.int64)
+    index = frame.index[rows]
+    if len(rows) == 0:
+        return pd.DataFrame(
+            {name: np.zeros(0, dtype="float32") for name in lag_feature_names(config)}, index=index
+        )
+    at = _Gather(rows, pos[rows])
+
+    y = frame["y"].to_numpy(dtype="float64", copy=True)
+    if "open" in frame.columns:
+        y[frame["open"].to_numpy() == 0] = np.nan
+    observed = ~np.isnan(y)
+    centre_all = _first_observed(y, observed, block, start)
+    centre = centre_all[rows]
+    x = np.where(observed, y - centre_all, 0.0)
+
+    m = config.min_lag
+    feats: dict[str, np.ndarray] = {}
+    for k in config.lags:
+        feats[f"y_lag_{k}"] = at(y, k, np.nan)
+
+    sums = any(s in ("mean", "std") for s in config.rolling_stats) and len(config.rolling_windows)
+    if sums or config.use_expanding_mean:
+        csum = _group_cumsum(x, block)
+        ccount = _block_cumcount(observed, start)
+        csq = _group_cumsum(x * x, block) if "std" in config.rolling_stats and sums else None
+        sum_m, count_m = at(csum, m, 0.0), at(ccount, m, 0)
+    for w in config.rolling_windows:
+        min_obs = max(1, math.ceil(config.rolling_min_fraction * w))
+        if sums:
+            s1 = sum_m - at(csum, m + w, 0.0)
+            n = (count_m - at(ccount, m + w, 0)).astype("float64")
+        for stat in config.rolling_stats:
+            name = f"y_rolling_{stat}_{w}_lag_{m}"
+            if stat == "mean":
+                feats[name] = _safe_mean(s1, n, min_obs) + centre
+            elif stat == "std":
+                s2 = at(csq, m, 0.0) - at(csq, m + w, 0.0)
+                feats[name] = _safe_std(s1, s2, n, max(2, min_obs))
+            else:
+                feats[name] = _padded_rolling(y, block, w, m, min_obs, stat)[rows]
+    per_season: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    for season, k in config.seasonal_windows:
+        lag = seasonal_lag(m, season)
+        if season not in per_season:  # running sums over the same phase (weekday, hour) of each series
+            phase = block.astype(np.int64) * season + pos % season
+            per_season[season] = (_group_cumsum(x, phase), _group_cumsum(observed.astype("float64"), phase))
+        cs, cn = per_season[season]
+        s1 = at(cs, lag, 0.0) - at(cs, lag + k * season, 0.0)
+        n = at(cn, lag, 0.0) - at(cn, lag + k * season, 0.0)
+        name = f"y_seasonal_rolling_mean_{k}{seasonal_unit(config.freq, season)}_lag_{lag}"
+        feats[name] = _safe_mean(s1, n, max(1, math.ceil(config.rolling_min_fraction * k))) + centre
+    if config.use_expanding_mean:
+        feats[f"y_expanding_mean_lag_{m}"] = _safe_mean(sum_m, count_m.astype("float64"), 1) + centre
+
+    return pd.DataFrame({name: np.asarray(v, dtype="float32") for name, v in feats.items()}, index=index)
+
+
+class _Gather:
+    """``values[row - k]`` for the requested rows when that row is in the same series (position >= k)."""
+
+    def __init__(self, rows: np.ndarray, pos: np.ndarray):
+        self.rows, self.pos = rows, pos
+
+    def __call__(self, values: np.ndarray, k: int, fill: float) -> np.ndarray:
+        valid = self.pos >= k
+        taken = values[np.where(valid, self.rows - k, 0)]
+        return np.where(valid, taken, fill)
+
+
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _check_regular(ds: pd.Series, pos: np.ndarray, freq: str) -> None:
+    if len(ds) < 2:
+        return
+    t = ds.to_numpy(dtype="datetime64[ns]").view("int64")
+    step = step_of(freq).value
+    diff = np.diff(t)
+    bad = (pos[1:] > 0) & (diff != step)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0]) + 1
+        raise ValueError(
+            f"add_lag_features needs a full regular {freq!r} grid per series, but {int(bad.sum())} consecutive rows "
+            f"are not one step apart (first at row {i}: {ds.iloc[i - 1]} -> {ds.iloc[i]}). Fix: build the frame "
+            "with features.forecast_frame, which inserts the missing steps."
+        )
+
+
+def _group_cumsum(values: np.ndarray, group: np.ndarray) -> np.ndarray:
+    # per-group running sums: a series' sums never depend on another series' values
+    return pd.Series(values).groupby(group, sort=False).cumsum().to_numpy(dtype="float64")
+
+
+def _block_cumcount(observed: np.ndarray, start: np.ndarray) -> np.ndarray:
+    # integer counts are exact, so one global cumulative sum minus the block's offset is safe
+    c = np.cumsum(observed, dtype=np.int64)
+    before = np.where(start > 0, c[np.maximum(start - 1, 0)], 0)
+    return c - before
+
+
+def _first_observed(y: np.ndarray, observed: np.ndarray, block: np.ndarray, start: np.ndarray) -> np.ndarray:
+    n = len(y)
+    if n == 0:
+        return np.zeros(0)
+    idx = np.where(observed, np.arange(n), n)
+    starts = np.unique(start)
+    first = np.minimum.reduceat(idx, starts)
+    value = np.where(first < n, y[np.minimum(first, n - 1)], 0.0)
+    return value[block]
+
+
+def _safe_mean(s1: np.ndarray, n: np.ndarray, min_obs: int) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n >= min_obs, s1 / n, np.nan)
+
+
+def _safe_std(s1: np.ndarray, s2: np.ndarray, n: np.ndarray, min_obs: int) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        var = (s2 - s1 * s1 / n) / (n - 1)
+        return np.where(n >= min_obs, np.sqrt(np.clip(var, 0.0, None)), np.nan)
+
+
+def _padded_rolling(y: np.ndarray, block: np.ndarray, w: int, m: int, min_obs: int, stat: str) -> np.ndarray:
+    # series separated by w + m missing values, so no window ever reaches into the previous series
+    pad = w + m
+    n = len(y)
+    where = np.arange(n) + (block.astype(np.int64) + 1) * pad
+    padded = np.full(n + (int(block.max(initial=-1)) + 2) * pad, np.nan)
+    padded[where] = y
+    rolled = getattr(pd.Series(padded).rolling(w, min_periods=min_obs), stat)().to_numpy()
+    return rolled[where - m]
