@@ -78,10 +78,10 @@ def create_app(
             level = logging.INFO if outcome.status in ("loaded", "unchanged") else logging.WARNING
             _log.log(
                 level,
-                "model %s: %s %s%s",
+                "model %s: %s%s%s",
                 kind,
                 outcome.status,
-                outcome.version or "",
+                f" v{outcome.version}" if outcome.version else "",
                 f" ({outcome.error})" if outcome.error else "",
             )
         holder.start_periodic_reload(settings.reload_interval_s)

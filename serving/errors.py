@@ -269,7 +269,7 @@ def _field_errors(errors: Any) -> list[dict[str, Any]]:
             or isinstance(value, bool | int | float)
             or (isinstance(value, str) and len(value) <= 200)
         )
-        if "input" in err and short_scalar:
+        if "input" in err and short_scalar and err.get("type") != "missing":
             item["input"] = value
         out.append(item)
     return out

@@ -227,3 +227,11 @@ def test_request_id_is_echoed_or_generated(client):
     assert len(generated) == 32
     unsafe = client.get("/health", headers={"X-Request-ID": "x" * 300}).headers["X-Request-ID"]
     assert unsafe != "x" * 300 and len(unsafe) == 32
+
+
+def test_missing_field_has_no_received_value(client, fakes):
+    r = client.post("/v1/test/orders", json={"orders": [{"order_id": "o1"}]}, headers=fakes.AUTH)
+    assert r.status_code == 422
+    assert _error(r)["details"] == [
+        {"loc": ["body", "orders", 0, "quantity"], "msg": "Field required", "type": "missing"}
+    ]
