@@ -230,16 +230,16 @@ def lookup_rows(
     if mask is not None:
         keep &= mask
     if codes is None:
-        lut = np.full(span, -1, dtype=np.int64)
+        lut = np.full(span, -1, dtype=np.int64)  # one entry per step: small
         lut[table_tick[keep] - lo] = np.flatnonzero(keep)
         return lut[grid_tick - lo]
     g_code, t_code = codes
     keep &= t_code >= 0
     n_codes = int(max(g_code.max(initial=-1), t_code.max(initial=-1))) + 1
-    if n_codes * span <= 50_000_000:
-        lut = np.full(n_codes * span, -1, dtype=np.int64)
+    if n_codes * span <= 25_000_000 and len(table_tick) < 2**31:  # at most 100 MB of int32
+        lut = np.full(n_codes * span, -1, dtype=np.int32)
         lut[t_code[keep] * span + table_tick[keep] - lo] = np.flatnonzero(keep)
-        out = lut[np.maximum(g_code, 0) * span + grid_tick - lo]
+        out = lut[np.maximum(g_code, 0) * span + grid_tick - lo].astype(np.int64)
     else:
         index = pd.Index(t_code[keep] * span + table_tick[keep] - lo)
         found = index.get_indexer(np.maximum(g_code, 0) * span + grid_tick - lo)

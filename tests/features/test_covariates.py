@@ -13,6 +13,7 @@ from features.covariates import (
     covariate_features,
     covariate_kind,
     learn_categories,
+    lookup_rows,
     snake_case,
     static_features,
 )
@@ -204,3 +205,13 @@ def test_backward_looking_covariate_features_ignore_covariates_after_cutoff():
     assert not out.loc[:cutoff, "promo_days_until_next"].equals(
         base.loc[:cutoff, "promo_days_until_next"]
     ) or not out.loc[:cutoff, "holiday_days_until_next"].equals(base.loc[:cutoff, "holiday_days_until_next"])
+
+
+def test_lookup_rows_matches_code_and_tick_and_ignores_masked_or_unknown_rows():
+    grid_code, grid_tick = np.array([0, 0, 1, 1, -1]), np.array([10, 11, 10, 11, 10])
+    table_code, table_tick = np.array([1, 0, 0, -1]), np.array([11, 10, 11, 10])
+    out = lookup_rows(
+        grid_tick, table_tick, (grid_code, table_code), mask=np.array([True, True, False, True])
+    )
+    assert out.tolist() == [1, -1, -1, 0, -1]
+    assert lookup_rows(np.array([5, 6, 7]), np.array([7, 5])).tolist() == [1, -1, 0]
