@@ -28,8 +28,9 @@ unknown, not as "no promo". All run-length arithmetic is vectorised over the gri
 series block), no loop over rows.
 
 Static attributes are joined by ``series_id`` as ``static_<name>`` (strings become categories).
-Categorical columns are returned as pandas ``string``; ``learn_categories`` / ``apply_categories`` turn them
-into categories with a stable list learned at training time (unknown values become missing and are counted).
+String columns are returned as pandas categories (labels normalised: whole floats lose ".0", blanks are
+missing); ``learn_categories`` / ``apply_categories`` then fix a stable category list learned at training
+time (values unseen in training become missing and are counted).
 """
 
 from __future__ import annotations
@@ -49,7 +50,6 @@ __all__ = [
     "static_features",
     "learn_categories",
     "apply_categories",
-    "as_category_strings",
     "category_codes",
     "lookup_rows",
     "snake_case",
@@ -81,17 +81,6 @@ def covariate_kind(column: str) -> tuple[str, str]:
             rest = re.sub(r"_+", "_", s.replace(kind, "_")).strip("_")
             return kind, f"{kind}_{rest}"
     return "cov", f"cov_{s}"
-
-
-def as_category_strings(values: pd.Series) -> pd.Series:
-    """Categorical values as pandas strings: whole floats lose ".0", blanks and missing become <NA>.
-
-    Each distinct value is converted once, so this is fast on long columns.
-    """
-    uniques = pd.unique(values.dropna())
-    mapping = {u: _norm(u) for u in uniques}
-    out = values.map(mapping).astype("string")
-    return out.mask(out == "")
 
 
 def covariate_features(
@@ -199,8 +188,11 @@ def static_features(series_id: pd.Series, static: pd.DataFrame) -> tuple[pd.Data
 
 
 def category_codes(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
-    """Integer codes (-1 = missing) and sorted labels of a categorical column, labels normalised like
-    ``as_category_strings``; each distinct value is converted once, so this is fast on long columns."""
+    """Integer codes (-1 = missing) and sorted labels of a categorical column.
+
+    Labels are normalised (booleans -> "1"/"0", whole floats lose ".0", surrounding blanks stripped, empty ->
+    missing); each distinct value is converted once, so this is fast on long columns.
+    """
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
     norm = [_norm(u) for u in uniques]
     labels = pd.Index(sorted({v for v in norm if v != ""}), dtype=object)
