@@ -59,11 +59,15 @@ class Contributions:
 
     def __post_init__(self) -> None:
         if self.values.ndim != 2 or self.values.shape[1] != len(self.feature_names):
-            raise ValueError(f"values must have shape (n_rows, {len(self.feature_names)}) for "
-                             f"{len(self.feature_names)} feature names. Got shape {self.values.shape} instead.")
+            raise ValueError(
+                f"values must have shape (n_rows, {len(self.feature_names)}) for "
+                f"{len(self.feature_names)} feature names. Got shape {self.values.shape} instead."
+            )
         if self.base.shape != (self.values.shape[0],):
-            raise ValueError(f"base must have one value per row ({self.values.shape[0]}). "
-                             f"Got shape {self.base.shape} instead.")
+            raise ValueError(
+                f"base must have one value per row ({self.values.shape[0]}). "
+                f"Got shape {self.base.shape} instead."
+            )
 
     def __len__(self) -> int:
         return self.values.shape[0]
@@ -107,9 +111,11 @@ def lgbm_contributions(
     names = tuple(feature_names if feature_names is not None else booster.feature_name())
     out = np.asarray(booster.predict(X, pred_contrib=True, num_iteration=num_iteration, num_threads=1))
     if out.ndim != 2 or out.shape[1] != len(names) + 1:
-        raise ValueError(f"lgbm_contributions explains single-output boosters with {len(names)} features; "
-                         f"pred_contrib returned shape {out.shape}. Multiclass boosters are not supported: "
-                         f"explain one class's booster at a time.")
+        raise ValueError(
+            f"lgbm_contributions explains single-output boosters with {len(names)} features; "
+            f"pred_contrib returned shape {out.shape}. Multiclass boosters are not supported: "
+            f"explain one class's booster at a time."
+        )
     return Contributions(out[:, :-1].astype("float64"), out[:, -1].astype("float64"), names, output)
 
 

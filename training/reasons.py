@@ -35,8 +35,20 @@ SKU_ID_KEY = "sku_prior_exception_rate_max_sku"
 """Optional key of a row: the id of the SKU with the highest exception rate, named in that reason if given."""
 
 _DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
-_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
-           "November", "December")
+_MONTHS = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
 
 
 def _missing(value: Any) -> bool:
@@ -141,7 +153,9 @@ def _prior_exceptions(v: Any, row: Row) -> str:
         return f"customer had {_count(v, 'exception', 'exceptions')} before"
     if int(labeled) == 0:
         return "no known outcome of this customer's earlier orders yet"
-    return f"customer had exceptions on {int(v):,} of their {int(labeled):,} earlier orders with a known outcome"
+    return (
+        f"customer had exceptions on {int(v):,} of their {int(labeled):,} earlier orders with a known outcome"
+    )
 
 
 def _exception_rate(v: Any, row: Row) -> str:
@@ -292,20 +306,29 @@ def build_reasons(
     strongest negative ones follow them.
     """
     if len(features) != len(contributions):
-        raise ValueError(f"features has {len(features)} rows but contributions has {len(contributions)}; "
-                         f"pass the feature rows that were explained, in the same order.")
+        raise ValueError(
+            f"features has {len(features)} rows but contributions has {len(contributions)}; "
+            f"pass the feature rows that were explained, in the same order."
+        )
     missing = [f for f in contributions.feature_names if f not in features.columns]
     if missing:
-        raise ValueError(f"features lacks the explained feature column(s) {missing}; pass the same feature "
-                         f"frame that was explained.")
+        raise ValueError(
+            f"features lacks the explained feature column(s) {missing}; pass the same feature "
+            f"frame that was explained."
+        )
     top = contributions.top(k=k, positive_only=positive_only)
     names = contributions.feature_names
     columns = _Columns(features)
     out: list[list[Reason]] = []
     for i in range(len(features)):
         row = _RowView(columns, i)
-        out.append([make_reason(names[j], row.get(names[j]), contributions.values[i, j], row)
-                    for j in top[i] if j >= 0])
+        out.append(
+            [
+                make_reason(names[j], row.get(names[j]), contributions.values[i, j], row)
+                for j in top[i]
+                if j >= 0
+            ]
+        )
     return out
 
 

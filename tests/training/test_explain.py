@@ -96,8 +96,12 @@ def test_top_contributions_refuses_k_below_one():
 
 
 def test_family_sums_add_contributions_by_family():
-    contrib = Contributions(np.array([[0.1, 0.2, -0.3], [1.0, 0.0, 2.0]]), np.zeros(2),
-                            ("customer_a", "sku_b", "customer_c"), "log-odds")
+    contrib = Contributions(
+        np.array([[0.1, 0.2, -0.3], [1.0, 0.0, 2.0]]),
+        np.zeros(2),
+        ("customer_a", "sku_b", "customer_c"),
+        "log-odds",
+    )
     sums = family_sums(contrib, lambda name: name.split("_")[0])
     expected = pd.DataFrame({"customer": [-0.2, 3.0], "sku": [0.2, 0.0]})
     pd.testing.assert_frame_equal(sums, expected)

@@ -35,17 +35,28 @@ def test_every_template_turns_a_missing_value_into_words(feature):
 def test_customer_exceptions_sentence_uses_both_counts():
     row = {"customer_prior_exceptions": 5.0, "customer_prior_labeled": 6.0}
     reason = make_reason("customer_prior_exceptions", 5.0, 0.3149, row)
-    assert reason["text"] == "customer had exceptions on 5 of their 6 earlier orders with a known outcome (+0.31)"
-    assert reason == {"feature": "customer_prior_exceptions", "value": 5, "contribution": 0.3149,
-                      "text": reason["text"]}
+    assert (
+        reason["text"]
+        == "customer had exceptions on 5 of their 6 earlier orders with a known outcome (+0.31)"
+    )
+    assert reason == {
+        "feature": "customer_prior_exceptions",
+        "value": 5,
+        "contribution": 0.3149,
+        "text": reason["text"],
+    }
 
 
 def test_value_ratio_sentence_names_the_order_value():
     row = {"order_value": 2340.0, "customer_value_ratio": 9.04}
-    assert make_reason("customer_value_ratio", 9.04, 0.12, row)["text"] == \
-        "order value 2,340 is 9x this customer's median (+0.12)"
-    assert reason_text("customer_value_ratio", 0.5, {"order_value": 12.5}) == \
-        "order value 12.50 is 0.5x this customer's median"
+    assert (
+        make_reason("customer_value_ratio", 9.04, 0.12, row)["text"]
+        == "order value 2,340 is 9x this customer's median (+0.12)"
+    )
+    assert (
+        reason_text("customer_value_ratio", 0.5, {"order_value": 12.5})
+        == "order value 12.50 is 0.5x this customer's median"
+    )
 
 
 def test_first_order_and_guest_sentences():
@@ -59,21 +70,34 @@ def test_first_order_and_guest_sentences():
 
 def test_customer_history_sentences():
     assert reason_text("customer_prior_exception_rate", 0.45) == "customer's exception rate so far is 45%"
-    assert reason_text("customer_prior_exception_rate", np.nan) == \
-        "no known outcome of this customer's earlier orders yet"
+    assert (
+        reason_text("customer_prior_exception_rate", np.nan)
+        == "no known outcome of this customer's earlier orders yet"
+    )
     assert reason_text("customer_days_since_last_order", 0.25) == "customer's previous order was 6 hours ago"
     assert reason_text("customer_days_since_first_order", 41.6) == "customer's first order was 42 days ago"
-    assert reason_text("customer_prior_labeled", 1.0) == "1 earlier order of this customer with a known outcome"
-    assert reason_text("customer_prior_value_median", 260.0) == \
-        "this customer's median earlier order value is 260"
+    assert (
+        reason_text("customer_prior_labeled", 1.0) == "1 earlier order of this customer with a known outcome"
+    )
+    assert (
+        reason_text("customer_prior_value_median", 260.0)
+        == "this customer's median earlier order value is 260"
+    )
 
 
 def test_sku_sentences_use_the_rate_and_name_the_sku_when_given():
-    assert reason_text("sku_prior_exception_rate_max", 0.12) == "a SKU in this order had exceptions on 12% of its orders"
-    assert reason_text("sku_prior_exception_rate_max", 0.12, {SKU_ID_KEY: "85123A"}) == \
-        "SKU 85123A had exceptions on 12% of its orders"
-    assert reason_text("sku_prior_exception_rate_mean", 0.004) == \
-        "its SKUs had exceptions on 0.4% of their orders on average"
+    assert (
+        reason_text("sku_prior_exception_rate_max", 0.12)
+        == "a SKU in this order had exceptions on 12% of its orders"
+    )
+    assert (
+        reason_text("sku_prior_exception_rate_max", 0.12, {SKU_ID_KEY: "85123A"})
+        == "SKU 85123A had exceptions on 12% of its orders"
+    )
+    assert (
+        reason_text("sku_prior_exception_rate_mean", 0.004)
+        == "its SKUs had exceptions on 0.4% of their orders on average"
+    )
     assert reason_text("sku_prior_orders_min", 0.0) == "contains a SKU never ordered before"
     assert reason_text("sku_prior_orders_mean", 17.4) == "its SKUs were ordered 17 times before on average"
 
@@ -110,8 +134,14 @@ def test_format_contribution_keeps_sign_and_small_values():
 
 
 def test_build_reasons_sorted_by_contribution_and_capped_at_k():
-    features = pd.DataFrame({"order_value": [100.0, 50.0], "customer_prior_orders": [0.0, 4.0],
-                             "time_hour": [3, 14], "customer_is_guest": [0, 0]})
+    features = pd.DataFrame(
+        {
+            "order_value": [100.0, 50.0],
+            "customer_prior_orders": [0.0, 4.0],
+            "time_hour": [3, 14],
+            "customer_is_guest": [0, 0],
+        }
+    )
     values = np.array([[0.2, 0.5, -0.1, 0.05], [0.0, -0.3, 0.4, 0.1]])
     contrib = Contributions(values, np.zeros(2), tuple(features.columns), "log-odds")
     reasons = build_reasons(features, contrib, k=2)
@@ -123,10 +153,16 @@ def test_build_reasons_sorted_by_contribution_and_capped_at_k():
 
 
 def test_build_reasons_json_safe_values_for_missing_and_categoricals():
-    features = pd.DataFrame({"customer_value_ratio": [np.nan],
-                             "order_country": pd.Categorical(["UK"]),
-                             "customer_id": pd.array([pd.NA], dtype="string")})
-    contrib = Contributions(np.array([[0.3, 0.1]]), np.zeros(1), ("customer_value_ratio", "order_country"), "log-odds")
+    features = pd.DataFrame(
+        {
+            "customer_value_ratio": [np.nan],
+            "order_country": pd.Categorical(["UK"]),
+            "customer_id": pd.array([pd.NA], dtype="string"),
+        }
+    )
+    contrib = Contributions(
+        np.array([[0.3, 0.1]]), np.zeros(1), ("customer_value_ratio", "order_country"), "log-odds"
+    )
     reasons = build_reasons(features, contrib, k=5)[0]
     assert reasons[0]["value"] is None
     assert reasons[0]["text"] == "no earlier order value of this customer to compare with (+0.30)"
