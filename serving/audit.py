@@ -188,7 +188,7 @@ class AuditStore:
 
     def _make_engine(self, synchronous: str, busy_timeout_ms: int) -> Engine:
         url = make_url(self.url)
-        serialise = lambda obj: json.dumps(jsonable(obj), allow_nan=False)  # noqa: E731
+        serialise = _to_json
         if url.get_backend_name() != "sqlite":
             return create_engine(url, json_serializer=serialise, pool_pre_ping=True)
         database = url.database or ""
@@ -235,6 +235,14 @@ class AuditStore:
         finally:
             if lock is not None:
                 lock.release()
+
+
+def _to_json(obj: Any) -> str:
+    """JSON text of ``obj``; the C encoder first, the converting walk only for numpy values / NaN."""
+    try:
+        return json.dumps(obj, allow_nan=False)
+    except (TypeError, ValueError):
+        return json.dumps(jsonable(obj), allow_nan=False)
 
 
 def _with_driver(url: str) -> str:
