@@ -7,6 +7,10 @@
 from __future__ import annotations
 
 import os
+
+# Two pytest-xdist workers share 2 cores: one LightGBM/OpenMP thread each, or they slow each other down ~5x.
+os.environ.setdefault("ORDERPULSE_N_JOBS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 from pathlib import Path
 
 import pytest

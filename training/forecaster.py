@@ -28,6 +28,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import os
+
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
@@ -40,7 +42,7 @@ from features.forecast_frame import (
     feature_family,
 )
 
-__all__ = ["LGBMForecaster", "default_buckets", "step_length", "DEFAULT_LGBM_PARAMS"]
+__all__ = ["LGBMForecaster", "default_buckets", "step_length", "default_n_jobs", "DEFAULT_LGBM_PARAMS"]
 
 Freq = str
 
@@ -59,6 +61,20 @@ DEFAULT_LGBM_PARAMS: dict[str, Any] = {
     "max_cat_to_onehot": 8,
     "verbose": -1,
 }
+
+
+def default_n_jobs() -> int:
+    """Threads for LightGBM: ``ORDERPULSE_N_JOBS`` or the CPU count.
+
+    Oversubscribing OpenMP threads (several processes each using every core, e.g. parallel test workers) makes
+    LightGBM many times slower, so tests and multi-process servers set ``ORDERPULSE_N_JOBS=1``.
+    """
+    value = os.environ.get("ORDERPULSE_N_JOBS")
+    if value:
+        if not value.isdigit() or int(value) < 1:
+            raise ValueError(f"ORDERPULSE_N_JOBS must be a positive integer. Got {value!r} instead.")
+        return int(value)
+    return os.cpu_count() or 1
 
 
 def step_length(freq: Freq) -> pd.Timedelta:
@@ -99,6 +115,11 @@ class LGBMForecaster:
     params : LightGBM parameters overriding ``DEFAULT_LGBM_PARAMS``.
     feature_config : base feature configuration (lags/windows are re-based per bucket).
     calibrate : fit on data up to ``last - horizon`` first to calibrate the intervals out of sample.
+    n_jobs : LightGBM threads (default ``default_n_jobs()``).
+
+    The model keeps the history it was fitted on (``history_``) and the known-in-advance tables, so it follows
+    the ``training.backtest`` Model protocol: ``fit(series, covariates=..., weather=..., static=...)``,
+    ``predict(horizon, future, levels)`` and ``update(series)`` for newer history without refitting.
     """
 
     def __init__(
@@ -111,7 +132,7 @@ class LGBMForecaster:
         feature_config: ForecastFeatureConfig | None = None,
         calibrate: bool = True,
         random_state: int = 0,
-        n_jobs: int = 2,
+        n_jobs: int | None = None,
     ):
         self.freq = freq
         self.horizon = horizon
@@ -138,14 +159,22 @@ class LGBMForecaster:
             raise ValueError(f"Interval levels must be percentages in (0, 100). Got {self.levels!r} instead.")
         self.buckets_ = self._make_buckets()
         tables = {"covariates": covariates, "weather": weather, "static": static}
+        self.tables_ = tables
         self.residual_quantiles_: dict[int, dict[str, float]] = {}
         self.calibration_report_: dict[str, Any] = {"rows": 0}
         if self.calibrate:
             self._calibrate_on_holdout(series, tables)
         self.boosters_, self.fit_reports_ = self._fit_boosters(series, tables)
         self.feature_names_ = {b.last: list(self.boosters_[b.last].feature_name()) for b in self.buckets_}
+        self.update(series)
+        return self
+
+    def update(self, series: pd.DataFrame) -> LGBMForecaster:
+        """Take newer history (``series_id, ds, y, open``) to forecast from, without refitting."""
+        cols = [c for c in ("series_id", "ds", "y", "open") if c in series.columns]
+        self.history_ = series[cols].reset_index(drop=True)
         self.series_ids_ = pd.Index(series["series_id"].unique())
-        self.last_ds_ = pd.Timestamp(series["ds"].max())
+        self.last_ds_ = pd.Timestamp(series.loc[series["y"].notna(), "ds"].max())
         return self
 
     def calibrate_from(self, residual_frame: pd.DataFrame) -> LGBMForecaster:
@@ -160,20 +189,28 @@ class LGBMForecaster:
     # ------------------------------------------------------------------------------------------ predicting
     def predict(
         self,
-        series: pd.DataFrame,
         horizon: int | None = None,
+        future: pd.DataFrame | None = None,
+        levels: tuple[int, ...] | None = None,
+        explain: bool = False,
+        *,
+        series: pd.DataFrame | None = None,
         covariates: pd.DataFrame | None = None,
         weather: pd.DataFrame | None = None,
         static: pd.DataFrame | None = None,
         origin: pd.Timestamp | str | None = None,
-        levels: tuple[int, ...] | None = None,
-        explain: bool = False,
     ) -> pd.DataFrame:
-        """Forecast ``horizon`` steps after ``origin`` (default: the latest ``ds`` in ``series``) for every series.
+        """Forecast ``horizon`` steps after the origin for every series.
+
+        ``series`` (default: the history the model was fitted on or last ``update``-d with) gives the ``y``
+        history; the origin defaults to its latest ``ds`` with an observed ``y``; ``y`` after the origin is never
+        used. ``future`` (optional) holds the rows to forecast (``series_id, ds`` and known-in-advance ``open``):
+        only those rows are returned. ``covariates``/``weather``/``static`` default to the tables given to
+        ``fit``; pass a changed promo plan here for a what-if.
 
         Returns ``series_id, ds, step, yhat, yhat_lo_<L>, yhat_hi_<L>`` per level, plus with ``explain=True``
         ``base`` (log space), ``contrib_<family>`` (log space) and ``effect_<family>`` (multiplicative, -0.04 =
-        -4%). Only ``y`` up to the origin is used; rows of ``series`` after the origin are ignored.
+        -4%).
         """
         self._check_fitted()
         horizon = int(self.horizon if horizon is None else horizon)
@@ -185,21 +222,34 @@ class LGBMForecaster:
         missing = [lv for lv in levels if lv not in self._available_levels()]
         if missing:
             raise ValueError(f"Interval level(s) {missing} were not calibrated; available: {self._available_levels()}.")
-        origin_ts = pd.Timestamp(series["ds"].max() if origin is None else origin)
-        history = series.loc[series["ds"] <= origin_ts]
-        tables = {"covariates": covariates, "weather": weather, "static": static}
+        history = self.history_ if series is None else series
+        observed = history.loc[history["y"].notna(), "ds"]
+        origin_ts = pd.Timestamp(observed.max() if origin is None else origin)
+        history = history.loc[history["ds"] <= origin_ts]
+        if future is not None:
+            rows = future[["series_id", "ds"] + (["open"] if "open" in future.columns else [])]
+            rows = rows.assign(series_id=rows["series_id"].astype(history["series_id"].dtype), y=np.nan)
+            history = pd.concat([history, rows.loc[rows["ds"] > origin_ts]], ignore_index=True)
+        tables = {
+            "covariates": self.tables_["covariates"] if covariates is None else covariates,
+            "weather": self.tables_["weather"] if weather is None else weather,
+            "static": self.tables_["static"] if static is None else static,
+        }
         parts = []
         for bucket in self.buckets_:
             if bucket.first > horizon:
                 break
             frame, _ = build_future_frame(history, horizon=min(bucket.last, horizon), config=bucket.config,
-                                          origin=origin_ts, **tables)
+                                          origin=origin_ts, categories=self.categories_.get(bucket.last), **tables)
             frame = frame.assign(step=self._steps(frame["ds"], origin_ts))
             frame = frame.loc[frame["step"] >= bucket.first]
             parts.append(self._predict_bucket(bucket, frame, levels, explain))
-        out = pd.concat(parts, ignore_index=True).sort_values(["series_id", "ds"], kind="stable").reset_index(drop=True)
+        out = pd.concat(parts, ignore_index=True)
         out["series_id"] = out["series_id"].astype("string")
-        return out
+        if future is not None:
+            keys = future[["series_id", "ds"]].assign(series_id=lambda d: d["series_id"].astype("string"))
+            out = out.merge(keys, on=["series_id", "ds"], how="inner")
+        return out.sort_values(["series_id", "ds"], kind="stable").reset_index(drop=True)
 
     def explain_columns(self) -> list[str]:
         """Feature families that ``predict(explain=True)`` reports, in a stable order."""
@@ -218,15 +268,17 @@ class LGBMForecaster:
 
     def _lgbm_params(self) -> dict[str, Any]:
         params = {**DEFAULT_LGBM_PARAMS, **(self.params or {})}
-        params.update(seed=self.random_state, num_threads=self.n_jobs, deterministic=True, force_row_wise=True)
+        params.update(seed=self.random_state, num_threads=self._n_jobs(), deterministic=True, force_row_wise=True)
         return params
 
     def _fit_boosters(self, series: pd.DataFrame, tables: dict) -> tuple[dict[int, lgb.Booster], dict[int, Any]]:
         params = self._lgbm_params()
         n_rounds = int(params.pop("n_estimators"))
         boosters, reports = {}, {}
+        self.categories_: dict[int, dict[str, list[str]]] = {}
         for bucket in self.buckets_:
             frame, report = build_training_frame(series, config=bucket.config, **tables)
+            self.categories_[bucket.last] = dict(report.categories)
             X, y = self._design(frame, trainable_only=True)
             data = lgb.Dataset(X, label=np.log1p(y), categorical_feature="auto", free_raw_data=True)
             boosters[bucket.last] = lgb.train(params, data, num_boost_round=n_rounds)
@@ -246,7 +298,7 @@ class LGBMForecaster:
     def _predict_bucket(self, bucket: _Bucket, frame: pd.DataFrame, levels: tuple[int, ...], explain: bool) -> pd.DataFrame:
         booster = self.boosters_[bucket.last]
         X = frame[booster.feature_name()]
-        log_pred = booster.predict(X, num_threads=self.n_jobs)
+        log_pred = booster.predict(X, num_threads=self._n_jobs())
         closed = frame["open"].to_numpy() == 0
         out = pd.DataFrame({"series_id": frame["series_id"].to_numpy(), "ds": frame["ds"].to_numpy(),
                             "step": frame["step"].to_numpy()})
@@ -257,7 +309,7 @@ class LGBMForecaster:
             out[f"yhat_lo_{lv}"] = np.where(closed, 0.0, np.clip(np.expm1(log_pred + lo), 0.0, None))
             out[f"yhat_hi_{lv}"] = np.where(closed, 0.0, np.clip(np.expm1(log_pred + hi), 0.0, None))
         if explain:
-            contrib = booster.predict(X, pred_contrib=True, num_threads=self.n_jobs)
+            contrib = booster.predict(X, pred_contrib=True, num_threads=self._n_jobs())
             names = booster.feature_name()
             out["base"] = contrib[:, -1]
             fams = pd.Series([feature_family(n) for n in names])
@@ -277,11 +329,12 @@ class LGBMForecaster:
             return
         cal = _clone(self, calibrate=False)
         cal.buckets_ = self.buckets_
+        cal.tables_ = tables
         cal.boosters_, _ = cal._fit_boosters(train, tables)
         cal.feature_names_ = {b.last: list(cal.boosters_[b.last].feature_name()) for b in cal.buckets_}
         cal.residual_quantiles_ = {}
-        cal.levels = ()
-        pred = cal.predict(series, horizon=horizon, origin=cut, levels=(), **tables)
+        cal.update(train)
+        pred = cal.predict(horizon, series.loc[series["ds"] > cut], levels=())
         actual = series[["series_id", "ds", "y", "open"]].assign(series_id=lambda d: d["series_id"].astype("string"))
         scored = pred.merge(actual, on=["series_id", "ds"], how="inner")
         self.residual_quantiles_ = self._quantiles_from(scored)
@@ -318,6 +371,9 @@ class LGBMForecaster:
             return ()
         any_q = next(iter(self.residual_quantiles_.values()))
         return tuple(sorted({int(k.split("_")[1]) for k in any_q}))
+
+    def _n_jobs(self) -> int:
+        return int(self.n_jobs) if self.n_jobs else default_n_jobs()
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "boosters_"):

@@ -97,13 +97,13 @@ def build_orders(
 ) -> None:
     """Build point-in-time order features (one row per order) for the exception classifier."""
     from features.io import write_frame
-    from features.order_features import build_order_features
+    from features.order_features import order_features
 
     t0 = time.perf_counter()
     o = load_optional(orders, "orders", on_bad_rows)
     lab = load_optional(labels, "labels", on_bad_rows)
     with err.status("building order features"):
-        frame, report = build_order_features(o, lab)
+        frame, report = order_features(o, lab)
     write_frame(frame, out)
     _summary(frame, report, out, time.perf_counter() - t0)
 

@@ -1,0 +1,48 @@
+"""orderpulse/cli.py: input errors end with exit code 2 and one readable line, never a traceback."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from orderpulse.cli import main
+
+
+def _run(capsys, argv: list[str]) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    out, err = capsys.readouterr()
+    return int(exit_info.value.code or 0), out, err
+
+
+def test_help_lists_the_command_groups(capsys):
+    code, out, _ = _run(capsys, ["--help"])
+    assert code == 0
+    for group in ("data", "features"):
+        assert group in out
+
+
+def test_missing_input_file_exits_2_with_one_line(capsys, tmp_path):
+    code, out, err = _run(capsys, ["features", "build", "forecast", "--series", str(tmp_path / "nope.csv"),
+                                   "--out", str(tmp_path / "f.parquet")])
+    assert code == 2
+    assert out == ""
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1
+    assert "no such file" in lines[0] and "nope.csv" in lines[0]
+
+
+def test_invalid_table_exits_2_naming_the_problem(capsys, tmp_path):
+    path = tmp_path / "series.csv"
+    pd.DataFrame({"series_id": ["a"], "ds": ["not a date"], "y": [1]}).to_csv(path, index=False)
+    code, _, err = _run(capsys, ["features", "build", "forecast", "--series", str(path),
+                                 "--out", str(tmp_path / "f.parquet")])
+    assert code == 2
+    assert "series.ds: unparseable date/time" in err
+    assert "Traceback" not in err
+
+
+def test_usage_error_exits_2(capsys):
+    code, _, err = _run(capsys, ["features", "build", "forecast", "--horizon", "0"])
+    assert code == 2
+    assert "Traceback" not in err
