@@ -73,7 +73,6 @@ __all__ = [
     "DEFAULT_LGBM_PARAMS",
     "DEFAULT_POLICY",
     "DEFAULT_UNSUPERVISED_POLICY",
-    "metrics_for",
 ]
 
 DEFAULT_LGBM_PARAMS: dict[str, Any] = {
@@ -538,8 +537,3 @@ def _average_path_length(n: int) -> float:
     if n == 2:
         return 1.0
     return 2.0 * (np.log(n - 1.0) + np.euler_gamma) - 2.0 * (n - 1.0) / n
-
-
-def metrics_for(model: _OrderModel, features: pd.DataFrame, y: np.ndarray) -> dict[str, float]:
-    """All classification metrics of ``model`` on labelled feature rows (at the model's threshold)."""
-    return evaluate_classifier(y, model.score(features), threshold=model.threshold_)

@@ -1,4 +1,4 @@
-"""Tests of training/anomaly.py on synthetic orders whose exception signal we control (anomaly_fixtures)."""
+"""Tests of training/anomaly.py on synthetic orders whose exception signal we control (make_synthetic_orders in conftest.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from anomaly_fixtures import synthetic_orders
 from sklearn.base import clone
 
 from features.errors import NotFittedError
@@ -18,8 +17,8 @@ UNTIL = "2020-09-30"
 
 
 @pytest.fixture(scope="module")
-def data() -> tuple[pd.DataFrame, pd.DataFrame]:
-    return synthetic_orders()
+def data(make_synthetic_orders) -> tuple[pd.DataFrame, pd.DataFrame]:
+    return make_synthetic_orders()
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from anomaly_fixtures import synthetic_orders
 from mlflow import MlflowClient
 
 from training.anomaly_job import registry_name, score_orders, train_anomaly
@@ -18,8 +17,8 @@ UNTIL = "2020-08-31"
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    orders, labels = synthetic_orders(n_orders=2000, days=300, seed=3)
+def files(make_synthetic_orders, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    orders, labels = make_synthetic_orders(n_orders=2000, days=300, seed=3)
     root = tmp_path_factory.mktemp("anomaly_job")
     paths = {"orders": root / "orders.csv", "labels": root / "labels.csv", "root": root}
     orders.to_csv(paths["orders"], index=False)

@@ -1,15 +1,17 @@
-"""Synthetic orders and labels whose exception signal the anomaly tests control (imported by test_anomaly*.py).
+"""Fixtures shared by the training tests.
 
-Customers have a latent exception propensity (Beta(1, 5)); 8% of orders are "bulk" orders (20x the usual
-quantity) whose log-odds of becoming an exception are +2.5. Exceptions are labelled 0.5-10 days after the
-order, non-exceptions exactly 30 days after (as with a 30-day cancellation window). Seeded: same input, same
-tables.
+``make_synthetic_orders`` (used by test_anomaly*.py) builds synthetic orders and labels whose exception signal
+the tests control: customers have a latent exception propensity (Beta(1, 5)); 8% of orders are "bulk" orders
+(20x the usual quantity) whose log-odds of becoming an exception are +2.5. Exceptions are labelled 0.5-10 days
+after the order, non-exceptions exactly 30 days after (as with a 30-day cancellation window). Seeded: same
+input, same tables.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from features.validation import validate
 
@@ -51,3 +53,9 @@ def synthetic_orders(
     orders, _ = validate(lines, "orders")
     labels, _ = validate(labels.reset_index(drop=True), "labels")
     return orders, labels
+
+
+@pytest.fixture(scope="session")
+def make_synthetic_orders():
+    """``make_synthetic_orders(n_orders=3000, ..., seed=0) -> (orders, labels)``, validated."""
+    return synthetic_orders
