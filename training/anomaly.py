@@ -61,6 +61,7 @@ from training.explain import (
     isolation_forest_explainer,
     lgbm_contributions,
 )
+from training.forecaster import default_n_jobs
 from training.metrics import brier, ece, evaluate_classifier
 from training.pyfunc import SnapshotPyfunc
 from training.reasons import build_reasons
@@ -218,7 +219,7 @@ class ExceptionClassifier(_OrderModel):
         refit: bool = False,
         prior_strength: float = 10.0,
         random_state: int = 0,
-        n_jobs: int = 2,
+        n_jobs: int | None = None,
     ):
         self.params = params
         self.n_estimators = n_estimators
@@ -294,7 +295,7 @@ class ExceptionClassifier(_OrderModel):
     def _lgbm_params(self, y_train: np.ndarray) -> dict[str, Any]:
         params = {**DEFAULT_LGBM_PARAMS, **(self.params or {})}
         # small data trains faster on one thread (OpenMP start-up and spinning cost more than they save)
-        threads = 1 if len(y_train) < _MULTITHREAD_ROWS else self.n_jobs
+        threads = 1 if len(y_train) < _MULTITHREAD_ROWS else _threads(self.n_jobs)
         params.update(seed=self.random_state, num_threads=threads, deterministic=True, force_row_wise=True)
         params.pop("n_estimators", None)
         spw = self.scale_pos_weight
@@ -370,7 +371,7 @@ class ExceptionClassifier(_OrderModel):
         return lgbm_contributions(self.booster_, self.encoder_.transform(features), self.feature_names_)
 
     def _margin(self, X: np.ndarray) -> np.ndarray:
-        threads = 1 if len(X) < _MULTITHREAD_ROWS else self.n_jobs
+        threads = 1 if len(X) < _MULTITHREAD_ROWS else _threads(self.n_jobs)
         return np.asarray(self.booster_.predict(X, raw_score=True, num_threads=threads), dtype="float64")
 
     def _score_from_raw(self, raw: np.ndarray) -> np.ndarray:
@@ -394,7 +395,7 @@ class UnsupervisedDetector(_OrderModel):
         label_maturity: str | pd.Timedelta | None = "auto",
         prior_strength: float = 10.0,
         random_state: int = 0,
-        n_jobs: int = 2,
+        n_jobs: int | None = None,
     ):
         self.n_estimators = n_estimators
         self.max_samples = max_samples
@@ -442,7 +443,7 @@ class UnsupervisedDetector(_OrderModel):
             n_estimators=self.n_estimators,
             max_samples=self.max_samples,
             random_state=self.random_state,
-            n_jobs=self.n_jobs,
+            n_jobs=_threads(self.n_jobs),
         ).fit(X)
         raw = self._raw(X)
         self.quantiles_ = np.quantile(raw, np.linspace(0.0, 1.0, _ECDF_POINTS))
@@ -525,6 +526,11 @@ def _order_ids(features: pd.DataFrame) -> list[str]:
     if "order_id" in features.columns:
         return [str(v) for v in features["order_id"].to_numpy(dtype=object)]
     return [str(v) for v in features.index]
+
+
+def _threads(n_jobs: int | None) -> int:
+    """``n_jobs``, or ``ORDERPULSE_N_JOBS`` / the CPU count when None (``training.forecaster.default_n_jobs``)."""
+    return default_n_jobs() if n_jobs is None else int(n_jobs)
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
