@@ -127,7 +127,8 @@ def train_anomaly(
             best = tune_classifier(data, tune, seed=seed)
             model.params = best
             log_params_flat({"tuned": best})
-        err.print(f"  fitting the {kind} model on {data.report.get('rows_train', len(data.features))} rows")
+        n_rows = len(data.features) if unsupervised else data.report["rows_train"]
+        err.print(f"  fitting the {kind} model on {n_rows:,} orders")
         t0 = time.perf_counter()
         model.fit_prepared(data)
         fit_seconds = time.perf_counter() - t0
