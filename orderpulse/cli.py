@@ -12,8 +12,11 @@ import typer
 
 from features.errors import OrderPulseError
 from orderpulse import __version__
+from orderpulse.commands import training as training_commands
 from orderpulse.commands.features import data_app, features_app
+from orderpulse.commands.quickstart import quickstart
 from orderpulse.console import err
+from serving.cli import keys_app, serve_command
 
 __all__ = ["app", "main"]
 
@@ -27,6 +30,10 @@ app = typer.Typer(
 )
 app.add_typer(data_app, name="data")
 app.add_typer(features_app, name="features")
+training_commands.register(app)
+app.command("serve")(serve_command)
+app.add_typer(keys_app, name="keys")
+app.command("quickstart")(quickstart)
 
 
 def _version(value: bool) -> None:
