@@ -225,11 +225,16 @@ class LGBMForecaster:
         history = self.history_ if series is None else series
         observed = history.loc[history["y"].notna(), "ds"]
         origin_ts = pd.Timestamp(observed.max() if origin is None else origin)
-        history = history.loc[history["ds"] <= origin_ts]
+        # Rows after the origin stay: their ``y`` is masked by the frame builder, their ``open`` (known closures)
+        # is used. ``future`` rows not in ``series`` are added the same way.
         if future is not None:
             rows = future[["series_id", "ds"] + (["open"] if "open" in future.columns else [])]
             rows = rows.assign(series_id=rows["series_id"].astype(history["series_id"].dtype), y=np.nan)
-            history = pd.concat([history, rows.loc[rows["ds"] > origin_ts]], ignore_index=True)
+            rows = rows.loc[rows["ds"] > origin_ts]
+            known = history.loc[history["ds"] > origin_ts, ["series_id", "ds"]]
+            rows = rows.merge(known, on=["series_id", "ds"], how="left", indicator=True)
+            rows = rows.loc[rows["_merge"] == "left_only"].drop(columns="_merge")
+            history = pd.concat([history, rows], ignore_index=True)
         tables = {
             "covariates": self.tables_["covariates"] if covariates is None else covariates,
             "weather": self.tables_["weather"] if weather is None else weather,

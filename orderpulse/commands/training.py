@@ -56,12 +56,15 @@ def train_forecast(
     step: StepOpt = None,
     on_bad_rows: OnBadRows = "raise",
     seed: Annotated[int, typer.Option("--seed")] = 0,
+    lgbm_params: Annotated[str | None, typer.Option("--lgbm-params", help='LightGBM overrides as JSON, e.g. '
+                                                    '\'{"num_leaves": 63, "n_estimators": 300}\'')] = None,
 ) -> None:
     """Train the global LightGBM forecaster, backtest it, log it to MLflow and register <name>-forecast."""
     from training.forecast_job import train_forecast as job
 
     result = job(series, covariates, weather, static, freq=freq, horizon=horizon, until=until, name=name,
-                 tune=tune, n_windows=n_windows, step=step, on_bad_rows=on_bad_rows, seed=seed)
+                 tune=tune, n_windows=n_windows, step=step, on_bad_rows=on_bad_rows, seed=seed,
+                 params=_json_object(lgbm_params, "--lgbm-params"))
     print_json_line(result)
 
 
@@ -92,6 +95,20 @@ def train_anomaly(
     result = job(orders, labels, until=until, name=name, unsupervised=unsupervised, tune=tune,
                  threshold_policy=policy, on_bad_rows=on_bad_rows, seed=seed)
     print_json_line(result)
+
+
+def _json_object(text: str | None, option: str) -> dict | None:
+    import json
+
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{option} must be a JSON object like '{{\"num_leaves\": 63}}'. Got {text!r} ({exc.msg}).") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{option} must be a JSON object like '{{\"num_leaves\": 63}}'. Got {text!r}.")
+    return value
 
 
 def forecast(
