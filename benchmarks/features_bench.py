@@ -32,20 +32,27 @@ def _row(name: str, rows: int, m, note: str = "") -> str:
 
 
 def main() -> None:
-    lines = ["| what | rows | seconds | rows/s | peak MB above start | note |", "|---|---:|---:|---:|---:|---|"]
+    lines = [
+        "| what | rows | seconds | rows/s | peak MB above start | note |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
     raw, _ = rossmann.load(shared_data("rossmann"))
     t = {k: validate(v, k)[0] for k, v in raw.items()}
     tables = {k: t[k] for k in ("covariates", "weather", "static")}
     s = t["series"]
-    for label, config in (("Rossmann training frame (default config)", ForecastFeatureConfig(freq="D")),
-                          ("Rossmann training frame, for_horizon(42)", ForecastFeatureConfig(freq="D").for_horizon(42))):
+    for label, config in (
+        ("Rossmann training frame (default config)", ForecastFeatureConfig(freq="D")),
+        ("Rossmann training frame, for_horizon(42)", ForecastFeatureConfig(freq="D").for_horizon(42)),
+    ):
         with measure() as m:
             frame, report = build_training_frame(s, config=config, **tables)
         lines.append(_row(label, len(frame), m, f"{len(report.feature_names)} features"))
         del frame
     history = s.loc[s["ds"] <= s["ds"].max() - pd.Timedelta(days=42)]
     with measure() as m:
-        frame, _ = build_future_frame(history, horizon=42, config=ForecastFeatureConfig(freq="D").for_horizon(42), **tables)
+        frame, _ = build_future_frame(
+            history, horizon=42, config=ForecastFeatureConfig(freq="D").for_horizon(42), **tables
+        )
     lines.append(_row("Rossmann future frame, 42 steps", len(frame), m, "1,115 series"))
 
     raw, _ = online_retail.load(shared_data("online_retail"))
@@ -66,7 +73,9 @@ def main() -> None:
         hist.features(one)
         times.append(time.perf_counter() - t0)
     ms = np.array(times) * 1000
-    lines.append(f"| one incoming order (200 samples) | 1 order | p50 {np.median(ms):.1f} ms, p99 {np.percentile(ms, 99):.1f} ms | | | |")
+    lines.append(
+        f"| one incoming order (200 samples) | 1 order | p50 {np.median(ms):.1f} ms, p99 {np.percentile(ms, 99):.1f} ms | | | |"
+    )
     print("\n".join(lines))
 
 

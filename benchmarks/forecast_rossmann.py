@@ -69,29 +69,64 @@ def run_mlforecast(train, test, tables):
     cov["state_holiday"] = cov["state_holiday"].astype(str).map({"0": 0, "a": 1, "b": 2, "c": 3}).fillna(0)
 
     def prep(frame):
-        df = frame.rename(columns={"series_id": "unique_id"}).assign(unique_id=lambda d: d["unique_id"].astype(str))
-        return df.merge(cov.rename(columns={"series_id": "unique_id"}).assign(unique_id=lambda d: d["unique_id"].astype(str)),
-                        on=["unique_id", "ds"], how="left")
+        df = frame.rename(columns={"series_id": "unique_id"}).assign(
+            unique_id=lambda d: d["unique_id"].astype(str)
+        )
+        return df.merge(
+            cov.rename(columns={"series_id": "unique_id"}).assign(
+                unique_id=lambda d: d["unique_id"].astype(str)
+            ),
+            on=["unique_id", "ds"],
+            how="left",
+        )
 
     with measure() as m:
-        df = fill_gaps(train[["series_id", "ds", "y", "open"]].rename(columns={"series_id": "unique_id"})
-                       .assign(unique_id=lambda d: d["unique_id"].astype(str)), freq="D")
+        df = fill_gaps(
+            train[["series_id", "ds", "y", "open"]]
+            .rename(columns={"series_id": "unique_id"})
+            .assign(unique_id=lambda d: d["unique_id"].astype(str)),
+            freq="D",
+        )
         df["y"] = df["y"].fillna(0.0)
         df["open"] = df["open"].fillna(0)
-        df = df.merge(cov.rename(columns={"series_id": "unique_id"}).assign(unique_id=lambda d: d["unique_id"].astype(str)),
-                      on=["unique_id", "ds"], how="left").fillna({"promo": 0, "school_holiday": 0, "state_holiday": 0})
+        df = df.merge(
+            cov.rename(columns={"series_id": "unique_id"}).assign(
+                unique_id=lambda d: d["unique_id"].astype(str)
+            ),
+            on=["unique_id", "ds"],
+            how="left",
+        ).fillna({"promo": 0, "school_holiday": 0, "state_holiday": 0})
         fcst = MLForecast(
-            models={"lgbm": lgb.LGBMRegressor(n_estimators=400, learning_rate=0.05, num_leaves=63, verbose=-1,
-                                              n_jobs=os.cpu_count() or 2)},
-            freq="D", lags=list(range(7, 29)), date_features=["dayofweek", "month", "day", "dayofyear"],
+            models={
+                "lgbm": lgb.LGBMRegressor(
+                    n_estimators=400,
+                    learning_rate=0.05,
+                    num_leaves=63,
+                    verbose=-1,
+                    n_jobs=os.cpu_count() or 2,
+                )
+            },
+            freq="D",
+            lags=list(range(7, 29)),
+            date_features=["dayofweek", "month", "day", "dayofyear"],
             num_threads=os.cpu_count() or 2,
         )
         fcst.fit(df, static_features=[], prediction_intervals=PredictionIntervals(n_windows=2, h=HORIZON))
-    X_df = prep(test.drop(columns="y"))[["unique_id", "ds", "open", "promo", "school_holiday", "state_holiday"]]
+    X_df = prep(test.drop(columns="y"))[
+        ["unique_id", "ds", "open", "promo", "school_holiday", "state_holiday"]
+    ]
     X_df = fill_gaps(X_df, freq="D", start="per_serie", end="global").fillna(0)
     pred = fcst.predict(HORIZON, X_df=X_df, level=[80, 95])
-    pred = pred.rename(columns={"unique_id": "series_id", "lgbm": "yhat", "lgbm-lo-80": "yhat_lo_80",
-                                "lgbm-hi-80": "yhat_hi_80", "lgbm-lo-95": "yhat_lo_95", "lgbm-hi-95": "yhat_hi_95"})
+    pred = pred.rename(
+        columns={
+            "unique_id": "series_id",
+            "lgbm": "yhat",
+            "lgbm-lo-80": "yhat_lo_80",
+            "lgbm-hi-80": "yhat_hi_80",
+            "lgbm-lo-95": "yhat_lo_95",
+            "lgbm-hi-95": "yhat_hi_95",
+        }
+    )
     cols = ["yhat", "yhat_lo_80", "yhat_hi_80", "yhat_lo_95", "yhat_hi_95"]
     pred[cols] = pred[cols].clip(lower=0)
     return pred, m, {"lags": "7..28", "recursive": True}
@@ -100,7 +135,9 @@ def run_mlforecast(train, test, tables):
 def score(pred: pd.DataFrame, target: pd.DataFrame) -> dict[str, float]:
     p = pred.assign(series_id=pred["series_id"].astype(str))
     t = target.assign(series_id=target["series_id"].astype(str))
-    scored = t.merge(p[[c for c in p.columns if c not in ("y", "open", "step")]], on=["series_id", "ds"], how="left")
+    scored = t.merge(
+        p[[c for c in p.columns if c not in ("y", "open", "step")]], on=["series_id", "ds"], how="left"
+    )
     missing = scored["yhat"].isna() & (scored["open"] == 1)
     if missing.any():
         raise RuntimeError(f"{int(missing.sum())} target rows have no forecast")
@@ -122,11 +159,15 @@ def main() -> None:
     tables = {k: t[k] for k in ("covariates", "weather", "static")}
     cut = s["ds"].max() - pd.Timedelta(days=HORIZON)
     train, test = s.loc[s["ds"] <= cut], s.loc[s["ds"] > cut]
-    print(f"Rossmann: {s['series_id'].nunique():,} stores, train {train['ds'].min().date()}..{cut.date()} "
-          f"({len(train):,} rows), holdout {HORIZON} days ({int((test['open'] == 1).sum()):,} open store-days)")
+    print(
+        f"Rossmann: {s['series_id'].nunique():,} stores, train {train['ds'].min().date()}..{cut.date()} "
+        f"({len(train):,} rows), holdout {HORIZON} days ({int((test['open'] == 1).sum()):,} open store-days)"
+    )
 
-    runs = {"OrderPulse LGBMForecaster": lambda: run_orderpulse(train, test, tables),
-            "seasonal naive": lambda: run_seasonal_naive(train, test, tables)}
+    runs = {
+        "OrderPulse LGBMForecaster": lambda: run_orderpulse(train, test, tables),
+        "seasonal naive": lambda: run_seasonal_naive(train, test, tables),
+    }
     if not args.skip_mlforecast:
         runs["mlforecast (LightGBM, lags 7..28)"] = lambda: run_mlforecast(train, test, tables)
     if not args.skip_ets:
@@ -135,29 +176,50 @@ def main() -> None:
     for name, fn in runs.items():
         print(f"running {name} ...", flush=True)
         pred, m, info = fn()
-        target = test if name != "statsmodels ETS per store" or not args.ets_series else \
-            test.loc[test["series_id"].isin(pred["series_id"].astype(str).unique())]
+        target = (
+            test
+            if name != "statsmodels ETS per store" or not args.ets_series
+            else test.loc[test["series_id"].isin(pred["series_id"].astype(str).unique())]
+        )
         results[name] = (score(pred, target), m, info)
 
-    print("\n| model | WAPE | RMSPE | MASE-free sMAPE | bias | 80% coverage | 95% coverage | daily-total WAPE | train s | peak MB |")
+    print(
+        "\n| model | WAPE | RMSPE | MASE-free sMAPE | bias | 80% coverage | 95% coverage | daily-total WAPE | train s | peak MB |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, (o, m, info) in results.items():
         extra = f" ({info['series']} stores)" if "series" in info and args.ets_series else ""
-        print(f"| {name}{extra} | {o['wape']:.4f} | {o['rmspe']:.4f} | {o['smape']:.4f} | {o['bias']:+.4f} | "
-              f"{o.get('coverage_80', np.nan):.3f} | {o.get('coverage_95', np.nan):.3f} | {o['daily_total_wape']:.4f} | "
-              f"{m.seconds:.0f} | {m.peak_mb:,.0f} |")
+        print(
+            f"| {name}{extra} | {o['wape']:.4f} | {o['rmspe']:.4f} | {o['smape']:.4f} | {o['bias']:+.4f} | "
+            f"{o.get('coverage_80', np.nan):.3f} | {o.get('coverage_95', np.nan):.3f} | {o['daily_total_wape']:.4f} | "
+            f"{m.seconds:.0f} | {m.peak_mb:,.0f} |"
+        )
     ours = results["OrderPulse LGBMForecaster"]
     naive = results["seasonal naive"][0]
     print("\nTargets:")
-    checks = [("RMSPE <= 0.11", ours[0]["rmspe"] <= 0.11, f"{ours[0]['rmspe']:.4f}"),
-              ("WAPE <= 0.45 x seasonal naive", ours[0]["wape"] <= 0.45 * naive["wape"],
-               f"ratio {ours[0]['wape'] / naive['wape']:.3f}"),
-              ("80% coverage in [0.75, 0.85]", 0.75 <= ours[0]["coverage_80"] <= 0.85, f"{ours[0]['coverage_80']:.3f}"),
-              ("training < 180 s", ours[1].seconds < 180, f"{ours[1].seconds:.0f} s")]
+    checks = [
+        ("RMSPE <= 0.11", ours[0]["rmspe"] <= 0.11, f"{ours[0]['rmspe']:.4f}"),
+        (
+            "WAPE <= 0.45 x seasonal naive",
+            ours[0]["wape"] <= 0.45 * naive["wape"],
+            f"ratio {ours[0]['wape'] / naive['wape']:.3f}",
+        ),
+        (
+            "80% coverage in [0.75, 0.85]",
+            0.75 <= ours[0]["coverage_80"] <= 0.85,
+            f"{ours[0]['coverage_80']:.3f}",
+        ),
+        ("training < 180 s", ours[1].seconds < 180, f"{ours[1].seconds:.0f} s"),
+    ]
     peer = results.get("mlforecast (LightGBM, lags 7..28)")
     if peer:
-        checks.append(("WAPE >= 10% lower than mlforecast", ours[0]["wape"] <= 0.9 * peer[0]["wape"],
-                       f"ratio {ours[0]['wape'] / peer[0]['wape']:.3f}"))
+        checks.append(
+            (
+                "WAPE >= 10% lower than mlforecast",
+                ours[0]["wape"] <= 0.9 * peer[0]["wape"],
+                f"ratio {ours[0]['wape'] / peer[0]['wape']:.3f}",
+            )
+        )
     for what, ok, value in checks:
         print(f"  [{'met' if ok else 'MISSED'}] {what}: {value}")
 

@@ -27,10 +27,14 @@ class AsOfIndex:
         groups = np.asarray(groups, dtype="int64")
         times = np.asarray(times, dtype="int64")
         if groups.shape != times.shape:
-            raise ValueError(f"groups and times must have the same length. Got {len(groups)} and {len(times)}.")
+            raise ValueError(
+                f"groups and times must have the same length. Got {len(groups)} and {len(times)}."
+            )
         if len(groups) and (groups.min() < 0 or groups.max() >= n_groups):
-            raise ValueError(f"group codes must lie in [0, {n_groups}). Got values from {groups.min()} to "
-                             f"{groups.max()}; code unknown groups as -1 only in queries, not in events.")
+            raise ValueError(
+                f"group codes must lie in [0, {n_groups}). Got values from {groups.min()} to "
+                f"{groups.max()}; code unknown groups as -1 only in queries, not in events."
+            )
         # times are replaced by their rank among the distinct event times, so (group, rank) packs into one
         # int64 key without overflow: key = group * m + rank with m > every rank
         self.universe = sorted_unique(times)

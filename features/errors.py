@@ -40,7 +40,11 @@ class Problem:
 
     def __str__(self) -> str:
         where = f"{self.table}.{self.column}" if self.column else self.table
-        rows = f" ({self.n_rows} rows" + (f", e.g. {self.examples}" if self.examples else "") + ")" if self.n_rows else ""
+        rows = (
+            f" ({self.n_rows} rows" + (f", e.g. {self.examples}" if self.examples else "") + ")"
+            if self.n_rows
+            else ""
+        )
         return f"{where}: {self.issue}{rows}. Fix: {self.fix}"
 
     def to_dict(self) -> dict[str, Any]:

@@ -62,13 +62,32 @@ __all__ = [
 ]
 
 ORDER_FEATURE_FAMILIES: dict[str, tuple[str, ...]] = {
-    "order": ("order_n_lines", "order_n_distinct_skus", "order_total_quantity", "order_max_line_quantity",
-              "order_value", "order_mean_unit_price", "order_max_unit_price"),
-    "customer": ("customer_is_guest", "customer_prior_orders", "customer_prior_value_median",
-                 "customer_value_ratio", "customer_days_since_first_order", "customer_days_since_last_order",
-                 "customer_prior_labeled", "customer_prior_exceptions", "customer_prior_exception_rate"),
-    "sku": ("sku_prior_orders_min", "sku_prior_orders_mean", "sku_prior_exception_rate_max",
-            "sku_prior_exception_rate_mean"),
+    "order": (
+        "order_n_lines",
+        "order_n_distinct_skus",
+        "order_total_quantity",
+        "order_max_line_quantity",
+        "order_value",
+        "order_mean_unit_price",
+        "order_max_unit_price",
+    ),
+    "customer": (
+        "customer_is_guest",
+        "customer_prior_orders",
+        "customer_prior_value_median",
+        "customer_value_ratio",
+        "customer_days_since_first_order",
+        "customer_days_since_last_order",
+        "customer_prior_labeled",
+        "customer_prior_exceptions",
+        "customer_prior_exception_rate",
+    ),
+    "sku": (
+        "sku_prior_orders_min",
+        "sku_prior_orders_mean",
+        "sku_prior_exception_rate_max",
+        "sku_prior_exception_rate_mean",
+    ),
     "time": ("time_hour", "time_dayofweek", "time_is_weekend", "time_month"),
     "categorical": ("order_country", "order_channel", "order_region"),
 }
@@ -95,8 +114,10 @@ def order_feature_family(name: str) -> str:
     try:
         return _FAMILY_OF[name]
     except KeyError:
-        raise ValueError(f"{name!r} is not an order feature. Expected one of order_feature_names(): "
-                         f"{order_feature_names()}.") from None
+        raise ValueError(
+            f"{name!r} is not an order feature. Expected one of order_feature_names(): "
+            f"{order_feature_names()}."
+        ) from None
 
 
 @dataclass
@@ -115,11 +136,13 @@ class OrderFeatureReport:
 
     def __str__(self) -> str:
         unknown = ", ".join(f"{c}={n}" for c, n in self.unknown_category_values.items()) or "none"
-        return (f"order features: {self.orders} orders ({self.lines} lines, {self.guest_orders} guest orders) "
-                f"against a history of {self.history_orders} orders; labels: {self.labels_in} in, "
-                f"{self.labels_used} used, {self.labels_unknown_order} ignored because their order_id is not in "
-                f"the orders table, {self.labels_dated_before_order} dated before their order's created_at "
-                f"(used from created_at on); category values unseen in the history, set to missing: {unknown}")
+        return (
+            f"order features: {self.orders} orders ({self.lines} lines, {self.guest_orders} guest orders) "
+            f"against a history of {self.history_orders} orders; labels: {self.labels_in} in, "
+            f"{self.labels_used} used, {self.labels_unknown_order} ignored because their order_id is not in "
+            f"the orders table, {self.labels_dated_before_order} dated before their order's created_at "
+            f"(used from created_at on); category values unseen in the history, set to missing: {unknown}"
+        )
 
 
 def order_features(
@@ -144,11 +167,18 @@ class OrderHistory:
     second per million lines).
     """
 
-    def __init__(self, orders: pd.DataFrame, labels: pd.DataFrame | None = None, *, prior_strength: float = 10.0):
-        if isinstance(prior_strength, bool) or not isinstance(prior_strength, int | float) or not (
-                np.isfinite(prior_strength) and prior_strength > 0):
-            raise ValueError(f"prior_strength must be a finite number > 0 (the weight, in labels, of the global "
-                             f"exception rate when smoothing rates). Got {prior_strength!r} instead.")
+    def __init__(
+        self, orders: pd.DataFrame, labels: pd.DataFrame | None = None, *, prior_strength: float = 10.0
+    ):
+        if (
+            isinstance(prior_strength, bool)
+            or not isinstance(prior_strength, int | float)
+            or not (np.isfinite(prior_strength) and prior_strength > 0)
+        ):
+            raise ValueError(
+                f"prior_strength must be a finite number > 0 (the weight, in labels, of the global "
+                f"exception rate when smoothing rates). Got {prior_strength!r} instead."
+            )
         self.prior_strength = float(prior_strength)
         self._build(prepare_order_lines(orders, "orders", CATEGORICAL_COLUMNS), labels)
 
@@ -157,8 +187,10 @@ class OrderHistory:
         return len(self._order_ids)
 
     def __repr__(self) -> str:
-        return (f"OrderHistory({self.n_orders} orders, {len(self._customers)} customers, {len(self._skus)} SKUs, "
-                f"{self._report_labels['labels_used']} labels, prior_strength={self.prior_strength})")
+        return (
+            f"OrderHistory({self.n_orders} orders, {len(self._customers)} customers, {len(self._skus)} SKUs, "
+            f"{self._report_labels['labels_used']} labels, prior_strength={self.prior_strength})"
+        )
 
     def features(self, new_orders: pd.DataFrame) -> tuple[pd.DataFrame, OrderFeatureReport]:
         """Features of the orders in ``new_orders`` (lines), each as of its own ``created_at``.
@@ -193,7 +225,11 @@ class OrderHistory:
         self._sku_of_pair = h.pair_sku
         self._sku = AsOfIndex(self._sku_of_pair, h.t[h.pair_order], len(h.skus))
         self._index_labels(h, labels)
-        for index in (self._order_ids, self._customers, self._skus):  # build the hash tables now, not per request
+        for index in (
+            self._order_ids,
+            self._customers,
+            self._skus,
+        ):  # build the hash tables now, not per request
             index.get_indexer(index[:1])
 
     def _index_labels(self, h: OrderTable, labels: pd.DataFrame | None) -> None:
@@ -202,9 +238,12 @@ class OrderHistory:
         unknown = pos < 0
         pos, y, labeled_at = pos[~unknown], y[~unknown], labeled_at[~unknown]
         known_from = np.maximum(h.t[pos], labeled_at)
-        self._report_labels = {"labels_in": len(ids), "labels_used": len(pos),
-                               "labels_unknown_order": int(unknown.sum()),
-                               "labels_dated_before_order": int((labeled_at < h.t[pos]).sum())}
+        self._report_labels = {
+            "labels_in": len(ids),
+            "labels_used": len(pos),
+            "labels_unknown_order": int(unknown.sum()),
+            "labels_dated_before_order": int((labeled_at < h.t[pos]).sum()),
+        }
 
         self._lab_all = AsOfIndex(np.zeros(len(pos), dtype="int64"), known_from, 1)
         self._lab_all_ex = prefix_sum(y[self._lab_all.order])
@@ -218,7 +257,9 @@ class OrderHistory:
         known_from_of_order[pos] = known_from
         labeled_pair = label_of_order[h.pair_order] >= 0
         pair_order = h.pair_order[labeled_pair]
-        self._lab_sku = AsOfIndex(self._sku_of_pair[labeled_pair], known_from_of_order[pair_order], len(self._skus))
+        self._lab_sku = AsOfIndex(
+            self._sku_of_pair[labeled_pair], known_from_of_order[pair_order], len(self._skus)
+        )
         self._lab_sku_ex = prefix_sum(label_of_order[pair_order][self._lab_sku.order])
 
     def _lookup(self, q: OrderTable) -> dict[str, np.ndarray]:
@@ -227,10 +268,14 @@ class OrderHistory:
         cust[q.guest] = -1
         lo, hi = self._cust.before(cust, q.t)
         has = hi > lo
-        raw = {"cust_lo": lo, "cust_hi": hi, "cust_n": hi - lo,
-               "cust_first": _take(self._cust_t, lo, has, np.iinfo("int64").max),
-               "cust_last": _take(self._cust_t, hi - 1, has, np.iinfo("int64").min),
-               "cust_median": _take(self._cust_median, hi - 1, has, np.nan)}
+        raw = {
+            "cust_lo": lo,
+            "cust_hi": hi,
+            "cust_n": hi - lo,
+            "cust_first": _take(self._cust_t, lo, has, np.iinfo("int64").max),
+            "cust_last": _take(self._cust_t, hi - 1, has, np.iinfo("int64").min),
+            "cust_median": _take(self._cust_median, hi - 1, has, np.nan),
+        }
         lo, hi = self._lab_cust.before(cust, q.t)
         raw["cust_lab_n"], raw["cust_lab_ex"] = hi - lo, self._lab_cust_ex[hi] - self._lab_cust_ex[lo]
         lo, hi = self._lab_all.before(np.zeros(len(q.t), dtype="int64"), q.t)
@@ -243,20 +288,27 @@ class OrderHistory:
         raw["pair_lab_n"], raw["pair_lab_ex"] = hi - lo, self._lab_sku_ex[hi] - self._lab_sku_ex[lo]
         return raw
 
-    def _score(self, q: OrderTable, lines: dict[str, np.ndarray] | None,
-               fresh: np.ndarray) -> tuple[pd.DataFrame, OrderFeatureReport]:
+    def _score(
+        self, q: OrderTable, lines: dict[str, np.ndarray] | None, fresh: np.ndarray
+    ) -> tuple[pd.DataFrame, OrderFeatureReport]:
         raw = self._lookup(q)
         if lines is not None:  # several new orders: they also see each other
             raw = self._with_new_orders(q, raw, lines, fresh)
         frame, unknown = _assemble(q, raw, self.prior_strength, self.categories)
-        report = OrderFeatureReport(orders=len(q.t), lines=q.n_lines, guest_orders=int(q.guest.sum()),
-                                    history_orders=self.n_orders, unknown_category_values=unknown,
-                                    **self._report_labels)
+        report = OrderFeatureReport(
+            orders=len(q.t),
+            lines=q.n_lines,
+            guest_orders=int(q.guest.sum()),
+            history_orders=self.n_orders,
+            unknown_category_values=unknown,
+            **self._report_labels,
+        )
         _log.info("%s", report)
         return frame, report
 
-    def _with_new_orders(self, q: OrderTable, raw: dict[str, np.ndarray], lines: dict[str, np.ndarray],
-                         fresh: np.ndarray) -> dict[str, np.ndarray]:
+    def _with_new_orders(
+        self, q: OrderTable, raw: dict[str, np.ndarray], lines: dict[str, np.ndarray], fresh: np.ndarray
+    ) -> dict[str, np.ndarray]:
         """Add what the new orders of the batch (not yet in the history) contribute to one another."""
         is_fresh_line = pd.Index(q.order_id[fresh], dtype=object).get_indexer(lines["order_id"]) >= 0
         batch = OrderHistory.__new__(OrderHistory)
@@ -283,8 +335,9 @@ class OrderHistory:
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _assemble(q: OrderTable, raw: dict[str, np.ndarray], k: float,
-              categories: dict[str, np.ndarray]) -> tuple[pd.DataFrame, dict[str, int]]:
+def _assemble(
+    q: OrderTable, raw: dict[str, np.ndarray], k: float, categories: dict[str, np.ndarray]
+) -> tuple[pd.DataFrame, dict[str, int]]:
     n_orders = len(q.t)
     nan = np.nan
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -292,7 +345,9 @@ def _assemble(q: OrderTable, raw: dict[str, np.ndarray], k: float,
         p = np.where(raw["all_lab_n"] > 0, raw["all_lab_ex"] / raw["all_lab_n"], nan)
         median = np.where(has, raw["cust_median"], nan)
         value = q.comp["order_value"]
-        cust_rate = np.where(raw["cust_lab_n"] > 0, (raw["cust_lab_ex"] + k * p) / (raw["cust_lab_n"] + k), nan)
+        cust_rate = np.where(
+            raw["cust_lab_n"] > 0, (raw["cust_lab_ex"] + k * p) / (raw["cust_lab_n"] + k), nan
+        )
         pair_p = p[q.pair_order]
         pair_rate = (raw["pair_lab_ex"] + k * pair_p) / (raw["pair_lab_n"] + k)
         n_skus = q.comp["order_n_distinct_skus"]
@@ -313,16 +368,20 @@ def _assemble(q: OrderTable, raw: dict[str, np.ndarray], k: float,
             "customer_prior_exceptions": np.where(guest, nan, raw["cust_lab_ex"]),
             "customer_prior_exception_rate": cust_rate,
             "sku_prior_orders_min": np.minimum.reduceat(raw["pair_orders"], pair_starts).astype("float64"),
-            "sku_prior_orders_mean": np.bincount(q.pair_order, weights=raw["pair_orders"], minlength=n_orders) / n_skus,
+            "sku_prior_orders_mean": np.bincount(q.pair_order, weights=raw["pair_orders"], minlength=n_orders)
+            / n_skus,
             "sku_prior_exception_rate_max": np.maximum.reduceat(pair_rate, pair_starts),
-            "sku_prior_exception_rate_mean": np.bincount(q.pair_order, weights=pair_rate, minlength=n_orders) / n_skus,
+            "sku_prior_exception_rate_mean": np.bincount(q.pair_order, weights=pair_rate, minlength=n_orders)
+            / n_skus,
         }
     day = q.t // _NS_DAY
     dow = (day + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
     data["time_hour"] = ((q.t // _NS_HOUR) % 24).astype("int8")
     data["time_dayofweek"] = dow.astype("int8")
     data["time_is_weekend"] = (dow >= 5).astype("int8")
-    data["time_month"] = (q.t.view("datetime64[ns]").astype("datetime64[M]").astype("int64") % 12 + 1).astype("int8")
+    data["time_month"] = (q.t.view("datetime64[ns]").astype("datetime64[M]").astype("int64") % 12 + 1).astype(
+        "int8"
+    )
     unknown: dict[str, int] = {}
     for col, values in q.cats.items():
         cat = pd.Categorical(values, categories=categories[col])

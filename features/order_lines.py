@@ -40,7 +40,9 @@ class OrderTable:
     n_lines: int
 
 
-def prepare_order_lines(df: pd.DataFrame, table: str, categoricals: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+def prepare_order_lines(
+    df: pd.DataFrame, table: str, categoricals: tuple[str, ...] = ()
+) -> dict[str, np.ndarray]:
     """Order lines as arrays: ids as str objects (<NA> when missing), ``created_at`` as int64 ns, numbers as
     float64, plus the ``categoricals`` columns present. Refuses missing columns, ids, times and numbers."""
     _require(df, REQUIRED_LINES, table)
@@ -78,9 +80,22 @@ def prepare_labels(labels: pd.DataFrame | None) -> tuple[np.ndarray, np.ndarray,
     y = pd.to_numeric(labels["label"], errors="coerce").to_numpy("float64", na_value=np.nan)
     _check(problems, labels, ~np.isin(y, (0.0, 1.0)), "labels", "label", "label is not 0 or 1")
     labeled_at = parse_timestamps(labels["labeled_at"])
-    _check(problems, labels, labeled_at.isna().to_numpy(), "labels", "labeled_at", "missing or unparseable timestamp")
-    _check(problems, labels, pd.Series(ids).duplicated(keep=False).to_numpy(), "labels", "order_id",
-           "several labels for one order_id")
+    _check(
+        problems,
+        labels,
+        labeled_at.isna().to_numpy(),
+        "labels",
+        "labeled_at",
+        "missing or unparseable timestamp",
+    )
+    _check(
+        problems,
+        labels,
+        pd.Series(ids).duplicated(keep=False).to_numpy(),
+        "labels",
+        "order_id",
+        "several labels for one order_id",
+    )
     if problems:
         raise DataValidationError(problems)
     return ids, y.astype("int64"), labeled_at.to_numpy("datetime64[ns]").view("int64")
@@ -119,9 +134,18 @@ def order_table(lines: dict[str, np.ndarray], categoricals: tuple[str, ...]) -> 
     first_line = perm[starts]
     customer = lines["customer_id"][first_line]
     cats = {c: lines[c][first_line] if c in lines else np.full(n, pd.NA, dtype=object) for c in categoricals}
-    return OrderTable(order_id=ids, t=t, customer=customer, guest=pd.isna(customer), comp=comp, cats=cats,
-                      pair_order=pair_order, pair_sku=pairs % len(skus), skus=np.asarray(skus, dtype=object),
-                      n_lines=len(line_order))
+    return OrderTable(
+        order_id=ids,
+        t=t,
+        customer=customer,
+        guest=pd.isna(customer),
+        comp=comp,
+        cats=cats,
+        pair_order=pair_order,
+        pair_sku=pairs % len(skus),
+        skus=np.asarray(skus, dtype=object),
+        n_lines=len(line_order),
+    )
 
 
 def ids_as_text(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -156,19 +180,39 @@ def _require(df: pd.DataFrame, columns: tuple[str, ...], table: str) -> None:
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"{table} must be a pandas DataFrame. Got {type(df).__name__} instead.")
     missing = [c for c in columns if c not in df.columns]
-    problems = [Problem(table, c, "required column is missing",
-                        f"add a column named exactly {c!r} (found columns: {list(df.columns)[:12]})") for c in missing]
+    problems = [
+        Problem(
+            table,
+            c,
+            "required column is missing",
+            f"add a column named exactly {c!r} (found columns: {list(df.columns)[:12]})",
+        )
+        for c in missing
+    ]
     if not missing and df.empty:
         problems.append(Problem(table, None, "the table has no rows", "pass at least one row"))
     if problems:
         raise DataValidationError(problems)
 
 
-def _check(problems: list[Problem], df: pd.DataFrame, bad: np.ndarray, table: str, col: str, issue: str) -> None:
+def _check(
+    problems: list[Problem], df: pd.DataFrame, bad: np.ndarray, table: str, col: str, issue: str
+) -> None:
     n = int(np.count_nonzero(bad))
     if n:
         rows = df.loc[np.asarray(bad, dtype=bool)].head(3)
-        examples = [{"row": int(i), col: None if pd.isna(v) else str(v)} for i, v in zip(rows.index, rows[col], strict=True)]
+        examples = [
+            {"row": int(i), col: None if pd.isna(v) else str(v)}
+            for i, v in zip(rows.index, rows[col], strict=True)
+        ]
         kind = "labels" if table == "labels" else "orders"
-        problems.append(Problem(table, col, issue, f"correct or remove these rows; "
-                                                   f"features.validation.validate(df, {kind!r}) finds them all", n, examples))
+        problems.append(
+            Problem(
+                table,
+                col,
+                issue,
+                f"correct or remove these rows; features.validation.validate(df, {kind!r}) finds them all",
+                n,
+                examples,
+            )
+        )

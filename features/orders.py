@@ -47,8 +47,11 @@ _NS_DAY = 24 * _NS_HOUR
 _STEP = {"H": _NS_HOUR, "D": _NS_DAY, "W": 7 * _NS_DAY}
 _FREQ_ALIASES = {"H": "H", "h": "H", "D": "D", "d": "D", "W": "W", "W-MON": "W", "w": "W"}
 _VALUES = ("orders", "quantity", "revenue")
-_REQUIRED = {"orders": ("order_id", "created_at"), "quantity": ("created_at", "quantity"),
-             "revenue": ("created_at", "quantity", "unit_price")}
+_REQUIRED = {
+    "orders": ("order_id", "created_at"),
+    "quantity": ("created_at", "quantity"),
+    "revenue": ("created_at", "quantity", "unit_price"),
+}
 
 
 @dataclass
@@ -65,9 +68,11 @@ class AggregationReport:
 
     def __str__(self) -> str:
         missing = ", ".join(f"{c}={n}" for c, n in self.missing_key_lines.items()) or "none"
-        return (f"aggregate_orders(freq={self.freq}, value={self.value}): {self.lines_in} order lines -> "
-                f"{self.series_out} series, {self.rows_out} rows ({self.zero_periods_filled} periods without "
-                f"orders set to 0; lines with a missing key, grouped as {MISSING_KEY!r}: {missing})")
+        return (
+            f"aggregate_orders(freq={self.freq}, value={self.value}): {self.lines_in} order lines -> "
+            f"{self.series_out} series, {self.rows_out} rows ({self.zero_periods_filled} periods without "
+            f"orders set to 0; lines with a missing key, grouped as {MISSING_KEY!r}: {missing})"
+        )
 
 
 def aggregate_orders(
@@ -87,23 +92,31 @@ def aggregate_orders(
     """
     step_name = _FREQ_ALIASES.get(freq) if isinstance(freq, str) else None
     if step_name is None:
-        raise ValueError(f"freq must be one of 'H' (hourly), 'D' (daily) or 'W' (weeks starting Monday). "
-                         f"Got {freq!r} instead.")
+        raise ValueError(
+            f"freq must be one of 'H' (hourly), 'D' (daily) or 'W' (weeks starting Monday). "
+            f"Got {freq!r} instead."
+        )
     if value not in _VALUES:
         raise ValueError(f"value must be one of {_VALUES}. Got {value!r} instead.")
     keys = (by,) if isinstance(by, str) else tuple(by)
     needed = _REQUIRED[value] + keys
     missing = [c for c in dict.fromkeys(needed) if c not in orders.columns]
     if missing:
-        raise ValueError(f"aggregate_orders(value={value!r}, by={keys}) needs columns {missing} that the "
-                         f"orders table lacks (found: {list(orders.columns)[:12]}). Pass a validated orders "
-                         f"table or choose `by` among its columns.")
+        raise ValueError(
+            f"aggregate_orders(value={value!r}, by={keys}) needs columns {missing} that the "
+            f"orders table lacks (found: {list(orders.columns)[:12]}). Pass a validated orders "
+            f"table or choose `by` among its columns."
+        )
     if not pd.api.types.is_datetime64_dtype(orders["created_at"]):
-        raise TypeError(f"orders.created_at must be datetime64 (tz-naive). Got dtype {orders['created_at'].dtype}"
-                        f" instead. Pass the table through features.validation.validate(df, 'orders') first.")
+        raise TypeError(
+            f"orders.created_at must be datetime64 (tz-naive). Got dtype {orders['created_at'].dtype}"
+            f" instead. Pass the table through features.validation.validate(df, 'orders') first."
+        )
     if orders["created_at"].isna().any():
-        raise ValueError(f"orders.created_at has {int(orders['created_at'].isna().sum())} missing values. "
-                         f"Pass the table through features.validation.validate(df, 'orders') first.")
+        raise ValueError(
+            f"orders.created_at has {int(orders['created_at'].isna().sum())} missing values. "
+            f"Pass the table through features.validation.validate(df, 'orders') first."
+        )
     if orders.empty:
         raise ValueError("orders has no rows: there is nothing to aggregate. Pass a non-empty orders table.")
 
@@ -158,8 +171,10 @@ def _key_values(values: pd.Series, col: str, report: AggregationReport, n_keys: 
         text = text.fillna(MISSING_KEY)
     if n_keys > 1 and text.str.contains("|", regex=False).any():
         bad = text[text.str.contains("|", regex=False)].unique()[:3].tolist()
-        raise ValueError(f"Column {col!r} has values containing '|' (e.g. {bad}), which would make the joined "
-                         f"series_id ambiguous. Replace '|' in that column or aggregate by fewer columns.")
+        raise ValueError(
+            f"Column {col!r} has values containing '|' (e.g. {bad}), which would make the joined "
+            f"series_id ambiguous. Replace '|' in that column or aggregate by fewer columns."
+        )
     return text.to_numpy(dtype=object)
 
 
@@ -177,7 +192,9 @@ def _series_ids(frame: pd.DataFrame, keys: tuple[str, ...]) -> tuple[np.ndarray,
     return rank[codes], ids_arr[np.argsort(ids_arr, kind="stable")]
 
 
-def _fill_periods(codes: np.ndarray, ds: np.ndarray, y: np.ndarray, ids: np.ndarray, step: int) -> pd.DataFrame:
+def _fill_periods(
+    codes: np.ndarray, ds: np.ndarray, y: np.ndarray, ids: np.ndarray, step: int
+) -> pd.DataFrame:
     """Sum ``y`` per (group, period) and emit every period from each group's first to last one."""
     n_groups = len(ids)
     first = np.full(n_groups, np.iinfo("int64").max, dtype="int64")
@@ -194,10 +211,12 @@ def _fill_periods(codes: np.ndarray, ds: np.ndarray, y: np.ndarray, ids: np.ndar
     position = offsets[codes] + (ds - first[codes]) // step
     values = np.bincount(position, weights=y, minlength=total)
     has_orders = np.bincount(position, minlength=total) > 0
-    out = pd.DataFrame({
-        "series_id": pd.array(ids[group_of_row], dtype="string"),
-        "ds": grid_ds.astype("datetime64[ns]"),
-        "y": values.astype("float64"),
-    })
+    out = pd.DataFrame(
+        {
+            "series_id": pd.array(ids[group_of_row], dtype="string"),
+            "ds": grid_ds.astype("datetime64[ns]"),
+            "y": values.astype("float64"),
+        }
+    )
     out.attrs["_filled"] = int((~has_orders).sum())
     return out

@@ -52,16 +52,30 @@ class _Spec:
 
 
 TABLES: dict[str, _Spec] = {
-    "series": _Spec(("series_id", "ds", "y"), ids=("series_id",), timestamps=("ds",), numbers=("y", "open"),
-                    key=("series_id", "ds")),
-    "orders": _Spec(("order_id", "created_at", "sku", "quantity", "unit_price"), ids=("order_id", "sku"),
-                    timestamps=("created_at",), numbers=("quantity", "unit_price"),
-                    optional_ids=("customer_id", "country", "channel", "region")),
+    "series": _Spec(
+        ("series_id", "ds", "y"),
+        ids=("series_id",),
+        timestamps=("ds",),
+        numbers=("y", "open"),
+        key=("series_id", "ds"),
+    ),
+    "orders": _Spec(
+        ("order_id", "created_at", "sku", "quantity", "unit_price"),
+        ids=("order_id", "sku"),
+        timestamps=("created_at",),
+        numbers=("quantity", "unit_price"),
+        optional_ids=("customer_id", "country", "channel", "region"),
+    ),
     "covariates": _Spec(("ds",), timestamps=("ds",), optional_ids=("series_id",), key=("series_id", "ds")),
     "weather": _Spec(("region", "ds"), ids=("region",), timestamps=("ds",), key=("region", "ds")),
     "static": _Spec(("series_id",), ids=("series_id",), optional_ids=("region",), key=("series_id",)),
-    "labels": _Spec(("order_id", "label", "labeled_at"), ids=("order_id",), timestamps=("labeled_at",),
-                    numbers=("label",), key=("order_id",)),
+    "labels": _Spec(
+        ("order_id", "label", "labeled_at"),
+        ids=("order_id",),
+        timestamps=("labeled_at",),
+        numbers=("label",),
+        key=("order_id",),
+    ),
 }
 
 _FIX = {
@@ -91,7 +105,9 @@ class ValidationReport:
         return f"{self.table}: {self.rows_in} rows in, {self.rows_out} out ({fixes})"
 
 
-def validate(df: pd.DataFrame, table: TableName, *, on_bad_rows: OnBadRows = "raise") -> tuple[pd.DataFrame, ValidationReport]:
+def validate(
+    df: pd.DataFrame, table: TableName, *, on_bad_rows: OnBadRows = "raise"
+) -> tuple[pd.DataFrame, ValidationReport]:
     """Check and normalise one input table.
 
     Returns the cleaned frame (typed columns, sorted by its key) and a report of what was repaired.
@@ -106,8 +122,15 @@ def validate(df: pd.DataFrame, table: TableName, *, on_bad_rows: OnBadRows = "ra
     missing = [c for c in spec.required if c not in df.columns]
     if missing:
         raise DataValidationError(
-            [Problem(table, c, "required column is missing", f"add a column named exactly {c!r} "
-                     f"(found columns: {list(df.columns)[:12]})") for c in missing]
+            [
+                Problem(
+                    table,
+                    c,
+                    "required column is missing",
+                    f"add a column named exactly {c!r} (found columns: {list(df.columns)[:12]})",
+                )
+                for c in missing
+            ]
         )
     if df.empty:
         raise DataValidationError([Problem(table, None, "the table has no rows", "pass a non-empty table")])
@@ -121,8 +144,15 @@ def validate(df: pd.DataFrame, table: TableName, *, on_bad_rows: OnBadRows = "ra
     for col in spec.timestamps:
         parsed = parse_timestamps(out[col])
         failed = parsed.isna() & out[col].notna()
-        bad |= _record(problems, out, failed, table, col, "unparseable date/time",
-                       "use ISO 8601 dates such as 2015-07-31 or 2015-07-31 14:05:00")
+        bad |= _record(
+            problems,
+            out,
+            failed,
+            table,
+            col,
+            "unparseable date/time",
+            "use ISO 8601 dates such as 2015-07-31 or 2015-07-31 14:05:00",
+        )
         out[col] = parsed
     for col in spec.numbers:
         if col not in out.columns:
@@ -131,8 +161,15 @@ def validate(df: pd.DataFrame, table: TableName, *, on_bad_rows: OnBadRows = "ra
         failed = parsed.isna() & out[col].notna()
         bad |= _record(problems, out, failed, table, col, "not a number", "use plain numbers like 12 or 3.5")
         infinite = np.isinf(parsed.to_numpy())
-        bad |= _record(problems, out, pd.Series(infinite, index=out.index), table, col, "infinite value",
-                       "replace inf with a finite value or leave the cell empty")
+        bad |= _record(
+            problems,
+            out,
+            pd.Series(infinite, index=out.index),
+            table,
+            col,
+            "infinite value",
+            "replace inf with a finite value or leave the cell empty",
+        )
         out[col] = parsed.where(~infinite)
 
     bad |= _check_values(out, table, problems)
@@ -242,8 +279,15 @@ def _check_values(df: pd.DataFrame, table: str, problems: list[Problem]) -> np.n
                 if col in already:
                     continue
             issue = "missing value" if check == "not_nullable" else f"value fails check {check}"
-            bad |= _record(problems, df, pd.Series(mask, index=df.index), table, col, issue,
-                           _FIX.get(check, "correct the value"))
+            bad |= _record(
+                problems,
+                df,
+                pd.Series(mask, index=df.index),
+                table,
+                col,
+                issue,
+                _FIX.get(check, "correct the value"),
+            )
     return bad
 
 
@@ -251,21 +295,39 @@ def _check_table_rules(df: pd.DataFrame, table: str, problems: list[Problem]) ->
     bad = np.zeros(len(df), dtype=bool)
     if table == "series" and "open" in df.columns:
         closed_with_volume = (df["open"] == 0) & (df["y"] > 0)
-        bad |= _record(problems, df, closed_with_volume, table, "open", "open=0 but y>0", _FIX["closed_with_volume"])
+        bad |= _record(
+            problems, df, closed_with_volume, table, "open", "open=0 but y>0", _FIX["closed_with_volume"]
+        )
     if table == "orders":
         # one order has one creation time and one customer across its lines
         g = df.groupby("order_id", sort=False)
         n_times = g["created_at"].transform("nunique")
-        bad |= _record(problems, df, n_times > 1, table, "created_at",
-                       "lines of one order have different created_at", "give every line of an order the same created_at")
+        bad |= _record(
+            problems,
+            df,
+            n_times > 1,
+            table,
+            "created_at",
+            "lines of one order have different created_at",
+            "give every line of an order the same created_at",
+        )
         if "customer_id" in df.columns:
             n_cust = g["customer_id"].transform("nunique")
-            bad |= _record(problems, df, n_cust > 1, table, "customer_id",
-                           "lines of one order name different customers", "give every line of an order the same customer_id")
+            bad |= _record(
+                problems,
+                df,
+                n_cust > 1,
+                table,
+                "customer_id",
+                "lines of one order name different customers",
+                "give every line of an order the same customer_id",
+            )
     return bad
 
 
-def _dedupe(df: pd.DataFrame, spec: _Spec, table: str, report: ValidationReport) -> tuple[pd.DataFrame, list[Problem]]:
+def _dedupe(
+    df: pd.DataFrame, spec: _Spec, table: str, report: ValidationReport
+) -> tuple[pd.DataFrame, list[Problem]]:
     exact = df.duplicated(keep="first")
     report.count("exact_duplicate_rows_dropped", int(exact.sum()))
     df = df.loc[~exact]
@@ -276,18 +338,34 @@ def _dedupe(df: pd.DataFrame, spec: _Spec, table: str, report: ValidationReport)
     if not dup.any():
         return df, []
     examples = df.loc[dup].head(_MAX_EXAMPLES * 2).to_dict("records")
-    return df, [Problem(table, ",".join(key), f"duplicate key ({', '.join(key)}) with different values",
-                        "keep one row per key (aggregate or remove the duplicates)", int(dup.sum()),
-                        [_jsonable(r) for r in examples])]
+    return df, [
+        Problem(
+            table,
+            ",".join(key),
+            f"duplicate key ({', '.join(key)}) with different values",
+            "keep one row per key (aggregate or remove the duplicates)",
+            int(dup.sum()),
+            [_jsonable(r) for r in examples],
+        )
+    ]
 
 
-def _record(problems: list[Problem], df: pd.DataFrame, mask: pd.Series, table: str, col: str | None,
-            issue: str, fix: str) -> np.ndarray:
+def _record(
+    problems: list[Problem],
+    df: pd.DataFrame,
+    mask: pd.Series,
+    table: str,
+    col: str | None,
+    issue: str,
+    fix: str,
+) -> np.ndarray:
     m = np.asarray(mask, dtype=bool)
     n = int(m.sum())
     if n:
         rows = df.loc[m].head(_MAX_EXAMPLES)
-        examples = [{"row": int(i), **_jsonable(r)} for i, r in zip(rows.index, rows.to_dict("records"), strict=True)]
+        examples = [
+            {"row": int(i), **_jsonable(r)} for i, r in zip(rows.index, rows.to_dict("records"), strict=True)
+        ]
         problems.append(Problem(table, col, issue, fix, n, examples))
     return m
 

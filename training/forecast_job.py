@@ -38,7 +38,14 @@ from training.baselines import SeasonalNaive
 from training.forecaster import LGBMForecaster
 from training.pyfunc import FORECAST_SIGNATURE, ForecastPyfunc, load_snapshot_model, log_pyfunc
 from training.registry import CHAMPION, metric_tag, register, resolve
-from training.tracking import data_fingerprint, log_figure, log_fingerprint, log_frame_as_artifact, log_params_flat, start_run
+from training.tracking import (
+    data_fingerprint,
+    log_figure,
+    log_fingerprint,
+    log_frame_as_artifact,
+    log_params_flat,
+    start_run,
+)
 
 __all__ = ["train_forecast", "run_backtest", "forecast_to_file", "load_forecast_tables", "registry_name"]
 
@@ -59,7 +66,12 @@ def load_forecast_tables(
     """Load and validate the forecast tables; prints one line per table with what validation repaired."""
     tables: dict[str, pd.DataFrame | None] = {}
     reports: dict[str, ValidationReport] = {}
-    for name, path in (("series", series), ("covariates", covariates), ("weather", weather), ("static", static)):
+    for name, path in (
+        ("series", series),
+        ("covariates", covariates),
+        ("weather", weather),
+        ("static", static),
+    ):
         if path is None:
             tables[name] = None
             continue
@@ -102,45 +114,88 @@ def train_forecast(
     experiment = registry_name(name)
 
     with start_run(experiment, run_name=f"lgbm h={horizon} {freq}", tags={"model": "forecast"}) as run:
-        log_params_flat({"freq": freq, "horizon": horizon, "until": until, "n_windows": n_windows, "step": step,
-                         "levels": list(levels), "seed": seed, "tune_trials": tune})
+        log_params_flat(
+            {
+                "freq": freq,
+                "horizon": horizon,
+                "until": until,
+                "n_windows": n_windows,
+                "step": step,
+                "levels": list(levels),
+                "seed": seed,
+                "tune_trials": tune,
+            }
+        )
         log_fingerprint(data_fingerprint(s, "ds"), "series")
         for tname, df in tables.items():
             if df is not None:
                 log_fingerprint(data_fingerprint(df, "ds" if "ds" in df.columns else None), tname)
-        mlflow.log_metrics({f"validation.{t}.{k}": float(v) for t, r in reports.items() for k, v in r.repairs.items()}
-                           | {"data.series_rows_after_until_dropped": float(dropped_after_until)})
+        mlflow.log_metrics(
+            {f"validation.{t}.{k}": float(v) for t, r in reports.items() for k, v in r.repairs.items()}
+            | {"data.series_rows_after_until_dropped": float(dropped_after_until)}
+        )
 
         feature_config = None
         if tune:
             from training.tuning import tune_forecaster
 
-            tuned, feature_config = tune_forecaster(s, tables, freq=freq, horizon=horizon, n_trials=tune,
-                                                    n_windows=n_windows, step=step, seed=seed)
+            tuned, feature_config = tune_forecaster(
+                s,
+                tables,
+                freq=freq,
+                horizon=horizon,
+                n_trials=tune,
+                n_windows=n_windows,
+                step=step,
+                seed=seed,
+            )
             params = {**(params or {}), **tuned}
             log_params_flat({"features": {"use_weather": feature_config.use_weather}})
         log_params_flat({"lgbm": params or {}})
 
         def make_model(calibrate: bool = True) -> LGBMForecaster:
-            return LGBMForecaster(freq=freq, horizon=horizon, levels=levels, params=params,
-                                  feature_config=feature_config, calibrate=calibrate, random_state=seed)
+            return LGBMForecaster(
+                freq=freq,
+                horizon=horizon,
+                levels=levels,
+                params=params,
+                feature_config=feature_config,
+                calibrate=calibrate,
+                random_state=seed,
+            )
 
         err.print(f"  backtest: {n_windows} windows of {horizon} steps, every {step} steps")
         t0 = time.perf_counter()
-        bt = run_backtest(make_model, s, tables, n_windows=n_windows, step=step, horizon=horizon, levels=levels)
+        bt = run_backtest(
+            make_model, s, tables, n_windows=n_windows, step=step, horizon=horizon, levels=levels
+        )
         backtest_seconds = time.perf_counter() - t0
-        naive = run_backtest(lambda: SeasonalNaive(freq), s, tables, n_windows=n_windows, step=step,
-                             horizon=horizon, levels=levels, pass_tables=False)
+        naive = run_backtest(
+            lambda: SeasonalNaive(freq),
+            s,
+            tables,
+            n_windows=n_windows,
+            step=step,
+            horizon=horizon,
+            levels=levels,
+            pass_tables=False,
+        )
         metrics = {f"backtest_{k}": v for k, v in bt.overall.items()}
-        metrics |= {f"seasonal_naive_{k}": naive.overall[k] for k in ("wape", "rmspe", "mase") if k in naive.overall}
-        metrics["wape_vs_seasonal_naive"] = bt.overall["wape"] / naive.overall["wape"] if naive.overall["wape"] else np.nan
+        metrics |= {
+            f"seasonal_naive_{k}": naive.overall[k] for k in ("wape", "rmspe", "mase") if k in naive.overall
+        }
+        metrics["wape_vs_seasonal_naive"] = (
+            bt.overall["wape"] / naive.overall["wape"] if naive.overall["wape"] else np.nan
+        )
         metrics["backtest_seconds"] = backtest_seconds
         for _, row in bt.window_metrics.iterrows():
             for k in ("wape", "rmspe", "mase", "coverage_80", "coverage_95"):
                 if k in row and pd.notna(row[k]):
                     mlflow.log_metric(f"window_{k}", float(row[k]), step=int(row["window"]))
-        err.print(f"  backtest WAPE {bt.overall['wape']:.4f} (seasonal naive {naive.overall['wape']:.4f}), "
-                  f"RMSPE {bt.overall.get('rmspe', np.nan):.4f}, 80% coverage {bt.overall.get('coverage_80', np.nan):.3f}")
+        err.print(
+            f"  backtest WAPE {bt.overall['wape']:.4f} (seasonal naive {naive.overall['wape']:.4f}), "
+            f"RMSPE {bt.overall.get('rmspe', np.nan):.4f}, 80% coverage {bt.overall.get('coverage_80', np.nan):.3f}"
+        )
 
         err.print(f"  fitting the final model on {len(s):,} rows")
         t0 = time.perf_counter()
@@ -148,8 +203,12 @@ def train_forecast(
         model.calibrate_from(bt.predictions)
         metrics["fit_seconds"] = time.perf_counter() - t0
         mlflow.log_metrics({k: float(v) for k, v in metrics.items() if np.isfinite(v)})
-        mlflow.log_params({"buckets": str([b.last for b in model.buckets_]),
-                           "n_features": str(len(model.feature_names_[model.buckets_[-1].last]))})
+        mlflow.log_params(
+            {
+                "buckets": str([b.last for b in model.buckets_]),
+                "n_features": str(len(model.feature_names_[model.buckets_[-1].last])),
+            }
+        )
         _log_forecast_artifacts(model, bt, s)
 
         with warnings.catch_warnings():
@@ -157,10 +216,15 @@ def train_forecast(
             model_uri = log_pyfunc(ForecastPyfunc(), model, {"series": s, **tables}, FORECAST_SIGNATURE)
         eval_key = bt.eval_key()
         _reevaluate_champion(experiment, eval_key, s, tables, freq, n_windows, step, horizon, levels)
-        decision = register(model_uri, experiment, metric="backtest_wape", value=bt.overall["wape"],
-                            eval_key=eval_key, metrics={k: v for k, v in metrics.items() if k.startswith("backtest_")
-                                                        and np.isfinite(v)},
-                            tags={"freq": freq, "horizon": str(horizon), "run_id": run.info.run_id})
+        decision = register(
+            model_uri,
+            experiment,
+            metric="backtest_wape",
+            value=bt.overall["wape"],
+            eval_key=eval_key,
+            metrics={k: v for k, v in metrics.items() if k.startswith("backtest_") and np.isfinite(v)},
+            tags={"freq": freq, "horizon": str(horizon), "run_id": run.info.run_id},
+        )
         err.print(f"  {decision}")
         run_id = run.info.run_id
     err.print(f"[green]done[/] in {time.perf_counter() - started:.1f}s")
@@ -188,8 +252,16 @@ def run_backtest(
 ) -> BacktestResult:
     """``training.backtest.backtest`` with the forecast tables passed to ``fit`` (they are known in advance)."""
     kwargs = {k: v for k, v in tables.items() if v is not None} if pass_tables else {}
-    return backtest(make_model, series, n_windows=n_windows, step=step, horizon=horizon, refit=refit,
-                    levels=levels, fit_kwargs=kwargs)
+    return backtest(
+        make_model,
+        series,
+        n_windows=n_windows,
+        step=step,
+        horizon=horizon,
+        refit=refit,
+        levels=levels,
+        fit_kwargs=kwargs,
+    )
 
 
 def forecast_to_file(
@@ -226,16 +298,33 @@ def forecast_to_file(
     out_df = out_df[keep]
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     out_df.to_csv(out, index=False)
-    summary = {"model": resolved.uri, "version": resolved.version, "rows": len(out_df),
-               "series": int(out_df["series_id"].nunique()), "start": str(out_df["ds"].min()),
-               "end": str(out_df["ds"].max()), "out": str(out)}
-    err.print(f"[green]wrote[/] {out}: {summary['rows']:,} rows for {summary['series']:,} series, "
-              f"{summary['start'][:10]} .. {summary['end'][:10]} (model {resolved.uri})")
+    summary = {
+        "model": resolved.uri,
+        "version": resolved.version,
+        "rows": len(out_df),
+        "series": int(out_df["series_id"].nunique()),
+        "start": str(out_df["ds"].min()),
+        "end": str(out_df["ds"].max()),
+        "out": str(out),
+    }
+    err.print(
+        f"[green]wrote[/] {out}: {summary['rows']:,} rows for {summary['series']:,} series, "
+        f"{summary['start'][:10]} .. {summary['end'][:10]} (model {resolved.uri})"
+    )
     return summary
 
 
-def _reevaluate_champion(experiment: str, eval_key: str, series: pd.DataFrame, tables: dict, freq: str,
-                         n_windows: int, step: int, horizon: int, levels: tuple[int, ...]) -> None:
+def _reevaluate_champion(
+    experiment: str,
+    eval_key: str,
+    series: pd.DataFrame,
+    tables: dict,
+    freq: str,
+    n_windows: int,
+    step: int,
+    horizon: int,
+    levels: tuple[int, ...],
+) -> None:
     """When the champion was evaluated on other windows, backtest its recipe on ours and record the result."""
     from mlflow import MlflowClient
 
@@ -252,17 +341,30 @@ def _reevaluate_champion(experiment: str, eval_key: str, series: pd.DataFrame, t
         err.print(f"  [yellow]champion v{champion.version} could not be loaded for re-evaluation: {exc}[/]")
         return
     if old.horizon != horizon or old.freq != freq:
-        err.print(f"  champion v{champion.version} forecasts {old.horizon} steps at {old.freq}: not comparable")
+        err.print(
+            f"  champion v{champion.version} forecasts {old.horizon} steps at {old.freq}: not comparable"
+        )
         return
     err.print(f"  re-backtesting champion v{champion.version}'s recipe on the same windows")
 
     def make_old() -> LGBMForecaster:
-        return LGBMForecaster(freq=old.freq, horizon=old.horizon, levels=levels, buckets=old.buckets,
-                              params=old.params, feature_config=old.feature_config, random_state=old.random_state)
+        return LGBMForecaster(
+            freq=old.freq,
+            horizon=old.horizon,
+            levels=levels,
+            buckets=old.buckets,
+            params=old.params,
+            feature_config=old.feature_config,
+            random_state=old.random_state,
+        )
 
-    bt = run_backtest(make_old, series, tables, n_windows=n_windows, step=step, horizon=horizon, levels=levels)
+    bt = run_backtest(
+        make_old, series, tables, n_windows=n_windows, step=step, horizon=horizon, levels=levels
+    )
     version = str(champion.version)
-    client.set_model_version_tag(experiment, version, metric_tag("backtest_wape"), repr(float(bt.overall["wape"])))
+    client.set_model_version_tag(
+        experiment, version, metric_tag("backtest_wape"), repr(float(bt.overall["wape"]))
+    )
     client.set_model_version_tag(experiment, version, "eval_key", eval_key)
     client.set_model_version_tag(experiment, version, "reevaluated_on", eval_key)
 
@@ -271,17 +373,26 @@ def _log_forecast_artifacts(model: LGBMForecaster, bt: BacktestResult, series: p
     log_frame_as_artifact(bt.window_metrics, "backtest/window_metrics.csv")
     log_frame_as_artifact(bt.per_series, "backtest/per_series.csv")
     log_frame_as_artifact(bt.predictions, "backtest/predictions.parquet")
-    log_figure(plots.forecast_vs_actual(bt.predictions, history=series, title="Backtest: forecast vs actual"),
-               "plots/forecast_vs_actual.png")
+    log_figure(
+        plots.forecast_vs_actual(bt.predictions, history=series, title="Backtest: forecast vs actual"),
+        "plots/forecast_vs_actual.png",
+    )
     log_figure(plots.residual_histogram(bt.predictions), "plots/residuals.png")
     last = model.buckets_[-1].last
     booster = model.boosters_[last]
-    log_figure(plots.feature_importance(booster.feature_name(), booster.feature_importance("gain"),
-                                        title=f"Feature importance (total gain), steps {model.buckets_[-1].first}-{last}"),
-               "plots/feature_importance.png")
+    log_figure(
+        plots.feature_importance(
+            booster.feature_name(),
+            booster.feature_importance("gain"),
+            title=f"Feature importance (total gain), steps {model.buckets_[-1].first}-{last}",
+        ),
+        "plots/feature_importance.png",
+    )
     last_window = bt.predictions["window"].max()
     future = bt.predictions.loc[bt.predictions["window"] == last_window, ["series_id", "ds", "open"]]
     origin = bt.predictions.loc[bt.predictions["window"] == last_window, "origin"].iloc[0]
     explained = model.predict(model.horizon, future, levels=(), explain=True, series=series, origin=origin)
-    log_figure(plots.family_contributions(explained, title="SHAP: effect of each feature family (last window)"),
-               "plots/shap_families.png")
+    log_figure(
+        plots.family_contributions(explained, title="SHAP: effect of each feature family (last window)"),
+        "plots/shap_families.png",
+    )

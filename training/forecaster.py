@@ -25,10 +25,9 @@ Explanations: exact TreeSHAP from LightGBM (``pred_contrib=True``) on the served
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
-
-import os
 
 import lightgbm as lgb
 import numpy as np
@@ -154,7 +153,9 @@ class LGBMForecaster:
     ) -> LGBMForecaster:
         """Fit one booster per horizon bucket on validated input tables (see ``features.validation``)."""
         if not 1 <= int(self.horizon) <= 366:
-            raise ValueError(f"The 'horizon' parameter must be an int in the range [1, 366]. Got {self.horizon!r} instead.")
+            raise ValueError(
+                f"The 'horizon' parameter must be an int in the range [1, 366]. Got {self.horizon!r} instead."
+            )
         if any(not 0 < lv < 100 for lv in self.levels):
             raise ValueError(f"Interval levels must be percentages in (0, 100). Got {self.levels!r} instead.")
         self.buckets_ = self._make_buckets()
@@ -221,7 +222,9 @@ class LGBMForecaster:
         levels = tuple(self.levels if levels is None else levels)
         missing = [lv for lv in levels if lv not in self._available_levels()]
         if missing:
-            raise ValueError(f"Interval level(s) {missing} were not calibrated; available: {self._available_levels()}.")
+            raise ValueError(
+                f"Interval level(s) {missing} were not calibrated; available: {self._available_levels()}."
+            )
         history = self.history_ if series is None else series
         observed = history.loc[history["y"].notna(), "ds"]
         origin_ts = pd.Timestamp(observed.max() if origin is None else origin)
@@ -244,8 +247,14 @@ class LGBMForecaster:
         for bucket in self.buckets_:
             if bucket.first > horizon:
                 break
-            frame, _ = build_future_frame(history, horizon=min(bucket.last, horizon), config=bucket.config,
-                                          origin=origin_ts, categories=self.categories_.get(bucket.last), **tables)
+            frame, _ = build_future_frame(
+                history,
+                horizon=min(bucket.last, horizon),
+                config=bucket.config,
+                origin=origin_ts,
+                categories=self.categories_.get(bucket.last),
+                **tables,
+            )
             frame = frame.assign(step=self._steps(frame["ds"], origin_ts))
             frame = frame.loc[frame["step"] >= bucket.first]
             parts.append(self._predict_bucket(bucket, frame, levels, explain))
@@ -266,17 +275,23 @@ class LGBMForecaster:
     def _make_buckets(self) -> list[_Bucket]:
         lasts = tuple(sorted(set(self.buckets or default_buckets(int(self.horizon), self.freq))))
         if lasts[-1] != int(self.horizon) or lasts[0] < 1:
-            raise ValueError(f"buckets must be increasing steps ending at horizon={self.horizon}. Got {lasts}.")
+            raise ValueError(
+                f"buckets must be increasing steps ending at horizon={self.horizon}. Got {lasts}."
+            )
         base = self.feature_config or ForecastFeatureConfig(freq=self.freq)
         firsts = (1,) + tuple(b + 1 for b in lasts[:-1])
         return [_Bucket(f, last, base.for_horizon(last)) for f, last in zip(firsts, lasts, strict=True)]
 
     def _lgbm_params(self) -> dict[str, Any]:
         params = {**DEFAULT_LGBM_PARAMS, **(self.params or {})}
-        params.update(seed=self.random_state, num_threads=self._n_jobs(), deterministic=True, force_row_wise=True)
+        params.update(
+            seed=self.random_state, num_threads=self._n_jobs(), deterministic=True, force_row_wise=True
+        )
         return params
 
-    def _fit_boosters(self, series: pd.DataFrame, tables: dict) -> tuple[dict[int, lgb.Booster], dict[int, Any]]:
+    def _fit_boosters(
+        self, series: pd.DataFrame, tables: dict
+    ) -> tuple[dict[int, lgb.Booster], dict[int, Any]]:
         params = self._lgbm_params()
         n_rounds = int(params.pop("n_estimators"))
         boosters, reports = {}, {}
@@ -300,13 +315,20 @@ class LGBMForecaster:
     def _steps(self, ds: pd.Series, origin: pd.Timestamp) -> np.ndarray:
         return ((ds - origin) / step_length(self.freq)).round().astype("int64").to_numpy()
 
-    def _predict_bucket(self, bucket: _Bucket, frame: pd.DataFrame, levels: tuple[int, ...], explain: bool) -> pd.DataFrame:
+    def _predict_bucket(
+        self, bucket: _Bucket, frame: pd.DataFrame, levels: tuple[int, ...], explain: bool
+    ) -> pd.DataFrame:
         booster = self.boosters_[bucket.last]
         X = frame[booster.feature_name()]
         log_pred = booster.predict(X, num_threads=self._n_jobs())
         closed = frame["open"].to_numpy() == 0
-        out = pd.DataFrame({"series_id": frame["series_id"].to_numpy(), "ds": frame["ds"].to_numpy(),
-                            "step": frame["step"].to_numpy()})
+        out = pd.DataFrame(
+            {
+                "series_id": frame["series_id"].to_numpy(),
+                "ds": frame["ds"].to_numpy(),
+                "step": frame["step"].to_numpy(),
+            }
+        )
         out["yhat"] = np.where(closed, 0.0, np.clip(np.expm1(log_pred), 0.0, None))
         q = self.residual_quantiles_.get(bucket.last, {})
         for lv in levels:
@@ -330,7 +352,10 @@ class LGBMForecaster:
         cut = pd.Timestamp(series["ds"].max()) - horizon * step_length(self.freq)
         train = series.loc[series["ds"] <= cut]
         if train.empty or train["ds"].nunique() < 2 * horizon:
-            self.calibration_report_ = {"rows": 0, "skipped": "history shorter than 2 x horizon before the holdout"}
+            self.calibration_report_ = {
+                "rows": 0,
+                "skipped": "history shorter than 2 x horizon before the holdout",
+            }
             return
         cal = _clone(self, calibrate=False)
         cal.buckets_ = self.buckets_
@@ -340,10 +365,15 @@ class LGBMForecaster:
         cal.residual_quantiles_ = {}
         cal.update(train)
         pred = cal.predict(horizon, series.loc[series["ds"] > cut], levels=())
-        actual = series[["series_id", "ds", "y", "open"]].assign(series_id=lambda d: d["series_id"].astype("string"))
+        actual = series[["series_id", "ds", "y", "open"]].assign(
+            series_id=lambda d: d["series_id"].astype("string")
+        )
         scored = pred.merge(actual, on=["series_id", "ds"], how="inner")
         self.residual_quantiles_ = self._quantiles_from(scored)
-        self.calibration_report_ = {"rows": int(len(scored)), "origin": str(cut.date()) if cut is not None else None}
+        self.calibration_report_ = {
+            "rows": int(len(scored)),
+            "origin": str(cut.date()) if cut is not None else None,
+        }
 
     def _quantiles_from(self, scored: pd.DataFrame) -> dict[int, dict[str, float]]:
         ok = scored["y"].notna() & (scored["yhat"] > 0)
@@ -382,15 +412,28 @@ class LGBMForecaster:
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "boosters_"):
-            raise NotFittedError("This LGBMForecaster is not fitted yet: call fit(series, ...) before predict().")
+            raise NotFittedError(
+                "This LGBMForecaster is not fitted yet: call fit(series, ...) before predict()."
+            )
 
     def __repr__(self) -> str:
         return f"LGBMForecaster(freq={self.freq!r}, horizon={self.horizon}, levels={self.levels})"
 
 
 def _clone(model: LGBMForecaster, **overrides: Any) -> LGBMForecaster:
-    params = {k: getattr(model, k) for k in ("freq", "horizon", "levels", "buckets", "params", "feature_config",
-                                             "calibrate", "random_state", "n_jobs")}
+    params = {
+        k: getattr(model, k)
+        for k in (
+            "freq",
+            "horizon",
+            "levels",
+            "buckets",
+            "params",
+            "feature_config",
+            "calibrate",
+            "random_state",
+            "n_jobs",
+        )
+    }
     params.update(overrides)
     return LGBMForecaster(**params)
-

@@ -24,9 +24,17 @@ __all__ = ["SnapshotPyfunc", "ForecastPyfunc", "log_pyfunc", "load_snapshot_mode
 
 FORECAST_SIGNATURE = ModelSignature(
     inputs=Schema([ColSpec("string", "series_id"), ColSpec("long", "horizon", required=False)]),
-    outputs=Schema([ColSpec("string", "series_id"), ColSpec("datetime", "ds"), ColSpec("double", "yhat"),
-                    ColSpec("double", "yhat_lo_80"), ColSpec("double", "yhat_hi_80"),
-                    ColSpec("double", "yhat_lo_95"), ColSpec("double", "yhat_hi_95")]),
+    outputs=Schema(
+        [
+            ColSpec("string", "series_id"),
+            ColSpec("datetime", "ds"),
+            ColSpec("double", "yhat"),
+            ColSpec("double", "yhat_lo_80"),
+            ColSpec("double", "yhat_hi_80"),
+            ColSpec("double", "yhat_lo_95"),
+            ColSpec("double", "yhat_hi_95"),
+        ]
+    ),
 )
 
 
@@ -51,9 +59,13 @@ class SnapshotPyfunc(mlflow.pyfunc.PythonModel):
 class ForecastPyfunc(SnapshotPyfunc):
     """Input: rows of ``series_id`` (and optional ``horizon``); output: forecasts from the snapshot's end."""
 
-    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+    def predict(
+        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> pd.DataFrame:
         ids = pd.Index(model_input["series_id"].astype(str).unique())
-        horizon = int(model_input["horizon"].max()) if "horizon" in model_input.columns else int(self.model.horizon)
+        horizon = (
+            int(model_input["horizon"].max()) if "horizon" in model_input.columns else int(self.model.horizon)
+        )
         series = self.tables["series"]
         wanted = series.loc[series["series_id"].astype(str).isin(ids)]
         kwargs = {k: self.table(k) for k in ("covariates", "weather", "static")}
@@ -95,7 +107,9 @@ def load_snapshot_model(model_uri: str) -> SnapshotPyfunc:
     loaded = mlflow.pyfunc.load_model(model_uri)
     wrapper = loaded.unwrap_python_model()
     if not isinstance(wrapper, SnapshotPyfunc):
-        raise ValueError(f"{model_uri} is not an OrderPulse model (its python model is {type(wrapper).__name__}).")
+        raise ValueError(
+            f"{model_uri} is not an OrderPulse model (its python model is {type(wrapper).__name__})."
+        )
     return wrapper
 
 

@@ -79,9 +79,17 @@ def configure() -> str:
 
 
 def quiet_mlflow() -> None:
-    """Lower MLflow's and alembic's database set-up messages (INFO per new store) to WARNING."""
+    """Lower MLflow's and alembic's database set-up messages (INFO per new store) to WARNING, hide its artifact
+    download progress bars, and drop its CloudPickle advice (our pyfunc classes are importable code: see
+    ``training.pyfunc``)."""
     for name in _NOISY_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    logging.getLogger("mlflow.pyfunc").addFilter(_drop_cloudpickle_advice)
+
+
+def _drop_cloudpickle_advice(record: logging.LogRecord) -> bool:
+    return "serialized using CloudPickle" not in record.getMessage()
 
 
 def ensure_experiment(name: str = DEFAULT_EXPERIMENT) -> str:

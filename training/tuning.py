@@ -69,16 +69,28 @@ def tune_forecaster(
 
     def objective(trial: optuna.Trial) -> float:
         params = suggest_params(trial)
-        use_weather = trial.suggest_categorical("use_weather", [True, False]) if kwargs.get("weather") is not None else True
+        use_weather = (
+            trial.suggest_categorical("use_weather", [True, False])
+            if kwargs.get("weather") is not None
+            else True
+        )
         config = ForecastFeatureConfig(freq=freq, use_weather=use_weather)
         scores = []
         for i, w in enumerate(windows):
             train = series.loc[series["ds"] <= w.origin]
             target = series.loc[(series["ds"] > w.origin) & (series["ds"] <= w.end)]
-            model = LGBMForecaster(freq=freq, horizon=horizon, params=params, feature_config=config,
-                                   calibrate=False, random_state=seed).fit(train, **kwargs)
+            model = LGBMForecaster(
+                freq=freq,
+                horizon=horizon,
+                params=params,
+                feature_config=config,
+                calibrate=False,
+                random_state=seed,
+            ).fit(train, **kwargs)
             pred = model.predict(horizon, target.drop(columns="y"), levels=())
-            scored = pred.merge(target.assign(series_id=target["series_id"].astype("string")), on=["series_id", "ds"])
+            scored = pred.merge(
+                target.assign(series_id=target["series_id"].astype("string")), on=["series_id", "ds"]
+            )
             scores.append(wape(scored["y"], scored["yhat"], scored["open"]))
             trial.report(float(np.mean(scores)), step=i)
             if trial.should_prune():
@@ -90,12 +102,15 @@ def tune_forecaster(
 
     with progress() as bar:
         task = bar.add_task(f"tuning ({n_trials} trials)", total=n_trials)
-        study.optimize(objective, n_trials=n_trials, timeout=timeout,
-                       callbacks=[lambda *_: bar.advance(task)], catch=())
+        study.optimize(
+            objective, n_trials=n_trials, timeout=timeout, callbacks=[lambda *_: bar.advance(task)], catch=()
+        )
     best = dict(study.best_params)
     n_pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials)
-    err.print(f"  tuning: best backtest WAPE {study.best_value:.4f} after {len(study.trials)} trials "
-              f"({n_pruned} pruned): {best}")
+    err.print(
+        f"  tuning: best backtest WAPE {study.best_value:.4f} after {len(study.trials)} trials "
+        f"({n_pruned} pruned): {best}"
+    )
     if mlflow.active_run() is not None:
         mlflow.log_metrics({"tune_best_wape": float(study.best_value), "tune_trials_pruned": float(n_pruned)})
     use_weather = bool(best.pop("use_weather", True))
@@ -104,10 +119,15 @@ def tune_forecaster(
     return best, ForecastFeatureConfig(freq=freq, use_weather=use_weather)
 
 
-def _log_trial(trial: optuna.Trial, params: dict[str, Any], use_weather: bool, value: float, pruned: bool) -> None:
+def _log_trial(
+    trial: optuna.Trial, params: dict[str, Any], use_weather: bool, value: float, pruned: bool
+) -> None:
     if mlflow.active_run() is None:
         return
-    with mlflow.start_run(run_name=f"trial {trial.number}", nested=True,
-                          tags={"optuna.trial": str(trial.number), "optuna.pruned": str(pruned)}):
+    with mlflow.start_run(
+        run_name=f"trial {trial.number}",
+        nested=True,
+        tags={"optuna.trial": str(trial.number), "optuna.pruned": str(pruned)},
+    ):
         mlflow.log_params({**params, "use_weather": use_weather})
         mlflow.log_metric("backtest_wape", value)

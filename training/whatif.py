@@ -21,7 +21,9 @@ from training.forecaster import LGBMForecaster
 __all__ = ["overlay", "what_if"]
 
 
-def overlay(base: pd.DataFrame | None, changes: pd.DataFrame | None, keys: tuple[str, ...]) -> pd.DataFrame | None:
+def overlay(
+    base: pd.DataFrame | None, changes: pd.DataFrame | None, keys: tuple[str, ...]
+) -> pd.DataFrame | None:
     """``base`` with the rows/columns of ``changes`` written over it (see the module docstring).
 
     A change without ``series_id`` (covariates) applies to every series of ``base`` on that ``ds``.
@@ -72,12 +74,23 @@ def what_if(
     stored_weather = weather if weather is not None else model.tables_.get("weather")
     scen_cov = overlay(stored_cov, _validated(covariate_changes, "covariates"), ("series_id", "ds"))
     scen_weather = overlay(stored_weather, _validated(weather_changes, "weather"), ("region", "ds"))
-    base = model.predict(horizon, levels=(), series=series, covariates=stored_cov, weather=stored_weather,
-                         origin=origin)
-    scenario = model.predict(horizon, levels=levels, explain=explain, series=series, covariates=scen_cov,
-                             weather=scen_weather, origin=origin)
-    out = scenario.merge(base[["series_id", "ds", "yhat"]].rename(columns={"yhat": "yhat_base"}),
-                         on=["series_id", "ds"], how="left")
+    base = model.predict(
+        horizon, levels=(), series=series, covariates=stored_cov, weather=stored_weather, origin=origin
+    )
+    scenario = model.predict(
+        horizon,
+        levels=levels,
+        explain=explain,
+        series=series,
+        covariates=scen_cov,
+        weather=scen_weather,
+        origin=origin,
+    )
+    out = scenario.merge(
+        base[["series_id", "ds", "yhat"]].rename(columns={"yhat": "yhat_base"}),
+        on=["series_id", "ds"],
+        how="left",
+    )
     out["delta"] = out["yhat"] - out["yhat_base"]
     out["delta_pct"] = (out["delta"] / out["yhat_base"]).where(out["yhat_base"] > 0)
     return out

@@ -67,7 +67,9 @@ def build_forecast(
     weather: Annotated[Path | None, typer.Option("--weather", help="weather table")] = None,
     static: Annotated[Path | None, typer.Option("--static", help="static table")] = None,
     freq: Annotated[str, typer.Option("--freq", help="H, D or W")] = "D",
-    horizon: Annotated[int, typer.Option("--horizon", min=1, max=366, help="lags start at this many steps")] = 1,
+    horizon: Annotated[
+        int, typer.Option("--horizon", min=1, max=366, help="lags start at this many steps")
+    ] = 1,
     on_bad_rows: OnBadRows = "raise",
 ) -> None:
     """Build the forecast feature frame (lags start at --horizon steps, so it is leak-free for that horizon)."""

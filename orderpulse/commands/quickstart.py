@@ -44,9 +44,19 @@ def ensure_models(data: Path, name: str = "orderpulse") -> dict[str, str]:
     else:
         for f in ("series", "covariates", "weather", "static"):
             if not (rossmann / f"{f}.csv").exists():
-                raise FileNotFoundError(f"{rossmann / f'{f}.csv'} is missing: run from the repository root or pass --data.")
-        result = train_forecast(rossmann / "series.csv", rossmann / "covariates.csv", rossmann / "weather.csv",
-                                rossmann / "static.csv", freq="D", horizon=42, name=name, n_windows=2)
+                raise FileNotFoundError(
+                    f"{rossmann / f'{f}.csv'} is missing: run from the repository root or pass --data."
+                )
+        result = train_forecast(
+            rossmann / "series.csv",
+            rossmann / "covariates.csv",
+            rossmann / "weather.csv",
+            rossmann / "static.csv",
+            freq="D",
+            horizon=42,
+            name=name,
+            n_windows=2,
+        )
         done["forecast"] = f"trained v{result['version']} (@{result['alias']})"
     if champion_exists(f"{name}-anomaly"):
         done["anomaly"] = "champion already registered"
@@ -57,8 +67,9 @@ def ensure_models(data: Path, name: str = "orderpulse") -> dict[str, str]:
 
 
 def quickstart(
-    data: Annotated[Path, typer.Option("--data", help="folder with rossmann/ and online_retail/ samples")] = Path(
-        "data/sample"),
+    data: Annotated[
+        Path, typer.Option("--data", help="folder with rossmann/ and online_retail/ samples")
+    ] = Path("data/sample"),
     name: Annotated[str, typer.Option("--name", help="registered model name prefix")] = "orderpulse",
     host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port")] = 8000,

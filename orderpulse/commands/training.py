@@ -16,7 +16,9 @@ from orderpulse.console import err, print_json_line
 __all__ = ["register"]
 
 train_app = typer.Typer(help="Train, backtest, log to MLflow and register a model.", no_args_is_help=True)
-tune_app = typer.Typer(help="Tune a model with Optuna (every trial is a nested MLflow run).", no_args_is_help=True)
+tune_app = typer.Typer(
+    help="Tune a model with Optuna (every trial is a nested MLflow run).", no_args_is_help=True
+)
 
 SeriesOpt = Annotated[Path, typer.Option("--series", help="series table (series_id, ds, y[, open])")]
 CovOpt = Annotated[Path | None, typer.Option("--covariates", help="covariates table (known in advance)")]
@@ -24,11 +26,17 @@ WeatherOpt = Annotated[Path | None, typer.Option("--weather", help="weather tabl
 StaticOpt = Annotated[Path | None, typer.Option("--static", help="static table (series_id[, region], ...)")]
 FreqOpt = Annotated[str, typer.Option("--freq", help="H, D or W (weekly: any anchor, inferred)")]
 HorizonOpt = Annotated[int, typer.Option("--horizon", min=1, max=366, help="steps to forecast")]
-NameOpt = Annotated[str, typer.Option("--name", help="registered models are <name>-forecast / <name>-anomaly")]
+NameOpt = Annotated[
+    str, typer.Option("--name", help="registered models are <name>-forecast / <name>-anomaly")
+]
 UntilOpt = Annotated[str | None, typer.Option("--until", help="train on data up to this date (default: all)")]
-OnBadRows = Annotated[str, typer.Option("--on-bad-rows", help="raise: refuse bad rows; drop: drop and count them")]
+OnBadRows = Annotated[
+    str, typer.Option("--on-bad-rows", help="raise: refuse bad rows; drop: drop and count them")
+]
 WindowsOpt = Annotated[int, typer.Option("--n-windows", min=1, help="rolling-origin backtest windows")]
-StepOpt = Annotated[int | None, typer.Option("--step", min=1, help="steps between windows (default horizon/2)")]
+StepOpt = Annotated[
+    int | None, typer.Option("--step", min=1, help="steps between windows (default horizon/2)")
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -56,30 +64,58 @@ def train_forecast(
     step: StepOpt = None,
     on_bad_rows: OnBadRows = "raise",
     seed: Annotated[int, typer.Option("--seed")] = 0,
-    lgbm_params: Annotated[str | None, typer.Option("--lgbm-params", help='LightGBM overrides as JSON, e.g. '
-                                                    '\'{"num_leaves": 63, "n_estimators": 300}\'')] = None,
+    lgbm_params: Annotated[
+        str | None,
+        typer.Option(
+            "--lgbm-params",
+            help='LightGBM overrides as JSON, e.g. \'{"num_leaves": 63, "n_estimators": 300}\'',
+        ),
+    ] = None,
 ) -> None:
     """Train the global LightGBM forecaster, backtest it, log it to MLflow and register <name>-forecast."""
     from training.forecast_job import train_forecast as job
 
-    result = job(series, covariates, weather, static, freq=freq, horizon=horizon, until=until, name=name,
-                 tune=tune, n_windows=n_windows, step=step, on_bad_rows=on_bad_rows, seed=seed,
-                 params=_json_object(lgbm_params, "--lgbm-params"))
+    result = job(
+        series,
+        covariates,
+        weather,
+        static,
+        freq=freq,
+        horizon=horizon,
+        until=until,
+        name=name,
+        tune=tune,
+        n_windows=n_windows,
+        step=step,
+        on_bad_rows=on_bad_rows,
+        seed=seed,
+        params=_json_object(lgbm_params, "--lgbm-params"),
+    )
     print_json_line(result)
 
 
 @train_app.command("anomaly")
 def train_anomaly(
     orders: Annotated[Path, typer.Option("--orders", help="orders table (order lines)")],
-    labels: Annotated[Path | None, typer.Option("--labels", help="labels table (order_id, label, labeled_at)")] = None,
+    labels: Annotated[
+        Path | None, typer.Option("--labels", help="labels table (order_id, label, labeled_at)")
+    ] = None,
     until: UntilOpt = None,
     name: NameOpt = "orderpulse",
-    unsupervised: Annotated[bool, typer.Option("--unsupervised", help="isolation forest; no labels needed")] = False,
+    unsupervised: Annotated[
+        bool, typer.Option("--unsupervised", help="isolation forest; no labels needed")
+    ] = False,
     tune: Annotated[int, typer.Option("--tune", min=0, help="Optuna trials (supervised only)")] = 0,
-    target_precision: Annotated[float | None, typer.Option("--target-precision", min=0.0, max=1.0,
-                                                           help="flag threshold policy (default 0.6)")] = None,
-    flag_budget: Annotated[float | None, typer.Option("--flag-budget", min=0.0, max=1.0,
-                                                      help="flag the top share of orders instead, e.g. 0.05")] = None,
+    target_precision: Annotated[
+        float | None,
+        typer.Option("--target-precision", min=0.0, max=1.0, help="flag threshold policy (default 0.6)"),
+    ] = None,
+    flag_budget: Annotated[
+        float | None,
+        typer.Option(
+            "--flag-budget", min=0.0, max=1.0, help="flag the top share of orders instead, e.g. 0.05"
+        ),
+    ] = None,
     on_bad_rows: OnBadRows = "raise",
     seed: Annotated[int, typer.Option("--seed")] = 0,
 ) -> None:
@@ -92,8 +128,17 @@ def train_anomaly(
     policy = None
     if target_precision is not None or flag_budget is not None:
         policy = ThresholdPolicy(target_precision=target_precision, flag_budget=flag_budget)
-    result = job(orders, labels, until=until, name=name, unsupervised=unsupervised, tune=tune,
-                 threshold_policy=policy, on_bad_rows=on_bad_rows, seed=seed)
+    result = job(
+        orders,
+        labels,
+        until=until,
+        name=name,
+        unsupervised=unsupervised,
+        tune=tune,
+        threshold_policy=policy,
+        on_bad_rows=on_bad_rows,
+        seed=seed,
+    )
     print_json_line(result)
 
 
@@ -105,30 +150,49 @@ def _json_object(text: str | None, option: str) -> dict | None:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{option} must be a JSON object like '{{\"num_leaves\": 63}}'. Got {text!r} ({exc.msg}).") from None
+        raise ValueError(
+            f"{option} must be a JSON object like '{{\"num_leaves\": 63}}'. Got {text!r} ({exc.msg})."
+        ) from None
     if not isinstance(value, dict):
         raise ValueError(f"{option} must be a JSON object like '{{\"num_leaves\": 63}}'. Got {text!r}.")
     return value
 
 
 def forecast(
-    model: Annotated[str, typer.Option("--model", help="models:/<name>-forecast@champion, models:/n/3 or runs:/...")],
+    model: Annotated[
+        str, typer.Option("--model", help="models:/<name>-forecast@champion, models:/n/3 or runs:/...")
+    ],
     series: SeriesOpt,
     out: Annotated[Path, typer.Option("--out", help="output CSV: series_id, ds, yhat, yhat_lo, yhat_hi")],
     covariates: CovOpt = None,
     weather: WeatherOpt = None,
     static: StaticOpt = None,
-    horizon: Annotated[int | None, typer.Option("--horizon", min=1, max=366, help="default: the model's")] = None,
+    horizon: Annotated[
+        int | None, typer.Option("--horizon", min=1, max=366, help="default: the model's")
+    ] = None,
     level: Annotated[int, typer.Option("--level", min=1, max=99, help="interval level in %")] = 80,
-    origin: Annotated[str | None, typer.Option("--origin", help="forecast after this date (default: latest ds)")] = None,
+    origin: Annotated[
+        str | None, typer.Option("--origin", help="forecast after this date (default: latest ds)")
+    ] = None,
     explain: Annotated[bool, typer.Option("--explain", help="add effect_<family> columns (SHAP)")] = False,
     on_bad_rows: OnBadRows = "raise",
 ) -> None:
     """Forecast every series in --series for the next --horizon steps after the origin."""
     from training.forecast_job import forecast_to_file
 
-    summary = forecast_to_file(model, series, out, covariates, weather, static, horizon=horizon, level=level,
-                               origin=origin, explain=explain, on_bad_rows=on_bad_rows)
+    summary = forecast_to_file(
+        model,
+        series,
+        out,
+        covariates,
+        weather,
+        static,
+        horizon=horizon,
+        level=level,
+        origin=origin,
+        explain=explain,
+        on_bad_rows=on_bad_rows,
+    )
     print_json_line(summary)
 
 
@@ -143,7 +207,9 @@ def backtest_cmd(
     step: StepOpt = None,
     model: Annotated[str, typer.Option("--model", help="lgbm, seasonal_naive or ets")] = "lgbm",
     refit: Annotated[bool, typer.Option("--refit/--no-refit", help="refit every window")] = False,
-    out: Annotated[Path | None, typer.Option("--out", help="write the backtest predictions (CSV/Parquet)")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="write the backtest predictions (CSV/Parquet)")
+    ] = None,
     on_bad_rows: OnBadRows = "raise",
 ) -> None:
     """Rolling-origin backtest of a model recipe; prints metrics per window and overall."""
@@ -165,11 +231,22 @@ def backtest_cmd(
     s = tables.pop("series")
     step = step or max(1, horizon // 2)
     with err.status(f"backtesting {model} on {n_windows} windows"):
-        bt = run_backtest(makers[model], s, tables, n_windows=n_windows, step=step, horizon=horizon,
-                          refit=refit or model == "ets", pass_tables=model == "lgbm")
+        bt = run_backtest(
+            makers[model],
+            s,
+            tables,
+            n_windows=n_windows,
+            step=step,
+            horizon=horizon,
+            refit=refit or model == "ets",
+            pass_tables=model == "lgbm",
+        )
     table = Table(title=f"{model}: backtest, {n_windows} windows x {horizon} steps")
-    cols = [c for c in ("wape", "rmspe", "mase", "bias", "coverage_80", "coverage_95", "daily_total_wape")
-            if c in bt.window_metrics.columns]
+    cols = [
+        c
+        for c in ("wape", "rmspe", "mase", "bias", "coverage_80", "coverage_95", "daily_total_wape")
+        if c in bt.window_metrics.columns
+    ]
     for c in ["window", "origin", *cols]:
         table.add_column(c, justify="right")
     for _, row in bt.window_metrics.iterrows():
@@ -196,20 +273,32 @@ def promote(
 
 
 def score(
-    model: Annotated[str, typer.Option("--model", help="models:/<name>-anomaly@champion or another model URI")],
+    model: Annotated[
+        str, typer.Option("--model", help="models:/<name>-anomaly@champion or another model URI")
+    ],
     orders: Annotated[Path, typer.Option("--orders", help="orders table (history and the orders to score)")],
     start: Annotated[str, typer.Option("--from", help="score orders created at or after this time")],
     end: Annotated[str, typer.Option("--to", help="... and before this time")],
     out: Annotated[Path, typer.Option("--out", help="output CSV: order_id, score, flagged, reasons")],
-    labels: Annotated[Path | None, typer.Option("--labels", help="labels known so far (point-in-time)")] = None,
+    labels: Annotated[
+        Path | None, typer.Option("--labels", help="labels known so far (point-in-time)")
+    ] = None,
     reasons: Annotated[str, typer.Option("--reasons", help="flagged, all or none")] = "flagged",
     on_bad_rows: OnBadRows = "raise",
 ) -> None:
     """Score every order created in [--from, --to) using only history known before each order."""
     from training.anomaly_job import score_orders
 
-    summary = score_orders(model, orders, out, start, end, labels_path=labels, reasons=reasons,  # type: ignore[arg-type]
-                           on_bad_rows=on_bad_rows)
+    summary = score_orders(
+        model,
+        orders,
+        out,
+        start,
+        end,
+        labels_path=labels,
+        reasons=reasons,  # type: ignore[arg-type]
+        on_bad_rows=on_bad_rows,
+    )
     print_json_line(summary)
 
 
@@ -235,9 +324,12 @@ def tune_forecast(
 
     tables, _ = load_forecast_tables(series, covariates, weather, static, on_bad_rows)
     s = tables.pop("series")
-    with start_run(registry_name(name), run_name=f"tune h={horizon} {freq}", tags={"model": "forecast-tuning"}) as run:
-        params, config = tune_forecaster(s, tables, freq=freq, horizon=horizon, n_trials=trials,
-                                         n_windows=n_windows, step=step, seed=seed)
+    with start_run(
+        registry_name(name), run_name=f"tune h={horizon} {freq}", tags={"model": "forecast-tuning"}
+    ) as run:
+        params, config = tune_forecaster(
+            s, tables, freq=freq, horizon=horizon, n_trials=trials, n_windows=n_windows, step=step, seed=seed
+        )
     print_json_line({"run_id": run.info.run_id, "params": params, "use_weather": config.use_weather})
 
 

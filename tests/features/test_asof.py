@@ -24,7 +24,7 @@ def test_order_aligns_event_values_with_the_slices():
     index = AsOfIndex(groups=np.array([1, 0, 1]), times=np.array([3, 2, 1]), n_groups=2)
     values = np.array([30, 20, 10])[index.order]
     lo, hi = index.before(np.array([1]), np.array([4]))
-    assert values[lo[0]:hi[0]].tolist() == [10, 30]  # group 1 in time order
+    assert values[lo[0] : hi[0]].tolist() == [10, 30]  # group 1 in time order
 
 
 def test_many_queries_give_the_same_answer_as_few():
@@ -32,7 +32,9 @@ def test_many_queries_give_the_same_answer_as_few():
     index = AsOfIndex(rng.integers(0, 50, 20_000), rng.integers(0, 1000, 20_000), n_groups=50)
     groups, times = rng.integers(-1, 50, 10_000), rng.integers(0, 1000, 10_000)
     lo, hi = index.before(groups, times)
-    lo_small, hi_small = zip(*(index.before(groups[i:i + 1], times[i:i + 1]) for i in range(0, 10_000, 97)), strict=True)
+    lo_small, hi_small = zip(
+        *(index.before(groups[i : i + 1], times[i : i + 1]) for i in range(0, 10_000, 97)), strict=True
+    )
     assert np.concatenate(hi_small).tolist() == hi[::97].tolist()
     assert np.concatenate(lo_small).tolist() == lo[::97].tolist()
 

@@ -29,24 +29,28 @@ def _labels(rows: list[tuple]) -> pd.DataFrame:
 
 @pytest.fixture
 def orders() -> pd.DataFrame:
-    return _orders([
-        ("o1", "2024-01-01 10:00", "c1", "a", 2, 5.0, "UK"),
-        ("o1", "2024-01-01 10:00", "c1", "b", 1, 10.0, "UK"),
-        ("o1", "2024-01-01 10:00", "c1", "a", 3, 5.0, "UK"),  # SKU a twice in one order
-        ("o2", "2024-01-02 10:00", "c1", "a", 1, 4.0, "UK"),
-        ("o3", "2024-01-02 10:00", None, "b", 6, 1.0, "FR"),  # guest, same instant as o2
-        ("o4", "2024-01-04 22:00", "c1", "c", 10, 3.0, "UK"),
-        ("o5", "2024-01-06 09:30", "c2", "a", 1, 1.0, "FR"),  # a Saturday
-    ])
+    return _orders(
+        [
+            ("o1", "2024-01-01 10:00", "c1", "a", 2, 5.0, "UK"),
+            ("o1", "2024-01-01 10:00", "c1", "b", 1, 10.0, "UK"),
+            ("o1", "2024-01-01 10:00", "c1", "a", 3, 5.0, "UK"),  # SKU a twice in one order
+            ("o2", "2024-01-02 10:00", "c1", "a", 1, 4.0, "UK"),
+            ("o3", "2024-01-02 10:00", None, "b", 6, 1.0, "FR"),  # guest, same instant as o2
+            ("o4", "2024-01-04 22:00", "c1", "c", 10, 3.0, "UK"),
+            ("o5", "2024-01-06 09:30", "c2", "a", 1, 1.0, "FR"),  # a Saturday
+        ]
+    )
 
 
 @pytest.fixture
 def labels() -> pd.DataFrame:
-    return _labels([
-        ("o1", 1, "2024-01-02 10:00:00"),  # known exactly at o2's created_at: not usable by o2
-        ("o2", 0, "2024-01-04 21:59:59.999999999"),  # known 1 ns before o4: usable by o4
-        ("o3", 1, "2024-01-03 00:00:00"),
-    ])
+    return _labels(
+        [
+            ("o1", 1, "2024-01-02 10:00:00"),  # known exactly at o2's created_at: not usable by o2
+            ("o2", 0, "2024-01-04 21:59:59.999999999"),  # known 1 ns before o4: usable by o4
+            ("o3", 1, "2024-01-03 00:00:00"),
+        ]
+    )
 
 
 def _row(features: pd.DataFrame, order_id: str) -> pd.Series:
@@ -65,13 +69,27 @@ def _random_orders(seed: int = 0, n_orders: int = 60) -> tuple[pd.DataFrame, pd.
     for i in range(n_orders):
         country = rng.choice(["UK", "FR", "DE"])
         for _ in range(rng.integers(1, 4)):
-            rows.append((f"o{i:03d}", created[i], customers[i], rng.choice(["a", "b", "c", "d", "e"]),
-                         int(rng.integers(1, 5)), float(rng.integers(1, 40)) / 2, country))
+            rows.append(
+                (
+                    f"o{i:03d}",
+                    created[i],
+                    customers[i],
+                    rng.choice(["a", "b", "c", "d", "e"]),
+                    int(rng.integers(1, 5)),
+                    float(rng.integers(1, 40)) / 2,
+                    country,
+                )
+            )
     orders = _orders(rows)
     labeled = rng.random(n_orders) < 0.7
     delay = pd.to_timedelta(rng.integers(0, 3 * 24 * 60, n_orders), unit="min")
-    labels = pd.DataFrame({"order_id": [f"o{i:03d}" for i in range(n_orders)],
-                           "label": (rng.random(n_orders) < 0.3).astype(int), "labeled_at": created + delay})
+    labels = pd.DataFrame(
+        {
+            "order_id": [f"o{i:03d}" for i in range(n_orders)],
+            "label": (rng.random(n_orders) < 0.3).astype(int),
+            "labeled_at": created + delay,
+        }
+    )
     return orders, validate(labels[labeled], "labels")[0]
 
 
@@ -116,11 +134,13 @@ def test_customer_history_counts_only_earlier_orders_with_median_ratio_and_days(
 
 
 def test_orders_of_one_customer_at_the_same_instant_do_not_count_as_prior_for_each_other():
-    orders = _orders([
-        ("x1", "2024-01-01 10:00", "c1", "a", 1, 1.0, "UK"),
-        ("x2", "2024-01-01 10:00", "c1", "a", 1, 2.0, "UK"),
-        ("x3", "2024-01-01 10:01", "c1", "a", 1, 3.0, "UK"),
-    ])
+    orders = _orders(
+        [
+            ("x1", "2024-01-01 10:00", "c1", "a", 1, 1.0, "UK"),
+            ("x2", "2024-01-01 10:00", "c1", "a", 1, 2.0, "UK"),
+            ("x3", "2024-01-01 10:01", "c1", "a", 1, 3.0, "UK"),
+        ]
+    )
     features = order_features(orders)[0]
     assert features["customer_prior_orders"].tolist() == [0, 0, 2]
     assert features["sku_prior_orders_min"].tolist() == [0, 0, 2]
@@ -139,7 +159,9 @@ def test_guest_order_has_no_customer_history_but_counts_for_sku_history(orders):
 
 
 def test_guests_are_not_merged_into_one_customer():
-    orders = _orders([("g1", "2024-01-01", None, "a", 1, 1.0, "UK"), ("g2", "2024-01-02", None, "a", 1, 1.0, "UK")])
+    orders = _orders(
+        [("g1", "2024-01-01", None, "a", 1, 1.0, "UK"), ("g2", "2024-01-02", None, "a", 1, 1.0, "UK")]
+    )
     features, report = order_features(orders)
     assert features["customer_prior_orders"].isna().all()
     assert report.guest_orders == 2
@@ -169,13 +191,15 @@ def test_exception_rates_are_smoothed_towards_the_rate_of_labels_known_at_the_ti
 
 
 def test_sku_rates_take_max_and_mean_over_the_distinct_skus_of_the_order():
-    orders = _orders([
-        ("h1", "2024-01-01", "c1", "a", 1, 1.0, "UK"),
-        ("h2", "2024-01-01", "c2", "b", 1, 1.0, "UK"),
-        ("n1", "2024-01-03", "c3", "a", 1, 1.0, "UK"),
-        ("n1", "2024-01-03", "c3", "b", 1, 1.0, "UK"),
-        ("n1", "2024-01-03", "c3", "b", 1, 1.0, "UK"),
-    ])
+    orders = _orders(
+        [
+            ("h1", "2024-01-01", "c1", "a", 1, 1.0, "UK"),
+            ("h2", "2024-01-01", "c2", "b", 1, 1.0, "UK"),
+            ("n1", "2024-01-03", "c3", "a", 1, 1.0, "UK"),
+            ("n1", "2024-01-03", "c3", "b", 1, 1.0, "UK"),
+            ("n1", "2024-01-03", "c3", "b", 1, 1.0, "UK"),
+        ]
+    )
     labels = _labels([("h1", 1, "2024-01-02"), ("h2", 0, "2024-01-02")])
     n1 = _row(order_features(orders, labels, prior_strength=2.0)[0], "n1")
     rate_a, rate_b = (1 + 2 * 0.5) / (1 + 2), (0 + 2 * 0.5) / (1 + 2)
@@ -185,11 +209,13 @@ def test_sku_rates_take_max_and_mean_over_the_distinct_skus_of_the_order():
 
 
 def test_label_dated_before_its_order_counts_only_from_the_order_creation_and_is_reported():
-    orders = _orders([
-        ("p1", "2024-01-05", "c1", "a", 1, 1.0, "UK"),
-        ("p2", "2024-01-05", "c1", "a", 1, 1.0, "UK"),  # same instant as p1
-        ("p3", "2024-01-06", "c1", "a", 1, 1.0, "UK"),
-    ])
+    orders = _orders(
+        [
+            ("p1", "2024-01-05", "c1", "a", 1, 1.0, "UK"),
+            ("p2", "2024-01-05", "c1", "a", 1, 1.0, "UK"),  # same instant as p1
+            ("p3", "2024-01-06", "c1", "a", 1, 1.0, "UK"),
+        ]
+    )
     labels = _labels([("p1", 1, "2024-01-01")])
     features, report = order_features(orders, labels)
     assert features["customer_prior_labeled"].tolist() == [0, 0, 1]
@@ -290,8 +316,12 @@ def test_changing_or_adding_orders_after_the_cutoff_changes_no_feature_at_or_bef
     changed.loc[after, "unit_price"] += 100.0
     changed.loc[after, "sku"] = "a"
     changed.loc[after, "customer_id"] = "c1"
-    extra = _orders([("z1", cutoff + pd.Timedelta("1ns"), "c1", "a", 99, 99.0, "UK"),
-                     ("z2", cutoff + pd.Timedelta("1D"), "c2", "b", 1, 1.0, "UK")])
+    extra = _orders(
+        [
+            ("z1", cutoff + pd.Timedelta("1ns"), "c1", "a", 99, 99.0, "UK"),
+            ("z2", cutoff + pd.Timedelta("1D"), "c2", "b", 1, 1.0, "UK"),
+        ]
+    )
     changed = pd.concat([changed, extra], ignore_index=True)
     more_labels = pd.concat([labels, _labels([("z1", 1, cutoff - pd.Timedelta("1D"))])], ignore_index=True)
     before = order_features(orders, labels)[0]
@@ -364,7 +394,9 @@ def test_missing_column_is_named_with_the_fix(orders):
 def test_unparseable_created_at_in_a_request_is_refused_with_the_row():
     history = OrderHistory(_orders([("o1", "2024-01-01", "c1", "a", 1, 1.0, "UK")]))
     raw = pd.DataFrame([("n1", "yesterday-ish", "c1", "a", 1, 1.0, "UK")], columns=COLUMNS)
-    with pytest.raises(DataValidationError, match=r"new_orders\.created_at: missing or unparseable.*yesterday-ish"):
+    with pytest.raises(
+        DataValidationError, match=r"new_orders\.created_at: missing or unparseable.*yesterday-ish"
+    ):
         history.features(raw)
 
 
@@ -375,7 +407,9 @@ def test_label_other_than_zero_or_one_is_refused(orders):
 
 
 def test_two_labels_for_one_order_are_refused(orders):
-    bad = pd.DataFrame({"order_id": ["o1", "o1"], "label": [0, 1], "labeled_at": ["2024-01-02", "2024-01-03"]})
+    bad = pd.DataFrame(
+        {"order_id": ["o1", "o1"], "label": [0, 1], "labeled_at": ["2024-01-02", "2024-01-03"]}
+    )
     with pytest.raises(DataValidationError, match=r"several labels for one order_id \(2 rows"):
         OrderHistory(orders, bad)
 
@@ -388,8 +422,17 @@ def test_non_positive_prior_strength_is_refused(orders):
 @pytest.mark.slow
 def test_online_retail_single_orders_match_the_batch(shared_data):
     raw = pd.read_parquet(shared_data / "online_retail" / "online_retail_2010_2011.parquet").head(60_000)
-    raw = raw.rename(columns={"InvoiceNo": "order_id", "InvoiceDate": "created_at", "CustomerID": "customer_id",
-                              "StockCode": "sku", "Quantity": "quantity", "UnitPrice": "unit_price", "Country": "country"})
+    raw = raw.rename(
+        columns={
+            "InvoiceNo": "order_id",
+            "InvoiceDate": "created_at",
+            "CustomerID": "customer_id",
+            "StockCode": "sku",
+            "Quantity": "quantity",
+            "UnitPrice": "unit_price",
+            "Country": "country",
+        }
+    )
     keep = ~raw["order_id"].astype(str).str.startswith("C") & (raw["quantity"] > 0) & (raw["unit_price"] > 0)
     orders = validate(raw[keep].drop(columns="Description"), "orders", on_bad_rows="drop")[0]
     batch = order_features(orders)[0].set_index("order_id")

@@ -20,16 +20,25 @@ def test_ids_are_stripped_blank_is_missing_and_whole_floats_lose_their_decimals(
 def test_small_and_large_inputs_are_normalised_the_same_way():
     raw = pd.Series([" x1", "", None, 5, "y "] * 100, dtype=object)
     large, large_missing = ids_as_text(raw)
-    small = np.concatenate([ids_as_text(raw.iloc[i:i + 5])[0] for i in range(0, 500, 5)])
+    small = np.concatenate([ids_as_text(raw.iloc[i : i + 5])[0] for i in range(0, 500, 5)])
     assert [None if v is pd.NA else v for v in small] == [None if v is pd.NA else v for v in large]
     assert large_missing.sum() == 200
 
 
 def test_orders_are_sorted_by_created_at_then_order_id_with_first_line_customer():
-    lines = prepare_order_lines(pd.DataFrame({
-        "order_id": ["b", "a", "c", "b"], "created_at": ["2024-01-02", "2024-01-02", "2024-01-01", "2024-01-02"],
-        "customer_id": ["k2", None, "k3", "k2"], "sku": ["s", "s", "t", "t"],
-        "quantity": [1, 2, 3, 4], "unit_price": [1.0, 1.0, 1.0, 2.0]}), "orders")
+    lines = prepare_order_lines(
+        pd.DataFrame(
+            {
+                "order_id": ["b", "a", "c", "b"],
+                "created_at": ["2024-01-02", "2024-01-02", "2024-01-01", "2024-01-02"],
+                "customer_id": ["k2", None, "k3", "k2"],
+                "sku": ["s", "s", "t", "t"],
+                "quantity": [1, 2, 3, 4],
+                "unit_price": [1.0, 1.0, 1.0, 2.0],
+            }
+        ),
+        "orders",
+    )
     table = order_table(lines, ())
     assert table.order_id.tolist() == ["c", "a", "b"]
     assert table.guest.tolist() == [False, True, False]
@@ -39,7 +48,14 @@ def test_orders_are_sorted_by_created_at_then_order_id_with_first_line_customer(
 
 
 def test_missing_quantity_is_refused_with_the_row():
-    df = pd.DataFrame({"order_id": ["a"], "created_at": ["2024-01-01"], "sku": ["s"], "quantity": [None],
-                       "unit_price": [1.0]})
+    df = pd.DataFrame(
+        {
+            "order_id": ["a"],
+            "created_at": ["2024-01-01"],
+            "sku": ["s"],
+            "quantity": [None],
+            "unit_price": [1.0],
+        }
+    )
     with pytest.raises(DataValidationError, match=r"orders\.quantity: missing or non-numeric value \(1 rows"):
         prepare_order_lines(df, "orders")

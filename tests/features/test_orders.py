@@ -17,13 +17,15 @@ def _orders(rows: list[tuple]) -> pd.DataFrame:
 
 @pytest.fixture
 def orders() -> pd.DataFrame:
-    return _orders([
-        ("o1", "2024-01-01 10:05", "a", 1, 2.0, "UK"),
-        ("o1", "2024-01-01 10:05", "b", 2, 3.0, "UK"),  # second line of o1: still one order
-        ("o2", "2024-01-01 10:59", "a", 3, 2.0, "UK"),
-        ("o3", "2024-01-01 13:00", "a", 1, 2.0, "FR"),
-        ("o4", "2024-01-03 00:00", "b", 5, 1.0, "FR"),
-    ])
+    return _orders(
+        [
+            ("o1", "2024-01-01 10:05", "a", 1, 2.0, "UK"),
+            ("o1", "2024-01-01 10:05", "b", 2, 3.0, "UK"),  # second line of o1: still one order
+            ("o2", "2024-01-01 10:59", "a", 3, 2.0, "UK"),
+            ("o3", "2024-01-01 13:00", "a", 1, 2.0, "FR"),
+            ("o4", "2024-01-03 00:00", "b", 5, 1.0, "FR"),
+        ]
+    )
 
 
 def test_hourly_counts_distinct_orders_and_fills_empty_hours_with_zero(orders):
@@ -44,13 +46,20 @@ def test_daily_counts_with_zero_day_between_orders(orders):
 
 
 def test_weekly_periods_start_on_monday_and_sunday_belongs_to_the_previous_week():
-    orders = _orders([
-        ("o1", "2024-01-07 23:59", "a", 1, 1.0, "UK"),  # Sunday -> week of Monday 2024-01-01
-        ("o2", "2024-01-08 00:00", "a", 1, 1.0, "UK"),  # Monday -> its own week
-        ("o3", "2024-01-24 12:00", "a", 1, 1.0, "UK"),  # Wednesday -> week of Monday 2024-01-22
-    ])
+    orders = _orders(
+        [
+            ("o1", "2024-01-07 23:59", "a", 1, 1.0, "UK"),  # Sunday -> week of Monday 2024-01-01
+            ("o2", "2024-01-08 00:00", "a", 1, 1.0, "UK"),  # Monday -> its own week
+            ("o3", "2024-01-24 12:00", "a", 1, 1.0, "UK"),  # Wednesday -> week of Monday 2024-01-22
+        ]
+    )
     out = aggregate_orders(orders, "W")
-    assert out["ds"].dt.strftime("%Y-%m-%d").tolist() == ["2024-01-01", "2024-01-08", "2024-01-15", "2024-01-22"]
+    assert out["ds"].dt.strftime("%Y-%m-%d").tolist() == [
+        "2024-01-01",
+        "2024-01-08",
+        "2024-01-15",
+        "2024-01-22",
+    ]
     assert (out["ds"].dt.dayofweek == 0).all()
     assert out["y"].tolist() == [1.0, 1.0, 0.0, 1.0]
 
@@ -63,7 +72,9 @@ def test_quantity_and_revenue_are_summed_per_period(orders):
 
 
 def test_order_with_two_lines_of_one_sku_counts_once_for_that_sku():
-    orders = _orders([("o1", "2024-01-01 10:00", "a", 1, 1.0, "UK"), ("o1", "2024-01-01 10:00", "a", 4, 1.0, "UK")])
+    orders = _orders(
+        [("o1", "2024-01-01 10:00", "a", 1, 1.0, "UK"), ("o1", "2024-01-01 10:00", "a", 4, 1.0, "UK")]
+    )
     assert aggregate_orders(orders, "D", by="sku")["y"].tolist() == [1.0]
     assert aggregate_orders(orders, "D", by="sku", value="quantity")["y"].tolist() == [5.0]
 
@@ -80,7 +91,9 @@ def test_without_keys_the_single_series_is_called_all(orders):
 
 
 def test_missing_key_values_form_their_own_counted_group():
-    orders = _orders([("o1", "2024-01-01 10:00", "a", 1, 1.0, None), ("o2", "2024-01-01 11:00", "a", 1, 1.0, "UK")])
+    orders = _orders(
+        [("o1", "2024-01-01 10:00", "a", 1, 1.0, None), ("o2", "2024-01-01 11:00", "a", 1, 1.0, "UK")]
+    )
     out = aggregate_orders(orders, "D", by="country")
     assert out["series_id"].tolist() == [MISSING_KEY, "UK"]
     assert out.attrs["report"].missing_key_lines == {"country": 1}

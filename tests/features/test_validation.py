@@ -10,7 +10,11 @@ from features.validation import parse_timestamps, validate
 
 
 def _series(**overrides) -> pd.DataFrame:
-    base = {"series_id": ["a", "a", "b"], "ds": ["2024-01-01", "2024-01-02", "2024-01-01"], "y": [1.0, 2.0, 3.0]}
+    base = {
+        "series_id": ["a", "a", "b"],
+        "ds": ["2024-01-01", "2024-01-02", "2024-01-01"],
+        "y": [1.0, 2.0, 3.0],
+    }
     base.update(overrides)
     return pd.DataFrame(base)
 
@@ -27,7 +31,9 @@ def test_valid_series_is_typed_sorted_and_gets_open_column():
 
 
 def test_missing_required_columns_are_all_reported():
-    with pytest.raises(DataValidationError, match=r"series\.ds: required column is missing.*series\.y: required"):
+    with pytest.raises(
+        DataValidationError, match=r"series\.ds: required column is missing.*series\.y: required"
+    ):
         validate(pd.DataFrame({"series_id": ["a"]}), "series")
 
 
@@ -37,12 +43,16 @@ def test_empty_table_is_refused():
 
 
 def test_unparseable_date_names_the_row_and_the_fix():
-    with pytest.raises(DataValidationError, match=r"series\.ds: unparseable date/time \(1 rows.*'ds': '31/31/2024'.*ISO 8601"):
+    with pytest.raises(
+        DataValidationError, match=r"series\.ds: unparseable date/time \(1 rows.*'ds': '31/31/2024'.*ISO 8601"
+    ):
         validate(_series(ds=["2024-01-01", "31/31/2024", "2024-01-01"]), "series")
 
 
 def test_negative_y_is_refused_with_count():
-    with pytest.raises(DataValidationError, match=r"series\.y: value fails check greater_than_or_equal_to\(0\) \(2 rows"):
+    with pytest.raises(
+        DataValidationError, match=r"series\.y: value fails check greater_than_or_equal_to\(0\) \(2 rows"
+    ):
         validate(_series(y=[-1.0, 2.0, -3.0]), "series")
 
 
@@ -82,7 +92,9 @@ def test_exact_duplicates_are_dropped_and_counted():
 
 def test_conflicting_duplicate_keys_are_refused():
     df = _series(ds=["2024-01-01", "2024-01-01", "2024-01-01"], y=[1.0, 5.0, 3.0])
-    with pytest.raises(DataValidationError, match=r"duplicate key \(series_id, ds\) with different values \(2 rows"):
+    with pytest.raises(
+        DataValidationError, match=r"duplicate key \(series_id, ds\) with different values \(2 rows"
+    ):
         validate(df, "series")
 
 
@@ -128,8 +140,13 @@ def test_orders_with_non_positive_quantity_or_negative_price_are_refused():
 
 def test_lines_of_one_order_must_agree_on_time_and_customer():
     with pytest.raises(DataValidationError, match="different created_at.*different customers"):
-        validate(_orders(created_at=["2024-01-01 10:00:00", "2024-01-01 10:05:00", "2024-01-01 11:00:00"],
-                         customer_id=["c1", "c2", None]), "orders")
+        validate(
+            _orders(
+                created_at=["2024-01-01 10:00:00", "2024-01-01 10:05:00", "2024-01-01 11:00:00"],
+                customer_id=["c1", "c2", None],
+            ),
+            "orders",
+        )
 
 
 def test_orders_without_customer_column_are_all_guests_and_counted():
@@ -139,16 +156,22 @@ def test_orders_without_customer_column_are_all_guests_and_counted():
 
 
 def test_labels_must_be_binary_and_unique_per_order():
-    labels = pd.DataFrame({"order_id": ["o1", "o2"], "label": [1, 2], "labeled_at": ["2024-01-02", "2024-01-03"]})
+    labels = pd.DataFrame(
+        {"order_id": ["o1", "o2"], "label": [1, 2], "labeled_at": ["2024-01-02", "2024-01-03"]}
+    )
     with pytest.raises(DataValidationError, match=r"labels\.label"):
         validate(labels, "labels")
-    dup = pd.DataFrame({"order_id": ["o1", "o1"], "label": [1, 0], "labeled_at": ["2024-01-02", "2024-01-03"]})
+    dup = pd.DataFrame(
+        {"order_id": ["o1", "o1"], "label": [1, 0], "labeled_at": ["2024-01-02", "2024-01-03"]}
+    )
     with pytest.raises(DataValidationError, match="duplicate key"):
         validate(dup, "labels")
 
 
 def test_weather_static_and_covariates_keys():
-    weather = pd.DataFrame({"region": ["BY", "BY"], "ds": ["2024-01-01", "2024-01-01"], "temp_mean": [1.0, 2.0]})
+    weather = pd.DataFrame(
+        {"region": ["BY", "BY"], "ds": ["2024-01-01", "2024-01-01"], "temp_mean": [1.0, 2.0]}
+    )
     with pytest.raises(DataValidationError, match=r"weather\.region,ds: duplicate key"):
         validate(weather, "weather")
     static = pd.DataFrame({"series_id": ["a", "a"], "region": ["BY", "BE"]})

@@ -23,8 +23,18 @@ def test_help_lists_the_command_groups(capsys):
 
 
 def test_missing_input_file_exits_2_with_one_line(capsys, tmp_path):
-    code, out, err = _run(capsys, ["features", "build", "forecast", "--series", str(tmp_path / "nope.csv"),
-                                   "--out", str(tmp_path / "f.parquet")])
+    code, out, err = _run(
+        capsys,
+        [
+            "features",
+            "build",
+            "forecast",
+            "--series",
+            str(tmp_path / "nope.csv"),
+            "--out",
+            str(tmp_path / "f.parquet"),
+        ],
+    )
     assert code == 2
     assert out == ""
     lines = [ln for ln in err.splitlines() if ln.strip()]
@@ -35,8 +45,9 @@ def test_missing_input_file_exits_2_with_one_line(capsys, tmp_path):
 def test_invalid_table_exits_2_naming_the_problem(capsys, tmp_path):
     path = tmp_path / "series.csv"
     pd.DataFrame({"series_id": ["a"], "ds": ["not a date"], "y": [1]}).to_csv(path, index=False)
-    code, _, err = _run(capsys, ["features", "build", "forecast", "--series", str(path),
-                                 "--out", str(tmp_path / "f.parquet")])
+    code, _, err = _run(
+        capsys, ["features", "build", "forecast", "--series", str(path), "--out", str(tmp_path / "f.parquet")]
+    )
     assert code == 2
     assert "series.ds: unparseable date/time" in err
     assert "Traceback" not in err

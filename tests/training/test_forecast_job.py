@@ -60,9 +60,27 @@ def _cli(capsys, argv: list[str]) -> dict:
 
 
 def _train_args(files, *extra: str) -> list[str]:
-    return ["train", "forecast", "--series", str(files["series"]), "--covariates", str(files["covariates"]),
-            "--weather", str(files["weather"]), "--static", str(files["static"]), "--freq", "D", "--horizon", "14",
-            "--n-windows", "1", "--lgbm-params", PARAMS, *extra]
+    return [
+        "train",
+        "forecast",
+        "--series",
+        str(files["series"]),
+        "--covariates",
+        str(files["covariates"]),
+        "--weather",
+        str(files["weather"]),
+        "--static",
+        str(files["static"]),
+        "--freq",
+        "D",
+        "--horizon",
+        "14",
+        "--n-windows",
+        "1",
+        "--lgbm-params",
+        PARAMS,
+        *extra,
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +101,9 @@ def test_train_prints_one_json_line_and_registers_a_champion(first):
     assert first["version"] == 1 and first["alias"] == "champion"
     m = first["metrics"]
     assert 0 < m["backtest_wape"] < m["seasonal_naive_wape"]
-    assert m["wape_vs_seasonal_naive"] == pytest.approx(m["backtest_wape"] / m["seasonal_naive_wape"], rel=1e-4)
+    assert m["wape_vs_seasonal_naive"] == pytest.approx(
+        m["backtest_wape"] / m["seasonal_naive_wape"], rel=1e-4
+    )
 
 
 def test_run_logs_params_fingerprint_metrics_plots_and_model(first, files):
@@ -96,8 +116,12 @@ def test_run_logs_params_fingerprint_metrics_plots_and_model(first, files):
     assert len(run.data.params["data.series.sha256"]) == 64
     assert "backtest_coverage_80" in run.data.metrics
     artifacts = {a.path for a in client.list_artifacts(first["run_id"], "plots")}
-    assert {"plots/forecast_vs_actual.png", "plots/residuals.png", "plots/feature_importance.png",
-            "plots/shap_families.png"} <= artifacts
+    assert {
+        "plots/forecast_vs_actual.png",
+        "plots/residuals.png",
+        "plots/feature_importance.png",
+        "plots/shap_families.png",
+    } <= artifacts
     wrapper = load_snapshot_model(first["model_uri"])
     assert wrapper.model.horizon == 14
     assert set(wrapper.tables) == {"series", "covariates", "weather", "static"}
@@ -110,8 +134,22 @@ def test_until_keeps_later_actuals_out_of_training(first):
 
 def test_forecast_command_writes_every_series_and_matches_the_model(first, files, tmp_path, capsys):
     out = tmp_path / "fc.csv"
-    summary = _cli(capsys, ["forecast", "--model", "models:/orderpulse-forecast@champion", "--series",
-                            str(files["series"]), "--origin", "2015-05-31", "--horizon", "14", "--out", str(out)])
+    summary = _cli(
+        capsys,
+        [
+            "forecast",
+            "--model",
+            "models:/orderpulse-forecast@champion",
+            "--series",
+            str(files["series"]),
+            "--origin",
+            "2015-05-31",
+            "--horizon",
+            "14",
+            "--out",
+            str(out),
+        ],
+    )
     assert summary["rows"] == 5 * 14 and summary["series"] == 5
     fc = pd.read_csv(out, dtype={"series_id": str}, parse_dates=["ds"])
     assert list(fc.columns) == ["series_id", "ds", "yhat", "yhat_lo", "yhat_hi"]
@@ -126,8 +164,11 @@ def test_forecast_command_writes_every_series_and_matches_the_model(first, files
 
 
 def test_a_worse_second_model_becomes_challenger_and_promote_moves_the_alias(first, files, capsys):
-    worse = _cli(capsys, _train_args(files, "--until", "2015-05-31").copy()[:-2] +
-                 ["--lgbm-params", '{"n_estimators": 2, "num_leaves": 2}'])
+    worse = _cli(
+        capsys,
+        _train_args(files, "--until", "2015-05-31").copy()[:-2]
+        + ["--lgbm-params", '{"n_estimators": 2, "num_leaves": 2}'],
+    )
     assert worse["version"] == 2 and worse["alias"] == "challenger"
     assert worse["metrics"]["backtest_wape"] > first["metrics"]["backtest_wape"]
     moved = _cli(capsys, ["promote", "orderpulse-forecast", "challenger"])
@@ -145,11 +186,17 @@ def test_bad_lgbm_params_exit_2(files, capsys):
 
 
 def test_overlay_replaces_given_columns_and_adds_new_keys():
-    base = pd.DataFrame({"series_id": pd.array(["a", "a", "b"], dtype="string"),
-                         "ds": pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-01"]),
-                         "promo": [0.0, 0.0, 1.0], "holiday": [1.0, 0.0, 0.0]})
-    changes = pd.DataFrame({"series_id": ["a", "a"], "ds": pd.to_datetime(["2024-01-02", "2024-01-03"]),
-                            "promo": [1.0, 1.0]})
+    base = pd.DataFrame(
+        {
+            "series_id": pd.array(["a", "a", "b"], dtype="string"),
+            "ds": pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-01"]),
+            "promo": [0.0, 0.0, 1.0],
+            "holiday": [1.0, 0.0, 0.0],
+        }
+    )
+    changes = pd.DataFrame(
+        {"series_id": ["a", "a"], "ds": pd.to_datetime(["2024-01-02", "2024-01-03"]), "promo": [1.0, 1.0]}
+    )
     out = overlay(base, changes, ("series_id", "ds")).sort_values(["series_id", "ds"]).reset_index(drop=True)
     assert out["promo"].tolist() == [0.0, 1.0, 1.0, 1.0]
     assert out["holiday"].tolist()[:2] == [1.0, 0.0]  # not in the scenario: kept
@@ -157,16 +204,25 @@ def test_overlay_replaces_given_columns_and_adds_new_keys():
 
 
 def test_overlay_without_series_id_applies_to_every_series():
-    base = pd.DataFrame({"series_id": pd.array(["a", "b"], dtype="string"),
-                         "ds": pd.to_datetime(["2024-01-01", "2024-01-01"]), "promo": [0.0, 0.0]})
-    out = overlay(base, pd.DataFrame({"ds": pd.to_datetime(["2024-01-01"]), "promo": [1.0]}), ("series_id", "ds"))
+    base = pd.DataFrame(
+        {
+            "series_id": pd.array(["a", "b"], dtype="string"),
+            "ds": pd.to_datetime(["2024-01-01", "2024-01-01"]),
+            "promo": [0.0, 0.0],
+        }
+    )
+    out = overlay(
+        base, pd.DataFrame({"ds": pd.to_datetime(["2024-01-01"]), "promo": [1.0]}), ("series_id", "ds")
+    )
     assert out["promo"].tolist() == [1.0, 1.0]
 
 
 def test_overlay_refuses_unknown_columns():
     base = pd.DataFrame({"ds": pd.to_datetime(["2024-01-01"]), "promo": [0.0]})
     with pytest.raises(ValueError, match=r"Scenario columns \['discount'\] are not in the stored table"):
-        overlay(base, pd.DataFrame({"ds": pd.to_datetime(["2024-01-01"]), "discount": [0.1]}), ("series_id", "ds"))
+        overlay(
+            base, pd.DataFrame({"ds": pd.to_datetime(["2024-01-01"]), "discount": [0.1]}), ("series_id", "ds")
+        )
 
 
 def test_what_if_promo_raises_the_forecast_of_that_week_only(first):

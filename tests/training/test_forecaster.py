@@ -23,11 +23,24 @@ def make_tables(n_series: int = 4, days: int = 240, seed: int = 0) -> dict[str, 
         dow = ds.dayofweek.to_numpy()
         y = level * (1 + 0.1 * dow) * (1 + 0.6 * promo) * rng.lognormal(0, 0.05, days)
         open_ = (dow != 6).astype(int)
-        rows.append(pd.DataFrame({"series_id": f"s{i}", "ds": ds, "y": np.where(open_ == 1, y, 0.0),
-                                  "open": open_, "promo": promo}))
+        rows.append(
+            pd.DataFrame(
+                {
+                    "series_id": f"s{i}",
+                    "ds": ds,
+                    "y": np.where(open_ == 1, y, 0.0),
+                    "open": open_,
+                    "promo": promo,
+                }
+            )
+        )
     full = pd.concat(rows, ignore_index=True)
-    series = full[["series_id", "ds", "y", "open"]].assign(series_id=lambda d: d["series_id"].astype("string"))
-    covariates = full[["series_id", "ds", "promo"]].assign(series_id=lambda d: d["series_id"].astype("string"))
+    series = full[["series_id", "ds", "y", "open"]].assign(
+        series_id=lambda d: d["series_id"].astype("string")
+    )
+    covariates = full[["series_id", "ds", "promo"]].assign(
+        series_id=lambda d: d["series_id"].astype("string")
+    )
     return {"series": series, "covariates": covariates}
 
 
@@ -61,7 +74,9 @@ def test_predict_before_fit_raises_not_fitted():
 
 
 def test_horizon_out_of_range_is_refused(tables):
-    with pytest.raises(ValueError, match=r"'horizon' parameter must be an int in the range \[1, 366\]. Got 0"):
+    with pytest.raises(
+        ValueError, match=r"'horizon' parameter must be an int in the range \[1, 366\]. Got 0"
+    ):
         LGBMForecaster(horizon=0).fit(tables["series"])
 
 
@@ -103,7 +118,9 @@ def test_forecast_is_accurate_on_learnable_data(fitted, split):
 def test_changing_data_after_the_origin_changes_no_forecast(tables, split):
     train, test, origin = split
     series = tables["series"]
-    model = LGBMForecaster(freq="D", horizon=14, params=SMALL, calibrate=False).fit(train, covariates=tables["covariates"])
+    model = LGBMForecaster(freq="D", horizon=14, params=SMALL, calibrate=False).fit(
+        train, covariates=tables["covariates"]
+    )
     base = model.predict(14, series=series, origin=origin, levels=())
     perturbed = series.assign(y=np.where(series["ds"] > origin, series["y"] * 10 + 5, series["y"]))
     again = model.predict(14, series=perturbed, origin=origin, levels=())
@@ -133,14 +150,18 @@ def test_promo_days_get_a_positive_promo_effect(fitted, split, tables):
 def test_series_whose_history_stops_early_still_get_a_forecast(tables, split):
     train, test, origin = split
     short = train.loc[~((train["series_id"] == "s3") & (train["ds"] > origin - pd.Timedelta(days=30)))]
-    model = LGBMForecaster(freq="D", horizon=14, params=SMALL, calibrate=False).fit(short, covariates=tables["covariates"])
+    model = LGBMForecaster(freq="D", horizon=14, params=SMALL, calibrate=False).fit(
+        short, covariates=tables["covariates"]
+    )
     pred = model.predict(14, test, levels=())
     assert len(pred.loc[pred["series_id"] == "s3"]) == 14
 
 
 def test_uncalibrated_levels_are_refused(tables, split):
     train, test, _ = split
-    model = LGBMForecaster(freq="D", horizon=14, params=SMALL, calibrate=False).fit(train, covariates=tables["covariates"])
+    model = LGBMForecaster(freq="D", horizon=14, params=SMALL, calibrate=False).fit(
+        train, covariates=tables["covariates"]
+    )
     assert "yhat" in model.predict(14, test, levels=()).columns
     with pytest.raises(ValueError, match=r"Interval level\(s\) \[80\] were not calibrated"):
         model.predict(14, test, levels=(80,))
@@ -149,8 +170,14 @@ def test_uncalibrated_levels_are_refused(tables, split):
 def test_weekly_series_anchored_on_wednesday():
     ds = pd.date_range("2022-01-05", periods=120, freq="W-WED")
     rng = np.random.default_rng(1)
-    series = pd.DataFrame({"series_id": pd.array(["a"] * 120, dtype="string"), "ds": ds,
-                           "y": 50 + 10 * np.sin(np.arange(120) / 8) + rng.normal(0, 1, 120), "open": np.int8(1)})
+    series = pd.DataFrame(
+        {
+            "series_id": pd.array(["a"] * 120, dtype="string"),
+            "ds": ds,
+            "y": 50 + 10 * np.sin(np.arange(120) / 8) + rng.normal(0, 1, 120),
+            "open": np.int8(1),
+        }
+    )
     model = LGBMForecaster(freq="W", horizon=8, params=SMALL).fit(series)
     pred = model.predict(8)
     assert list(pred["ds"]) == list(pd.date_range(ds[-1] + pd.Timedelta(days=7), periods=8, freq="W-WED"))
