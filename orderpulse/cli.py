@@ -15,6 +15,7 @@ from orderpulse import __version__
 from orderpulse.commands import training as training_commands
 from orderpulse.commands.features import data_app, features_app
 from orderpulse.commands.quickstart import quickstart
+from orderpulse.commands.report import report_app
 from orderpulse.console import err
 from serving.cli import keys_app, serve_command
 
@@ -34,6 +35,7 @@ training_commands.register(app)
 app.command("serve")(serve_command)
 app.add_typer(keys_app, name="keys")
 app.command("quickstart")(quickstart)
+app.add_typer(report_app, name="report")
 
 
 def _version(value: bool) -> None:
