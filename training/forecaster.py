@@ -12,9 +12,10 @@ Target: ``log1p(y)`` with squared loss, i.e. relative errors, which is what RMSP
 different size reward; forecasts are ``expm1`` of the prediction, clipped at 0. Closed periods (``open=0``)
 forecast exactly 0 (and have a zero-width interval).
 
-Intervals: split-conformal on out-of-sample residuals. ``fit`` first fits the same buckets on the data up to
+Intervals: split-conformal on out-of-sample residuals. ``fit`` fits the buckets on the data up to
 ``last_ds - horizon``, forecasts the held-out last ``horizon`` steps and keeps the empirical quantiles of the
-log-space residuals per bucket; the final boosters are then refit on all data. Intervals are
+log-space residuals per bucket; by default those boosters are kept (one fit), ``calibrate="refit"`` refits them
+on all data afterwards. Intervals are
 ``expm1(log1p(yhat) + q)``: multiplicative, so they scale with each series' level. ``calibrate_from`` replaces
 them with residuals of a longer backtest.
 
@@ -113,8 +114,15 @@ class LGBMForecaster:
     buckets : upper steps of the horizon buckets; default ``default_buckets(horizon, freq)``.
     params : LightGBM parameters overriding ``DEFAULT_LGBM_PARAMS``.
     feature_config : base feature configuration (lags/windows are re-based per bucket).
-    calibrate : fit on data up to ``last - horizon`` first to calibrate the intervals out of sample.
+    calibrate : how the intervals are calibrated out of sample on the last ``horizon`` steps:
+        ``"split"`` (default, also ``True``): the boosters are fitted once, on data up to ``last - horizon``, and
+        kept (split conformal: one fit; the held-out steps still feed the lag features at forecast time);
+        ``"refit"``: calibrate that way, then refit the boosters on all data (two fits); ``False``: no intervals
+        until ``calibrate_from`` is called (e.g. with backtest residuals).
     n_jobs : LightGBM threads (default ``default_n_jobs()``).
+    engine, scheduler : "local" (default) or "dask": with "dask" the training frames are built per series
+        partition and the boosters trained with lightgbm.dask on the cluster at ``scheduler`` (default: the
+        running client or a LocalCluster); see ``training.distributed``. Prediction is the same either way.
 
     The model keeps the history it was fitted on (``history_``) and the known-in-advance tables, so it follows
     the ``training.backtest`` Model protocol: ``fit(series, covariates=..., weather=..., static=...)``,
@@ -129,9 +137,11 @@ class LGBMForecaster:
         buckets: tuple[int, ...] | None = None,
         params: dict[str, Any] | None = None,
         feature_config: ForecastFeatureConfig | None = None,
-        calibrate: bool = True,
+        calibrate: bool | str = True,
         random_state: int = 0,
         n_jobs: int | None = None,
+        engine: str = "local",
+        scheduler: str | None = None,
     ):
         self.freq = freq
         self.horizon = horizon
@@ -142,6 +152,8 @@ class LGBMForecaster:
         self.calibrate = calibrate
         self.random_state = random_state
         self.n_jobs = n_jobs
+        self.engine = engine
+        self.scheduler = scheduler
 
     # ------------------------------------------------------------------------------------------ fitting
     def fit(
@@ -163,9 +175,18 @@ class LGBMForecaster:
         self.tables_ = tables
         self.residual_quantiles_: dict[int, dict[str, float]] = {}
         self.calibration_report_: dict[str, Any] = {"rows": 0}
-        if self.calibrate:
-            self._calibrate_on_holdout(series, tables)
-        self.boosters_, self.fit_reports_ = self._fit_boosters(series, tables)
+        mode = self._calibration_mode()
+        cal = self._calibrate_on_holdout(series, tables) if mode != "none" else None
+        if mode == "split" and cal is not None:
+            # split conformal: keep the boosters fitted before the holdout (one fit instead of two); forecasts
+            # still read the latest y through the lag features
+            self.boosters_, self.fit_reports_, self.categories_ = (
+                cal.boosters_,
+                cal.fit_reports_,
+                cal.categories_,
+            )
+        else:
+            self.boosters_, self.fit_reports_ = self._fit_boosters(series, tables)
         self.feature_names_ = {b.last: list(self.boosters_[b.last].feature_name()) for b in self.buckets_}
         self.update(series)
         return self
@@ -296,6 +317,16 @@ class LGBMForecaster:
         n_rounds = int(params.pop("n_estimators"))
         boosters, reports = {}, {}
         self.categories_: dict[int, dict[str, list[str]]] = {}
+        if getattr(self, "engine", "local") != "local":
+            from training.distributed import check_engine, fit_forecast_boosters
+
+            check_engine(self.engine, self.scheduler)
+            configs = [(b.last, b.config) for b in self.buckets_]
+            boosters, reports = fit_forecast_boosters(
+                series, tables, configs, params, n_rounds, scheduler=self.scheduler
+            )
+            self.categories_ = {last: dict(r.categories) for last, r in reports.items()}
+            return boosters, reports
         for bucket in self.buckets_:
             frame, report = build_training_frame(series, config=bucket.config, **tables)
             self.categories_[bucket.last] = dict(report.categories)
@@ -347,7 +378,15 @@ class LGBMForecaster:
                 out[f"effect_{fam}"] = np.expm1(c)
         return out
 
-    def _calibrate_on_holdout(self, series: pd.DataFrame, tables: dict) -> None:
+    def _calibration_mode(self) -> str:
+        mode = {True: "split", False: "none", None: "none"}.get(self.calibrate, self.calibrate)  # type: ignore[call-overload]
+        if mode not in ("split", "refit", "none"):
+            raise ValueError(
+                f"calibrate must be 'split', 'refit', True or False. Got {self.calibrate!r} instead."
+            )
+        return mode
+
+    def _calibrate_on_holdout(self, series: pd.DataFrame, tables: dict) -> LGBMForecaster | None:
         horizon = int(self.horizon)
         cut = pd.Timestamp(series["ds"].max()) - horizon * step_length(self.freq)
         train = series.loc[series["ds"] <= cut]
@@ -356,11 +395,11 @@ class LGBMForecaster:
                 "rows": 0,
                 "skipped": "history shorter than 2 x horizon before the holdout",
             }
-            return
+            return None
         cal = _clone(self, calibrate=False)
         cal.buckets_ = self.buckets_
         cal.tables_ = tables
-        cal.boosters_, _ = cal._fit_boosters(train, tables)
+        cal.boosters_, cal.fit_reports_ = cal._fit_boosters(train, tables)
         cal.feature_names_ = {b.last: list(cal.boosters_[b.last].feature_name()) for b in cal.buckets_}
         cal.residual_quantiles_ = {}
         cal.update(train)
@@ -372,8 +411,10 @@ class LGBMForecaster:
         self.residual_quantiles_ = self._quantiles_from(scored)
         self.calibration_report_ = {
             "rows": int(len(scored)),
-            "origin": str(cut.date()) if cut is not None else None,
+            "origin": str(cut.date()),
+            "mode": self._calibration_mode(),
         }
+        return cal
 
     def _quantiles_from(self, scored: pd.DataFrame) -> dict[int, dict[str, float]]:
         ok = scored["y"].notna() & (scored["yhat"] > 0)
@@ -433,6 +474,8 @@ def _clone(model: LGBMForecaster, **overrides: Any) -> LGBMForecaster:
             "calibrate",
             "random_state",
             "n_jobs",
+            "engine",
+            "scheduler",
         )
     }
     params.update(overrides)

@@ -181,3 +181,26 @@ def test_weekly_series_anchored_on_wednesday():
     model = LGBMForecaster(freq="W", horizon=8, params=SMALL).fit(series)
     pred = model.predict(8)
     assert list(pred["ds"]) == list(pd.date_range(ds[-1] + pd.Timedelta(days=7), periods=8, freq="W-WED"))
+
+
+def test_split_calibration_fits_once_before_the_holdout_and_refit_uses_all_data(tables, split):
+    train, test, origin = split
+    split_model = LGBMForecaster(freq="D", horizon=14, params=SMALL).fit(
+        train, covariates=tables["covariates"]
+    )
+    refit_model = LGBMForecaster(freq="D", horizon=14, params=SMALL, calibrate="refit").fit(
+        train, covariates=tables["covariates"]
+    )
+    assert split_model.calibration_report_["mode"] == "split"
+    assert split_model.calibration_report_["origin"] == str((origin - pd.Timedelta(days=14)).date())
+    rows_split = split_model.fit_reports_[14].n_rows
+    rows_refit = refit_model.fit_reports_[14].n_rows
+    assert rows_refit - rows_split == 4 * 14  # the 14 held-out days of the 4 series
+    assert split_model.residual_quantiles_ == refit_model.residual_quantiles_
+    # both forecast from the latest origin
+    assert split_model.predict(14, test)["ds"].min() == refit_model.predict(14, test)["ds"].min()
+
+
+def test_unknown_calibration_mode_is_refused(tables):
+    with pytest.raises(ValueError, match="calibrate must be 'split', 'refit', True or False. Got 'both'"):
+        LGBMForecaster(horizon=7, calibrate="both").fit(tables["series"])
