@@ -172,7 +172,11 @@ def threshold_curve(y: np.ndarray, scores: np.ndarray, thresholds: np.ndarray | 
             f"threshold_curve needs 0/1 labels and scores of the same length; got {y.shape} labels "
             f"with values {sorted(set(np.unique(y)))[:5]} and {s.shape} scores."
         )
-    t = np.linspace(0.0, 1.0, 101) if thresholds is None else np.asarray(thresholds, dtype="float64")
+    t = (
+        np.round(np.linspace(0.0, 1.0, 101), 2)
+        if thresholds is None
+        else np.asarray(thresholds, dtype="float64")
+    )
     order = np.sort(s)
     pos_sorted = np.cumsum(y[np.argsort(s, kind="stable")][::-1])[::-1]  # positives at or above each rank
     first = np.searchsorted(order, t, side="left")  # flag s >= t: ranks first..n-1

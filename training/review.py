@@ -126,7 +126,7 @@ def backtest_predictions(
             random_state=model.random_state,
         )
 
-    tables = {k: fm.tables[k] for k in ("covariates", "weather", "static")}
+    tables = {k: fm.tables.get(k) for k in ("covariates", "weather", "static")}
     step = int(step or max(1, model.horizon // 2))
     bt = run_backtest(
         recipe, fm.series, tables, n_windows=n_windows, step=step, horizon=model.horizon, levels=model.levels
@@ -345,7 +345,7 @@ def next_forecast(
     model = fm.model
     horizon = int(model.horizon if horizon is None else horizon)
     series = fm.series if series is None else series
-    covariates = fm.tables["covariates"] if covariates is None else covariates
+    covariates = fm.tables.get("covariates") if covariates is None else covariates
     notes: list[str] = []
     if origin is None:
         origin, note = forecast_origin(model, series, covariates, horizon)

@@ -207,6 +207,17 @@ def test_the_three_planner_notebooks_exist():
     } <= names
 
 
+# ------------------------------------------------------------------------------------------ report command
+def test_report_of_an_unknown_model_exits_2_without_starting_a_kernel(capsys, tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["report", "forecast", "--model", "models:/nope@champion", "--out", str(tmp_path)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "No registered model 'nope'" in err
+    assert "Traceback" not in err
+    assert not any(tmp_path.iterdir())
+
+
 # ------------------------------------------------------------------------------------------ 01 forecast review
 def test_forecast_report_writes_html_with_the_figures_embedded(forecast_report):
     html = Path(forecast_report["html"]).read_text(encoding="utf-8")
