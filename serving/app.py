@@ -1,8 +1,10 @@
 """``create_app(settings)``: the FastAPI app factory. Importing this module loads no model and opens nothing.
 
-The lifespan handler opens the audit store, loads the models (registry, else local cache) and starts the
-periodic reload when ``reload_interval_s`` > 0; a model that cannot be loaded leaves the app running but
-``/ready`` at 503 until a reload succeeds.
+The lifespan handler opens the audit store and, in the same database, the event store; loads the models
+(registry, else local cache; each must pass its smoke check) and starts the periodic reload when
+``reload_interval_s`` > 0; a model that cannot be loaded leaves the app running but ``/ready`` at 503 until a
+reload succeeds. It then builds the order history scoring uses (anomaly snapshot + events,
+``serving.history``) and starts its refresh thread (``events_refresh_interval_s``).
 
 Seams for the model routes:
 - routers: add them to ``serving.routes.ROUTERS`` (or pass ``extra_routers=``); every route needs an API key
@@ -28,10 +30,12 @@ from starlette.middleware import Middleware
 from serving.audit import AuditStore
 from serving.auth import require_api_key
 from serving.errors import install_error_handlers
+from serving.events import EventStore
+from serving.history import LiveOrderHistory
 from serving.metrics import Metrics, MetricsMiddleware
 from serving.metrics import router as metrics_router
 from serving.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
-from serving.models import ModelHolder
+from serving.models import ModelHolder, ModelSnapshot, ReloadReport
 from serving.routes import ROUTERS
 from serving.settings import Settings
 
@@ -41,12 +45,35 @@ _log = logging.getLogger("orderpulse.serving")
 
 
 def default_model_holder(settings: Settings) -> ModelHolder:
-    """The holder the service uses: registry by alias + local cache.
+    """The holder the service uses: registry by alias + local cache, OrderPulse snapshot models only.
 
-    The model routes plug their smoke checks (``{"forecast": check, "anomaly": check}``, each taking a
-    ``LoadedModel`` and raising on failure) and, if needed, a ``loader`` (local model dir -> object) in here.
+    The loader unwraps the MLflow pyfunc into the OrderPulse wrapper (``.model`` estimator, ``.tables``
+    snapshot); a new version is served only after its smoke check passed: a 1-step forecast of one snapshot
+    series, and the score and reasons of one snapshot order.
     """
-    return ModelHolder.from_settings(settings, smoke_checks={})
+    from serving.services.forecasting import forecast_smoke_check
+    from serving.services.scoring import anomaly_smoke_check
+
+    return ModelHolder.from_settings(
+        settings,
+        loader=load_snapshot_wrapper,
+        smoke_checks={"forecast": forecast_smoke_check, "anomaly": anomaly_smoke_check},
+    )
+
+
+def load_snapshot_wrapper(path: str) -> object:
+    """``mlflow.pyfunc.load_model(path).unwrap_python_model()``, refusing models that are not OrderPulse's."""
+    import mlflow.pyfunc
+
+    from training.pyfunc import SnapshotPyfunc
+
+    wrapper = mlflow.pyfunc.load_model(path).unwrap_python_model()
+    if not isinstance(wrapper, SnapshotPyfunc):
+        raise TypeError(
+            f"the model at {path} is a {type(wrapper).__name__}, not an OrderPulse model: register models "
+            "logged by `orderpulse train forecast|anomaly`"
+        )
+    return wrapper
 
 
 def create_app(
@@ -72,7 +99,11 @@ def create_app(
             if own_audit
             else audit_store
         )
+        app.state.events = await anyio.to_thread.run_sync(lambda: EventStore(app.state.audit.database))
+        live = LiveOrderHistory(app.state.events, lambda: holder.snapshot().models.get("anomaly"))
+        app.state.order_history = live
         holder.add_listener(metrics.on_reload)
+        holder.add_listener(_history_refresher(live))
         report = await anyio.to_thread.run_sync(holder.reload)
         for kind, outcome in report.outcomes.items():
             level = logging.INFO if outcome.status in ("loaded", "unchanged") else logging.WARNING
@@ -85,10 +116,13 @@ def create_app(
                 f" ({outcome.error})" if outcome.error else "",
             )
         holder.start_periodic_reload(settings.reload_interval_s)
+        live.start(settings.events_refresh_interval_s)
         try:
             yield
         finally:
             holder.stop()
+            live.stop()
+            app.state.order_history = app.state.events = None
             audit, app.state.audit = app.state.audit, None
             if own_audit and audit is not None:
                 audit.close()
@@ -109,6 +143,8 @@ def create_app(
     app.state.metrics = metrics
     app.state.models = holder
     app.state.audit = None
+    app.state.events = None
+    app.state.order_history = None
     install_error_handlers(app)
     for router in (*ROUTERS, metrics_router, *extra_routers):
         app.include_router(router)
@@ -120,6 +156,23 @@ def create_app(
 def create_app_from_env() -> FastAPI:
     """Factory for ``uvicorn --factory serving.app:create_app_from_env`` (each worker reads ORDERPULSE_*)."""
     return create_app(Settings())
+
+
+def _history_refresher(live: LiveOrderHistory):
+    """Holder listener: rebuild the order history when a new anomaly model was swapped in."""
+
+    def refresh(report: ReloadReport, snapshot: ModelSnapshot) -> None:
+        outcome = report.outcomes.get("anomaly")
+        if outcome is None or outcome.status != "loaded" or "anomaly" not in snapshot:
+            return
+        try:
+            live.refresh(snapshot.get("anomaly"))
+        except (
+            Exception
+        ) as exc:  # a model without a snapshot (tests, fakes) or a failing build: scoring says so
+            _log.warning("could not build the order history for the new anomaly model: %s", exc)
+
+    return refresh
 
 
 def _version() -> str:

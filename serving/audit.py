@@ -14,7 +14,8 @@ last commits, which would break the commit-before-respond promise, so it is opt-
 concurrent writers (threads, uvicorn worker processes) wait for the lock instead of failing.
 
 Thread-safe: the SQLAlchemy engine hands each call its own pooled connection (an in-memory SQLite db, which
-has only one connection, is serialised with a lock).
+has only one connection, is serialised with a lock). Engine, pragmas and connections live in ``serving.db``,
+shared with the event store (``serving.events``), whose tables sit in the same database.
 
 Tables are created when missing (``metadata.create_all``); there is no migration tool yet, so a later
 change of columns needs one (Alembic is already installed as an MLflow dependency).
@@ -25,15 +26,10 @@ JSON columns hold plain JSON: numpy / pandas values are converted, and NaN / mis
 
 from __future__ import annotations
 
-import json
-import threading
-import time
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Literal
 
 from sqlalchemy import (
@@ -41,22 +37,16 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     DateTime,
-    Engine,
     MetaData,
     String,
     Table,
-    create_engine,
-    event,
     insert,
     select,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DatabaseError
-from sqlalchemy.pool import StaticPool
 
-from serving._json import jsonable
+from serving.db import Database
 
 __all__ = ["AuditRecord", "AuditStore", "DecisionKind", "DECISION_KINDS"]
 
@@ -104,25 +94,32 @@ class AuditRecord:
 
 
 class AuditStore:
-    """Append-only store of ``AuditRecord``s; create one per app (the lifespan handler does)."""
+    """Append-only store of ``AuditRecord``s; create one per app (the lifespan handler does).
+
+    ``database`` (a ``serving.db.Database``) is shared with the event store; pass ``database=`` to reuse an
+    open one, else one is opened on ``url``.
+    """
 
     def __init__(
         self,
-        url: str,
+        url: str | None = None,
         *,
         schema: str | None = None,
         sqlite_synchronous: str = "FULL",
         busy_timeout_ms: int = 10_000,
+        database: Database | None = None,
     ) -> None:
-        if sqlite_synchronous not in ("FULL", "NORMAL"):
-            raise ValueError(f"sqlite_synchronous must be 'FULL' or 'NORMAL', got {sqlite_synchronous!r}")
-        self.url = _with_driver(url)
+        if database is None:
+            if url is None:
+                raise ValueError("AuditStore needs a database URL (url=) or an open Database (database=)")
+            database = Database(url, sqlite_synchronous=sqlite_synchronous, busy_timeout_ms=busy_timeout_ms)
+        self.database = database
+        self.url = database.url
         self.schema = schema
-        self._lock: threading.Lock | None = None
-        self.engine = self._make_engine(sqlite_synchronous, busy_timeout_ms)
+        self.engine = database.engine
         self.metadata = MetaData(schema=schema)
         self.table = _decisions_table(self.metadata)
-        self._create_tables()
+        database.create_tables(self.metadata, schema)
 
     @property
     def dialect(self) -> str:
@@ -133,7 +130,7 @@ class AuditStore:
         if not records:
             return []
         rows = [_to_row(r) for r in records]
-        with self._connection() as conn:
+        with self.database.connection() as conn:
             conn.execute(insert(self.table), rows)
         return [r.decision_id for r in records]
 
@@ -142,7 +139,7 @@ class AuditStore:
 
     def get(self, decision_id: str) -> AuditRecord | None:
         """The stored decision, or None when no decision has that id."""
-        with self._connection(begin=False) as conn:
+        with self.database.connection(begin=False) as conn:
             row = (
                 conn.execute(select(self.table).where(self.table.c.decision_id == str(decision_id)))
                 .mappings()
@@ -151,16 +148,16 @@ class AuditStore:
         return None if row is None else _from_row(row)
 
     def count(self) -> int:
-        with self._connection(begin=False) as conn:
+        with self.database.connection(begin=False) as conn:
             return int(conn.execute(select(text("count(*)")).select_from(self.table)).scalar_one())
 
     def ping(self) -> None:
         """Raise if the database cannot be reached (used by /ready)."""
-        with self._connection(begin=False) as conn:
+        with self.database.connection(begin=False) as conn:
             conn.execute(text("SELECT 1"))
 
     def close(self) -> None:
-        self.engine.dispose()
+        self.database.dispose()
 
     def __enter__(self) -> AuditStore:
         return self
@@ -170,87 +167,6 @@ class AuditStore:
 
     def __repr__(self) -> str:
         return f"AuditStore({self.engine.url.render_as_string(hide_password=True)!r}, schema={self.schema!r})"
-
-    # ------------------------------------------------------------------ internals
-    def _create_tables(self) -> None:
-        """Create the schema/table if missing; tolerate another process (a uvicorn worker) racing us to it."""
-        for attempt in range(3):
-            try:
-                with self._connection() as conn:
-                    if self.schema and self.engine.dialect.name == "postgresql":
-                        conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'))
-                self.metadata.create_all(self.engine)
-                return
-            except DatabaseError:
-                if attempt == 2:
-                    raise
-                time.sleep(0.05 * (attempt + 1))  # the other creator has committed by now: create_all skips
-
-    def _make_engine(self, synchronous: str, busy_timeout_ms: int) -> Engine:
-        url = make_url(self.url)
-        serialise = _to_json
-        if url.get_backend_name() != "sqlite":
-            return create_engine(url, json_serializer=serialise, pool_pre_ping=True)
-        database = url.database or ""
-        in_memory = database in ("", ":memory:") or "mode=memory" in database
-        if in_memory:
-            self._lock = threading.Lock()
-            engine = create_engine(
-                url,
-                json_serializer=serialise,
-                poolclass=StaticPool,
-                connect_args={"check_same_thread": False},
-            )
-        else:
-            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-            engine = create_engine(
-                url,
-                json_serializer=serialise,
-                connect_args={"check_same_thread": False, "timeout": busy_timeout_ms / 1000},
-            )
-
-        @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-            cursor = dbapi_conn.cursor()
-            if not in_memory:
-                cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute(f"PRAGMA synchronous={synchronous}")
-            cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
-            cursor.close()
-
-        return engine
-
-    @contextmanager
-    def _connection(self, *, begin: bool = True) -> Iterator[Any]:
-        lock = self._lock
-        if lock is not None:
-            lock.acquire()
-        try:
-            if begin:
-                with self.engine.begin() as conn:  # commits on normal exit, rolls back on error
-                    yield conn
-            else:
-                with self.engine.connect() as conn:
-                    yield conn
-        finally:
-            if lock is not None:
-                lock.release()
-
-
-def _to_json(obj: Any) -> str:
-    """JSON text of ``obj``; the C encoder first, the converting walk only for numpy values / NaN."""
-    try:
-        return json.dumps(obj, allow_nan=False)
-    except (TypeError, ValueError):
-        return json.dumps(jsonable(obj), allow_nan=False)
-
-
-def _with_driver(url: str) -> str:
-    """``postgresql://`` / ``postgres://`` -> ``postgresql+psycopg://`` (psycopg 3 is the installed driver)."""
-    for prefix in ("postgresql://", "postgres://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix) :]
-    return url
 
 
 def _decisions_table(metadata: MetaData) -> Table:

@@ -12,6 +12,8 @@ from fastapi import Depends, Request
 
 from serving.audit import AuditStore
 from serving.errors import ServiceNotReadyError
+from serving.events import EventStore
+from serving.history import LiveOrderHistory
 from serving.metrics import Metrics
 from serving.models import ModelHolder, ModelSnapshot
 from serving.settings import Settings
@@ -23,12 +25,16 @@ __all__ = [
     "AuditDep",
     "MetricsDep",
     "RequestIdDep",
+    "EventsDep",
+    "OrderHistoryDep",
     "get_settings",
     "get_models",
     "get_holder",
     "get_audit",
     "get_metrics",
     "get_request_id",
+    "get_events",
+    "get_order_history",
 ]
 
 
@@ -54,6 +60,24 @@ def get_audit(request: Request) -> AuditStore:
     return audit
 
 
+def get_events(request: Request) -> EventStore:
+    events = getattr(request.app.state, "events", None)
+    if events is None:
+        raise ServiceNotReadyError(
+            "the event store is not open (the app is starting or stopping); retry shortly"
+        )
+    return events
+
+
+def get_order_history(request: Request) -> LiveOrderHistory:
+    history = getattr(request.app.state, "order_history", None)
+    if history is None:
+        raise ServiceNotReadyError(
+            "the order history is not set up (the app is starting or stopping); retry shortly"
+        )
+    return history
+
+
 def get_metrics(request: Request) -> Metrics:
     return request.app.state.metrics
 
@@ -68,3 +92,5 @@ HolderDep = Annotated[ModelHolder, Depends(get_holder)]
 AuditDep = Annotated[AuditStore, Depends(get_audit)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 RequestIdDep = Annotated[str, Depends(get_request_id)]
+EventsDep = Annotated[EventStore, Depends(get_events)]
+OrderHistoryDep = Annotated[LiveOrderHistory, Depends(get_order_history)]

@@ -80,6 +80,15 @@ class Settings(BaseSettings):
     reload_interval_s: float = Field(
         0.0, ge=0, description="poll the registry for a new champion every N s; 0 = off"
     )
+    max_forecast_series: int = Field(100, ge=1, description="most series one forecast request may name")
+    events_refresh_interval_s: float = Field(
+        5.0,
+        ge=0,
+        description="poll the event tables every N s and rebuild the order history when they changed; 0 = off",
+    )
+    events_refresh_on_write: bool = Field(
+        True, description="rebuild the order history before answering POST /v1/events (read-your-writes)"
+    )
     require_models: Annotated[list[ModelKind], NoDecode] = Field(
         default_factory=lambda: ["forecast", "anomaly"],
         description="model kinds that must be loaded for /ready",

@@ -6,7 +6,7 @@ it here. Every route needs an API key unless its path is in ``Settings.auth_exem
 
 from fastapi import APIRouter
 
-from serving.routes import decisions, health, models
+from serving.routes import decisions, events, forecast, health, models, orders
 
 __all__ = ["ROUTERS"]
 
@@ -14,4 +14,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     health.router,
     models.router,
     decisions.router,
+    orders.router,
+    events.router,
+    forecast.router,
 )

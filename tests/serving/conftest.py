@@ -1,7 +1,15 @@
-"""Fixtures for the service tests: settings on a tmp folder, tiny fake models and an in-memory model source."""
+"""Fixtures for the service tests.
+
+* settings on a tmp folder, tiny fake models and an in-memory model source (infrastructure tests);
+* real models for the model routes (``trained``, ``served_models``, ``service`` / ``make_service``): a forecast
+  and an anomaly model trained once per session from data/sample through the real training jobs, in a
+  private MLflow store; every test app gets its own audit/event database;
+* ``make_order``: a valid order in the request shape, for a customer of the sample.
+"""
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -113,3 +121,149 @@ def fakes() -> object:
     from types import SimpleNamespace
 
     return SimpleNamespace(ConstModel=ConstModel, FakeSource=FakeSource, API_KEY=API_KEY, AUTH=AUTH)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Real models for the model routes: trained ONCE per session from data/sample into a private MLflow store.
+SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample"
+SERVED_NAME = "svc"
+FORECAST_HORIZON = 14
+FORECAST_PARAMS = {"n_estimators": 40, "num_leaves": 15}
+N_STORES = 6
+
+
+class StaticSource(ModelSource):
+    """Serves already loaded models (the session's real ones) without touching the registry."""
+
+    def __init__(self, models: dict[str, LoadedModel]) -> None:
+        self.models = dict(models)
+
+    def fetch(self, kind: str, current: LoadedModel | None, refused=()) -> LoadedModel:
+        if kind not in self.models:
+            raise ModelUnavailableError(f"no {kind} model in this test")
+        return self.models[kind]
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Forecast (6 Rossmann stores, horizon 14, 40 small trees) and anomaly models trained on data/sample.
+
+    Trains through the real jobs into a session store; the environment is set only while training and
+    restored afterwards (the per-test ``isolated_mlflow`` store stays untouched).
+    """
+    import pandas as pd
+
+    from training.anomaly_job import train_anomaly
+    from training.forecast_job import train_forecast
+
+    root = tmp_path_factory.mktemp("serving_models")
+    data = root / "rossmann"
+    data.mkdir()
+    series = pd.read_csv(SAMPLE / "rossmann" / "series.csv", dtype={"series_id": str})
+    stores = sorted(series["series_id"].unique(), key=int)[:N_STORES]
+    for name in ("series", "covariates", "static"):
+        table = pd.read_csv(SAMPLE / "rossmann" / f"{name}.csv", dtype={"series_id": str})
+        table.loc[table["series_id"].isin(stores)].to_csv(data / f"{name}.csv", index=False)
+    (data / "weather.csv").write_bytes((SAMPLE / "rossmann" / "weather.csv").read_bytes())
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "ORDERPULSE_MLRUNS_DIR")}
+    os.environ.update({"MLFLOW_TRACKING_URI": uri, "ORDERPULSE_MLRUNS_DIR": str(root)})
+    try:
+        forecast = train_forecast(
+            data / "series.csv",
+            data / "covariates.csv",
+            data / "weather.csv",
+            data / "static.csv",
+            horizon=FORECAST_HORIZON,
+            params=FORECAST_PARAMS,
+            name=SERVED_NAME,
+        )
+        anomaly = train_anomaly(
+            SAMPLE / "online_retail" / "orders.csv", SAMPLE / "online_retail" / "labels.csv", name=SERVED_NAME
+        )
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    return {
+        "root": root,
+        "tracking_uri": uri,
+        "name": SERVED_NAME,
+        "stores": stores,
+        "data": data,
+        "orders_csv": SAMPLE / "online_retail" / "orders.csv",
+        "forecast": forecast,
+        "anomaly": anomaly,
+    }
+
+
+@pytest.fixture(scope="session")
+def served_models(trained: dict, tmp_path_factory: pytest.TempPathFactory) -> dict[str, LoadedModel]:
+    """The registered champions loaded the way the service loads them (registry, loader, smoke checks)."""
+    from serving.app import default_model_holder
+
+    settings = Settings(
+        profile="dev",
+        api_keys=API_KEY,
+        mlruns_dir=tmp_path_factory.mktemp("served_cache"),
+        tracking_uri=trained["tracking_uri"],
+        model_name=trained["name"],
+    )
+    holder = default_model_holder(settings)
+    report = holder.reload()
+    assert report.ok, report.to_dict()
+    return dict(holder.snapshot().models)
+
+
+@pytest.fixture
+def make_service(
+    served_models: dict[str, LoadedModel], make_settings: Callable[..., Settings]
+) -> Iterator[Callable[..., TestClient]]:
+    """``make_service(**settings)``: an app serving the session's real models, on a fresh audit/event db."""
+    clients: list[TestClient] = []
+
+    def make(*, kinds: tuple[str, ...] = ("forecast", "anomaly"), **overrides: object) -> TestClient:
+        overrides.setdefault("events_refresh_interval_s", 0)
+        settings = make_settings(**overrides)
+        models = {k: served_models[k] for k in kinds}
+        holder = ModelHolder(StaticSource(models), kinds=("forecast", "anomaly"))
+        client = TestClient(create_app(settings, model_holder=holder))
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def service(make_service: Callable[..., TestClient]) -> TestClient:
+    """An app serving the real forecast and anomaly models (fresh audit and event tables)."""
+    return make_service()
+
+
+@pytest.fixture
+def make_order() -> Callable[..., dict]:
+    """``make_order(order_id, customer_id=..., created_at=..., lines=[(sku, qty, price)], **fields)``."""
+
+    def make(
+        order_id: str,
+        customer_id: str | None = "13094",
+        created_at: str = "2011-07-01T10:00:00",
+        lines: list[tuple[str, float, float]] | None = None,
+        **fields: object,
+    ) -> dict:
+        lines = lines or [("84946", 72, 1.06)]
+        return {
+            "order_id": order_id,
+            "customer_id": customer_id,
+            "created_at": created_at,
+            "lines": [{"sku": sku, "quantity": q, "unit_price": p} for sku, q, p in lines],
+            "country": "United Kingdom",
+            **fields,
+        }
+
+    return make

@@ -31,9 +31,16 @@ def test_extra_routers_are_included_behind_auth(make_client, fakes):
 
 
 def test_route_modules_are_listed_in_one_place():
-    from serving.routes import decisions, health, models
+    from serving.routes import decisions, events, forecast, health, models, orders
 
-    assert (health.router, models.router, decisions.router) == ROUTERS
+    assert (
+        health.router,
+        models.router,
+        decisions.router,
+        orders.router,
+        events.router,
+        forecast.router,
+    ) == ROUTERS
 
 
 def test_periodic_reload_runs_while_the_app_is_up(make_settings, fakes):

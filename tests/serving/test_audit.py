@@ -133,11 +133,11 @@ def test_naive_created_at_is_refused():
 
 
 def test_postgres_url_gets_the_psycopg_driver():
-    from serving.audit import _with_driver
+    from serving.db import with_driver
 
-    assert _with_driver("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
-    assert _with_driver("postgres://u@h/db") == "postgresql+psycopg://u@h/db"
-    assert _with_driver("sqlite:///x.db") == "sqlite:///x.db"
+    assert with_driver("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert with_driver("postgres://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert with_driver("sqlite:///x.db") == "sqlite:///x.db"
 
 
 def test_stores_opened_at_once_on_a_new_file_all_succeed(tmp_path):

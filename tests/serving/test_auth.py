@@ -83,3 +83,25 @@ def test_every_v1_route_requires_a_key(make_client):
         for method in operations:
             url = path.replace("{decision_id}", "some-id")
             assert client.request(method.upper(), url).status_code == 401, (method, path)
+
+
+def test_every_v1_route_of_the_model_service_requires_a_key(service):
+    """Walks the app's documented routes, so a route added later is covered too."""
+    routes = [
+        (method.upper(), path.replace("{decision_id}", "x"))
+        for path, operations in service.app.openapi()["paths"].items()
+        if path.startswith("/v1")
+        for method in operations
+    ]
+    assert {p for _, p in routes} >= {
+        "/v1/orders/score",
+        "/v1/events",
+        "/v1/forecast",
+        "/v1/actuals",
+        "/v1/models",
+    }
+    for method, path in routes:
+        missing = service.request(method, path, json={})
+        wrong = service.request(method, path, json={}, headers={"X-API-Key": "not-the-key"})
+        assert (missing.status_code, wrong.status_code) == (401, 403), (method, path)
+    assert service.app.state.audit.count() == 0

@@ -1,0 +1,48 @@
+"""``POST /v1/events``: the OMS reports new orders and their outcomes, so history features stay current.
+
+Stored durably (``serving.events``) and idempotent on ``order_id``; see ``serving.services.events`` for the
+statuses and ``serving.history`` for when scoring sees them (immediately on this replica, within
+``ORDERPULSE_EVENTS_REFRESH_INTERVAL_S`` on the others).
+"""
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from serving.deps import EventsDep, ModelsDep, OrderHistoryDep, RequestIdDep, SettingsDep
+from serving.errors import check_batch_size
+from serving.schemas.orders import EventsIn, EventsOut
+from serving.services.events import ingest_events
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["events"])
+
+
+@router.post("/v1/events", response_model=EventsOut)
+def post_events(
+    body: EventsIn,
+    events: EventsDep,
+    live: OrderHistoryDep,
+    models: ModelsDep,
+    settings: SettingsDep,
+    request_id: RequestIdDep,
+) -> dict[str, Any]:
+    """Store ``orders`` (same shape as scoring) and ``labels`` / ``exceptions`` ``{order_id, label, labeled_at}``."""
+    check_batch_size(len(body.orders) + len(body.labels), settings.max_batch_orders)
+    loaded = models.models.get("anomaly")
+    state = live.for_model(loaded) if loaded is not None else None
+    result = ingest_events(body, events, state, request_id=request_id)
+    changed = result["orders"]["accepted"] + result["labels"]["accepted"] > 0
+    if loaded is not None and changed and settings.events_refresh_on_write:
+        state = live.refresh(loaded)
+    interval = settings.events_refresh_interval_s
+    result["visible"] = (
+        "now on this replica" if settings.events_refresh_on_write else "after this replica's next refresh"
+    ) + (
+        f"; within {interval:g} s on other replicas"
+        if interval > 0
+        else "; other replicas do not poll (interval 0)"
+    )
+    result["history"] = state.describe() if state is not None else None
+    return result

@@ -1,0 +1,53 @@
+"""``POST /v1/forecast`` (forecasts and what-ifs) and ``POST /v1/actuals`` (observed values to forecast from).
+
+See ``serving.services.forecasting`` for what a forecast reads (snapshot + actuals, stored or requested
+plan) and ``serving.services.actuals`` for how actuals are checked and stored. Unknown series are 404 with
+the list of unknown ids; covariates missing for the horizon are 400 (``data_validation``) saying how to send
+a plan. Every forecast is recorded in the audit trail, one decision per series, before the response.
+"""
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from serving.deps import AuditDep, EventsDep, ModelsDep, RequestIdDep, SettingsDep
+from serving.errors import PayloadTooLargeError
+from serving.schemas.forecast import ActualsIn, ActualsOut, ForecastIn, ForecastOut
+from serving.services import forecasting
+from serving.services.actuals import record_actuals
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["forecast"])
+
+
+@router.post("/v1/forecast", response_model=ForecastOut)
+def post_forecast(
+    body: ForecastIn,
+    models: ModelsDep,
+    events: EventsDep,
+    audit: AuditDep,
+    settings: SettingsDep,
+    request_id: RequestIdDep,
+) -> dict[str, Any]:
+    """Forecast ``horizon`` steps for each series; with ``covariates`` / ``weather`` also the delta to the stored plan."""
+    ids = body.ids
+    if len(ids) > settings.max_forecast_series:
+        raise PayloadTooLargeError(
+            f"the request names {len(ids)} series, more than the limit of {settings.max_forecast_series}: split "
+            "it (or raise ORDERPULSE_MAX_FORECAST_SERIES)",
+            details={"n_series": len(ids), "max_forecast_series": settings.max_forecast_series},
+            code="too_many_series",
+        )
+    ctx = forecasting.context_for(models.get("forecast"))
+    known = [i for i in ids if i not in ctx.unknown(ids)]
+    result = forecasting.forecast(ctx, body, events.actuals_for(known), request_id=request_id)
+    audit.write_many(result.records)
+    return result.response
+
+
+@router.post("/v1/actuals", response_model=ActualsOut)
+def post_actuals(body: ActualsIn, models: ModelsDep, events: EventsDep) -> dict[str, Any]:
+    """Append observed ``{series_id, ds, y, open?}``; a repeated value is a duplicate, a changed one ``updated``."""
+    ctx = forecasting.context_for(models.get("forecast"))
+    return record_actuals(ctx, events, body.actuals)

@@ -1,0 +1,203 @@
+"""Schemas of ``POST /v1/forecast`` and ``POST /v1/actuals``.
+
+A forecast request names the series (``series_ids``, or one ``series_id``), the ``horizon`` (default: the
+model's), the interval level(s) (default 80), optionally the ``origin`` (default: the last observed value),
+``explain`` (contributions by feature family) and a plan for the horizon: ``covariates`` rows (``ds``,
+optional ``series_id``: absent = every requested series, then the covariate columns the model was trained
+with, e.g. ``promo``) and ``weather`` rows (``region``, ``ds``, weather columns). Plan rows replace the stored
+values of the same (series, date) column by column; columns a row does not mention keep the stored value.
+A request with a plan is a what-if: every point also carries ``yhat_baseline`` (the forecast under the
+stored plan) and ``delta`` = ``yhat - yhat_baseline``.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from serving.schemas.common import Id, ModelRef, OptionalId, UtcDatetime
+
+__all__ = [
+    "CovariateRowIn",
+    "WeatherRowIn",
+    "ForecastIn",
+    "ForecastPoint",
+    "SeriesForecast",
+    "ForecastOut",
+    "ActualIn",
+    "ActualsIn",
+    "ActualResult",
+    "ActualsOut",
+]
+
+_INPUT = ConfigDict(coerce_numbers_to_str=True, extra="ignore")
+_PLAN = ConfigDict(coerce_numbers_to_str=True, extra="allow")
+
+
+def _check_plan_values(row: BaseModel) -> None:
+    for name, value in (row.model_extra or {}).items():
+        if isinstance(value, bool) or value is None or isinstance(value, str):
+            continue
+        if isinstance(value, int | float):
+            if not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number or a string, got {value!r}")
+            continue
+        raise ValueError(f"{name} must be a number, a string or null, got {type(value).__name__}")
+
+
+class CovariateRowIn(BaseModel):
+    """One date of the plan: ``{"series_id"?, "ds", "promo": 1, "state_holiday": "0", ...}``."""
+
+    model_config = _PLAN
+
+    series_id: OptionalId = Field(None, description="absent: the row applies to every requested series")
+    ds: UtcDatetime
+
+    @model_validator(mode="after")
+    def _values(self) -> CovariateRowIn:
+        _check_plan_values(self)
+        return self
+
+
+class WeatherRowIn(BaseModel):
+    """One day of weather for a region: ``{"region", "ds", "temp_mean": 12.5, ...}``."""
+
+    model_config = _PLAN
+
+    region: Id
+    ds: UtcDatetime
+
+    @model_validator(mode="after")
+    def _values(self) -> WeatherRowIn:
+        _check_plan_values(self)
+        return self
+
+
+class ForecastIn(BaseModel):
+    """What to forecast (see the module docstring)."""
+
+    model_config = _INPUT
+
+    series_ids: list[Id] | None = Field(None, min_length=1, examples=[["88", "126"]])
+    series_id: Id | None = Field(None, examples=["88"])
+    horizon: int | None = Field(
+        None, ge=1, le=366, description="steps; default and maximum: the model's horizon"
+    )
+    level: int | None = Field(None, ge=1, le=99, description="interval level in percent (default 80)")
+    levels: list[int] | None = Field(None, min_length=1, description="several interval levels")
+    origin: UtcDatetime | None = Field(None, description="last observed step to forecast from")
+    explain: bool = False
+    covariates: list[CovariateRowIn] | None = None
+    weather: list[WeatherRowIn] | None = None
+
+    @model_validator(mode="after")
+    def _series_and_levels(self) -> ForecastIn:
+        if not self.series_ids and not self.series_id:
+            raise ValueError("name the series to forecast: 'series_ids': [...] or 'series_id': '...'")
+        for lv in self.levels or []:
+            if not 1 <= lv <= 99:
+                raise ValueError(f"levels are percentages in [1, 99], got {lv}")
+        return self
+
+    @property
+    def ids(self) -> list[str]:
+        """The requested series, each once, in request order."""
+        ids = ([self.series_id] if self.series_id else []) + list(self.series_ids or [])
+        return list(dict.fromkeys(ids))
+
+    @property
+    def interval_levels(self) -> tuple[int, ...]:
+        levels = ([self.level] if self.level else []) + list(self.levels or [])
+        return tuple(dict.fromkeys(levels)) or (80,)
+
+    @property
+    def is_what_if(self) -> bool:
+        return bool(self.covariates) or bool(self.weather)
+
+
+class ForecastPoint(BaseModel):
+    ds: datetime
+    step: int
+    yhat: float
+    yhat_lo: float | None = Field(None, description="lower bound at the first requested level")
+    yhat_hi: float | None = Field(None, description="upper bound at the first requested level")
+    intervals: dict[str, list[float]] | None = Field(
+        None, description="every requested level: {'80': [lo, hi], '95': [lo, hi]} (when several)"
+    )
+    yhat_baseline: float | None = Field(
+        None, description="what-if requests: the forecast under the stored plan"
+    )
+    delta: float | None = Field(None, description="what-if requests: yhat - yhat_baseline")
+    base: float | None = Field(None, description="explain: the model's base value (log1p space)")
+    contributions: dict[str, float] | None = Field(
+        None,
+        description="explain: log1p-space contribution of each feature family (they add up to log1p(yhat))",
+    )
+    effects: dict[str, float] | None = Field(
+        None, description="explain: multiplicative effect of each family, exp(contribution) - 1 (-0.04 = -4%)"
+    )
+
+
+class SeriesForecast(BaseModel):
+    series_id: str
+    decision_id: str
+    history_end: datetime | None = Field(None, description="last observed step of this series")
+    actuals_used: int = Field(0, description="values of this series taken from POST /v1/actuals")
+    points: list[ForecastPoint]
+
+
+class ForecastOut(BaseModel):
+    model: ModelRef
+    origin: datetime
+    horizon: int
+    levels: list[int]
+    what_if: bool
+    baseline_available: bool | None = Field(
+        None, description="what-if requests: false when the stored plan does not cover the horizon (no delta)"
+    )
+    note: str | None = None
+    series: list[SeriesForecast]
+
+
+class ActualIn(BaseModel):
+    """One observed value; ``open`` 0 marks a known closure (``y`` must then be 0)."""
+
+    model_config = _INPUT
+
+    series_id: Id
+    ds: UtcDatetime
+    y: float = Field(ge=0, allow_inf_nan=False)
+    open: Literal[0, 1] = 1
+
+    @model_validator(mode="after")
+    def _closed_is_zero(self) -> ActualIn:
+        if self.open == 0 and self.y != 0:
+            raise ValueError(
+                f"open=0 (closed) requires y=0, got y={self.y}; set open=1 if the series was open"
+            )
+        return self
+
+
+class ActualsIn(BaseModel):
+    model_config = _INPUT
+
+    actuals: list[ActualIn] = Field(min_length=1)
+
+
+class ActualResult(BaseModel):
+    series_id: str
+    ds: datetime
+    status: Literal["inserted", "updated", "duplicate"]
+
+
+class ActualsOut(BaseModel):
+    inserted: int
+    updated: int
+    duplicate: int
+    results: list[ActualResult]
+    latest: dict[str, datetime] = Field(
+        description="per series, the last observed step forecasts now start from"
+    )

@@ -1,0 +1,191 @@
+"""Schemas of ``POST /v1/orders/score`` and ``POST /v1/events``: orders in the ``orders`` input shape, labels.
+
+An order is the JSON form of the order lines of the input format: one object with the order's fields and its
+``lines``. Everything that would make a feature undefined is refused here with a field-level 422, before any
+model runs: a quantity <= 0 (returns and cancellations are exception events, not order lines), a negative
+price, NaN or infinite numbers (JSON has none, but ``NaN`` / ``Infinity`` literals and strings are refused
+too), no lines, an unparseable ``created_at``, the same ``order_id`` twice in one request.
+
+Unknown categories are *not* an error: a ``country`` (``channel``, ``region``) the model never saw is scored
+as a missing category, and the response lists it in ``unknown`` (``{"country": "Atlantis"}``), so a caller can
+tell a new market from a typo.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Annotated, Any, Literal
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+
+from serving.schemas.common import Id, ModelRef, OptionalId, OptionalText, UtcDatetime
+
+__all__ = [
+    "OrderLineIn",
+    "OrderIn",
+    "ScoreBatchIn",
+    "ScoreRequest",
+    "Reason",
+    "ScoredOrder",
+    "ScoreBatchOut",
+    "LabelIn",
+    "EventsIn",
+    "EventResult",
+    "EventsOut",
+    "ExplainMode",
+]
+
+ExplainMode = Literal["flagged", "all", "none"]
+
+_INPUT = ConfigDict(coerce_numbers_to_str=True, extra="ignore")
+
+
+class OrderLineIn(BaseModel):
+    """One line: a SKU, how many units (> 0) and the unit price (>= 0)."""
+
+    model_config = _INPUT
+
+    sku: Id = Field(examples=["85123A"])
+    quantity: float = Field(gt=0, allow_inf_nan=False, examples=[6])
+    unit_price: float = Field(ge=0, allow_inf_nan=False, examples=[2.55])
+
+
+class OrderIn(BaseModel):
+    """One order in the ``orders`` input shape (other fields are ignored)."""
+
+    model_config = _INPUT
+
+    order_id: Id = Field(examples=["581475"])
+    customer_id: OptionalId = Field(
+        None, description="null or empty for a guest checkout", examples=["13069"]
+    )
+    created_at: UtcDatetime = Field(examples=["2011-12-09T08:39:00Z"])
+    lines: list[OrderLineIn] = Field(min_length=1, max_length=10_000)
+    country: OptionalText = Field(None, examples=["United Kingdom"])
+    channel: OptionalText = None
+    region: OptionalText = None
+
+
+def _unique_order_ids(orders: list[OrderIn], what: str) -> None:
+    counts = Counter(o.order_id for o in orders)
+    repeated = {k: n for k, n in counts.items() if n > 1}
+    if repeated:
+        shown = ", ".join(f"{k!r} ({n}x)" for k, n in list(repeated.items())[:5])
+        raise ValueError(
+            f"order_id must be unique within one request; repeated in {what}: {shown}. Send each order once"
+        )
+
+
+class ScoreBatchIn(BaseModel):
+    """A batch of orders to score (at most ``ORDERPULSE_MAX_BATCH_ORDERS``; more is 413)."""
+
+    model_config = _INPUT
+
+    orders: list[OrderIn] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _ids_unique(self) -> ScoreBatchIn:
+        _unique_order_ids(self.orders, "orders")
+        return self
+
+
+def _request_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "batch" if "orders" in value else "order"
+    return "batch" if isinstance(value, ScoreBatchIn) else "order"
+
+
+ScoreRequest = Annotated[
+    Annotated[OrderIn, Tag("order")] | Annotated[ScoreBatchIn, Tag("batch")],
+    Discriminator(_request_kind),
+]
+"""One order, or ``{"orders": [...]}`` (error locations name which: ``body.order...`` / ``body.batch...``)."""
+
+
+class Reason(BaseModel):
+    """Why the score is high: one feature, its value, its contribution (log-odds) and a sentence."""
+
+    feature: str = Field(examples=["customer_prior_exceptions"])
+    value: float | int | str | None = Field(examples=[5])
+    contribution: float = Field(examples=[0.61])
+    text: str = Field(
+        examples=["customer had exceptions on 5 of their 7 earlier orders with a known outcome (+0.61)"]
+    )
+
+
+class ScoredOrder(BaseModel):
+    """The decision on one order."""
+
+    order_id: str
+    score: float = Field(description="calibrated probability that the order becomes an exception")
+    flagged: bool = Field(description="score >= threshold")
+    threshold: float
+    reasons: list[Reason] = Field(
+        description="top contributions pushing the score up: for flagged orders, or every order with ?explain=all"
+    )
+    unknown: dict[str, str] = Field(
+        default_factory=dict,
+        description="category fields whose value the model never saw (scored as missing), e.g. {'country': 'Atlantis'}",
+    )
+    model: ModelRef
+    decision_id: str = Field(description="GET /v1/decisions/{decision_id} returns the recorded decision")
+
+
+class ScoreBatchOut(BaseModel):
+    """The decisions on a batch, in request order."""
+
+    results: list[ScoredOrder]
+    n_orders: int
+    n_flagged: int
+    model: ModelRef
+
+
+class LabelIn(BaseModel):
+    """The outcome of an order: 1 = it became an exception, 0 = it did not; known from ``labeled_at``."""
+
+    model_config = _INPUT
+
+    order_id: Id
+    label: Literal[0, 1]
+    labeled_at: UtcDatetime
+
+
+class EventsIn(BaseModel):
+    """New orders and/or outcomes reported by the OMS (``exceptions`` is accepted as a name for ``labels``)."""
+
+    model_config = _INPUT
+
+    orders: list[OrderIn] = Field(default_factory=list)
+    labels: list[LabelIn] = Field(default_factory=list, validation_alias=AliasChoices("labels", "exceptions"))
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> EventsIn:
+        if not self.orders and not self.labels:
+            raise ValueError("send at least one event: a non-empty 'orders' and/or 'labels' list")
+        _unique_order_ids(self.orders, "orders")
+        counts = Counter(lab.order_id for lab in self.labels)
+        repeated = [k for k, n in counts.items() if n > 1]
+        if repeated:
+            raise ValueError(
+                f"one label per order_id per request; repeated in labels: {repeated[:5]}. Send each outcome once"
+            )
+        return self
+
+
+class EventResult(BaseModel):
+    kind: Literal["order", "label"]
+    order_id: str
+    status: Literal["accepted", "duplicate", "conflict"]
+    note: str | None = None
+
+
+class EventsOut(BaseModel):
+    """What was stored: counts per kind and status, and one result per event in request order."""
+
+    orders: dict[str, int] = Field(examples=[{"accepted": 1, "duplicate": 0, "conflict": 0}])
+    labels: dict[str, int] = Field(
+        examples=[{"accepted": 1, "duplicate": 0, "conflict": 0, "unknown_order": 0}]
+    )
+    results: list[EventResult]
+    visible: str = Field(description="when scoring sees these events, on this replica and on the others")
+    history: dict[str, Any] | None = Field(None, description="the order history this replica scores with now")
