@@ -117,7 +117,8 @@ def score_orders(
         rows = np.array([], dtype="int64")
     reasons: list[list[dict[str, Any]]] = [[] for _ in orders]
     if len(rows):
-        for i, record in zip(rows, model.explain_records(features.iloc[rows], k=k), strict=True):
+        explained = features if len(rows) == len(features) else features.iloc[rows]
+        for i, record in zip(rows, model.explain_records(explained, k=k), strict=True):
             reasons[i] = record["reasons"]
     unknown = unknown_categories(orders, model)
     feature_rows = _feature_rows(features, ["order_id", "created_at", "customer_id", *model.feature_names_])

@@ -146,7 +146,8 @@ class StaticSource(ModelSource):
 
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """Forecast (6 Rossmann stores, horizon 14, 40 small trees) and anomaly models trained on data/sample.
+    """Forecast (6 Rossmann stores, horizon 14, 40 small trees, one backtest window) and anomaly models
+    trained on data/sample.
 
     Trains through the real jobs into a session store; the environment is set only while training and
     restored afterwards (the per-test ``isolated_mlflow`` store stays untouched).
@@ -176,6 +177,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
             data / "static.csv",
             horizon=FORECAST_HORIZON,
             params=FORECAST_PARAMS,
+            n_windows=1,
             name=SERVED_NAME,
         )
         anomaly = train_anomaly(
