@@ -9,8 +9,9 @@ give the same numbers for the same inputs.
 History: the snapshot's rows of the series plus the values appended through ``POST /v1/actuals`` (an actual
 replaces the snapshot's value of the same step). The default origin is the latest observed step.
 
-Plan: request ``covariates`` / ``weather`` rows are laid over the stored tables (``overlay_plan``); a
-request with a plan is a what-if, answered with the forecast under the stored plan next to it
+Plan: request ``covariates`` / ``weather`` rows are laid over the stored tables (``overlay_plan``, using
+``training.whatif.overlay`` like the planner notebook, so both show the same numbers); a request with a plan
+is a what-if, answered with the forecast under the stored plan next to it
 (``yhat_baseline``, ``delta``). Covariates are required through the horizon: when neither the stored plan nor
 the request covers it, the answer is 400 with the problem and how to send a plan.
 """
@@ -34,6 +35,7 @@ from serving.models import LoadedModel
 from serving.schemas.forecast import ForecastIn
 from serving.services.scoring import model_ref
 from training.forecaster import step_length
+from training.whatif import overlay
 
 __all__ = [
     "ForecastContext",
@@ -217,8 +219,11 @@ def overlay_plan(
 
     ``table`` is "covariates" (key ``series_id``: a row without one applies to every series in ``targets``)
     or "weather" (key ``region``). Request columns must be columns of the stored table; a request value
-    (not null) replaces the stored value of its row, other columns keep theirs. Raises ``DataValidationError``
-    for unknown columns, targets outside the request, duplicate rows and non-numbers in numeric columns.
+    (not null) replaces the stored value of its row, other columns keep theirs, new keys are added. The
+    overlay itself is ``training.whatif.overlay`` (the planner notebook's), after the request rows were
+    checked and typed here: ``DataValidationError`` for unknown columns, rows outside ``targets``, duplicate
+    rows and non-numbers in numeric columns. Rows without ``series_id`` are spread over ``targets`` first: a
+    global row would lose to the stored per-series rows of the same date.
     """
     req = pd.DataFrame(rows)
     if stored is None:
@@ -233,6 +238,8 @@ def overlay_plan(
                 )
             ]
         )
+    if key_column in req.columns and req[key_column].isna().all() and key_column not in stored.columns:
+        req = req.drop(columns=[key_column])
     problems: list[Problem] = []
     values = [c for c in req.columns if c not in (key_column, "ds")]
     unknown = [c for c in values if c not in stored.columns]
@@ -303,14 +310,11 @@ def overlay_plan(
         raise DataValidationError(problems)
     if key_column in req.columns:
         req[key_column] = req[key_column].astype("string")
-    merged = req.set_index(key).combine_first(stored.set_index(key)).reset_index()
-    merged = merged[[c for c in stored.columns if c in merged.columns]]
-    for col in stored.columns:
+    merged = overlay(stored, req, (key_column, "ds"))
+    for col in stored.columns:  # keep the stored dtypes (the overlay's union of rows may widen them)
         if isinstance(stored[col].dtype, pd.StringDtype):
             merged[col] = merged[col].astype("string")
-    return merged.sort_values(
-        [c for c in (key_column, "ds") if c in merged.columns], kind="stable"
-    ).reset_index(drop=True)
+    return merged.sort_values(key, kind="stable").reset_index(drop=True)
 
 
 def forecast_smoke_check(loaded: LoadedModel) -> None:

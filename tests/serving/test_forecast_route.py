@@ -99,6 +99,28 @@ def test_a_changed_promo_plan_is_a_what_if_with_a_non_zero_delta(service):
     assert points["2015-06-09"]["delta"] > 0
 
 
+def test_a_what_if_equals_the_planner_notebooks_what_if(service, served_models):
+    from training.whatif import what_if
+
+    plan = [{"series_id": "88", "ds": f"2015-06-{d:02d}", "promo": 1} for d in range(8, 13)]
+    api = pd.DataFrame(_points(_forecast(service, series_id="88", origin=ORIGIN, covariates=plan), "88"))
+    wrapper = served_models["forecast"].model
+    expected = what_if(
+        wrapper.model,
+        wrapper.tables["series"],
+        covariates=wrapper.tables["covariates"],
+        weather=wrapper.tables["weather"],
+        covariate_changes=pd.DataFrame(plan),
+        horizon=14,
+        origin=ORIGIN,
+        explain=False,
+    )
+    expected = expected.loc[expected["series_id"] == "88"].reset_index(drop=True)
+    assert api["yhat"].tolist() == expected["yhat"].tolist()
+    assert api["yhat_baseline"].tolist() == expected["yhat_base"].tolist()
+    assert api["delta"].tolist() == expected["delta"].tolist()
+
+
 def test_a_plan_row_without_series_id_applies_to_every_requested_series(service):
     plan = [{"ds": f"2015-06-{d:02d}", "promo": 1} for d in range(8, 13)]
     out = _forecast(service, series_ids=["88", "126"], origin=ORIGIN, covariates=plan)
