@@ -1,11 +1,12 @@
 """The global LightGBM demand forecaster.
 
-Multi-step strategy: **direct, by horizon bucket.** The horizon 1..H is cut into a few buckets (for daily data
-and H=42: steps 1-7, 8-14, 15-28, 29-42). Each bucket gets its own LightGBM booster trained on a feature frame
-whose every ``y``-derived feature is lagged by at least the bucket's last step
-(``ForecastFeatureConfig.for_horizon``), so a forecast for step h only ever uses ``y`` up to the forecast origin.
-No prediction is fed back as an input (no recursion, so errors do not compound), and near steps still get the
-recent lags that matter most for them. Known-in-advance covariates (promo, holidays), calendar, weather and
+Multi-step strategy: **direct, by horizon bucket.** The horizon 1..H can be cut into buckets (e.g. steps 1-7,
+8-14, 15-28, 29-42); each bucket gets its own LightGBM booster trained on a feature frame whose every
+``y``-derived feature is lagged by at least the bucket's last step (``ForecastFeatureConfig.for_horizon``), so
+a forecast for step h only ever uses ``y`` up to the forecast origin. No prediction is fed back as an input (no
+recursion, so errors do not compound). The default is one bucket for the whole horizon (see
+``default_buckets`` for the measurement behind that); ``dense_buckets`` gives near steps their own models with
+recent lags. Known-in-advance covariates (promo, holidays), calendar, weather and
 static attributes are read at the target date.
 
 Target: ``log1p(y)`` with squared loss, i.e. relative errors, which is what RMSPE/WAPE across stores of very
@@ -42,7 +43,14 @@ from features.forecast_frame import (
     feature_family,
 )
 
-__all__ = ["LGBMForecaster", "default_buckets", "step_length", "default_n_jobs", "DEFAULT_LGBM_PARAMS"]
+__all__ = [
+    "LGBMForecaster",
+    "default_buckets",
+    "dense_buckets",
+    "step_length",
+    "default_n_jobs",
+    "DEFAULT_LGBM_PARAMS",
+]
 
 Freq = str
 
@@ -90,7 +98,21 @@ def step_length(freq: Freq) -> pd.Timedelta:
 
 
 def default_buckets(horizon: int, freq: Freq) -> tuple[int, ...]:
-    """Upper steps of the horizon buckets: dense near the origin, coarse further out."""
+    """One bucket covering the whole horizon: a single direct model whose lags all start at ``horizon``.
+
+    Measured on full Rossmann (42 days held out, same LightGBM budget): one bucket gave WAPE 0.073 in 135 s,
+    four buckets (7/14/28/42) with the budget cut to fit the same time gave 0.077 in 5x the time, two (14/42)
+    0.079: for promo- and calendar-driven demand, model capacity is worth more than short lags. Pass e.g.
+    ``buckets=dense_buckets(horizon, freq)`` (CLI ``--buckets 7,14,28,42``) when recent values carry much
+    information (hourly data, fast-moving series).
+    """
+    if horizon < 1:
+        raise ValueError(f"horizon must be >= 1. Got {horizon}.")
+    return (int(horizon),)
+
+
+def dense_buckets(horizon: int, freq: Freq) -> tuple[int, ...]:
+    """Buckets dense near the origin and coarse further out: 1 season, 2, 4, 8, ... up to ``horizon``."""
     season = {"H": 24, "D": 7}.get(freq.upper()[:1], 4)
     cuts = [season, 2 * season, 4 * season, 8 * season, 16 * season, 32 * season, 52 * season]
     return tuple(sorted({c for c in cuts if c < horizon} | {horizon}))

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from features.errors import NotFittedError
-from training.forecaster import LGBMForecaster, default_buckets
+from training.forecaster import LGBMForecaster, default_buckets, dense_buckets
 
 SMALL = {"n_estimators": 40, "num_leaves": 15, "min_child_samples": 5, "learning_rate": 0.2}
 
@@ -62,10 +62,22 @@ def fitted(tables, split) -> LGBMForecaster:
     return LGBMForecaster(freq="D", horizon=14, params=SMALL).fit(train, covariates=tables["covariates"])
 
 
-def test_default_buckets_are_dense_near_the_origin():
-    assert default_buckets(42, "D") == (7, 14, 28, 42)
-    assert default_buckets(5, "D") == (5,)
-    assert default_buckets(48, "H") == (24, 48)
+def test_default_is_one_direct_bucket_and_dense_buckets_are_dense_near_the_origin():
+    assert default_buckets(42, "D") == (42,)
+    assert dense_buckets(42, "D") == (7, 14, 28, 42)
+    assert dense_buckets(5, "D") == (5,)
+    assert dense_buckets(48, "H") == (24, 48)
+
+
+def test_dense_buckets_forecast_every_step_from_their_own_booster(tables, split):
+    train, test, _ = split
+    model = LGBMForecaster(freq="D", horizon=14, buckets=(7, 14), params=SMALL).fit(
+        train, covariates=tables["covariates"]
+    )
+    assert sorted(model.boosters_) == [7, 14]
+    assert "y_lag_7" in model.feature_names_[7] and "y_lag_7" not in model.feature_names_[14]
+    pred = model.predict(14, test)
+    assert sorted(pred["step"].unique()) == list(range(1, 15))
 
 
 def test_predict_before_fit_raises_not_fitted():
