@@ -20,6 +20,10 @@
 
 Targets (issue 5, 2 cores): one order with reasons p99 < 15 ms; plain scoring throughput >= 2x the peer's;
 the soak with zero errors and zero lost audit rows. The load generator shares the 2 cores with the server.
+
+With several workers, ``mlflow models serve`` runs ``uvicorn --workers N``, whose listening socket leaves
+Nagle's algorithm on (asyncio without uvloop): each of its responses waits ~40 ms for a delayed ACK. OrderPulse
+binds its own socket (``serving.cli.run_workers``); compare the peer at 1 worker for a like-for-like number.
 """
 
 from __future__ import annotations
@@ -218,7 +222,25 @@ def start_service(root: Path, workers: int, audit_sync: str) -> tuple[subprocess
     )
     base = f"http://127.0.0.1:{port}"
     wait_for(f"{base}/ready", proc, log)
+    settle(f"{base}/health")
     return proc, base, mlruns / "audit.db"
+
+
+def settle(url: str, timeout: float = 90) -> None:
+    """Wait until the server answers fast again: with several workers the first one is ready while the others
+    still import and load models, using the CPUs."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        times = []
+        for _ in range(20):
+            t0 = time.perf_counter()
+            httpx.get(url, timeout=10)
+            times.append(time.perf_counter() - t0)
+        if max(times) < 0.02:
+            return
+        time.sleep(1.0)
 
 
 def start_peer(root: Path, workers: int) -> tuple[subprocess.Popen, str]:
@@ -254,6 +276,7 @@ def start_peer(root: Path, workers: int) -> tuple[subprocess.Popen, str]:
     )
     base = f"http://127.0.0.1:{port}"
     wait_for(f"{base}/ping", proc, log)
+    settle(f"{base}/ping")
     return proc, base
 
 
@@ -383,6 +406,11 @@ def measure(
     clients: int,
     seconds: float,
 ) -> Result:
+    import httpx
+
+    check = httpx.post(url, json=body, headers=headers, timeout=60)
+    if check.status_code != 200:
+        raise RuntimeError(f"{scenario} on {server}: HTTP {check.status_code}: {check.text[:500]}")
     run = run_wrk if kind == "wrk" else run_python
     run(url, body, headers, clients, min(2.0, seconds))  # warm-up
     n, errors, secs, p50, p99 = run(url, body, headers, clients, seconds)
@@ -455,7 +483,11 @@ def main() -> None:
 
     root = args.root or Path(tempfile.mkdtemp(prefix="orderpulse-serving-bench-"))
     root.mkdir(parents=True, exist_ok=True)
-    print(f"working in {root}; load generator: {args.client}; {os.cpu_count()} CPUs", flush=True)
+    print(
+        f"working in {root}; load generator: {args.client}; {os.cpu_count()} CPUs; load average "
+        f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} (other processes share the CPUs)",
+        flush=True,
+    )
     train(root)
     bodies = payloads()
     auth = {"X-API-Key": KEY}
@@ -520,6 +552,7 @@ def main() -> None:
             finally:
                 stop(peer)
     report(results, soak_result)
+    print(f"load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 
 def report(results: list[Result], soak_result: dict | None) -> None:

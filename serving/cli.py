@@ -7,12 +7,14 @@
 
 With one worker the app object is built here from ``settings``; with several, uvicorn starts each worker from
 the import string ``serving.app:create_app_from_env`` and the settings travel as ``ORDERPULSE_*`` variables
-(hashed keys only, so a generated dev key is valid in every worker).
+(hashed keys only, so a generated dev key is valid in every worker); the listening socket is bound here
+(``run_workers``: uvicorn's own would leave Nagle's algorithm on, +40 ms per response).
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import sys
 
 import typer
@@ -20,7 +22,15 @@ import typer
 from serving.auth import generate_api_key, hash_api_key
 from serving.settings import Settings
 
-__all__ = ["serve", "serve_command", "keys_app", "hash_key_command", "new_key_command"]
+__all__ = [
+    "serve",
+    "serve_command",
+    "run_workers",
+    "tcp_listen_socket",
+    "keys_app",
+    "hash_key_command",
+    "new_key_command",
+]
 
 APP_FACTORY = "serving.app:create_app_from_env"
 
@@ -66,7 +76,41 @@ def serve(
         uvicorn.run(create_app(settings), **common)
         return
     os.environ.update(settings.to_env())
-    uvicorn.run(APP_FACTORY, factory=True, workers=workers, **common)
+    run_workers(workers, common)
+
+
+def run_workers(workers: int, options: dict) -> None:
+    """``uvicorn.run(APP_FACTORY, factory=True, workers=N)``, with a listening socket made for TCP.
+
+    uvicorn binds ``socket.socket(AF_INET)`` (protocol 0) for its workers, and asyncio sets ``TCP_NODELAY`` only
+    on connections accepted from a socket created with ``IPPROTO_TCP``; with several workers (and no uvloop)
+    Nagle's algorithm then held every response for a delayed ACK: 44 ms for ``/health`` instead of 1 ms.
+    Binding the socket here with ``IPPROTO_TCP`` (inherited by the workers and their accepted connections)
+    restores ``TCP_NODELAY``; uvicorn's own supervisor still starts, watches and stops the workers.
+    """
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    config = uvicorn.Config(APP_FACTORY, factory=True, workers=workers, **options)
+    sock = tcp_listen_socket(config.host, config.port)
+    try:
+        Multiprocess(config, sockets=[sock]).run()
+    finally:
+        sock.close()
+
+
+def tcp_listen_socket(host: str, port: int) -> socket.socket:
+    """A bound (not yet listening) TCP socket, protocol ``IPPROTO_TCP`` so accepted connections get TCP_NODELAY."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
 
 
 def serve_command(

@@ -342,7 +342,8 @@ def forecast_smoke_check(loaded: LoadedModel) -> None:
         raise ValueError(
             f"a 1-step forecast of series {series_id!r} from {origin} gave {yhat!r}, not one value >= 0"
         )
-    _contexts[loaded.model] = ctx
+    with _contexts_lock:  # the first forecast of this version reuses the indexes built here
+        _contexts[loaded.model] = ctx
 
 
 # ---------------------------------------------------------------------------------------------- helpers

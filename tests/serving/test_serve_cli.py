@@ -27,17 +27,33 @@ def test_serve_with_one_worker_runs_the_app_object(uvicorn_calls, make_settings)
     assert (kw["host"], kw["port"]) == ("127.0.0.1", 8123) and "workers" not in kw
 
 
-def test_serve_with_workers_uses_the_factory_and_exports_settings(uvicorn_calls, make_settings, monkeypatch):
+def test_serve_with_workers_uses_the_factory_and_exports_settings(make_settings, monkeypatch):
+    import socket
+
+    import uvicorn.supervisors
+
     for name in list(Settings().to_env()):
         monkeypatch.delenv(name, raising=False)
     settings = make_settings(api_keys="", max_batch_orders=77)  # dev without a key: one is generated
     import os
 
+    runs = []
+
+    class FakeSupervisor:
+        def __init__(self, config, sockets):
+            runs.append((config, sockets))
+
+        def run(self):
+            (sock,) = runs[-1][1]
+            runs.append(sock.proto)
+
+    monkeypatch.setattr(uvicorn.supervisors, "Multiprocess", FakeSupervisor)
     monkeypatch.setattr(os, "environ", dict(os.environ))  # keep the export inside this test
-    cli.serve("0.0.0.0", 9000, 2, settings=settings, print_generated_key=False)
-    ((app, kw),) = uvicorn_calls
-    assert app == "serving.app:create_app_from_env"
-    assert kw["factory"] is True and kw["workers"] == 2
+    cli.serve("127.0.0.1", 0, 2, settings=settings, print_generated_key=False)
+    (config, _), proto = runs
+    assert config.app == "serving.app:create_app_from_env"
+    assert config.factory is True and config.workers == 2
+    assert proto == socket.IPPROTO_TCP  # accepted connections get TCP_NODELAY from asyncio
     assert os.environ["ORDERPULSE_MAX_BATCH_ORDERS"] == "77"
     assert json.loads(os.environ["ORDERPULSE_API_KEYS"]) == [hash_api_key(settings.generated_api_key)]
 
