@@ -70,7 +70,7 @@ def orders_to_lines(orders: Sequence[OrderIn]) -> pd.DataFrame:
         values = [getattr(o, col) for o in orders]
         if any(v is not None for v in values):
             columns[col] = np.repeat(np.array(values, dtype=object), n_lines)
-    return pd.DataFrame(columns)
+    return pd.DataFrame(columns, copy=False)  # the arrays are fresh: no copy needed
 
 
 def unknown_categories(orders: Sequence[OrderIn], model: Any) -> list[dict[str, str]]:
