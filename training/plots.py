@@ -212,7 +212,7 @@ def accuracy_bars(
     ax.barh(names, rows[metric].to_numpy() * 100, color="tab:orange")
     ax.set(
         xlabel=f"{metric.upper()} (%)",
-        ylabel=label.replace("_", " "),
+        ylabel="segment" if grouped else label.replace("_", " "),
         title=title or f"{metric.upper()} by {label.replace('_', ' ')}",
     )
     ax.tick_params(axis="y", labelsize=8)

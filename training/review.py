@@ -331,6 +331,7 @@ def next_forecast(
     horizon: int | None = None,
     level: int = 80,
     *,
+    series_ids: list[str] | tuple[str, ...] | None = None,
     series: pd.DataFrame | None = None,
     covariates: pd.DataFrame | None = None,
     origin: Any = None,
@@ -338,9 +339,12 @@ def next_forecast(
 ) -> tuple[pd.DataFrame, list[str]]:
     """The forecast of the next ``horizon`` steps with its ``level``% interval and explanation, plus notes.
 
-    ``series``/``covariates`` default to the model's snapshot; the origin to ``forecast_origin``. Closures
-    (``open=0``) known after the origin are taken from ``series``; days without a known flag are forecast as
-    open (counted in a note). Returns the ``predict`` columns plus ``y``, the actual where already known.
+    ``series``/``covariates`` default to the model's snapshot; the origin to ``forecast_origin`` over all
+    series. ``series_ids`` restricts the forecast to those series (the model is global but its features are
+    per series, so their forecasts are the same; explaining a large model costs milliseconds per row, so a
+    notebook explains the series it shows). Closures (``open=0``) known after the origin are taken from
+    ``series``; days without a known flag are forecast as open (counted in a note). Returns the ``predict``
+    columns plus ``y``, the actual where already known.
     """
     model = fm.model
     horizon = int(model.horizon if horizon is None else horizon)
@@ -352,6 +356,8 @@ def next_forecast(
         if note:
             notes.append(note)
     origin = pd.Timestamp(origin)
+    if series_ids:
+        series = _only_series(series, series_ids)
     step = step_length(model.freq)
     dates = pd.DatetimeIndex([origin + i * step for i in range(1, horizon + 1)])
     ids = pd.Index(series["series_id"].astype("string").unique(), dtype="string")
@@ -509,6 +515,18 @@ def _scored(frame: pd.DataFrame) -> pd.DataFrame:
     if "open" in frame.columns:
         ok &= frame["open"] == 1
     return frame.loc[ok]
+
+
+def _only_series(series: pd.DataFrame, series_ids: list[str] | tuple[str, ...]) -> pd.DataFrame:
+    ids = [str(s) for s in series_ids]
+    sid = series["series_id"].astype("string")
+    unknown = sorted(set(ids) - set(sid.unique()))
+    if unknown:
+        known = sorted(sid.unique())
+        raise ValueError(
+            f"Series {unknown} are not in the model's history; it knows {len(known)} series, e.g. {known[:10]}."
+        )
+    return series.loc[sid.isin(ids).to_numpy()]
 
 
 def _same_partition(a: np.ndarray, b: np.ndarray) -> bool:

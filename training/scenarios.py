@@ -12,7 +12,7 @@ import pandas as pd
 
 from training.forecaster import step_length
 
-__all__ = ["promo_change", "weather_change", "what_if_summary", "change_by_family"]
+__all__ = ["promo_change", "pick_change_start", "weather_change", "what_if_summary", "change_by_family"]
 
 _TINY = 1e-12
 
@@ -35,6 +35,38 @@ def promo_change(
         return frame
     ids = pd.DataFrame({"series_id": pd.array([str(s) for s in series_ids], dtype="string")})
     return ids.merge(frame, how="cross")[["series_id", "ds", column]]
+
+
+def pick_change_start(
+    covariates: pd.DataFrame | None,
+    series_ids: list[str] | tuple[str, ...],
+    starts: Any,
+    days: int = 7,
+    column: str = "promo",
+    value: float = 1,
+    freq: str = "D",
+) -> pd.Timestamp:
+    """The first of ``starts`` where setting ``column`` to ``value`` for ``days`` steps changes the stored plan of
+    ``series_ids`` on the most days (a promo week where there was none, rather than where there already was).
+
+    Stored rows without ``series_id`` apply to every series; a day absent from the stored plan counts as changed.
+    """
+    candidates = pd.DatetimeIndex(pd.to_datetime(list(starts)))
+    if candidates.empty:
+        raise ValueError("pick_change_start needs at least one candidate start date.")
+    if covariates is None or column not in covariates.columns:
+        have = [] if covariates is None else [c for c in covariates.columns if c not in ("series_id", "ds")]
+        raise ValueError(f"The stored covariates have no column {column!r} to change; they have {have}.")
+    rows = covariates
+    if "series_id" in covariates.columns:
+        rows = covariates.loc[covariates["series_id"].astype("string").isin([str(s) for s in series_ids])]
+    stored = rows.groupby("ds")[column].apply(lambda v: int((v != value).sum()))
+    n_series = max(len(series_ids), 1) if "series_id" in covariates.columns else 1
+    offsets = step_length(freq) * np.arange(int(days))
+    changed = [
+        int(stored.reindex(start + offsets).fillna(n_series).sum()) for start in candidates
+    ]  # a handful of candidate weeks: a loop over them is clearer than a rolling window
+    return candidates[int(np.argmax(changed))]
 
 
 def weather_change(

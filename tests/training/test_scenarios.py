@@ -137,3 +137,29 @@ def test_change_by_family_needs_explained_forecasts():
     plain = _explained([1.0, 1.0], [0.0, 0.0], [0.0, 0.0]).drop(columns=["contrib_promo"])
     with pytest.raises(ValueError, match=r"missing in base: \['promo'\]"):
         scenarios.change_by_family(plain, _explained([1.0, 1.0], [0.0, 0.0], [0.0, 0.0]))
+
+
+def _plan() -> pd.DataFrame:
+    """Series a: promo on days 0-4 (week 1), off on days 7-13 (week 2)."""
+    promo = [1, 1, 1, 1, 1, 0, 0] + [0] * 7
+    return pd.DataFrame({"series_id": "a", "ds": [_day(i) for i in range(14)], "promo": promo})
+
+
+def test_pick_change_start_prefers_the_week_the_change_alters_most():
+    start = scenarios.pick_change_start(_plan(), ["a"], [_day(0), _day(7)], days=7, value=1)
+    assert start == _day(7)  # turning promo on changes 7 days of week 2, only 2 of week 1
+
+
+def test_pick_change_start_for_promo_off_prefers_the_promo_week():
+    start = scenarios.pick_change_start(_plan(), ["a"], [_day(0), _day(7)], days=7, value=0)
+    assert start == _day(0)
+
+
+def test_pick_change_start_counts_days_beyond_the_stored_plan_as_changed():
+    start = scenarios.pick_change_start(_plan(), ["a"], [_day(0), _day(14)], days=7, value=1)
+    assert start == _day(14)
+
+
+def test_pick_change_start_names_the_stored_columns_when_the_column_is_missing():
+    with pytest.raises(ValueError, match=r"no column 'discount' to change; they have \['promo'\]"):
+        scenarios.pick_change_start(_plan(), ["a"], [_day(0)], column="discount")
