@@ -281,3 +281,25 @@ def test_styled_shows_fractions_in_percent_with_a_caption(preds):
     assert "<caption>Accuracy by series</caption>" in html
     assert "13.3%" in html  # wape of a
     assert "100.0%" in html
+
+
+def test_next_forecast_restricts_the_forecast_to_the_series_asked_for_from_the_common_origin():
+    other = pd.DataFrame({"series_id": "b", "ds": [_day(i) for i in range(3)], "y": 1.0, "open": 1})
+    model = _RecordingModel()
+    fm = review.ForecastModel(
+        ResolvedModel("u", None, None, None, "u"), model, {"series": pd.concat([_series(5), other])}
+    )
+    review.next_forecast(fm, series_ids=["b"])
+    assert set(model.kwargs["series"]["series_id"]) == {"b"}
+    assert model.kwargs["origin"] == _day(4)  # the latest actual of all series, not b's day 2
+    assert set(model.future["series_id"]) == {"b"}
+
+
+def test_next_forecast_names_unknown_series():
+    fm = review.ForecastModel(
+        ResolvedModel("u", None, None, None, "u"), _RecordingModel(), {"series": _series(5)}
+    )
+    with pytest.raises(
+        ValueError, match=r"Series \['zz'\] are not in the model's history; it knows 1 series"
+    ):
+        review.next_forecast(fm, series_ids=["zz"])
