@@ -217,12 +217,10 @@ class ForecastPartitions:
                 [Problem("series", "series_id", "required column is missing", "add a series_id column")]
             )
         key = raw["series_id"].map_partitions(_id_key, meta=("series_id", "string"))
-        counts = client.compute(key.value_counts()).result()
+        dates_of = raw["ds"].map_partitions(_distinct_dates, meta=("ds", "datetime64[ns]"))
+        counts, dates = client.gather(client.compute([key.value_counts(), dates_of]))  # one read
         assignment = _assign(counts, npartitions, partition_rows)
         n = len(assignment.unique()) if len(assignment) else 1
-        dates = client.compute(
-            raw["ds"].map_partitions(_distinct_dates, meta=("ds", "datetime64[ns]"))
-        ).result()
         out = cls(
             series=_by_partition(raw, "series_id", assignment, n),
             assignment=assignment,
@@ -236,13 +234,17 @@ class ForecastPartitions:
             cov = read_table_lazy(covariates, "covariates")
             if "series_id" in cov.columns:
                 ids = cov["series_id"].map_partitions(_id_key, meta=("series_id", "string"))
-                shared_raw = client.compute(cov.loc[ids.isna()]).result()
+                cdates = cov["ds"].map_partitions(parse_timestamps, meta=("ds", "datetime64[ns]"))
+                shared_raw, lo, hi, head = client.gather(  # one read of the table
+                    client.compute(
+                        [cov.loc[ids.isna()], cdates.min(), cdates.max(), cov.head(1, compute=False)]
+                    )
+                )
+                if head.empty:  # the first file is empty: any row will do as the template
+                    head = client.compute(cov.head(1, npartitions=-1, compute=False)).result()
                 out.covariates_own = _by_partition(cov.loc[~ids.isna()], "series_id", assignment, n)
                 out.covariates_raw = True
-                cdates = cov["ds"].map_partitions(parse_timestamps, meta=("ds", "datetime64[ns]"))
-                lo, hi = client.compute([cdates.min(), cdates.max()])
-                out.covariate_dates = (pd.Timestamp(lo.result()), pd.Timestamp(hi.result()))
-                head = client.compute(cov.loc[~ids.isna()].head(1, npartitions=-1, compute=False)).result()
+                out.covariate_dates = (pd.Timestamp(lo), pd.Timestamp(hi))
                 out.covariate_template = validate(head, "covariates", on_bad_rows=on_bad_rows)[0]
             else:
                 shared_raw = client.compute(cov).result()
@@ -354,7 +356,9 @@ def build_training_frame_dask(
     built = client.compute(partitions.delayed(_build_part, config))
     infos = client.gather(client.map(_info_of, built, pure=False))
     report, series_cats, categories = _merge_infos(infos, partitions, config, t0)
-    frames = client.map(_recode, built, series_categories=series_cats, categories=categories, pure=False)
+    # large arguments go to the workers once, as data (client.map would turn a long list into a task)
+    [lists] = client.scatter([(series_cats, categories)], broadcast=True, hash=False)
+    frames = client.map(_recode, built, lists=lists, pure=False)
     del built
     meta = client.submit(_head0, frames[0], pure=False).result()
     return dd.from_delayed(frames, meta=meta, verify_meta=False), report
@@ -385,9 +389,8 @@ def write_training_frame_dask(
     tasks = [write(d, path) for d, path in zip(partitions.delayed(_build_part, config), paths, strict=True)]
     infos = client.gather(client.compute(tasks))
     report, series_cats, categories = _merge_infos(infos, partitions, config, t0)
-    client.gather(
-        client.map(_recode_file, paths, series_categories=series_cats, categories=categories, pure=False)
-    )
+    [lists] = client.scatter([(series_cats, categories)], broadcast=True, hash=False)
+    client.gather(client.map(_recode_file, paths, lists=lists, pure=False))
     report.seconds = time.perf_counter() - t0
     return report
 
@@ -761,11 +764,9 @@ def _merge_problems(problems: list[Problem]) -> list[Problem]:
     return list(merged.values())
 
 
-def _recode(
-    result: PartitionResult, series_categories: list[str], categories: dict[str, list[str]]
-) -> pd.DataFrame:
+def _recode(result: PartitionResult, lists: tuple[list[str], dict[str, list[str]]]) -> pd.DataFrame:
     frame, _ = result.value
-    return _with_categories(frame, series_categories, categories)
+    return _with_categories(frame, *lists)
 
 
 def _with_categories(
@@ -785,9 +786,9 @@ def _build_and_write(result: PartitionResult, path: str) -> PartitionResult:
     return info
 
 
-def _recode_file(path: str, series_categories: list[str], categories: dict[str, list[str]]) -> int:
+def _recode_file(path: str, lists: tuple[list[str], dict[str, list[str]]]) -> int:
     frame = pd.read_parquet(path)
-    _with_categories(frame, series_categories, categories).to_parquet(path, index=False)
+    _with_categories(frame, *lists).to_parquet(path, index=False)
     return len(frame)
 
 

@@ -187,26 +187,23 @@ def fit_forecast_booster(
     workers = sorted(client.scheduler_info()["workers"])
     pieces = client.map(_design_pieces, frames, n=len(workers), pure=False)
     del frames
-    shards = [
-        client.submit(_shard, pieces, j, workers=[w], allow_other_workers=False, pure=False)
-        for j, w in enumerate(workers)
-    ]
+    # piece (i, j): the rows of partition i dealt to worker j; each worker then fetches only its own pieces
+    dealt = [[client.submit(_item, p, j, pure=False) for j in range(len(workers))] for p in pieces]
     del pieces
-    meta = client.submit(_head0, shards[0], pure=False).result()
-    X = dd.from_delayed(
-        [
-            client.submit(_drop_label, s, workers=[w], pure=False)
-            for s, w in zip(shards, workers, strict=True)
-        ],
-        meta=meta.drop(columns="_label"),
-        verify_meta=False,
-    )
-    y = dd.from_delayed(
-        [client.submit(_label, s, workers=[w], pure=False) for s, w in zip(shards, workers, strict=True)],
-        meta=meta["_label"],
-        verify_meta=False,
-    )
-    del shards
+    X_parts, y_parts = [], []
+    for j, w in enumerate(workers):
+        mine = [row[j] for row in dealt]
+        X_parts.append(
+            client.submit(_concat_part, mine, 0, workers=[w], allow_other_workers=False, pure=False)
+        )
+        y_parts.append(
+            client.submit(_concat_part, mine, 1, workers=[w], allow_other_workers=False, pure=False)
+        )
+    del dealt
+    meta = client.submit(_head0, X_parts[0], pure=False).result()
+    X = dd.from_delayed(X_parts, meta=meta, verify_meta=False)
+    y = dd.from_delayed(y_parts, meta=pd.Series(dtype="float64", name="_label"), verify_meta=False)
+    del X_parts, y_parts
     booster = train_booster_dask(X, y, params, num_boost_round, client=client)
     return booster, report
 
@@ -412,33 +409,32 @@ def _same_address(client: Any, scheduler: str) -> bool:
     return address == scheduler or address.split("://")[-1] == scheduler.split("://")[-1]
 
 
-def _design_pieces(frame: pd.DataFrame, n: int) -> list[pd.DataFrame]:
+def _design_pieces(frame: pd.DataFrame, n: int) -> list[tuple[pd.DataFrame, pd.Series]]:
     """The forecaster's design matrix of one partition (``LGBMForecaster._design``: open rows with an
-    observed y), plus ``_label = log1p(y)``, dealt into ``n`` pieces by a hash of (series_id, ds)."""
+    observed y) and its label ``log1p(y)``, dealt into ``n`` pieces by a hash of (series_id, ds)."""
     from training.forecaster import LGBMForecaster
 
     X, y = LGBMForecaster._design(frame, trainable_only=True)
-    X = X.assign(_label=np.log1p(y))
+    label = pd.Series(np.log1p(y), name="_label")
     if n == 1:
-        return [X.reset_index(drop=True)]
+        return [(X.reset_index(drop=True), label)]
     rows = frame.loc[X.index]
     key = pd.util.hash_pandas_object(
         pd.DataFrame({"s": rows["series_id"].astype(str).to_numpy(), "d": rows["ds"].to_numpy()}), index=False
     ).to_numpy()
     which = key % np.uint64(n)
-    return [X.loc[which == j].reset_index(drop=True) for j in range(n)]
+    return [
+        (X.loc[which == j].reset_index(drop=True), label.loc[which == j].reset_index(drop=True))
+        for j in range(n)
+    ]
 
 
-def _shard(pieces: list[list[pd.DataFrame]], j: int) -> pd.DataFrame:
-    return pd.concat([p[j] for p in pieces], ignore_index=True)
+def _item(pieces: list, j: int) -> Any:
+    return pieces[j]
 
 
-def _drop_label(shard: pd.DataFrame) -> pd.DataFrame:
-    return shard.drop(columns="_label")
-
-
-def _label(shard: pd.DataFrame) -> pd.Series:
-    return shard["_label"]
+def _concat_part(pieces: list[tuple[pd.DataFrame, pd.Series]], k: int) -> Any:
+    return pd.concat([p[k] for p in pieces], ignore_index=True)
 
 
 def _head0(frame: pd.DataFrame) -> pd.DataFrame:
