@@ -105,8 +105,9 @@ class ForecastContext:
         if self.weather is None:
             return None
         parts = [self._weather_rows[r] for r in self.regions(ids) if r in self._weather_rows]
-        rows = np.sort(np.concatenate(parts)) if parts else np.array([], dtype="int64")
-        return self.weather.iloc[rows].reset_index(drop=True)
+        if not parts:  # no region known for these series: the table as the CLI would pass it
+            return self.weather
+        return self.weather.iloc[np.sort(np.concatenate(parts))].reset_index(drop=True)
 
     def static_for(self, ids: Sequence[str]) -> pd.DataFrame | None:
         if self.static is None:
