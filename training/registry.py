@@ -232,7 +232,8 @@ def promote(name: str, version_or_alias: int | str, to_alias: str = CHAMPION) ->
 
 
 def resolve(model_uri: str) -> ResolvedModel:
-    """Resolve ``models:/name@alias``, ``models:/name/<version>``, ``models:/name/latest`` or ``runs:/id/path``."""
+    """Resolve ``models:/name@alias``, ``models:/name/<version>``, ``models:/name/latest``, ``runs:/id/path`` or a
+    logged model ``models:/m-<id>`` (the ``model_uri`` that training prints)."""
     configure()
     client = MlflowClient()
     if model_uri.startswith("runs:/"):
@@ -248,6 +249,15 @@ def resolve(model_uri: str) -> ResolvedModel:
                 f"No run {run_id!r} in {mlflow.get_tracking_uri()} ({model_uri})."
             ) from exc
         return ResolvedModel(model_uri, None, None, run_id, model_uri, (), dict(run.data.tags))
+    logged = re.fullmatch(r"models:/(m-[0-9a-f]+)", model_uri)
+    if logged:  # an MLflow 3 logged model (what log_model returns), not a registered name
+        try:
+            lm = client.get_logged_model(logged.group(1))
+        except MlflowException as exc:
+            raise ModelNotFoundError(
+                f"No logged model {logged.group(1)!r} in {mlflow.get_tracking_uri()} ({model_uri})."
+            ) from exc
+        return ResolvedModel(model_uri, None, None, lm.source_run_id, model_uri, (), dict(lm.tags))
     match = re.fullmatch(r"models:/([^/@]+)(?:@([^/]+)|/([^/]+))", model_uri)
     if not match:
         raise ValueError(

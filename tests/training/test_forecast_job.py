@@ -239,3 +239,28 @@ def test_what_if_promo_raises_the_forecast_of_that_week_only(first):
     assert (changed["effect_promo"] > 0).all()
     others = out.loc[out["series_id"] != "88"]
     assert (others["delta"].abs() < 1e-9).all()
+
+
+def test_the_printed_logged_model_uri_resolves_and_forecasts(first, files, tmp_path, capsys):
+    from training.registry import resolve
+
+    assert first["model_uri"].startswith("models:/m-")
+    resolved = resolve(first["model_uri"])
+    assert resolved.run_id == first["run_id"] and resolved.version is None
+    summary = _cli(
+        capsys,
+        [
+            "forecast",
+            "--model",
+            first["model_uri"],
+            "--series",
+            str(files["series"]),
+            "--origin",
+            "2015-05-31",
+            "--horizon",
+            "7",
+            "--out",
+            str(tmp_path / "f.csv"),
+        ],
+    )
+    assert summary["rows"] == 5 * 7
