@@ -184,7 +184,7 @@ def main() -> None:
         results[name] = (score(pred, target), m, info)
 
     print(
-        "\n| model | WAPE | RMSPE | MASE-free sMAPE | bias | 80% coverage | 95% coverage | daily-total WAPE | train s | peak MB |"
+        "\n| model | WAPE | RMSPE | sMAPE | bias | 80% coverage | 95% coverage | daily-total WAPE | train s | peak MB |"
     )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, (o, m, info) in results.items():

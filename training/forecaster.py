@@ -59,6 +59,9 @@ DEFAULT_LGBM_PARAMS: dict[str, Any] = {
     "learning_rate": 0.08,
     "n_estimators": 400,
     "num_leaves": 127,
+    # depth cap: TreeSHAP costs trees x leaves x depth^2 per row; unbounded trees here average depth ~20, so
+    # capping at 10 makes explanations ~4x cheaper and fits faster, with no accuracy loss measured on the sample
+    "max_depth": 10,
     "min_child_samples": 40,
     "feature_fraction": 0.8,
     "bagging_fraction": 0.8,
