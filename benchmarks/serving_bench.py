@@ -364,7 +364,8 @@ async def _python_load(url: str, body: object, headers: dict[str, str], clients:
     errors: list[str] = []
     payload = json.dumps(body).encode()
     headers = {**headers, "Content-Type": "application/json"}
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    # idle pooled connections are dropped before the server's keep-alive timeout could close them under us
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients, keepalive_expiry=2.0)
     async with httpx.AsyncClient(limits=limits, timeout=30) as client:
         deadline = time.perf_counter() + seconds
 

@@ -19,6 +19,7 @@ middleware renders errors through ``serving.errors``).
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -115,6 +116,8 @@ def create_app(
                 f" v{outcome.version}" if outcome.version else "",
                 f" ({outcome.error})" if outcome.error else "",
             )
+        if settings.gc_freeze_at_startup:
+            await anyio.to_thread.run_sync(_freeze_startup_objects)
         holder.start_periodic_reload(settings.reload_interval_s)
         live.start(settings.events_refresh_interval_s)
         try:
@@ -156,6 +159,18 @@ def create_app(
 def create_app_from_env() -> FastAPI:
     """Factory for ``uvicorn --factory serving.app:create_app_from_env`` (each worker reads ORDERPULSE_*)."""
     return create_app(Settings())
+
+
+def _freeze_startup_objects() -> None:
+    """Collect startup garbage, then exclude everything alive (modules, models, snapshots) from future GC passes.
+
+    A loaded service tracks ~375k objects; a full collection walks all of them (~0.3 s on 2 cores), and
+    request allocations trigger one every so often: a p99 spike in the middle of a request. ``gc.freeze``
+    moves them to the permanent generation, so later collections walk only what requests allocate. (Objects
+    of a model replaced later stay frozen until freed by reference counting.)
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def _history_refresher(live: LiveOrderHistory):

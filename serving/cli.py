@@ -69,6 +69,7 @@ def serve(
         "log_config": _log_config(log_level),
         "proxy_headers": True,
         "server_header": False,
+        "timeout_keep_alive": settings.keep_alive_s,
     }
     if workers == 1:
         from serving.app import create_app

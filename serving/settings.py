@@ -89,6 +89,16 @@ class Settings(BaseSettings):
     events_refresh_on_write: bool = Field(
         True, description="rebuild the order history before answering POST /v1/events (read-your-writes)"
     )
+    keep_alive_s: float = Field(
+        75.0,
+        gt=0,
+        description="idle keep-alive connections are closed after N s; keep it above the load balancer's idle "
+        "timeout (60 s on AWS ALB), else the server closes connections the balancer is about to reuse",
+    )
+    gc_freeze_at_startup: bool = Field(
+        True,
+        description="gc.collect() then gc.freeze() once the models are loaded: no full-GC pauses over them later",
+    )
     require_models: Annotated[list[ModelKind], NoDecode] = Field(
         default_factory=lambda: ["forecast", "anomaly"],
         description="model kinds that must be loaded for /ready",

@@ -80,6 +80,7 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
             "api_keys": API_KEY,
             "mlruns_dir": tmp_path / "mlruns",
             "tracking_uri": f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}",
+            "gc_freeze_at_startup": False,  # a full collection per test app would cost ~0.3 s each
         }
         values.update(overrides)
         return Settings(**values)

@@ -84,3 +84,16 @@ def test_openapi_documents_both_key_schemes(make_client):
         "description": "an OrderPulse API key",
     }
     assert schemes["HTTPBearer"]["scheme"] == "bearer"
+
+
+def test_startup_freezes_the_loaded_objects_out_of_gc_when_asked(make_settings, fakes, monkeypatch):
+    import gc
+
+    calls = []
+    monkeypatch.setattr(gc, "collect", lambda *a: calls.append("collect"))
+    monkeypatch.setattr(gc, "freeze", lambda: calls.append("freeze"))
+    holder = ModelHolder(fakes.FakeSource({"forecast": "1", "anomaly": "1"}))
+    with TestClient(create_app(make_settings(gc_freeze_at_startup=True), model_holder=holder)):
+        assert calls == ["collect", "freeze"]
+    with TestClient(create_app(make_settings(), model_holder=ModelHolder(fakes.FakeSource()))):
+        assert calls == ["collect", "freeze"]  # the test default turns it off

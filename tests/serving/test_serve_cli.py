@@ -25,6 +25,7 @@ def test_serve_with_one_worker_runs_the_app_object(uvicorn_calls, make_settings)
     ((app, kw),) = uvicorn_calls
     assert isinstance(app, FastAPI)
     assert (kw["host"], kw["port"]) == ("127.0.0.1", 8123) and "workers" not in kw
+    assert kw["timeout_keep_alive"] == 75.0  # above a load balancer's idle timeout
 
 
 def test_serve_with_workers_uses_the_factory_and_exports_settings(make_settings, monkeypatch):
