@@ -385,12 +385,25 @@ def write_training_frame_dask(
     paths = [str(out / f"part-{i:05d}.parquet") for i in range(partitions.npartitions)]
     import dask
 
+    # files are written with series_id categories = every assigned series (the final list unless validation
+    # dropped a whole series); only files whose category lists turn out to differ from the union are rewritten
+    assigned = [str(i) for i in partitions.assignment.index]
+    [assigned_f] = client.scatter([assigned], broadcast=True, hash=False)
     write = dask.delayed(_build_and_write, pure=False)
-    tasks = [write(d, path) for d, path in zip(partitions.delayed(_build_part, config), paths, strict=True)]
+    tasks = [
+        write(d, path, assigned_f)
+        for d, path in zip(partitions.delayed(_build_part, config), paths, strict=True)
+    ]
     infos = client.gather(client.compute(tasks))
     report, series_cats, categories = _merge_infos(infos, partitions, config, t0)
-    [lists] = client.scatter([(series_cats, categories)], broadcast=True, hash=False)
-    client.gather(client.map(_recode_file, paths, lists=lists, pure=False))
+    stale = [
+        path
+        for path, info in zip(paths, infos, strict=True)
+        if series_cats != assigned or info.value[0].categories != categories
+    ]
+    if stale:
+        [lists] = client.scatter([(series_cats, categories)], broadcast=True, hash=False)
+        client.gather(client.map(_recode_file, stale, lists=lists, pure=False))
     report.seconds = time.perf_counter() - t0
     return report
 
@@ -555,10 +568,20 @@ def _files(path: str | Path, table: str) -> list[str]:
 
 
 def _id_key(s: pd.Series) -> pd.Series:
-    """The id a raw value becomes after validation (so partitions agree with the validated table)."""
+    """The id a raw value becomes after validation (so partitions agree with the validated table).
+
+    ``validate`` normalises ids with ``_as_id``; applying it to the distinct values and taking them back by
+    code gives the same result as on the whole column, without a Python-level pass over every row."""
     from features.validation import _as_id  # the normalisation validate() applies to ids
 
-    return _as_id(s)
+    codes, uniques = pd.factorize(s, use_na_sentinel=True)
+    norm = _as_id(pd.Series(uniques, dtype=s.dtype))
+    out = (
+        norm.take(np.where(codes >= 0, codes, 0)).where(codes >= 0, pd.NA)
+        if len(norm)
+        else norm.reindex(range(len(s)))
+    )
+    return pd.Series(out.to_numpy(), index=s.index, dtype="string", name=s.name)
 
 
 def _assign(counts: pd.Series, npartitions: int | None, partition_rows: int) -> pd.Series:
@@ -779,10 +802,12 @@ def _with_categories(
     return out
 
 
-def _build_and_write(result: PartitionResult, path: str) -> PartitionResult:
+def _build_and_write(result: PartitionResult, path: str, series_categories: list[str]) -> PartitionResult:
     info = _info_of(result)
     if result.value is not None:
-        result.value[0].to_parquet(path, index=False)
+        frame = result.value[0]
+        frame["series_id"] = frame["series_id"].cat.set_categories(pd.Index(series_categories, dtype=object))
+        frame.to_parquet(path, index=False)
     return info
 
 
