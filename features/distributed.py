@@ -69,7 +69,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "DEFAULT_PARTITION_ROWS",
+    "CONTEXT_SERIES_ID",
     "ForecastPartitions",
+    "PartitionResult",
     "read_table_lazy",
     "build_training_frame_dask",
     "write_training_frame_dask",
@@ -204,8 +206,10 @@ class ForecastPartitions:
     ) -> ForecastPartitions:
         """Read the tables lazily and split them by series; the driver never holds the series or covariates.
 
-        Series (and per-series covariate) rows are validated inside their partition; the small tables
-        (weather, static, covariate rows without ``series_id``) are validated here, once. A table given as a
+        Series (and per-series covariate) rows are validated inside their partition (the problems of all
+        partitions are merged into one ``DataValidationError``; example row numbers count within the
+        partition); the small tables (weather, static, covariate rows without ``series_id``) are validated
+        here, once. A table given as a
         DataFrame is taken as validated (e.g. a model's snapshot) and split like ``from_pandas`` does.
         """
         from features.io import load_table

@@ -220,6 +220,8 @@ class ExceptionClassifier(_OrderModel):
         prior_strength: float = 10.0,
         random_state: int = 0,
         n_jobs: int | None = None,
+        engine: str = "local",
+        scheduler: str | None = None,
     ):
         self.params = params
         self.n_estimators = n_estimators
@@ -234,6 +236,8 @@ class ExceptionClassifier(_OrderModel):
         self.prior_strength = prior_strength
         self.random_state = random_state
         self.n_jobs = n_jobs
+        self.engine = engine
+        self.scheduler = scheduler
 
     # ------------------------------------------------------------------------------------------------ fit
     def prepare(self, orders: pd.DataFrame, labels: pd.DataFrame, until: Any = None) -> AnomalyTrainingData:
@@ -251,6 +255,7 @@ class ExceptionClassifier(_OrderModel):
             valid_fraction=self.valid_fraction,
             calib_fraction=self.calib_fraction,
             prior_strength=self.prior_strength,
+            features_fn=_features_fn(self),
         )
 
     def fit(self, orders: pd.DataFrame, labels: pd.DataFrame, until: Any = None) -> ExceptionClassifier:
@@ -396,6 +401,8 @@ class UnsupervisedDetector(_OrderModel):
         prior_strength: float = 10.0,
         random_state: int = 0,
         n_jobs: int | None = None,
+        engine: str = "local",
+        scheduler: str | None = None,
     ):
         self.n_estimators = n_estimators
         self.max_samples = max_samples
@@ -406,6 +413,8 @@ class UnsupervisedDetector(_OrderModel):
         self.prior_strength = prior_strength
         self.random_state = random_state
         self.n_jobs = n_jobs
+        self.engine = engine
+        self.scheduler = scheduler
 
     def prepare(
         self, orders: pd.DataFrame, labels: pd.DataFrame | None = None, until: Any = None
@@ -419,6 +428,7 @@ class UnsupervisedDetector(_OrderModel):
             calib_fraction=self.calib_fraction,
             prior_strength=self.prior_strength,
             require_labels=False,
+            features_fn=_features_fn(self),
         )
 
     def fit(
@@ -520,6 +530,17 @@ class AnomalyPyfunc(SnapshotPyfunc):
         return pd.DataFrame(
             {"order_id": _order_ids(features), "score": score, "flagged": score >= self.model.threshold_}
         )
+
+
+def _features_fn(model: Any) -> Any:
+    """``None`` (``order_features``) for the local engine; the dask engine's equivalent otherwise: order
+    features are computed on the cluster, the model itself is small and trains here (``training.distributed``)."""
+    engine = getattr(model, "engine", "local")
+    if engine == "local" and getattr(model, "scheduler", None) is None:
+        return None
+    from training.distributed import order_features_engine
+
+    return order_features_engine(engine, model.scheduler)
 
 
 def _order_ids(features: pd.DataFrame) -> list[str]:

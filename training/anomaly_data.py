@@ -129,8 +129,12 @@ def prepare_training_data(
     calib_fraction: float = 0.15,
     prior_strength: float = 10.0,
     require_labels: bool = True,
+    features_fn: Any = None,
 ) -> AnomalyTrainingData:
-    """Features, labels and slices as of the cutoff (see module docstring); raises when a slice is unusable."""
+    """Features, labels and slices as of the cutoff (see module docstring); raises when a slice is unusable.
+
+    ``features_fn`` (default ``order_features``) computes the features; the dask engine passes
+    ``training.distributed.order_features_engine("dask")``, which returns the same frame."""
     for col in ("order_id", "created_at"):
         if col not in orders.columns:
             raise ValueError(
@@ -149,7 +153,7 @@ def prepare_training_data(
     if labels is not None:
         known = labels.loc[labels["labeled_at"] < cutoff]
         report["labels_after_cutoff"] = int(len(labels) - len(known))
-    features, feature_report = order_features(before, known, prior_strength=prior_strength)
+    features, feature_report = (features_fn or order_features)(before, known, prior_strength=prior_strength)
     report["orders_before_cutoff"] = len(features)
     report["labels_unknown_order"] = feature_report.labels_unknown_order
     names = order_feature_names(features)

@@ -31,6 +31,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 
+from features.distributed import is_dataset_path, write_dataset
 from features.io import load_table, write_frame
 from features.order_features import order_features
 from orderpulse.console import err
@@ -43,6 +44,7 @@ from training.anomaly import (
 )
 from training.anomaly_data import AnomalyTrainingData
 from training.calibration import ThresholdPolicy
+from training.distributed import check_engine, engine_context
 from training.explain import import_shap
 from training.metrics import evaluate_classifier
 from training.pyfunc import load_snapshot_model, log_pyfunc
@@ -57,7 +59,14 @@ from training.tracking import (
     start_run,
 )
 
-__all__ = ["train_anomaly", "score_orders", "tune_classifier", "registry_name", "SEARCH_SPACE"]
+__all__ = [
+    "train_anomaly",
+    "score_orders",
+    "scored_orders_frame",
+    "tune_classifier",
+    "registry_name",
+    "SEARCH_SPACE",
+]
 
 ReasonsMode = Literal["flagged", "all", "none"]
 
@@ -86,8 +95,14 @@ def train_anomaly(
     threshold_policy: ThresholdPolicy | str | None = None,
     on_bad_rows: str = "raise",
     seed: int = 0,
+    engine: str = "local",
+    scheduler: str | None = None,
 ) -> dict[str, Any]:
-    """Train, log and register an exception-order model; returns run_id, model_uri, metrics, version, alias."""
+    """Train, log and register an exception-order model; returns run_id, model_uri, metrics, version, alias.
+
+    ``engine="dask"`` computes the order features on a Dask cluster (``scheduler`` or a LocalCluster); the
+    model itself is small and trains in this process (``training.distributed``)."""
+    check_engine(engine, scheduler)
     if not unsupervised and labels_path is None:
         raise ValueError(
             "train anomaly needs --labels for the supervised classifier; pass a labels file "
@@ -112,10 +127,15 @@ def train_anomaly(
             err.print(f"  {rep}")
     model: ExceptionClassifier | UnsupervisedDetector
     if unsupervised:
-        model = UnsupervisedDetector(threshold_policy=threshold_policy, random_state=seed)
+        model = UnsupervisedDetector(
+            threshold_policy=threshold_policy, random_state=seed, engine=engine, scheduler=scheduler
+        )
     else:
-        model = ExceptionClassifier(threshold_policy=threshold_policy, random_state=seed)
-    data = model.prepare(orders, labels, until)
+        model = ExceptionClassifier(
+            threshold_policy=threshold_policy, random_state=seed, engine=engine, scheduler=scheduler
+        )
+    with engine_context(engine, scheduler):
+        data = model.prepare(orders, labels, until)
     err.print(f"  {data}")
     kind = "unsupervised" if unsupervised else "supervised"
     experiment = registry_name(name)
@@ -182,8 +202,15 @@ def score_orders(
     reasons: ReasonsMode = "flagged",
     k: int = 5,
     on_bad_rows: str = "raise",
+    engine: str = "local",
+    scheduler: str | None = None,
 ) -> dict[str, Any]:
-    """Score the orders created in ``[start, end)`` point-in-time and write them to ``out_path``."""
+    """Score the orders created in ``[start, end)`` point-in-time and write them to ``out_path``.
+
+    ``out_path`` is a CSV/Parquet file, or a partitioned Parquet dataset when it is a directory or has no
+    extension. ``engine="dask"`` computes the features and scores per time range on a Dask cluster
+    (``training.distributed.score_orders_dask``); the output is the same."""
+    check_engine(engine, scheduler)
     if reasons not in ("flagged", "all", "none"):
         raise ValueError(f"reasons must be 'flagged', 'all' or 'none'. Got {reasons!r} instead.")
     t_start, t_end = _timestamp(start, "start"), _timestamp(end, "end")
@@ -206,17 +233,77 @@ def score_orders(
     err.print(
         f"  features of {history['order_id'].nunique():,} orders ({n_snapshot:,} from the model snapshot)"
     )
-    features, _ = order_features(
-        history, history_labels, prior_strength=getattr(model, "prior_strength", 10.0)
-    )
-    window = features.loc[(features["created_at"] >= t_start) & (features["created_at"] < t_end)]
-    window = window.reset_index(drop=True)
-    if window.empty:
+    created = history["created_at"]
+    if not ((created >= t_start) & (created < t_end)).any():
         raise ValueError(
             f"no order was created in [{t_start}, {t_end}); the orders run from "
             f"{orders['created_at'].min()} to {orders['created_at'].max()}. Check --from/--to."
         )
-    t0 = time.perf_counter()
+    if engine == "dask":
+        from training.distributed import score_orders_dask
+
+        t0 = time.perf_counter()
+        out, _ = score_orders_dask(
+            model,
+            history,
+            history_labels,
+            t_start,
+            t_end,
+            out_path,
+            scored_orders_frame,
+            reasons=reasons,
+            k=k,
+            scheduler=scheduler,
+        )
+    else:
+        features, _ = order_features(
+            history, history_labels, prior_strength=getattr(model, "prior_strength", 10.0)
+        )
+        window = features.loc[(features["created_at"] >= t_start) & (features["created_at"] < t_end)]
+        window = window.reset_index(drop=True)
+        t0 = time.perf_counter()
+        out = scored_orders_frame(window, model, reasons, k)
+        if is_dataset_path(out_path):
+            write_dataset(out, out_path)
+        else:
+            write_frame(out, out_path)
+    scoring_seconds = time.perf_counter() - t0
+    score = out["score"].to_numpy()
+    flagged = out["flagged"].to_numpy(dtype=bool)
+    result: dict[str, Any] = {
+        "model_uri": model_uri,
+        "out": str(out_path),
+        "start": str(t_start),
+        "end": str(t_end),
+        "orders_scored": len(out),
+        "flagged": int(flagged.sum()),
+        "flag_rate": _round(float(flagged.mean())),
+        "threshold": _round(model.threshold_),
+        "scoring_seconds": _round(scoring_seconds),
+        "seconds": _round(time.perf_counter() - began),
+    }
+    if labels is not None:
+        y = out["order_id"].map(labels.set_index("order_id")["label"])
+        known = y.notna().to_numpy()
+        result["orders_labeled"] = int(known.sum())
+        result["orders_unlabeled"] = int((~known).sum())
+        if known.any():
+            result["metrics"] = {
+                k: _round(v)
+                for k, v in evaluate_classifier(
+                    y[known].astype(int).to_numpy(), score[known], threshold=model.threshold_
+                ).items()
+            }
+            err.print(
+                f"  metrics on {int(known.sum())} labelled orders: {_metric_summary(result['metrics'], '')}"
+            )
+    err.print(f"[green]done[/]: {len(out):,} orders scored, {int(flagged.sum()):,} flagged -> {out_path}")
+    return result
+
+
+def scored_orders_frame(window: pd.DataFrame, model: Any, reasons: ReasonsMode, k: int) -> pd.DataFrame:
+    """``order_id, created_at, score, flagged, reasons`` of the orders of a feature frame (what ``score``
+    writes; reasons as JSON for the flagged orders, all or none). Applied per partition by the dask engine."""
     score = model.score(window)
     flagged = score >= model.threshold_
     out = pd.DataFrame(
@@ -237,37 +324,7 @@ def score_orders(
         explained = model.explain(window.iloc[explain_rows], k=k)
         texts[explain_rows] = [json.dumps(r, ensure_ascii=False) for r in explained["reasons"]]
     out["reasons"] = texts
-    scoring_seconds = time.perf_counter() - t0
-    write_frame(out, out_path)
-    result: dict[str, Any] = {
-        "model_uri": model_uri,
-        "out": str(out_path),
-        "start": str(t_start),
-        "end": str(t_end),
-        "orders_scored": len(out),
-        "flagged": int(flagged.sum()),
-        "flag_rate": _round(float(flagged.mean())),
-        "threshold": _round(model.threshold_),
-        "scoring_seconds": _round(scoring_seconds),
-        "seconds": _round(time.perf_counter() - began),
-    }
-    if labels is not None:
-        y = window["order_id"].map(labels.set_index("order_id")["label"])
-        known = y.notna().to_numpy()
-        result["orders_labeled"] = int(known.sum())
-        result["orders_unlabeled"] = int((~known).sum())
-        if known.any():
-            result["metrics"] = {
-                k: _round(v)
-                for k, v in evaluate_classifier(
-                    y[known].astype(int).to_numpy(), score[known], threshold=model.threshold_
-                ).items()
-            }
-            err.print(
-                f"  metrics on {int(known.sum())} labelled orders: {_metric_summary(result['metrics'], '')}"
-            )
-    err.print(f"[green]done[/]: {len(out):,} orders scored, {int(flagged.sum()):,} flagged -> {out_path}")
-    return result
+    return out
 
 
 def tune_classifier(data: AnomalyTrainingData, n_trials: int, seed: int = 0) -> dict[str, Any]:

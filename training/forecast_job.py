@@ -29,12 +29,14 @@ import mlflow
 import numpy as np
 import pandas as pd
 
+from features.distributed import is_dataset_path, write_dataset
 from features.io import load_table
 from features.validation import ValidationReport
 from orderpulse.console import err
 from training import plots
 from training.backtest import BacktestResult, backtest
 from training.baselines import SeasonalNaive
+from training.distributed import check_engine, engine_context
 from training.forecaster import LGBMForecaster
 from training.pyfunc import FORECAST_SIGNATURE, ForecastPyfunc, load_snapshot_model, log_pyfunc
 from training.registry import CHAMPION, metric_tag, register, resolve
@@ -47,7 +49,14 @@ from training.tracking import (
     start_run,
 )
 
-__all__ = ["train_forecast", "run_backtest", "forecast_to_file", "load_forecast_tables", "registry_name"]
+__all__ = [
+    "train_forecast",
+    "run_backtest",
+    "forecast_to_file",
+    "forecast_output",
+    "load_forecast_tables",
+    "registry_name",
+]
 
 TABLE_NAMES = ("covariates", "weather", "static")
 
@@ -97,8 +106,15 @@ def train_forecast(
     params: dict[str, Any] | None = None,
     on_bad_rows: str = "raise",
     seed: int = 0,
+    engine: str = "local",
+    scheduler: str | None = None,
 ) -> dict[str, Any]:
-    """Train, backtest, log and register a forecaster; returns ``run_id, model_uri, metrics, version, alias``."""
+    """Train, backtest, log and register a forecaster; returns ``run_id, model_uri, metrics, version, alias``.
+
+    ``engine="dask"`` builds the training frames and trains the boosters on a Dask cluster (``scheduler``, or
+    a LocalCluster for the whole job); see ``training.distributed``.
+    """
+    check_engine(engine, scheduler)
     started = time.perf_counter()
     err.print(f"[bold]train forecast[/] from {series}")
     tables, reports = load_forecast_tables(series, covariates, weather, static, on_bad_rows)
@@ -113,7 +129,10 @@ def train_forecast(
     step = int(step or max(1, horizon // 2))
     experiment = registry_name(name)
 
-    with start_run(experiment, run_name=f"lgbm h={horizon} {freq}", tags={"model": "forecast"}) as run:
+    with (
+        engine_context(engine, scheduler),
+        start_run(experiment, run_name=f"lgbm h={horizon} {freq}", tags={"model": "forecast"}) as run,
+    ):
         log_params_flat(
             {
                 "freq": freq,
@@ -124,6 +143,7 @@ def train_forecast(
                 "levels": list(levels),
                 "seed": seed,
                 "tune_trials": tune,
+                "engine": engine,
             }
         )
         log_fingerprint(data_fingerprint(s, "ds"), "series")
@@ -162,6 +182,8 @@ def train_forecast(
                 feature_config=feature_config,
                 calibrate=calibrate,
                 random_state=seed,
+                engine=engine,
+                scheduler=scheduler,
             )
 
         err.print(f"  backtest: {n_windows} windows of {horizon} steps, every {step} steps")
@@ -277,27 +299,54 @@ def forecast_to_file(
     origin: Any = None,
     explain: bool = False,
     on_bad_rows: str = "raise",
+    engine: str = "local",
+    scheduler: str | None = None,
 ) -> dict[str, Any]:
     """Forecast every series of ``series`` from ``origin``; writes ``series_id, ds, yhat, yhat_lo, yhat_hi``.
 
-    Tables not given fall back to the snapshot the model was trained with (e.g. its promo calendar).
+    Tables not given fall back to the snapshot the model was trained with (e.g. its promo calendar). ``out``
+    is a CSV file, or a partitioned Parquet dataset when it is a directory or has no extension.
+    ``engine="dask"`` reads ``series`` lazily (a file, directory or glob of Parquet files) and forecasts each
+    series partition on the cluster (``training.distributed.forecast_dataset``).
     """
+    check_engine(engine, scheduler)
     resolved = resolve(model_uri)
     wrapper = load_snapshot_model(resolved.uri)
     model: LGBMForecaster = wrapper.model
+    if engine == "dask":
+        from training.distributed import forecast_dataset
+
+        given = {"covariates": covariates, "weather": weather, "static": static}
+        written = forecast_dataset(
+            model,
+            series,
+            out,
+            {k: v if v is not None else wrapper.table(k) for k, v in given.items()},
+            horizon=horizon,
+            level=level,
+            origin=origin,
+            explain=explain,
+            on_bad_rows=on_bad_rows,
+            scheduler=scheduler,
+        )
+        summary = {"model": resolved.uri, "version": resolved.version, **written}
+        err.print(
+            f"[green]wrote[/] {out}: {summary['rows']:,} rows for {summary.get('series', 0):,} series, "
+            f"{str(summary.get('start'))[:10]} .. {str(summary.get('end'))[:10]} (model {resolved.uri}, dask)"
+        )
+        return summary
     tables, _ = load_forecast_tables(series, covariates, weather, static, on_bad_rows)
     s = tables.pop("series")
     for name in TABLE_NAMES:
         if tables[name] is None:
             tables[name] = wrapper.table(name)
     pred = model.predict(horizon, levels=(level,), explain=explain, series=s, origin=origin, **tables)
-    out_df = pred.rename(columns={f"yhat_lo_{level}": "yhat_lo", f"yhat_hi_{level}": "yhat_hi"})
-    keep = ["series_id", "ds", "yhat", "yhat_lo", "yhat_hi"]
-    if explain:
-        keep += ["base"] + [c for c in out_df.columns if c.startswith(("effect_", "contrib_"))]
-    out_df = out_df[keep]
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    out_df.to_csv(out, index=False)
+    out_df = forecast_output(pred, level, explain)
+    if is_dataset_path(out):
+        write_dataset(out_df, out)
+    else:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        out_df.to_csv(out, index=False)
     summary = {
         "model": resolved.uri,
         "version": resolved.version,
@@ -312,6 +361,15 @@ def forecast_to_file(
         f"{summary['start'][:10]} .. {summary['end'][:10]} (model {resolved.uri})"
     )
     return summary
+
+
+def forecast_output(pred: pd.DataFrame, level: int, explain: bool) -> pd.DataFrame:
+    """The columns ``forecast`` writes: ``series_id, ds, yhat, yhat_lo, yhat_hi`` (+ SHAP columns)."""
+    out_df = pred.rename(columns={f"yhat_lo_{level}": "yhat_lo", f"yhat_hi_{level}": "yhat_hi"})
+    keep = ["series_id", "ds", "yhat", "yhat_lo", "yhat_hi"]
+    if explain:
+        keep += ["base"] + [c for c in out_df.columns if c.startswith(("effect_", "contrib_"))]
+    return out_df[keep]
 
 
 def _reevaluate_champion(

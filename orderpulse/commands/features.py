@@ -21,6 +21,21 @@ OnBadRows = Annotated[
     str,
     typer.Option("--on-bad-rows", help="raise: refuse tables with bad rows; drop: drop and count them."),
 ]
+EngineOpt = Annotated[
+    str, typer.Option("--engine", help="local: this process; dask: a Dask cluster (see --scheduler)")
+]
+SchedulerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--scheduler", help="Dask scheduler address, e.g. tcp://host:8786 (default: a LocalCluster)"
+    ),
+]
+OutOpt = Annotated[
+    Path,
+    typer.Option(
+        "--out", help="Output Parquet file, or a directory (no extension): one Parquet file per partition"
+    ),
+]
 
 
 def load_optional(path: Path | None, table: str, on_bad_rows: str = "raise"):
@@ -61,8 +76,10 @@ def prepare(
 
 @build_app.command("forecast")
 def build_forecast(
-    series: Annotated[Path, typer.Option("--series", help="series table (CSV/Parquet)")],
-    out: Annotated[Path, typer.Option("--out", help="Output Parquet file")],
+    series: Annotated[
+        Path, typer.Option("--series", help="series table (CSV/Parquet file, Parquet directory or glob)")
+    ],
+    out: OutOpt,
     covariates: Annotated[Path | None, typer.Option("--covariates", help="covariates table")] = None,
     weather: Annotated[Path | None, typer.Option("--weather", help="weather table")] = None,
     static: Annotated[Path | None, typer.Option("--static", help="static table")] = None,
@@ -71,12 +88,33 @@ def build_forecast(
         int, typer.Option("--horizon", min=1, max=366, help="lags start at this many steps")
     ] = 1,
     on_bad_rows: OnBadRows = "raise",
+    engine: EngineOpt = "local",
+    scheduler: SchedulerOpt = None,
 ) -> None:
     """Build the forecast feature frame (lags start at --horizon steps, so it is leak-free for that horizon)."""
     from features.forecast_frame import ForecastFeatureConfig, build_training_frame
     from features.io import write_frame
+    from training.distributed import check_engine
 
     t0 = time.perf_counter()
+    if check_engine(engine, scheduler) == "dask":
+        from features import distributed as fd
+        from training.distributed import dask_client
+
+        config = ForecastFeatureConfig(freq=freq).for_horizon(horizon)
+        with dask_client(scheduler) as client, err.status("building forecast features on dask"):
+            parts = fd.ForecastPartitions.from_paths(
+                series, covariates, weather, static, on_bad_rows=on_bad_rows, client=client
+            )
+            if fd.is_dataset_path(out):  # one file per partition, written where it is built
+                report = fd.write_training_frame_dask(parts, out, config, client=client)
+            else:
+                frame, report = fd.build_training_frame_dask(parts, config, client=client)
+                write_frame(frame.compute(), out)
+        for r in parts.validation.values():
+            err.print(f"[dim]validated[/] {r}")
+        _summary_dask(report, out, parts.npartitions, time.perf_counter() - t0)
+        return
     tables = {
         "covariates": load_optional(covariates, "covariates", on_bad_rows),
         "weather": load_optional(weather, "weather", on_bad_rows),
@@ -93,21 +131,47 @@ def build_forecast(
 @build_app.command("orders")
 def build_orders(
     orders: Annotated[Path, typer.Option("--orders", help="orders table (order lines)")],
-    out: Annotated[Path, typer.Option("--out", help="Output Parquet file")],
+    out: OutOpt,
     labels: Annotated[Path | None, typer.Option("--labels", help="labels table")] = None,
     on_bad_rows: OnBadRows = "raise",
+    engine: EngineOpt = "local",
+    scheduler: SchedulerOpt = None,
 ) -> None:
     """Build point-in-time order features (one row per order) for the exception classifier."""
     from features.io import write_frame
     from features.order_features import order_features
+    from training.distributed import check_engine
 
     t0 = time.perf_counter()
     o = load_optional(orders, "orders", on_bad_rows)
     lab = load_optional(labels, "labels", on_bad_rows)
+    if check_engine(engine, scheduler) == "dask":
+        from features.distributed import is_dataset_path, order_features_dask
+        from training.distributed import dask_client
+
+        with dask_client(scheduler) as client, err.status("building order features on dask"):
+            frames, report = order_features_dask(o, lab, client=client)
+            if is_dataset_path(out):
+                from features.distributed import write_dataset
+
+                write_dataset(frames, out, client=client)
+            else:
+                write_frame(frames.compute(), out)
+        _summary_dask(report, out, frames.npartitions, time.perf_counter() - t0, rows=report.orders)
+        return
     with err.status("building order features"):
         frame, report = order_features(o, lab)
     write_frame(frame, out)
     _summary(frame, report, out, time.perf_counter() - t0)
+
+
+def _summary_dask(report, out: Path, npartitions: int, seconds: float, rows: int | None = None) -> None:
+    n = report.n_rows if rows is None else rows
+    err.print(f"{report}")
+    err.print(
+        f"[green]wrote[/] {out}: {n:,} rows from {npartitions} partitions in {seconds:.1f}s "
+        f"({n / max(seconds, 1e-9):,.0f} rows/s)"
+    )
 
 
 def _summary(frame, report, out: Path, seconds: float) -> None:

@@ -37,6 +37,15 @@ WindowsOpt = Annotated[int, typer.Option("--n-windows", min=1, help="rolling-ori
 StepOpt = Annotated[
     int | None, typer.Option("--step", min=1, help="steps between windows (default horizon/2)")
 ]
+EngineOpt = Annotated[
+    str, typer.Option("--engine", help="local: this process; dask: a Dask cluster (see --scheduler)")
+]
+SchedulerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--scheduler", help="Dask scheduler address, e.g. tcp://host:8786 (default: a LocalCluster)"
+    ),
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -71,6 +80,8 @@ def train_forecast(
             help='LightGBM overrides as JSON, e.g. \'{"num_leaves": 63, "n_estimators": 300}\'',
         ),
     ] = None,
+    engine: EngineOpt = "local",
+    scheduler: SchedulerOpt = None,
 ) -> None:
     """Train the global LightGBM forecaster, backtest it, log it to MLflow and register <name>-forecast."""
     from training.forecast_job import train_forecast as job
@@ -90,6 +101,8 @@ def train_forecast(
         on_bad_rows=on_bad_rows,
         seed=seed,
         params=_json_object(lgbm_params, "--lgbm-params"),
+        engine=engine,
+        scheduler=scheduler,
     )
     print_json_line(result)
 
@@ -118,6 +131,8 @@ def train_anomaly(
     ] = None,
     on_bad_rows: OnBadRows = "raise",
     seed: Annotated[int, typer.Option("--seed")] = 0,
+    engine: EngineOpt = "local",
+    scheduler: SchedulerOpt = None,
 ) -> None:
     """Train the exception-order classifier (or the unsupervised detector), log it and register <name>-anomaly."""
     from training.anomaly_job import train_anomaly as job
@@ -138,6 +153,8 @@ def train_anomaly(
         threshold_policy=policy,
         on_bad_rows=on_bad_rows,
         seed=seed,
+        engine=engine,
+        scheduler=scheduler,
     )
     print_json_line(result)
 
@@ -163,7 +180,13 @@ def forecast(
         str, typer.Option("--model", help="models:/<name>-forecast@champion, models:/n/3 or runs:/...")
     ],
     series: SeriesOpt,
-    out: Annotated[Path, typer.Option("--out", help="output CSV: series_id, ds, yhat, yhat_lo, yhat_hi")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            help="output CSV (series_id, ds, yhat, yhat_lo, yhat_hi), or a directory: partitioned Parquet",
+        ),
+    ],
     covariates: CovOpt = None,
     weather: WeatherOpt = None,
     static: StaticOpt = None,
@@ -176,6 +199,8 @@ def forecast(
     ] = None,
     explain: Annotated[bool, typer.Option("--explain", help="add effect_<family> columns (SHAP)")] = False,
     on_bad_rows: OnBadRows = "raise",
+    engine: EngineOpt = "local",
+    scheduler: SchedulerOpt = None,
 ) -> None:
     """Forecast every series in --series for the next --horizon steps after the origin."""
     from training.forecast_job import forecast_to_file
@@ -192,6 +217,8 @@ def forecast(
         origin=origin,
         explain=explain,
         on_bad_rows=on_bad_rows,
+        engine=engine,
+        scheduler=scheduler,
     )
     print_json_line(summary)
 
@@ -279,12 +306,20 @@ def score(
     orders: Annotated[Path, typer.Option("--orders", help="orders table (history and the orders to score)")],
     start: Annotated[str, typer.Option("--from", help="score orders created at or after this time")],
     end: Annotated[str, typer.Option("--to", help="... and before this time")],
-    out: Annotated[Path, typer.Option("--out", help="output CSV: order_id, score, flagged, reasons")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            help="output CSV/Parquet (order_id, score, flagged, reasons), or a directory: partitioned Parquet",
+        ),
+    ],
     labels: Annotated[
         Path | None, typer.Option("--labels", help="labels known so far (point-in-time)")
     ] = None,
     reasons: Annotated[str, typer.Option("--reasons", help="flagged, all or none")] = "flagged",
     on_bad_rows: OnBadRows = "raise",
+    engine: EngineOpt = "local",
+    scheduler: SchedulerOpt = None,
 ) -> None:
     """Score every order created in [--from, --to) using only history known before each order."""
     from training.anomaly_job import score_orders
@@ -298,6 +333,8 @@ def score(
         labels_path=labels,
         reasons=reasons,  # type: ignore[arg-type]
         on_bad_rows=on_bad_rows,
+        engine=engine,
+        scheduler=scheduler,
     )
     print_json_line(summary)
 
