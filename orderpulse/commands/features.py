@@ -59,7 +59,8 @@ def prepare(
     ] = None,
 ) -> None:
     """Convert a public dataset into the input tables (series/covariates/weather/static or orders/labels)."""
-    from features.adapters import ADAPTERS, prepare as run_prepare
+    from features.adapters import ADAPTERS
+    from features.adapters import prepare as run_prepare
 
     if dataset not in ADAPTERS:
         raise ValueError(f"Unknown dataset {dataset!r}: choose one of {sorted(ADAPTERS)}.")
