@@ -116,7 +116,10 @@ def dask_client(
             client.close()
         return
     cores = os.cpu_count() or 1
-    workers = n_workers or int(os.environ.get("ORDERPULSE_DASK_WORKERS", "0") or 0) or min(2, cores)
+    env = os.environ.get("ORDERPULSE_DASK_WORKERS", "")
+    if env and (not env.isdigit() or int(env) < 1):
+        raise ValueError(f"ORDERPULSE_DASK_WORKERS must be a positive integer. Got {env!r} instead.")
+    workers = n_workers or (int(env) if env else min(2, cores))
     threads = threads_per_worker or max(1, cores // workers)
     with (
         LocalCluster(
