@@ -42,6 +42,7 @@ re-code the column with the model's categories).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass, field
 
@@ -49,6 +50,7 @@ import numpy as np
 import pandas as pd
 
 from features.asof import AsOfIndex, prefix_sum
+from features.columns import Columns
 from features.order_lines import OrderTable, order_table, prepare_labels, prepare_order_lines
 
 __all__ = [
@@ -155,7 +157,10 @@ def order_features(
     (``created_at``, ``order_id``) and an ``OrderFeatureReport``. Same code as ``OrderHistory.features``.
     """
     history = OrderHistory(orders, labels, prior_strength=prior_strength)
-    return history._score(history._orders, lines=None, fresh=np.zeros(history.n_orders, dtype=bool))
+    columns, codes, report = history._score(
+        history._orders, lines=None, fresh=np.zeros(history.n_orders, dtype=bool)
+    )
+    return _frame(columns, codes, history.categories), report
 
 
 class OrderHistory:
@@ -192,15 +197,33 @@ class OrderHistory:
             f"{self._report_labels['labels_used']} labels, prior_strength={self.prior_strength})"
         )
 
-    def features(self, new_orders: pd.DataFrame) -> tuple[pd.DataFrame, OrderFeatureReport]:
+    def features(self, new_orders: pd.DataFrame | Columns) -> tuple[pd.DataFrame, OrderFeatureReport]:
         """Features of the orders in ``new_orders`` (lines), each as of its own ``created_at``.
 
         The orders see the history and each other (only what was created strictly before them); labels come
         from the history. Returns one row per order sorted by (``created_at``, ``order_id``) and a report.
         """
+        columns, codes, report = self._features(new_orders)
+        return _frame(columns, codes, self.categories), report
+
+    def feature_columns(
+        self, new_orders: pd.DataFrame | Columns
+    ) -> tuple[dict[str, np.ndarray], OrderFeatureReport]:
+        """``features`` as a dict of column arrays (``features.columns``): the same values without building a
+        DataFrame, which costs more than the features of a few orders. What the service scores per request.
+
+        ``new_orders`` may be a dict of line arrays too (see ``features.order_lines.prepare_order_lines``).
+        Category columns hold the value, or None where the history has not seen it (the DataFrame's NaN).
+        """
+        columns, _, report = self._features(new_orders)
+        return columns, report
+
+    def _features(
+        self, new_orders: pd.DataFrame | Columns
+    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], OrderFeatureReport]:
         lines = prepare_order_lines(new_orders, "new_orders", self.categorical_columns)
         q = order_table(lines, self.categorical_columns)
-        fresh = self._order_ids.get_indexer(q.order_id) < 0
+        fresh = _positions(self._order_ids, q.order_id) < 0
         return self._score(q, lines=lines if fresh.sum() > 1 else None, fresh=fresh)
 
     # -----------------------------------------------------------------------------------------------------
@@ -210,6 +233,7 @@ class OrderHistory:
         h = self._orders = order_table(lines, self.categorical_columns)
         self._order_ids = pd.Index(h.order_id, dtype=object)
         self.categories = {c: np.sort(pd.unique(v[~pd.isna(v)]).astype(object)) for c, v in h.cats.items()}
+        self._category_codes = {c: {v: i for i, v in enumerate(cats)} for c, cats in self.categories.items()}
 
         known = ~h.guest
         cust_codes, customers = pd.factorize(h.customer[known])
@@ -264,7 +288,7 @@ class OrderHistory:
 
     def _lookup(self, q: OrderTable) -> dict[str, np.ndarray]:
         """Raw as-of statistics of the query orders (and their order x SKU pairs) against this history."""
-        cust = self._customers.get_indexer(q.customer)
+        cust = _positions(self._customers, q.customer)
         cust[q.guest] = -1
         lo, hi = self._cust.before(cust, q.t)
         has = hi > lo
@@ -280,7 +304,7 @@ class OrderHistory:
         raw["cust_lab_n"], raw["cust_lab_ex"] = hi - lo, self._lab_cust_ex[hi] - self._lab_cust_ex[lo]
         lo, hi = self._lab_all.before(np.zeros(len(q.t), dtype="int64"), q.t)
         raw["all_lab_n"], raw["all_lab_ex"] = hi - lo, self._lab_all_ex[hi] - self._lab_all_ex[lo]
-        sku = self._skus.get_indexer(q.skus)[q.pair_sku]
+        sku = _positions(self._skus, q.skus)[q.pair_sku]
         pair_t = q.t[q.pair_order]
         lo, hi = self._sku.before(sku, pair_t)
         raw["pair_orders"] = hi - lo
@@ -290,11 +314,21 @@ class OrderHistory:
 
     def _score(
         self, q: OrderTable, lines: dict[str, np.ndarray] | None, fresh: np.ndarray
-    ) -> tuple[pd.DataFrame, OrderFeatureReport]:
+    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], OrderFeatureReport]:
+        """Feature columns, the category codes of the categorical ones, and the report."""
         raw = self._lookup(q)
         if lines is not None:  # several new orders: they also see each other
             raw = self._with_new_orders(q, raw, lines, fresh)
-        frame, unknown = _assemble(q, raw, self.prior_strength, self.categories)
+        columns = _assemble(q, raw, self.prior_strength)
+        codes: dict[str, np.ndarray] = {}
+        unknown: dict[str, int] = {}
+        for col, values in q.cats.items():
+            codes[col] = _codes(values, self.categories[col], self._category_codes[col])
+            seen = codes[col] >= 0
+            n_unknown = int((~pd.isna(values) & ~seen).sum())
+            if n_unknown:
+                unknown[col] = n_unknown
+            columns[f"order_{col}"] = np.where(seen, values, None)
         report = OrderFeatureReport(
             orders=len(q.t),
             lines=q.n_lines,
@@ -304,7 +338,7 @@ class OrderHistory:
             **self._report_labels,
         )
         _log.info("%s", report)
-        return frame, report
+        return columns, codes, report
 
     def _with_new_orders(
         self, q: OrderTable, raw: dict[str, np.ndarray], lines: dict[str, np.ndarray], fresh: np.ndarray
@@ -335,9 +369,8 @@ class OrderHistory:
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _assemble(
-    q: OrderTable, raw: dict[str, np.ndarray], k: float, categories: dict[str, np.ndarray]
-) -> tuple[pd.DataFrame, dict[str, int]]:
+def _assemble(q: OrderTable, raw: dict[str, np.ndarray], k: float) -> dict[str, np.ndarray]:
+    """The feature columns (without the categorical ones) from the as-of statistics ``raw``."""
     n_orders = len(q.t)
     nan = np.nan
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -353,10 +386,10 @@ def _assemble(
         n_skus = q.comp["order_n_distinct_skus"]
         pair_starts = np.searchsorted(q.pair_order, np.arange(n_orders))
         guest = q.guest
-        data: dict[str, object] = {
-            "order_id": pd.array(q.order_id, dtype="string"),
+        data: dict[str, np.ndarray] = {
+            "order_id": q.order_id,
             "created_at": q.t.view("datetime64[ns]"),
-            "customer_id": pd.array(q.customer, dtype="string"),
+            "customer_id": q.customer,
             **q.comp,
             "customer_is_guest": guest.astype("int8"),
             "customer_prior_orders": np.where(guest, nan, raw["cust_n"]),
@@ -382,14 +415,40 @@ def _assemble(
     data["time_month"] = (q.t.view("datetime64[ns]").astype("datetime64[M]").astype("int64") % 12 + 1).astype(
         "int8"
     )
-    unknown: dict[str, int] = {}
-    for col, values in q.cats.items():
-        cat = pd.Categorical(values, categories=categories[col])
-        n_unknown = int((~pd.isna(values) & (cat.codes < 0)).sum())
-        if n_unknown:
-            unknown[col] = n_unknown
-        data[f"order_{col}"] = cat
-    return pd.DataFrame(data), unknown
+    return data
+
+
+def _frame(
+    columns: dict[str, np.ndarray], codes: dict[str, np.ndarray], categories: dict[str, np.ndarray]
+) -> pd.DataFrame:
+    """The feature DataFrame: ids as pandas strings, ``order_<column>`` as categoricals of the history's values."""
+    data: dict[str, object] = dict(columns)
+    data["order_id"] = pd.array(columns["order_id"], dtype="string")
+    data["customer_id"] = pd.array(columns["customer_id"], dtype="string")
+    for col, col_codes in codes.items():
+        data[f"order_{col}"] = pd.Categorical.from_codes(
+            col_codes, dtype=pd.CategoricalDtype(categories[col], ordered=False)
+        )
+    return pd.DataFrame(data)
+
+
+def _codes(values: np.ndarray, categories: np.ndarray, lookup: dict[object, int]) -> np.ndarray:
+    """Position of each value in ``categories`` (-1: missing or not a category)."""
+    if len(values) <= 256:  # a request: dict look-ups beat building an index
+        return np.array([lookup.get(v, -1) if isinstance(v, str) else -1 for v in values], dtype="int64")
+    return pd.Index(categories, dtype=object).get_indexer(values)
+
+
+def _positions(index: pd.Index, values: np.ndarray) -> np.ndarray:
+    """``index.get_indexer(values)`` for a unique ``index`` (-1: absent). A few values (a request) are looked up
+    one by one: ``get_indexer`` first builds an Index of the values, which costs more than the look-ups."""
+    if len(values) > 16:
+        return index.get_indexer(values)
+    out = np.full(len(values), -1, dtype="int64")
+    for i, value in enumerate(values):
+        with contextlib.suppress(KeyError, TypeError):  # absent, or not hashable / comparable (<NA>)
+            out[i] = index.get_loc(value)
+    return out
 
 
 def _take(values: np.ndarray, idx: np.ndarray, mask: np.ndarray, fill: float | int) -> np.ndarray:

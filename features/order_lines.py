@@ -8,6 +8,7 @@ one-order request costs well under a millisecond here.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,10 +42,20 @@ class OrderTable:
 
 
 def prepare_order_lines(
-    df: pd.DataFrame, table: str, categoricals: tuple[str, ...] = ()
+    df: pd.DataFrame | Mapping[str, np.ndarray], table: str, categoricals: tuple[str, ...] = ()
 ) -> dict[str, np.ndarray]:
     """Order lines as arrays: ids as str objects (<NA> when missing), ``created_at`` as int64 ns, numbers as
-    float64, plus the ``categoricals`` columns present. Refuses missing columns, ids, times and numbers."""
+    float64, plus the ``categoricals`` columns present. Refuses missing columns, ids, times and numbers.
+
+    ``df`` may also be a dict of column arrays (a service request: ``created_at`` as tz-naive UTC
+    ``datetime64[ns]``, numbers as floats); such lines skip the DataFrame, and any that need a check or a
+    repair go through the DataFrame path below, so the result and the errors are the same either way.
+    """
+    if isinstance(df, Mapping) and not isinstance(df, pd.DataFrame):
+        typed = _typed_lines(df, categoricals)
+        if typed is not None:
+            return typed
+        df = pd.DataFrame(dict(df))
     _require(df, REQUIRED_LINES, table)
     problems: list[Problem] = []
     out: dict[str, np.ndarray] = {}
@@ -66,6 +77,39 @@ def prepare_order_lines(
     for col in categoricals:
         if col in df:
             out[col], _ = ids_as_text(df[col])
+    return out
+
+
+def _typed_lines(
+    columns: Mapping[str, np.ndarray], categoricals: tuple[str, ...]
+) -> dict[str, np.ndarray] | None:
+    """``prepare_order_lines`` of already-typed column arrays, or None when they need the DataFrame path."""
+    if any(c not in columns for c in REQUIRED_LINES):
+        return None
+    created = np.asarray(columns["created_at"])
+    if created.dtype != np.dtype("datetime64[ns]") or len(created) == 0 or np.isnat(created).any():
+        return None
+    out: dict[str, np.ndarray] = {"created_at": created.view("int64")}
+    for col in ("quantity", "unit_price"):
+        values = np.asarray(columns[col])
+        if values.dtype.kind not in "fiu" or len(values) != len(created):
+            return None
+        out[col] = values.astype("float64", copy=False)
+        if not np.isfinite(out[col]).all():
+            return None
+    for col in ("order_id", "sku"):
+        out[col], missing = ids_as_text(columns[col])
+        if missing.any():
+            return None
+    if "customer_id" in columns:
+        out["customer_id"], _ = ids_as_text(columns["customer_id"])
+    else:
+        out["customer_id"] = np.full(len(created), pd.NA, dtype=object)
+    for col in categoricals:
+        if col in columns:
+            out[col], _ = ids_as_text(columns[col])
+    if any(len(v) != len(created) for v in out.values()):
+        return None
     return out
 
 
@@ -148,10 +192,14 @@ def order_table(lines: dict[str, np.ndarray], categoricals: tuple[str, ...]) -> 
     )
 
 
-def ids_as_text(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+def ids_as_text(s: pd.Series | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Identifiers as str objects and their missing mask, normalised as ``features.validation`` does:
     whole floats such as 12.0 (from CSV) become "12", surrounding blanks are stripped, "" is missing.
     A pandas ``string`` column is taken as already normalised (validated tables are)."""
+    if not isinstance(s, pd.Series):
+        s = np.asarray(s)
+        if not (len(s) <= _SMALL and s.dtype == object):
+            s = pd.Series(s)
     if isinstance(s.dtype, pd.StringDtype):
         missing = s.isna().to_numpy()
         return s.to_numpy(dtype=object, na_value=pd.NA), missing

@@ -2,6 +2,8 @@
 
 Everything lives on ``app.state`` (set by ``create_app`` and its lifespan handler); these read it. FastAPI
 caches a dependency within one request, so every use of ``ModelsDep`` in a request sees the same snapshot.
+They are ``async def`` because they only read attributes: FastAPI runs a plain ``def`` dependency in the
+thread pool, a hand-off that costs more than the read (six of them per scoring request).
 """
 
 from __future__ import annotations
@@ -38,20 +40,20 @@ __all__ = [
 ]
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_holder(request: Request) -> ModelHolder:
+async def get_holder(request: Request) -> ModelHolder:
     return request.app.state.models
 
 
-def get_models(request: Request) -> ModelSnapshot:
+async def get_models(request: Request) -> ModelSnapshot:
     """The model snapshot taken at the start of this request (used unchanged until its end)."""
     return request.app.state.models.snapshot()
 
 
-def get_audit(request: Request) -> AuditStore:
+async def get_audit(request: Request) -> AuditStore:
     audit = getattr(request.app.state, "audit", None)
     if audit is None:
         raise ServiceNotReadyError(
@@ -60,7 +62,7 @@ def get_audit(request: Request) -> AuditStore:
     return audit
 
 
-def get_events(request: Request) -> EventStore:
+async def get_events(request: Request) -> EventStore:
     events = getattr(request.app.state, "events", None)
     if events is None:
         raise ServiceNotReadyError(
@@ -69,7 +71,7 @@ def get_events(request: Request) -> EventStore:
     return events
 
 
-def get_order_history(request: Request) -> LiveOrderHistory:
+async def get_order_history(request: Request) -> LiveOrderHistory:
     history = getattr(request.app.state, "order_history", None)
     if history is None:
         raise ServiceNotReadyError(
@@ -78,11 +80,11 @@ def get_order_history(request: Request) -> LiveOrderHistory:
     return history
 
 
-def get_metrics(request: Request) -> Metrics:
+async def get_metrics(request: Request) -> Metrics:
     return request.app.state.metrics
 
 
-def get_request_id(request: Request) -> str:
+async def get_request_id(request: Request) -> str:
     return request.state.request_id
 
 

@@ -51,6 +51,7 @@ from mlflow.types.schema import ColSpec, Schema
 from sklearn.base import BaseEstimator
 from sklearn.ensemble import IsolationForest
 
+from features.columns import FeatureTable, column_values, has_column, n_rows
 from features.errors import NotFittedError
 from features.order_features import OrderHistory, order_feature_family
 from training.anomaly_data import AnomalyTrainingData, FeatureEncoder, prepare_training_data
@@ -134,7 +135,7 @@ class _OrderModel(BaseEstimator):
                 f"before scoring or explaining orders."
             )
 
-    def score(self, features: pd.DataFrame) -> np.ndarray:
+    def score(self, features: FeatureTable) -> np.ndarray:
         """The exception score in [0, 1] of every row of ``features`` (see the class docstring).
 
         Unlike scikit-learn's ``score(X, y)`` (a metric), this scores orders: OrderPulse's vocabulary.
@@ -142,16 +143,16 @@ class _OrderModel(BaseEstimator):
         self._check_fitted()
         return self._score_from_raw(self.decision_function(features))
 
-    def predict(self, features: pd.DataFrame) -> np.ndarray:
+    def predict(self, features: FeatureTable) -> np.ndarray:
         """1 where the order is flagged (``score >= threshold_``), else 0."""
         return (self.score(features) >= self.threshold_).astype("int8")
 
-    def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
+    def predict_proba(self, features: FeatureTable) -> np.ndarray:
         """scikit-learn shape: column 0 = 1 - score, column 1 = score."""
         s = self.score(features)
         return np.column_stack([1.0 - s, s])
 
-    def explain(self, features: pd.DataFrame, k: int = 5, positive_only: bool = True) -> pd.DataFrame:
+    def explain(self, features: FeatureTable, k: int = 5, positive_only: bool = True) -> pd.DataFrame:
         """Per order: ``order_id, score, flagged, raw, base_value, reasons`` (list of reason dicts).
 
         ``raw`` is the model output the contributions add up to (``base_value + sum``); ``score`` is the
@@ -163,7 +164,7 @@ class _OrderModel(BaseEstimator):
         )
 
     def explain_records(
-        self, features: pd.DataFrame, k: int = 5, positive_only: bool = True
+        self, features: FeatureTable, k: int = 5, positive_only: bool = True
     ) -> list[dict[str, Any]]:
         """``explain`` as a list of dicts (no DataFrame: the cheapest form for a request of one order)."""
         contrib = self.contributions(features)
@@ -183,14 +184,14 @@ class _OrderModel(BaseEstimator):
             for i in range(len(ids))
         ]
 
-    def family_contributions(self, features: pd.DataFrame) -> pd.DataFrame:
+    def family_contributions(self, features: FeatureTable) -> pd.DataFrame:
         """Contributions summed by feature family (order / customer / sku / time / categorical)."""
         return self.contributions(features).by_family(order_feature_family)
 
-    def contributions(self, features: pd.DataFrame) -> Contributions:  # pragma: no cover - abstract
+    def contributions(self, features: FeatureTable) -> Contributions:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def decision_function(self, features: pd.DataFrame) -> np.ndarray:  # pragma: no cover - abstract
+    def decision_function(self, features: FeatureTable) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def _score_from_raw(self, raw: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
@@ -365,12 +366,12 @@ class ExceptionClassifier(_OrderModel):
         return out
 
     # ----------------------------------------------------------------------------------------- predict
-    def decision_function(self, features: pd.DataFrame) -> np.ndarray:
+    def decision_function(self, features: FeatureTable) -> np.ndarray:
         """The booster's raw margin (log-odds) per row: what the contributions add up to."""
         self._check_fitted()
         return self._margin(self.encoder_.transform(features))
 
-    def contributions(self, features: pd.DataFrame) -> Contributions:
+    def contributions(self, features: FeatureTable) -> Contributions:
         """Exact TreeSHAP in log-odds: ``base + values.sum(1) == decision_function(features)``."""
         self._check_fitted()
         return lgbm_contributions(self.booster_, self.encoder_.transform(features), self.feature_names_)
@@ -473,12 +474,12 @@ class UnsupervisedDetector(_OrderModel):
                 self.metrics_[f"valid_{key}"] = float(value)
         return self
 
-    def decision_function(self, features: pd.DataFrame) -> np.ndarray:
+    def decision_function(self, features: FeatureTable) -> np.ndarray:
         """Raw anomaly = minus the mean isolation path length (higher = more anomalous)."""
         self._check_fitted()
         return self._raw(self.encoder_.transform(features))
 
-    def contributions(self, features: pd.DataFrame) -> Contributions:
+    def contributions(self, features: FeatureTable) -> Contributions:
         """Exact TreeSHAP of the negated path length: ``base + values.sum(1) == decision_function``."""
         self._check_fitted()
         if getattr(self, "_explainer", None) is None:
@@ -543,10 +544,12 @@ def _features_fn(model: Any) -> Any:
     return order_features_engine(engine, model.scheduler)
 
 
-def _order_ids(features: pd.DataFrame) -> list[str]:
-    if "order_id" in features.columns:
-        return [str(v) for v in features["order_id"].to_numpy(dtype=object)]
-    return [str(v) for v in features.index]
+def _order_ids(features: FeatureTable) -> list[str]:
+    if has_column(features, "order_id"):
+        return [str(v) for v in column_values(features, "order_id")]
+    if isinstance(features, pd.DataFrame):
+        return [str(v) for v in features.index]
+    return [str(i) for i in range(n_rows(features))]
 
 
 def _threads(n_jobs: int | None) -> int:

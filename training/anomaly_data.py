@@ -34,6 +34,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from features.columns import FeatureTable, column_values, n_rows
 from features.order_features import order_feature_names, order_features
 
 __all__ = [
@@ -259,7 +260,8 @@ class FeatureEncoder:
     def categorical_indices(self) -> list[int]:
         return [self.feature_names.index(c) for c in self.categorical_]
 
-    def transform(self, frame: pd.DataFrame) -> np.ndarray:
+    def transform(self, frame: FeatureTable) -> np.ndarray:
+        """The float64 matrix of ``frame`` (a DataFrame or a dict of column arrays, ``features.columns``)."""
         matrix = self._raw(frame)
         if self.impute:
             holes = np.isnan(matrix)
@@ -267,29 +269,30 @@ class FeatureEncoder:
                 matrix[holes] = np.broadcast_to(self.medians_, matrix.shape)[holes]
         return matrix
 
-    def _raw(self, frame: pd.DataFrame) -> np.ndarray:
-        out = np.empty((len(frame), len(self.feature_names)), dtype="float64")
+    def _raw(self, frame: FeatureTable) -> np.ndarray:
+        out = np.empty((n_rows(frame), len(self.feature_names)), dtype="float64")
         for j, c in enumerate(self.feature_names):
-            column = frame[c]
+            values = column_values(frame, c)
             if c in self.categories_:
-                codes = self._category_codes(c, column)
+                codes = self._category_codes(c, values)
                 if self.categorical == "codes":
                     out[:, j] = np.where(codes >= 0, codes, np.nan)
                 else:
                     out[:, j] = np.where(codes >= 0, self.frequencies_[c][np.maximum(codes, 0)], 0.0)
                 continue
-            values = column.to_numpy()
             if values.dtype.kind in "fiub":
                 out[:, j] = values
             else:  # nullable or object numbers
-                out[:, j] = pd.to_numeric(column, errors="coerce").to_numpy("float64", na_value=np.nan)
+                out[:, j] = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(
+                    "float64", na_value=np.nan
+                )
         return out
 
-    def _category_codes(self, name: str, column: pd.Series) -> np.ndarray:
-        if len(column) <= _SMALL:  # a request: a dict look-up beats building a Categorical
+    def _category_codes(self, name: str, values: np.ndarray) -> np.ndarray:
+        if len(values) <= _SMALL:  # a request: a dict look-up beats building a Categorical
             lookup = self._codes[name]
-            return np.array([_code(lookup, v) for v in column.to_numpy(dtype=object)], dtype="int64")
-        return pd.Categorical(column.astype(object), categories=self.categories_[name]).codes.astype("int64")
+            return np.array([_code(lookup, v) for v in values.astype(object, copy=False)], dtype="int64")
+        return pd.Categorical(values.astype(object), categories=self.categories_[name]).codes.astype("int64")
 
 
 def _code(lookup: dict[Any, int], value: Any) -> int:

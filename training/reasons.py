@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from features.columns import FeatureTable, column_values, has_column, n_rows
 from training.explain import Contributions
 
 __all__ = ["REASON_TEMPLATES", "Reason", "reason_text", "make_reason", "build_reasons", "format_contribution"]
@@ -296,7 +297,7 @@ def make_reason(feature: str, value: Any, contribution: float, row: Row | None =
 
 
 def build_reasons(
-    features: pd.DataFrame, contributions: Contributions, k: int = 5, positive_only: bool = True
+    features: FeatureTable, contributions: Contributions, k: int = 5, positive_only: bool = True
 ) -> list[list[Reason]]:
     """The reasons of every row: its top ``k`` contributions (``training.explain.top_contributions``).
 
@@ -305,12 +306,13 @@ def build_reasons(
     ``positive_only`` (default) only features that pushed the score *up* are reasons; otherwise the
     strongest negative ones follow them.
     """
-    if len(features) != len(contributions):
+    rows = n_rows(features)
+    if rows != len(contributions):
         raise ValueError(
-            f"features has {len(features)} rows but contributions has {len(contributions)}; "
+            f"features has {rows} rows but contributions has {len(contributions)}; "
             f"pass the feature rows that were explained, in the same order."
         )
-    missing = [f for f in contributions.feature_names if f not in features.columns]
+    missing = [f for f in contributions.feature_names if not has_column(features, f)]
     if missing:
         raise ValueError(
             f"features lacks the explained feature column(s) {missing}; pass the same feature "
@@ -320,7 +322,7 @@ def build_reasons(
     names = contributions.feature_names
     columns = _Columns(features)
     out: list[list[Reason]] = []
-    for i in range(len(features)):
+    for i in range(rows):
         row = _RowView(columns, i)
         out.append(
             [
@@ -335,13 +337,14 @@ def build_reasons(
 class _Columns:
     """Column arrays of a frame, converted on first use (a request explains one row: touch few columns)."""
 
-    def __init__(self, frame: pd.DataFrame):
+    def __init__(self, frame: FeatureTable):
         self.frame = frame
+        self.names = list(frame.columns if isinstance(frame, pd.DataFrame) else frame)
         self.cache: dict[str, np.ndarray | None] = {}
 
     def __call__(self, key: str) -> np.ndarray | None:
         if key not in self.cache:
-            self.cache[key] = self.frame[key].to_numpy() if key in self.frame.columns else None
+            self.cache[key] = column_values(self.frame, key) if has_column(self.frame, key) else None
         return self.cache[key]
 
 
@@ -359,10 +362,10 @@ class _RowView(Mapping):
         return values[self.i]
 
     def __iter__(self):
-        return iter(self.columns.frame.columns)
+        return iter(self.columns.names)
 
     def __len__(self) -> int:
-        return self.columns.frame.shape[1]
+        return len(self.columns.names)
 
 
 def _plain(value: Any) -> str:

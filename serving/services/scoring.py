@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from features.columns import Columns, take_rows
 from features.order_features import CATEGORICAL_COLUMNS, OrderHistory
 from serving.audit import AuditRecord
 from serving.models import LoadedModel
@@ -52,8 +53,9 @@ def model_ref(loaded: LoadedModel) -> dict[str, Any]:
     return {"name": loaded.name, "version": str(loaded.version), "alias": loaded.alias}
 
 
-def orders_to_lines(orders: Sequence[OrderIn]) -> pd.DataFrame:
-    """Orders as order lines in the ``orders`` input shape (one row per line; ids as str objects, missing as None).
+def orders_to_lines(orders: Sequence[OrderIn]) -> dict[str, np.ndarray]:
+    """Orders as order lines in the ``orders`` input shape, as column arrays (one element per line; ids as str
+    objects, missing as None; ``pd.DataFrame(lines)`` is the table).
 
     ``features.order_lines.prepare_order_lines`` normalises them exactly as it normalises a validated table.
     """
@@ -70,7 +72,7 @@ def orders_to_lines(orders: Sequence[OrderIn]) -> pd.DataFrame:
         values = [getattr(o, col) for o in orders]
         if any(v is not None for v in values):
             columns[col] = np.repeat(np.array(values, dtype=object), n_lines)
-    return pd.DataFrame(columns, copy=False)  # the arrays are fresh: no copy needed
+    return columns
 
 
 def unknown_categories(orders: Sequence[OrderIn], model: Any) -> list[dict[str, str]]:
@@ -99,13 +101,12 @@ def score_orders(
 ) -> ScoreOutcome:
     """Score ``orders`` against ``history`` with the anomaly model ``loaded`` (see the module docstring)."""
     model = loaded.model.model
-    features, _ = history.features(orders_to_lines(orders))
+    # column arrays, not a DataFrame: building one costs more than the features of a few orders
+    features, _ = history.feature_columns(orders_to_lines(orders))
     if len(orders) > 1:  # features come sorted by (created_at, order_id): back to request order
-        position = pd.Index(features["order_id"].to_numpy(dtype=object)).get_indexer(
-            [o.order_id for o in orders]
-        )
+        position = pd.Index(features["order_id"]).get_indexer([o.order_id for o in orders])
         if (position != np.arange(len(orders))).any():
-            features = features.iloc[position].reset_index(drop=True)
+            features = take_rows(features, position)
     scores = np.asarray(model.score(features), dtype="float64")
     threshold = float(model.threshold_)
     flagged = scores >= threshold
@@ -117,7 +118,7 @@ def score_orders(
         rows = np.array([], dtype="int64")
     reasons: list[list[dict[str, Any]]] = [[] for _ in orders]
     if len(rows):
-        explained = features if len(rows) == len(features) else features.iloc[rows]
+        explained = features if len(rows) == len(orders) else take_rows(features, rows)
         for i, record in zip(rows, model.explain_records(explained, k=k), strict=True):
             reasons[i] = record["reasons"]
     unknown = unknown_categories(orders, model)
@@ -150,30 +151,29 @@ def score_orders(
     return ScoreOutcome(results, records, scores, flagged)
 
 
-def _feature_rows(features: pd.DataFrame, names: list[str]) -> list[dict[str, Any]]:
+def _feature_rows(features: Columns, names: list[str]) -> list[dict[str, Any]]:
     """The feature values of each order as a dict of plain JSON values (what the audit trail records).
 
     Missing values become None and timestamps ISO strings here, column by column with numpy, so the audit
     store's C JSON encoder takes the records as they are (its converting fallback costs ~40 us a record).
     """
-    columns = [_json_values(features[c]) for c in names]
+    columns = [_json_values(np.asarray(features[c])) for c in names]
     return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
 
 
-def _json_values(column: pd.Series) -> np.ndarray:
-    kind = column.dtype.kind
+def _json_values(values: np.ndarray) -> np.ndarray:
+    kind = values.dtype.kind
     if kind == "M":
-        return np.datetime_as_string(column.to_numpy(), unit="s").astype(object)
+        return np.datetime_as_string(values, unit="s").astype(object)
     if kind == "f":
-        values = column.to_numpy()
         out = values.astype(object)
         missing = np.isnan(values)
         if missing.any():
             out[missing] = None
         return out
     if kind in "iub":
-        return column.to_numpy().astype(object)
-    out = column.to_numpy(dtype=object)
+        return values.astype(object)
+    out = values.astype(object)
     missing = pd.isna(out)
     if missing.any():
         out[missing] = None

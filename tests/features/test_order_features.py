@@ -292,6 +292,61 @@ def test_raw_request_without_validation_gives_the_same_features_as_the_validated
     pd.testing.assert_frame_equal(single, order_features(orders)[0].iloc[[4]].reset_index(drop=True))
 
 
+def _line_arrays(lines: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Order lines as a service builds them: typed column arrays, ids as str objects, missing as None."""
+    out = {
+        c: lines[c].astype(object).where(lines[c].notna(), None).to_numpy()
+        for c in ["order_id", "customer_id", "sku", "country"]
+    }
+    out["created_at"] = lines["created_at"].to_numpy("datetime64[ns]")
+    out["quantity"] = lines["quantity"].to_numpy("float64")
+    out["unit_price"] = lines["unit_price"].to_numpy("float64")
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_feature_columns_hold_the_same_values_as_the_feature_frame(seed):
+    orders, labels = _random_orders(seed=seed)
+    cutoff = orders["created_at"].quantile(0.5)
+    old, new = orders[orders["created_at"] <= cutoff], orders[orders["created_at"] > cutoff]
+    new = pd.concat([new, new.iloc[[0]].assign(order_id="zz", country="XX")])  # a country the history lacks
+    history = OrderHistory(old, labels[labels["order_id"].isin(old["order_id"])])
+    frame, frame_report = history.features(new)
+    for given in (new, _line_arrays(new)):  # a DataFrame, or typed arrays (the service's request path)
+        columns, report = history.feature_columns(given)
+        assert list(columns) == list(frame.columns)
+        assert report == frame_report and report.unknown_category_values == {"country": 1}
+        for name, values in columns.items():
+            assert isinstance(values, np.ndarray) and len(values) == len(frame), name
+            expected = frame[name].to_numpy(dtype=object if values.dtype == object else None)
+            if values.dtype == object:  # ids and categories: the value, or missing
+                assert [None if pd.isna(v) else v for v in values] == [
+                    None if pd.isna(v) else v for v in expected
+                ]
+            else:
+                np.testing.assert_array_equal(values, expected, err_msg=name)
+        zz = list(columns["order_id"]).index("zz")
+        assert columns["order_country"][zz] is None and pd.isna(frame["order_country"].iloc[zz])
+
+
+def test_line_arrays_needing_a_repair_or_a_check_give_the_dataframe_path_result_and_errors(orders):
+    typed = _line_arrays(orders[orders["order_id"] == "o5"])
+    raw = dict(
+        typed,
+        created_at=np.array(["2024-01-06T09:30:00"], dtype=object),
+        customer_id=np.array([" c2 "], dtype=object),
+    )
+    history = OrderHistory(orders)
+    expected = history.feature_columns(typed)[0]
+    repaired = history.feature_columns(raw)[0]  # text timestamp, blank-padded id: the DataFrame path
+    for name in expected:
+        assert list(map(str, repaired[name])) == list(map(str, expected[name])), name
+    with pytest.raises(DataValidationError, match="quantity.*missing or non-numeric"):
+        history.feature_columns(dict(typed, quantity=np.array([np.nan])))
+    with pytest.raises(DataValidationError, match="sku.*missing id"):
+        history.feature_columns(dict(typed, sku=np.array([None], dtype=object)))
+
+
 def test_rescoring_an_order_already_in_the_history_does_not_see_itself(orders):
     o4 = OrderHistory(orders).features(orders[orders["order_id"] == "o4"])[0].iloc[0]
     assert o4["customer_prior_orders"] == 2 and o4["sku_prior_orders_min"] == 0

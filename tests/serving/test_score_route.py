@@ -106,7 +106,7 @@ def test_api_scores_and_reasons_equal_the_cli_for_the_same_orders_and_history(
         make_order("N3", customer_id="12957", created_at="2011-07-03T12:00:00", lines=[("84992", 1000, 0.5)]),
     ]
     api = _score(service, {"orders": orders}, explain="all")["results"]
-    lines = orders_to_lines([OrderIn.model_validate(o) for o in orders]).assign(
+    lines = pd.DataFrame(orders_to_lines([OrderIn.model_validate(o) for o in orders])).assign(
         country=[o["country"] for o in orders for _ in o["lines"]]
     )
     lines.to_csv(tmp_path / "orders.csv", index=False)

@@ -10,7 +10,7 @@ import pytest
 from sklearn.base import clone
 
 from features.errors import NotFittedError
-from features.order_features import order_features
+from features.order_features import OrderHistory, order_features
 from training.anomaly import ExceptionClassifier, UnsupervisedDetector
 
 UNTIL = "2020-09-30"
@@ -202,3 +202,17 @@ def test_detector_labels_are_optional(data):
 def test_detector_needs_a_flag_budget(data):
     with pytest.raises(ValueError, match="needs a flag budget"):
         UnsupervisedDetector(threshold_policy="precision:0.6").fit(data[0], data[1], until=UNTIL)
+
+
+@pytest.mark.parametrize("n_orders", [20, 400])  # a request (dict look-ups) and a batch (vectorised)
+def test_models_score_and_explain_feature_columns_exactly_as_the_feature_frame(
+    data, model, detector, n_orders
+):
+    orders, labels = data
+    history = OrderHistory(orders, labels)
+    recent = orders[orders["order_id"].isin(orders["order_id"].drop_duplicates().tail(n_orders))]
+    frame = history.features(recent)[0]
+    columns = history.feature_columns(recent)[0]
+    for estimator in (model, detector):
+        np.testing.assert_array_equal(estimator.score(columns), estimator.score(frame))
+        assert estimator.explain_records(columns) == estimator.explain_records(frame)
