@@ -228,7 +228,11 @@ class OrderHistory:
 
     # -----------------------------------------------------------------------------------------------------
 
-    def _build(self, lines: dict[str, np.ndarray], labels: pd.DataFrame | None) -> None:
+    def _build(
+        self, lines: dict[str, np.ndarray], labels: pd.DataFrame | None, *, medians: bool = True
+    ) -> None:
+        """Index ``lines`` and ``labels``; ``medians=False`` skips the expanding medians of customer order values
+        (NaN instead: a request batch's own index, whose medians ``_with_new_orders`` takes over the union)."""
         self.categorical_columns = tuple(c for c in CATEGORICAL_COLUMNS if c in lines)
         h = self._orders = order_table(lines, self.categorical_columns)
         self._order_ids = pd.Index(h.order_id, dtype=object)
@@ -243,7 +247,11 @@ class OrderHistory:
         self._cust = AsOfIndex(cust_codes, h.t[known], len(customers))
         self._cust_t = h.t[known][self._cust.order]
         self._cust_value = h.comp["order_value"][known][self._cust.order]
-        self._cust_median = _expanding_median(self._cust_value, cust_codes[self._cust.order])
+        self._cust_median = (
+            _expanding_median(self._cust_value, cust_codes[self._cust.order])
+            if medians
+            else np.full(len(self._cust_value), np.nan)
+        )
 
         self._skus = pd.Index(h.skus, dtype=object)
         self._sku_of_pair = h.pair_sku
@@ -347,7 +355,7 @@ class OrderHistory:
         is_fresh_line = pd.Index(q.order_id[fresh], dtype=object).get_indexer(lines["order_id"]) >= 0
         batch = OrderHistory.__new__(OrderHistory)
         batch.prior_strength = self.prior_strength
-        batch._build({k: v[is_fresh_line] for k, v in lines.items()}, None)
+        batch._build({k: v[is_fresh_line] for k, v in lines.items()}, None, medians=False)
         extra = batch._lookup(q)
         out = dict(raw)
         out["cust_n"] = raw["cust_n"] + extra["cust_n"]

@@ -11,7 +11,7 @@ the events live in the same database, reached through one connection pool.
 
 from __future__ import annotations
 
-import json
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -19,12 +19,18 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import Engine, MetaData, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DatabaseError
 from sqlalchemy.pool import StaticPool
 
 from serving._json import jsonable
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
 
 __all__ = ["Database", "to_json", "with_driver"]
 
@@ -43,7 +49,8 @@ class Database:
         if sqlite_synchronous not in ("FULL", "NORMAL"):
             raise ValueError(f"sqlite_synchronous must be 'FULL' or 'NORMAL', got {sqlite_synchronous!r}")
         self.url = with_driver(url)
-        self._lock: threading.Lock | None = None
+        self._lock: threading.Lock | None = None  # in-memory SQLite: every use of its single connection
+        self._write_lock: _WriterLock | None = None  # file SQLite: write transactions
         self.engine = self._make_engine(sqlite_synchronous, busy_timeout_ms, json_serializer or to_json)
 
     @property
@@ -53,7 +60,7 @@ class Database:
     @contextmanager
     def connection(self, *, begin: bool = True) -> Iterator[Any]:
         """A pooled connection; with ``begin`` one transaction, committed on normal exit, rolled back on error."""
-        lock = self._lock
+        lock = self._lock or (self._write_lock if begin else None)
         if lock is not None:
             lock.acquire()
         try:
@@ -83,6 +90,8 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self._write_lock is not None:
+            self._write_lock.close()
 
     def __repr__(self) -> str:
         return f"Database({self.engine.url.render_as_string(hide_password=True)!r})"
@@ -103,6 +112,9 @@ class Database:
             )
         else:
             Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            self._write_lock = _WriterLock(
+                Path(database).expanduser().with_name(Path(database).name + ".lock")
+            )
             engine = create_engine(
                 url,
                 json_serializer=serialise,
@@ -122,11 +134,60 @@ class Database:
 
 
 def to_json(obj: Any) -> str:
-    """JSON text of ``obj``; the C encoder first, the converting walk only for numpy values / NaN."""
+    """JSON text of ``obj`` (orjson: ~10x the standard library's speed; an audit row has three JSON columns).
+
+    NaN and infinities become ``null`` (what ``serving._json.jsonable`` makes of them too); numpy values are
+    encoded natively; anything else orjson cannot encode (pandas' NA, non-string keys...) takes the converting
+    walk first.
+    """
     try:
-        return json.dumps(obj, allow_nan=False)
-    except (TypeError, ValueError):
-        return json.dumps(jsonable(obj), allow_nan=False)
+        return orjson.dumps(obj, option=_ORJSON_OPTIONS).decode()
+    except TypeError:
+        return orjson.dumps(jsonable(obj), option=_ORJSON_OPTIONS).decode()
+
+
+_ORJSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY  # numpy scalars and arrays (np.float64 is a float subclass)
+
+
+class _WriterLock:
+    """Serialises SQLite write transactions across threads and processes (uvicorn workers sharing the file).
+
+    A thread lock, then an exclusive ``flock`` on ``<database>.lock``. Without it, concurrent writers meet in
+    SQLite's busy handler, which polls with sleeps growing to 100 ms: under load a writer waits far longer than
+    the ~1 ms a commit holds the lock (p99 in the hundreds of ms with 2 workers). ``flock`` wakes the next
+    writer as soon as the lock is released. Where ``fcntl`` does not exist (Windows) only threads are
+    serialised and SQLite's busy timeout handles the rest.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._thread = threading.Lock()
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        self._thread.acquire()
+        if fcntl is None:
+            return
+        try:
+            if self._fd is None:
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        except BaseException:
+            self._thread.release()
+            raise
+
+    def release(self) -> None:
+        try:
+            if fcntl is not None and self._fd is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._thread.release()
+
+    def close(self) -> None:
+        with self._thread:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
 
 
 def with_driver(url: str) -> str:

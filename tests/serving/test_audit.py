@@ -1,5 +1,8 @@
 import sqlite3
+import subprocess
+import sys
 import threading
+import time
 from datetime import UTC, datetime
 
 import numpy as np
@@ -160,3 +163,38 @@ def test_stores_opened_at_once_on_a_new_file_all_succeed(tmp_path):
     assert all(s.count() == 1 for s in stores)
     for s in stores:
         s.close()
+
+
+_HOLD_LOCK = """
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o644)
+fcntl.flock(fd, fcntl.LOCK_EX)
+open(sys.argv[2], "w").close()  # tell the test the lock is held
+time.sleep(float(sys.argv[3]))
+open(sys.argv[4], "w").close()  # about to release
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="flock is POSIX")
+def test_sqlite_writes_wait_for_another_process_holding_the_writer_lock(tmp_path):
+    """Writers of one SQLite file queue on ``<file>.lock`` (flock), not in SQLite's sleeping busy handler."""
+    db = tmp_path / "audit.db"
+    with AuditStore(f"sqlite:///{db}") as store:
+        store.write(_record())  # creates the table and the lock file
+        lock_file = tmp_path / "audit.db.lock"
+        assert lock_file.exists()
+        held, releasing = tmp_path / "held", tmp_path / "releasing"
+        holder = subprocess.Popen(
+            [sys.executable, "-c", _HOLD_LOCK, str(lock_file), str(held), "0.5", str(releasing)]
+        )
+        try:
+            for _ in range(500):
+                if held.exists():
+                    break
+                time.sleep(0.01)
+            assert held.exists()
+            store.write(_record(request_id="after"))
+            assert releasing.exists()  # the write went through only once the other process let go
+        finally:
+            holder.wait(timeout=30)
+        assert store.count() == 2
