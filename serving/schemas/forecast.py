@@ -23,6 +23,7 @@ from serving.schemas.common import Id, ModelRef, OptionalId, UtcDatetime
 __all__ = [
     "CovariateRowIn",
     "WeatherRowIn",
+    "ClosureIn",
     "ForecastIn",
     "ForecastPoint",
     "SeriesForecast",
@@ -76,6 +77,18 @@ class WeatherRowIn(BaseModel):
         return self
 
 
+class ClosureIn(BaseModel):
+    """A forecast step known in advance to be closed (``open`` 0, forecast exactly 0) or open (``open`` 1)."""
+
+    model_config = _INPUT
+
+    series_id: OptionalId = Field(None, description="absent: the row applies to every requested series")
+    ds: UtcDatetime
+    open: Literal[0, 1] = Field(
+        0, description="0: closed (the default); 1: open, overriding a stored closure"
+    )
+
+
 class ForecastIn(BaseModel):
     """What to forecast (see the module docstring)."""
 
@@ -92,6 +105,11 @@ class ForecastIn(BaseModel):
     explain: bool = False
     covariates: list[CovariateRowIn] | None = None
     weather: list[WeatherRowIn] | None = None
+    closures: list[ClosureIn] | None = Field(
+        None,
+        description="known closures of forecast steps, e.g. [{'ds': '2015-06-14'}] (a Sunday for every series)",
+        examples=[[{"series_id": "88", "ds": "2015-06-14", "open": 0}]],
+    )
 
     @model_validator(mode="after")
     def _series_and_levels(self) -> ForecastIn:

@@ -12,7 +12,8 @@ replaces the snapshot's value of the same step). The default origin is the lates
 Plan: request ``covariates`` / ``weather`` rows are laid over the stored tables (``overlay_plan``, using
 ``training.whatif.overlay`` like the planner notebook, so both show the same numbers); a request with a plan
 is a what-if, answered with the forecast under the stored plan next to it
-(``yhat_baseline``, ``delta``). Covariates are required through the horizon: when neither the stored plan nor
+(``yhat_baseline``, ``delta``). Known closures of forecast steps (``closures``) are laid over the history
+(``serving.services.closures``) and hold for the baseline too. Covariates are required through the horizon: when neither the stored plan nor
 the request covers it, the answer is 400 with the problem and how to send a plan.
 """
 
@@ -33,6 +34,7 @@ from serving.audit import AuditRecord
 from serving.errors import ApiError, NotFoundError
 from serving.models import LoadedModel
 from serving.schemas.forecast import ForecastIn
+from serving.services.closures import with_closures
 from serving.services.scoring import model_ref
 from training.forecaster import step_length
 from training.whatif import overlay
@@ -182,6 +184,9 @@ def forecast(
         rows = [r.model_dump() for r in request.weather]
         plan["weather"] = overlay_plan(stored["weather"], rows, "weather", "region", ctx.regions(ids))
     origin = pd.Timestamp(request.origin) if request.origin is not None else _default_origin(history)
+    if request.closures:
+        end = origin + horizon * ctx.step
+        history, _ = with_closures(history, request.closures, ids, origin, end, ctx.off_grid)
     try:
         pred = model.predict(
             horizon,
@@ -443,7 +448,9 @@ def _result(
 
 
 def _request_for(request: ForecastIn, sid: str, regions: list[str]) -> dict[str, Any]:
-    body = request.model_dump(mode="json", exclude={"series_ids", "series_id", "covariates", "weather"})
+    body = request.model_dump(
+        mode="json", exclude={"series_ids", "series_id", "covariates", "weather", "closures"}
+    )
     body["series_id"] = sid
     if request.covariates:
         body["covariates"] = [
@@ -451,6 +458,8 @@ def _request_for(request: ForecastIn, sid: str, regions: list[str]) -> dict[str,
         ]
     if request.weather:
         body["weather"] = [r.model_dump(mode="json") for r in request.weather if r.region in regions]
+    if request.closures:
+        body["closures"] = [r.model_dump(mode="json") for r in request.closures if r.series_id in (None, sid)]
     return body
 
 

@@ -227,3 +227,115 @@ def test_forecast_smoke_check_passes_the_real_model_and_refuses_a_broken_one(ser
     broken = SimpleNamespace(model=Broken(), tables=real.model.tables)
     with pytest.raises(ValueError, match="not one value >= 0"):
         forecast_smoke_check(dataclasses.replace(real, model=broken))
+
+
+# ---------------------------------------------------------------------------------------------- closures
+def _plan_after_data_end():
+    days = pd.date_range("2015-06-20", periods=14, freq="D")
+    return [
+        {"ds": str(d.date()), "promo": 0, "state_holiday": "0", "school_holiday": 0, "promo2_active": 0}
+        for d in days
+    ]
+
+
+def test_known_closures_after_the_data_end_are_forecast_zero_and_the_other_days_unchanged(service, trained):
+    store, other = trained["stores"][:2]
+    plan = _plan_after_data_end()
+    base = _forecast(service, series_ids=[store, other], covariates=plan)
+    closures = [{"ds": "2015-06-24"}, {"series_id": store, "ds": "2015-06-26", "open": 0}]
+    out = _forecast(service, series_ids=[store, other], covariates=plan, closures=closures)
+    for sid, closed in ((store, {"2015-06-24", "2015-06-26"}), (other, {"2015-06-24"})):
+        before, after = _points(base, sid), _points(out, sid)
+        for b, a in zip(before, after, strict=True):
+            if a["ds"][:10] in closed:
+                assert a["yhat"] == 0.0 and a["yhat_lo"] == 0.0 and a["yhat_hi"] == 0.0
+            else:  # a closure is not a feature of other days (the direct model has no lags inside the horizon)
+                assert a["yhat"] == b["yhat"], a["ds"]
+        assert before[4]["yhat"] > 0  # 2015-06-24 was forecast open without the closure
+
+
+def test_closures_give_the_cli_forecast_of_a_series_file_with_the_same_future_rows(
+    service, trained, tmp_path, monkeypatch
+):
+    from training.forecast_job import forecast_to_file
+
+    store = trained["stores"][0]
+    out = _forecast(
+        service, series_id=store, horizon=14, origin="2015-05-20", closures=[{"ds": "2015-05-27"}]
+    )
+    series = pd.read_csv(trained["data"] / "series.csv", dtype={"series_id": str})
+    series = series.loc[series["series_id"] == store]
+    on_day = series["ds"].str[:10] == "2015-05-27"
+    assert series.loc[on_day, "open"].tolist() == [1]  # open in the data: the closure is the request's
+    series.loc[on_day, ["open", "y"]] = [0, 0]
+    series.to_csv(tmp_path / "series.csv", index=False)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", trained["tracking_uri"])
+    forecast_to_file(
+        "models:/svc-forecast@champion",
+        tmp_path / "series.csv",
+        tmp_path / "f.csv",
+        horizon=14,
+        level=80,
+        origin="2015-05-20",
+    )
+    cli = pd.read_csv(tmp_path / "f.csv", dtype={"series_id": str}, float_precision="round_trip")
+    api = pd.DataFrame(_points(out, store))
+    assert api["yhat"].tolist() == cli["yhat"].tolist()
+    assert api.loc[api["ds"].str[:10] == "2015-05-27", "yhat"].tolist() == [0.0]
+
+
+def test_an_open_row_overrides_a_stored_closure(service, trained):
+    series = pd.read_csv(trained["data"] / "series.csv", dtype={"series_id": str})
+    store = trained["stores"][0]
+    closed = series.loc[
+        (series["series_id"] == store) & (series["open"] == 0) & (series["ds"] > "2015-06-05"), "ds"
+    ]
+    day = closed.iloc[0][:10]  # a Sunday the snapshot knows to be closed
+    stored = {
+        p["ds"][:10]: p["yhat"] for p in _points(_forecast(service, series_id=store, origin=ORIGIN), store)
+    }
+    assert stored[day] == 0.0
+    out = _forecast(service, series_id=store, origin=ORIGIN, closures=[{"ds": day, "open": 1}])
+    assert {p["ds"][:10]: p["yhat"] for p in _points(out, store)}[day] > 0
+
+
+def test_closures_are_recorded_with_the_decision_of_their_series(service, trained):
+    store, other = trained["stores"][:2]
+    out = _forecast(
+        service,
+        series_ids=[store, other],
+        origin=ORIGIN,
+        closures=[{"series_id": store, "ds": "2015-06-10"}, {"ds": "2015-06-11"}],
+    )
+    by_series = {s["series_id"]: s["decision_id"] for s in out["series"]}
+    recorded = service.get(f"/v1/decisions/{by_series[other]}", headers=AUTH).json()
+    assert recorded["input"]["closures"] == [{"series_id": None, "ds": "2015-06-11T00:00:00", "open": 0}]
+
+
+@pytest.mark.parametrize(
+    ("closure", "column", "issue"),
+    [
+        ({"series_id": "999", "ds": "2015-06-10"}, "series_id", "outside this request"),
+        ({"ds": "2015-06-05"}, "ds", "not forecast steps"),  # the origin itself is history
+        ({"ds": "2015-07-30"}, "ds", "not forecast steps"),  # after the horizon
+        ({"ds": "2015-06-10T12:00:00"}, "ds", "off the model's grid"),
+    ],
+)
+def test_a_closure_that_is_not_a_forecast_step_of_the_request_is_400(
+    service, trained, closure, column, issue
+):
+    body = {"series_id": trained["stores"][0], "origin": ORIGIN, "closures": [closure]}
+    response = service.post(URL, json=body, headers=AUTH)
+    assert response.status_code == 400, response.text
+    problem = response.json()["error"]["details"][0]
+    assert (problem["table"], problem["column"]) == ("closures", column) and issue in problem["issue"]
+
+
+def test_two_closures_for_one_step_are_400_and_open_must_be_0_or_1(service, trained):
+    store = trained["stores"][0]
+    twice = [{"series_id": store, "ds": "2015-06-10"}, {"series_id": store, "ds": "2015-06-10", "open": 1}]
+    response = service.post(URL, json={"series_id": store, "origin": ORIGIN, "closures": twice}, headers=AUTH)
+    assert response.status_code == 400 and "several rows" in response.text
+    bad = [{"ds": "2015-06-10", "open": 2}]
+    response = service.post(URL, json={"series_id": store, "origin": ORIGIN, "closures": bad}, headers=AUTH)
+    assert response.status_code == 422 and "open" in response.text
