@@ -39,6 +39,7 @@ import pandas as pd
 from features.order_features import OrderHistory
 from serving.events import EventStore
 from serving.models import LoadedModel
+from serving.periodic import PeriodicThread
 
 __all__ = ["LiveOrderHistory", "HistoryState", "snapshot_tables"]
 
@@ -92,8 +93,12 @@ class LiveOrderHistory:
         self.current_model = current_model
         self._state: HistoryState | None = None
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._poller = PeriodicThread(
+            "orderpulse-history-refresh",
+            self._poll,
+            "order history refresh failed; still serving the previous history",
+            _log,
+        )
 
     @property
     def state(self) -> HistoryState | None:
@@ -134,27 +139,16 @@ class LiveOrderHistory:
 
     def start(self, interval_s: float) -> None:
         """Poll the event high-water mark every ``interval_s`` s in a daemon thread (0 = never)."""
-        if interval_s <= 0 or self._thread is not None:
-            return
-        self._stop.clear()
-
-        def loop() -> None:
-            while not self._stop.wait(interval_s):
-                if self.current_model() is None:
-                    continue
-                try:
-                    self.refresh()
-                except Exception:  # the next poll tries again; scoring keeps the last good history
-                    _log.exception("order history refresh failed; still serving the previous history")
-
-        self._thread = threading.Thread(target=loop, name="orderpulse-history-refresh", daemon=True)
-        self._thread.start()
+        self._poller.start(interval_s)
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-            self._thread = None
+        self._poller.stop()
+
+    def _poll(self) -> None:
+        if (
+            self.current_model() is not None
+        ):  # a failed refresh keeps the last good history; the next poll retries
+            self.refresh()
 
     def _build(self, model: LoadedModel, high_water: tuple[int, int]) -> HistoryState:
         t0 = time.perf_counter()

@@ -25,6 +25,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 
 from serving.errors import ModelNotLoadedError
+from serving.periodic import PeriodicThread
 
 if TYPE_CHECKING:
     from serving.settings import Settings
@@ -191,8 +192,9 @@ class ModelHolder:
         self._listeners: list[Callable[[ReloadReport, ModelSnapshot], None]] = []
         self._last_errors: dict[str, str] = {}
         self._refused: dict[str, set[str]] = {}
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._reloader = PeriodicThread(
+            "orderpulse-model-reload", self._periodic_reload, "periodic model reload failed", _log
+        )
 
     @classmethod
     def from_settings(
@@ -267,28 +269,16 @@ class ModelHolder:
 
     def start_periodic_reload(self, interval_s: float) -> None:
         """Reload every ``interval_s`` seconds in a daemon thread until ``stop``."""
-        if interval_s <= 0 or self._thread is not None:
-            return
-        self._stop.clear()
-
-        def loop() -> None:
-            while not self._stop.wait(interval_s):
-                try:
-                    report = self.reload()
-                    if not report.ok:
-                        _log.info("periodic model reload: %s", report.to_dict()["outcomes"])
-                except Exception:  # pragma: no cover - reload already catches per kind
-                    _log.exception("periodic model reload failed")
-
-        self._thread = threading.Thread(target=loop, name="orderpulse-model-reload", daemon=True)
-        self._thread.start()
+        self._reloader.start(interval_s)
 
     def stop(self) -> None:
         """Stop the periodic reload thread (if any) and wait for it."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-            self._thread = None
+        self._reloader.stop()
+
+    def _periodic_reload(self) -> None:
+        report = self.reload()
+        if not report.ok:
+            _log.info("periodic model reload: %s", report.to_dict()["outcomes"])
 
     # ------------------------------------------------------------------ internals
     def _swap_in(
