@@ -5,7 +5,7 @@ import json
 import pandas as pd
 import pytest
 
-from serving.schemas.orders import OrderIn
+from serving.schemas.orders import OrderIn, ScoreBatchOut, ScoredOrder
 from serving.services.scoring import anomaly_smoke_check, orders_to_lines
 
 AUTH = {"X-API-Key": "test-key"}
@@ -15,7 +15,12 @@ URL = "/v1/orders/score"
 def _score(client, body, **params):
     response = client.post(URL, json=body, headers=AUTH, params=params)
     assert response.status_code == 200, response.text
-    return response.json()
+    assert response.headers["content-type"] == "application/json"
+    out = response.json()
+    # the route encodes its body itself (no response validation at run time): hold it to the documented schema
+    schema = ScoreBatchOut if "orders" in body else ScoredOrder
+    assert schema.model_validate(out).model_dump(mode="json") == out
+    return out
 
 
 def _features(client, decision_id):
