@@ -87,7 +87,8 @@ def run_workers(workers: int, options: dict) -> None:
     on connections accepted from a socket created with ``IPPROTO_TCP``; with several workers (and no uvloop)
     Nagle's algorithm then held every response for a delayed ACK: 44 ms for ``/health`` instead of 1 ms.
     Binding the socket here with ``IPPROTO_TCP`` (inherited by the workers and their accepted connections)
-    restores ``TCP_NODELAY``; uvicorn's own supervisor still starts, watches and stops the workers.
+    restores ``TCP_NODELAY``; uvicorn's own supervisor still starts, watches and stops the workers. (uvloop,
+    installed by default, sets ``TCP_NODELAY`` itself; the socket matters where uvicorn falls back to asyncio.)
     """
     import uvicorn
     from uvicorn.supervisors import Multiprocess
