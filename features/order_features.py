@@ -32,9 +32,10 @@ Point-in-time rules (``tests/features/test_order_features.py`` checks each):
 
 Training and serving use the same code: ``order_features(orders, labels)`` builds an ``OrderHistory`` of
 the table and scores the table's own orders through it. A service builds the ``OrderHistory`` once and calls
-``history.features(new_orders)`` per request: a hash look-up and a few binary searches per order (2-5 ms
-for one order against the 790k lines of Online Retail, mostly pandas overhead; building the history takes
-about a second). New orders scored together also see one another, exactly as if they had been part of the
+``history.feature_columns(new_orders)`` per request: a hash look-up and a few binary searches per order,
+returned as numpy columns (about 0.5 ms for one order against the sample's 41k lines; ``features()`` puts
+the same columns in a DataFrame, which adds about as much again; building the history takes about a second
+per million lines). New orders scored together also see one another, exactly as if they had been part of the
 history table. Categories of ``order_<column>`` are those of the history: a model must be served with the
 categories it was trained with (build the serving history from the training orders plus newer ones, or
 re-code the column with the model's categories).
