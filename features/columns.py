@@ -13,12 +13,20 @@ timestamps ``datetime64[ns]``, numbers ``float64`` / ``int``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["Columns", "FeatureTable", "n_rows", "has_column", "column_values", "take_rows", "to_frame"]
+__all__ = [
+    "Columns",
+    "FeatureTable",
+    "n_rows",
+    "has_column",
+    "column_values",
+    "take_rows",
+    "category_positions",
+]
 
 Columns: TypeAlias = Mapping[str, np.ndarray]
 """Column name -> 1-D numpy array, all of one length."""
@@ -54,6 +62,20 @@ def take_rows(table: FeatureTable, rows: np.ndarray) -> FeatureTable:
     return {name: np.asarray(values)[rows] for name, values in table.items()}
 
 
-def to_frame(table: FeatureTable) -> pd.DataFrame:
-    """The table as a DataFrame (a DataFrame is returned as is)."""
-    return table if isinstance(table, pd.DataFrame) else pd.DataFrame(dict(table))
+def category_positions(values: np.ndarray, categories: np.ndarray, lookup: Mapping[Any, int]) -> np.ndarray:
+    """Position of each value in ``categories`` (-1: missing, or not one of them); ``lookup`` maps each
+    category to its position. A few values (a request) are looked up one by one: building a Categorical
+    costs ~0.15 ms, more than the look-ups."""
+    if len(values) <= _FEW:
+        return np.array([_position(lookup, v) for v in values], dtype="int64")
+    return pd.Categorical(np.asarray(values, dtype=object), categories=categories).codes.astype("int64")
+
+
+_FEW = 256
+
+
+def _position(lookup: Mapping[Any, int], value: Any) -> int:
+    try:
+        return lookup.get(value, -1)
+    except TypeError:  # unhashable, or not comparable (<NA> against a colliding key): not a category
+        return -1

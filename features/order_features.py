@@ -51,7 +51,7 @@ import numpy as np
 import pandas as pd
 
 from features.asof import AsOfIndex, prefix_sum
-from features.columns import Columns
+from features.columns import Columns, category_positions
 from features.order_lines import OrderTable, order_table, prepare_labels, prepare_order_lines
 
 __all__ = [
@@ -332,7 +332,7 @@ class OrderHistory:
         codes: dict[str, np.ndarray] = {}
         unknown: dict[str, int] = {}
         for col, values in q.cats.items():
-            codes[col] = _codes(values, self.categories[col], self._category_codes[col])
+            codes[col] = category_positions(values, self.categories[col], self._category_codes[col])
             seen = codes[col] >= 0
             n_unknown = int((~pd.isna(values) & ~seen).sum())
             if n_unknown:
@@ -439,13 +439,6 @@ def _frame(
             col_codes, dtype=pd.CategoricalDtype(categories[col], ordered=False)
         )
     return pd.DataFrame(data)
-
-
-def _codes(values: np.ndarray, categories: np.ndarray, lookup: dict[object, int]) -> np.ndarray:
-    """Position of each value in ``categories`` (-1: missing or not a category)."""
-    if len(values) <= 256:  # a request: dict look-ups beat building an index
-        return np.array([lookup.get(v, -1) if isinstance(v, str) else -1 for v in values], dtype="int64")
-    return pd.Index(categories, dtype=object).get_indexer(values)
 
 
 def _positions(index: pd.Index, values: np.ndarray) -> np.ndarray:

@@ -34,7 +34,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from features.columns import FeatureTable, column_values, n_rows
+from features.columns import FeatureTable, category_positions, column_values, n_rows
 from features.order_features import order_feature_names, order_features
 
 __all__ = [
@@ -48,7 +48,6 @@ __all__ = [
 
 Part = Literal["train", "valid", "calib"]
 MATURITY_QUANTILE = 0.99
-_SMALL = 64
 
 
 @dataclass
@@ -274,7 +273,7 @@ class FeatureEncoder:
         for j, c in enumerate(self.feature_names):
             values = column_values(frame, c)
             if c in self.categories_:
-                codes = self._category_codes(c, values)
+                codes = category_positions(values, self.categories_[c], self._codes[c])
                 if self.categorical == "codes":
                     out[:, j] = np.where(codes >= 0, codes, np.nan)
                 else:
@@ -287,19 +286,6 @@ class FeatureEncoder:
                     "float64", na_value=np.nan
                 )
         return out
-
-    def _category_codes(self, name: str, values: np.ndarray) -> np.ndarray:
-        if len(values) <= _SMALL:  # a request: a dict look-up beats building a Categorical
-            lookup = self._codes[name]
-            return np.array([_code(lookup, v) for v in values.astype(object, copy=False)], dtype="int64")
-        return pd.Categorical(values.astype(object), categories=self.categories_[name]).codes.astype("int64")
-
-
-def _code(lookup: dict[Any, int], value: Any) -> int:
-    try:
-        return lookup.get(value, -1)
-    except TypeError:  # unhashable: not a category
-        return -1
 
 
 def _check_slices(report: dict[str, Any], cutoff: pd.Timestamp) -> None:
