@@ -62,10 +62,6 @@ def prepare_order_lines(
     for col in ("order_id", "sku"):
         out[col], missing = ids_as_text(df[col])
         _check(problems, df, missing, table, col, "missing id")
-    if "customer_id" in df:
-        out["customer_id"], _ = ids_as_text(df["customer_id"])
-    else:
-        out["customer_id"] = np.full(len(df), pd.NA, dtype=object)
     created = parse_timestamps(df["created_at"])
     _check(problems, df, created.isna().to_numpy(), table, "created_at", "missing or unparseable timestamp")
     out["created_at"] = created.to_numpy("datetime64[ns]").view("int64")
@@ -74,9 +70,7 @@ def prepare_order_lines(
         _check(problems, df, ~np.isfinite(out[col]), table, col, "missing or non-numeric value")
     if problems:
         raise DataValidationError(problems)
-    for col in categoricals:
-        if col in df:
-            out[col], _ = ids_as_text(df[col])
+    out.update(_optional_ids(df, len(df), categoricals))
     return out
 
 
@@ -101,15 +95,20 @@ def _typed_lines(
         out[col], missing = ids_as_text(columns[col])
         if missing.any():
             return None
-    if "customer_id" in columns:
-        out["customer_id"], _ = ids_as_text(columns["customer_id"])
-    else:
-        out["customer_id"] = np.full(len(created), pd.NA, dtype=object)
-    for col in categoricals:
-        if col in columns:
-            out[col], _ = ids_as_text(columns[col])
+    out.update(_optional_ids(columns, len(created), categoricals))
     if any(len(v) != len(created) for v in out.values()):
         return None
+    return out
+
+
+def _optional_ids(
+    columns: pd.DataFrame | Mapping[str, np.ndarray], n: int, categoricals: tuple[str, ...]
+) -> dict[str, np.ndarray]:
+    """``customer_id`` (all <NA> when absent: guests) and the ``categoricals`` present, as normalised text."""
+    out = {"customer_id": np.full(n, pd.NA, dtype=object)}
+    for col in ("customer_id", *categoricals):
+        if col in columns:
+            out[col], _ = ids_as_text(columns[col])
     return out
 
 
