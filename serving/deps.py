@@ -8,7 +8,7 @@ thread pool, a hand-off that costs more than the read (six of them per scoring r
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
@@ -54,30 +54,15 @@ async def get_models(request: Request) -> ModelSnapshot:
 
 
 async def get_audit(request: Request) -> AuditStore:
-    audit = getattr(request.app.state, "audit", None)
-    if audit is None:
-        raise ServiceNotReadyError(
-            "the audit store is not open (the app is starting or stopping); retry shortly"
-        )
-    return audit
+    return _lifespan_state(request, "audit", "the audit store is not open")
 
 
 async def get_events(request: Request) -> EventStore:
-    events = getattr(request.app.state, "events", None)
-    if events is None:
-        raise ServiceNotReadyError(
-            "the event store is not open (the app is starting or stopping); retry shortly"
-        )
-    return events
+    return _lifespan_state(request, "events", "the event store is not open")
 
 
 async def get_order_history(request: Request) -> LiveOrderHistory:
-    history = getattr(request.app.state, "order_history", None)
-    if history is None:
-        raise ServiceNotReadyError(
-            "the order history is not set up (the app is starting or stopping); retry shortly"
-        )
-    return history
+    return _lifespan_state(request, "order_history", "the order history is not set up")
 
 
 async def get_metrics(request: Request) -> Metrics:
@@ -96,3 +81,11 @@ MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 RequestIdDep = Annotated[str, Depends(get_request_id)]
 EventsDep = Annotated[EventStore, Depends(get_events)]
 OrderHistoryDep = Annotated[LiveOrderHistory, Depends(get_order_history)]
+
+
+def _lifespan_state(request: Request, name: str, missing: str) -> Any:
+    """``app.state.<name>``, which the lifespan handler opens and closes; 503 while it is not there."""
+    value = getattr(request.app.state, name, None)
+    if value is None:
+        raise ServiceNotReadyError(f"{missing} (the app is starting or stopping); retry shortly")
+    return value
