@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from orderpulse.commands.features import EngineOpt, SchedulerOpt
 from orderpulse.console import err, print_json_line
 
 __all__ = ["register"]
@@ -36,15 +37,6 @@ OnBadRows = Annotated[
 WindowsOpt = Annotated[int, typer.Option("--n-windows", min=1, help="rolling-origin backtest windows")]
 StepOpt = Annotated[
     int | None, typer.Option("--step", min=1, help="steps between windows (default horizon/2)")
-]
-EngineOpt = Annotated[
-    str, typer.Option("--engine", help="local: this process; dask: a Dask cluster (see --scheduler)")
-]
-SchedulerOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--scheduler", help="Dask scheduler address, e.g. tcp://host:8786 (default: a LocalCluster)"
-    ),
 ]
 
 
