@@ -155,7 +155,8 @@ class _WriterLock:
     A thread lock, then an exclusive ``flock`` on ``<database>.lock``. Without it, concurrent writers meet in
     SQLite's busy handler, which polls with sleeps growing to 100 ms: under load a writer waits far longer than
     the ~1 ms a commit holds the lock (p99 in the hundreds of ms with 2 workers). ``flock`` wakes the next
-    writer as soon as the lock is released. Where ``fcntl`` does not exist (Windows) only threads are
+    writer as soon as the lock is released (the ``filelock`` package would not: it polls a non-blocking
+    ``flock`` with sleeps, the same pattern). Where ``fcntl`` does not exist (Windows) only threads are
     serialised and SQLite's busy timeout handles the rest.
     """
 

@@ -32,8 +32,8 @@ def with_closures(
     origin: pd.Timestamp,
     end: pd.Timestamp,
     off_grid: Callable[[pd.Series], np.ndarray],
-) -> tuple[pd.DataFrame, int]:
-    """``history`` with the ``open`` of ``closures`` on the steps ``(origin, end]``; and how many steps are closed.
+) -> pd.DataFrame:
+    """``history`` with the ``open`` of ``closures`` on the steps ``(origin, end]``.
 
     ``off_grid(ds)`` is True where a timestamp is not a step of the model (``ForecastContext.off_grid``).
     """
@@ -58,7 +58,7 @@ def with_closures(
         added = added.astype({c: out[c].dtype for c in added.columns})
         out = pd.concat([out, added], ignore_index=True)
         out = out.sort_values(["series_id", "ds"], kind="stable").reset_index(drop=True)
-    return out, int((rows["open"] == 0).sum())
+    return out
 
 
 def _rows(closures: Sequence[ClosureIn], ids: Sequence[str]) -> pd.DataFrame:

@@ -186,7 +186,7 @@ def forecast(
     origin = pd.Timestamp(request.origin) if request.origin is not None else _default_origin(history)
     if request.closures:
         end = origin + horizon * ctx.step
-        history, _ = with_closures(history, request.closures, ids, origin, end, ctx.off_grid)
+        history = with_closures(history, request.closures, ids, origin, end, ctx.off_grid)
     try:
         pred = model.predict(
             horizon,
