@@ -48,11 +48,9 @@ class AnomalyModel:
 
     def describe(self) -> str:
         r, m = self.resolved, self.model
-        name = f"{r.name} v{r.version}" if r.name else r.uri
-        aliases = "".join(f" @{a}" for a in r.aliases)
         kind = "supervised LightGBM classifier" if isinstance(m, ExceptionClassifier) else "isolation forest"
         return (
-            f"{name}{aliases}: {kind}, trained on orders before {pd.Timestamp(m.cutoff_):%Y-%m-%d %H:%M}, "
+            f"{r.label}: {kind}, trained on orders before {pd.Timestamp(m.cutoff_):%Y-%m-%d %H:%M}, "
             f"flag threshold {m.threshold_:.3f}"
         )
 

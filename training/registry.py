@@ -122,6 +122,12 @@ class ResolvedModel:
     def metrics(self) -> dict[str, float]:
         return _metrics_from_tags(self.tags)
 
+    @property
+    def label(self) -> str:
+        """``"orderpulse-forecast v3 @champion"`` (the URI when the model is not a registered version)."""
+        name = f"{self.name} v{self.version}" if self.name else self.uri
+        return name + "".join(f" @{a}" for a in self.aliases)
+
 
 def metric_tag(metric: str) -> str:
     """The version tag holding ``metric``: ``backtest_wape`` -> ``metric.backtest_wape``."""

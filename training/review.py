@@ -67,11 +67,9 @@ class ForecastModel:
     def describe(self) -> str:
         """One line a planner can read: which model, how far it forecasts, on what history."""
         r, m, s = self.resolved, self.model, self.series
-        name = f"{r.name} v{r.version}" if r.name else r.uri
-        aliases = "".join(f" @{a}" for a in r.aliases)
         observed = s.loc[s["y"].notna(), "ds"]
         return (
-            f"{name}{aliases}: LightGBM forecaster, {m.horizon} steps of {m.freq}, "
+            f"{r.label}: LightGBM forecaster, {m.horizon} steps of {m.freq}, "
             f"{s['series_id'].nunique()} series, history {observed.min():%Y-%m-%d} .. {observed.max():%Y-%m-%d}"
         )
 

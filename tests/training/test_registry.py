@@ -7,7 +7,7 @@ import pytest
 from mlflow import MlflowClient
 
 from training import registry, tracking
-from training.registry import ModelNotFoundError, promote, register, resolve
+from training.registry import ModelNotFoundError, ResolvedModel, promote, register, resolve
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -183,3 +183,9 @@ def test_resolve_refuses_unknown_models_aliases_and_uri_forms(store):
 def test_metric_tag_names():
     assert registry.metric_tag("backtest_wape") == "metric.backtest_wape"
     assert registry.metric_tag("metric.auprc") == "metric.auprc"
+
+
+def test_resolved_model_label_names_version_and_aliases_or_the_uri():
+    registered = ResolvedModel("models:/demand/3", "demand", 3, "r1", "s", aliases=("champion", "prod"))
+    assert registered.label == "demand v3 @champion @prod"
+    assert ResolvedModel("runs:/r1/model", None, None, "r1", "s").label == "runs:/r1/model"
