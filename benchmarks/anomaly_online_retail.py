@@ -34,8 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from features.adapters import online_retail  # noqa: E402
 from features.order_features import OrderHistory, order_features  # noqa: E402
-from training.anomaly import ExceptionClassifier, UnsupervisedDetector  # noqa: E402
-from training.calibration import ThresholdPolicy, choose_threshold  # noqa: E402
+from training.anomaly.models import ExceptionClassifier, UnsupervisedDetector  # noqa: E402
+from training.anomaly.calibration import ThresholdPolicy, choose_threshold  # noqa: E402
 from training.metrics import evaluate_classifier  # noqa: E402
 
 

@@ -29,8 +29,8 @@ from measure import measure, shared_data  # noqa: I001 - also puts the repo on s
 
 from features.adapters import rossmann  # noqa: E402
 from features.validation import validate  # noqa: E402
-from training.baselines import SeasonalNaive, StatsModelsETS  # noqa: E402
-from training.forecaster import LGBMForecaster  # noqa: E402
+from training.forecast.baselines import SeasonalNaive, StatsModelsETS  # noqa: E402
+from training.forecast.forecaster import LGBMForecaster  # noqa: E402
 from training.metrics import evaluate  # noqa: E402
 
 warnings.simplefilter("ignore")

@@ -181,7 +181,7 @@ def run_one(engine: str, stage: str, paths: dict[str, Path], estimators: int, wo
 def _local(stage: str, paths: dict[str, Path], config, params: dict, out_dir: Path) -> dict:
     from features.forecast_frame import build_training_frame
     from features.io import load_table, write_frame
-    from training.forecaster import LGBMForecaster
+    from training.forecast.forecaster import LGBMForecaster
 
     t = {k: load_table(paths[k], k)[0] for k in ("series", "covariates", "weather", "static")}
     s = t.pop("series")
@@ -202,8 +202,8 @@ def _local(stage: str, paths: dict[str, Path], config, params: dict, out_dir: Pa
 
 def _dask(stage: str, paths: dict[str, Path], config, params: dict, out_dir: Path, client) -> dict:
     from features.distributed import ForecastPartitions, write_training_frame_dask
-    from training.distributed import fit_forecast_booster
-    from training.forecaster import LGBMForecaster
+    from training.forecast.dask import fit_forecast_booster
+    from training.forecast.forecaster import LGBMForecaster
 
     if stage == "accuracy":
         from features.io import load_table
@@ -230,7 +230,7 @@ def _dask(stage: str, paths: dict[str, Path], config, params: dict, out_dir: Pat
 
 
 def _accuracy(s: pd.DataFrame, tables: dict, params: dict, engine: str) -> dict:
-    from training.forecaster import LGBMForecaster
+    from training.forecast.forecaster import LGBMForecaster
 
     h = 14
     origin = s["ds"].max() - pd.Timedelta(days=h)

@@ -91,8 +91,8 @@ def train(root: Path, n_stores: int = 10) -> None:
         pass
     import pandas as pd
 
-    from training.anomaly_job import train_anomaly
-    from training.forecast_job import train_forecast
+    from training.anomaly.job import train_anomaly
+    from training.forecast.job import train_forecast
 
     data = root / "rossmann"
     data.mkdir(parents=True, exist_ok=True)

@@ -40,7 +40,7 @@ be a first distributed pass for the SKU and global label timelines joined to cus
 implemented.
 
 Inputs may be a file, a directory or a glob of Parquet files, read lazily (``read_table_lazy``). Everything
-here needs a ``distributed.Client`` (``training.distributed.dask_client`` opens one); dask is imported only
+here needs a ``distributed.Client`` (``training.engine.dask_client`` opens one); dask is imported only
 when these functions run.
 """
 
@@ -541,7 +541,7 @@ def _client(client: Client | None) -> Client:
     except ValueError:
         raise RuntimeError(
             "The dask engine needs a distributed Client and none is running. Fix: run inside "
-            "`with training.distributed.dask_client(scheduler): ...` (a LocalCluster when scheduler is None)."
+            "`with training.engine.dask_client(scheduler): ...` (a LocalCluster when scheduler is None)."
         ) from None
 
 

@@ -44,6 +44,7 @@ __all__ = [
     "FrameReport",
     "build_training_frame",
     "build_future_frame",
+    "design_matrix",
     "feature_columns",
     "feature_family",
     "FEATURE_FAMILIES",
@@ -645,3 +646,12 @@ def _day(ts: pd.Timestamp | None) -> str:
         return "-"
     ts = pd.Timestamp(ts)
     return str(ts.date()) if ts == ts.normalize() else str(ts)
+
+
+def design_matrix(frame: pd.DataFrame, trainable_only: bool) -> tuple[pd.DataFrame, np.ndarray]:
+    """The model's inputs ``X`` (the frame without ``ds, y, open, step``) and ``y`` as float64; with
+    ``trainable_only`` only open rows with an observed ``y``."""
+    if trainable_only:
+        frame = frame.loc[(frame["open"] == 1) & frame["y"].notna()]
+    X = frame.drop(columns=[c for c in ("ds", "y", "open", "step") if c in frame.columns])
+    return X, frame["y"].to_numpy(dtype="float64")

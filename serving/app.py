@@ -28,17 +28,18 @@ import anyio.to_thread
 from fastapi import APIRouter, Depends, FastAPI
 from starlette.middleware import Middleware
 
-from serving.audit import AuditStore
 from serving.auth import require_api_key
 from serving.errors import install_error_handlers
-from serving.events import EventStore
 from serving.history import LiveOrderHistory
-from serving.metrics import Metrics, MetricsMiddleware
-from serving.metrics import router as metrics_router
 from serving.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
+from serving.model_source import RegistryModelSource
 from serving.models import ModelHolder, ModelSnapshot, ReloadReport
+from serving.prometheus import Metrics, MetricsMiddleware
+from serving.prometheus import router as metrics_router
 from serving.routes import ROUTERS
 from serving.settings import Settings
+from serving.store.audit import AuditStore
+from serving.store.events import EventStore
 
 __all__ = ["create_app", "create_app_from_env", "default_model_holder"]
 
@@ -55,9 +56,8 @@ def default_model_holder(settings: Settings) -> ModelHolder:
     from serving.services.forecasting import forecast_smoke_check
     from serving.services.scoring import anomaly_smoke_check
 
-    return ModelHolder.from_settings(
-        settings,
-        loader=load_snapshot_wrapper,
+    return ModelHolder(
+        RegistryModelSource.from_settings(settings, loader=load_snapshot_wrapper),
         smoke_checks={"forecast": forecast_smoke_check, "anomaly": anomaly_smoke_check},
     )
 

@@ -12,13 +12,13 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
-from serving.audit import AuditStore
 from serving.errors import ServiceNotReadyError
-from serving.events import EventStore
 from serving.history import LiveOrderHistory
-from serving.metrics import Metrics
 from serving.models import ModelHolder, ModelSnapshot
+from serving.prometheus import Metrics
 from serving.settings import Settings
+from serving.store.audit import AuditStore
+from serving.store.events import EventStore
 
 __all__ = [
     "SettingsDep",

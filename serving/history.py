@@ -4,7 +4,7 @@ Scoring needs the history of every customer and SKU as of the order (``features.
 code as training). ``LiveOrderHistory`` keeps one ``OrderHistory`` built from
 
 * the snapshot the served anomaly model was trained with (its ``orders`` and ``labels`` tables), and
-* the orders and labels reported through ``POST /v1/events`` (``serving.events.EventStore``); an event
+* the orders and labels reported through ``POST /v1/events`` (``serving.store.events.EventStore``); an event
   whose ``order_id`` is already in the snapshot is left out (the snapshot's copy wins),
 
 and rebuilds it when either changes: a new model version, or a new event high-water mark. A rebuild
@@ -37,9 +37,9 @@ from typing import Any
 import pandas as pd
 
 from features.order_features import OrderHistory
-from serving.events import EventStore
 from serving.models import LoadedModel
 from serving.periodic import PeriodicThread
+from serving.store.events import EventStore
 
 __all__ = ["LiveOrderHistory", "HistoryState", "snapshot_tables"]
 

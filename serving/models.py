@@ -9,7 +9,7 @@ A new model replaces the old one only after the smoke check for its kind passed 
 holder, e.g. "predict one known order"); otherwise the old model stays and the failure is reported in the
 ``ReloadReport`` (and logged, and counted in metrics).
 
-Where models come from is a ``ModelSource``: ``serving.registry.RegistryModelSource`` (MLflow registry by
+Where models come from is a ``ModelSource``: ``serving.model_source.RegistryModelSource`` (MLflow registry by
 alias, with a local cache for when the registry is unreachable) in the service, in-memory fakes in tests.
 """
 
@@ -28,7 +28,7 @@ from serving.errors import ModelNotLoadedError
 from serving.periodic import PeriodicThread
 
 if TYPE_CHECKING:
-    from serving.settings import Settings
+    pass
 
 __all__ = [
     "LoadedModel",
@@ -194,22 +194,6 @@ class ModelHolder:
         self._refused: dict[str, set[str]] = {}
         self._reloader = PeriodicThread(
             "orderpulse-model-reload", self._periodic_reload, "periodic model reload failed", _log
-        )
-
-    @classmethod
-    def from_settings(
-        cls,
-        settings: Settings,
-        *,
-        loader: Loader | None = None,
-        smoke_checks: Mapping[str, SmokeCheck] | None = None,
-        kinds: Iterable[str] = ("forecast", "anomaly"),
-    ) -> ModelHolder:
-        """A holder over ``RegistryModelSource`` configured from ``settings``."""
-        from serving.registry import RegistryModelSource
-
-        return cls(
-            RegistryModelSource.from_settings(settings, loader=loader), kinds=kinds, smoke_checks=smoke_checks
         )
 
     # ------------------------------------------------------------------ reading

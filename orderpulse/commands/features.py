@@ -95,12 +95,12 @@ def build_forecast(
     """Build the forecast feature frame (lags start at --horizon steps, so it is leak-free for that horizon)."""
     from features.forecast_frame import ForecastFeatureConfig, build_training_frame
     from features.io import write_frame
-    from training.distributed import check_engine
+    from training.engine import check_engine
 
     t0 = time.perf_counter()
     if check_engine(engine, scheduler) == "dask":
         from features import distributed as fd
-        from training.distributed import dask_client
+        from training.engine import dask_client
 
         config = ForecastFeatureConfig(freq=freq).for_horizon(horizon)
         with dask_client(scheduler) as client, err.status("building forecast features on dask"):
@@ -141,14 +141,14 @@ def build_orders(
     """Build point-in-time order features (one row per order) for the exception classifier."""
     from features.io import write_frame
     from features.order_features import order_features
-    from training.distributed import check_engine
+    from training.engine import check_engine
 
     t0 = time.perf_counter()
     o = load_optional(orders, "orders", on_bad_rows)
     lab = load_optional(labels, "labels", on_bad_rows)
     if check_engine(engine, scheduler) == "dask":
         from features.distributed import is_dataset_path, order_features_dask
-        from training.distributed import dask_client
+        from training.engine import dask_client
 
         with dask_client(scheduler) as client, err.status("building order features on dask"):
             frames, report = order_features_dask(o, lab, client=client)

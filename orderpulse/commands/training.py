@@ -76,7 +76,7 @@ def train_forecast(
     scheduler: SchedulerOpt = None,
 ) -> None:
     """Train the global LightGBM forecaster, backtest it, log it to MLflow and register <name>-forecast."""
-    from training.forecast_job import train_forecast as job
+    from training.forecast.job import train_forecast as job
 
     result = job(
         series,
@@ -127,8 +127,8 @@ def train_anomaly(
     scheduler: SchedulerOpt = None,
 ) -> None:
     """Train the exception-order classifier (or the unsupervised detector), log it and register <name>-anomaly."""
-    from training.anomaly_job import train_anomaly as job
-    from training.calibration import ThresholdPolicy
+    from training.anomaly.calibration import ThresholdPolicy
+    from training.anomaly.job import train_anomaly as job
 
     if target_precision is not None and flag_budget is not None:
         raise ValueError("Pass either --target-precision or --flag-budget, not both.")
@@ -195,7 +195,7 @@ def forecast(
     scheduler: SchedulerOpt = None,
 ) -> None:
     """Forecast every series in --series for the next --horizon steps after the origin."""
-    from training.forecast_job import forecast_to_file
+    from training.forecast.job import forecast_to_file
 
     summary = forecast_to_file(
         model,
@@ -235,9 +235,9 @@ def backtest_cmd(
     from rich.table import Table
 
     from features.io import write_frame
-    from training.baselines import SeasonalNaive, StatsModelsETS
-    from training.forecast_job import load_forecast_tables, run_backtest
-    from training.forecaster import LGBMForecaster
+    from training.forecast.baselines import SeasonalNaive, StatsModelsETS
+    from training.forecast.forecaster import LGBMForecaster
+    from training.forecast.job import load_forecast_tables, run_backtest
 
     makers = {
         "lgbm": lambda: LGBMForecaster(freq=freq, horizon=horizon),
@@ -314,7 +314,7 @@ def score(
     scheduler: SchedulerOpt = None,
 ) -> None:
     """Score every order created in [--from, --to) using only history known before each order."""
-    from training.anomaly_job import score_orders
+    from training.anomaly.job import score_orders
 
     summary = score_orders(
         model,
@@ -347,9 +347,9 @@ def tune_forecast(
     on_bad_rows: OnBadRows = "raise",
 ) -> None:
     """Tune the forecaster on backtest WAPE and print the best parameters (use train forecast --tune to train)."""
-    from training.forecast_job import load_forecast_tables, registry_name
+    from training.forecast.job import load_forecast_tables, registry_name
+    from training.forecast.tuning import tune_forecaster
     from training.tracking import start_run
-    from training.tuning import tune_forecaster
 
     tables, _ = load_forecast_tables(series, covariates, weather, static, on_bad_rows)
     s = tables.pop("series")
@@ -372,6 +372,6 @@ def tune_anomaly(
     on_bad_rows: OnBadRows = "raise",
 ) -> None:
     """Tune the exception classifier on validation AUPRC, then train and register it (same as train --tune)."""
-    from training.anomaly_job import train_anomaly as job
+    from training.anomaly.job import train_anomaly as job
 
     print_json_line(job(orders, labels, until=until, name=name, tune=trials, on_bad_rows=on_bad_rows))

@@ -1,6 +1,6 @@
 """``POST /v1/events``: the OMS reports new orders and their outcomes, so history features stay current.
 
-Stored durably (``serving.events``) and idempotent on ``order_id``; see ``serving.services.events`` for the
+Stored durably (``serving.store.events``) and idempotent on ``order_id``; see ``serving.services.events`` for the
 statuses and ``serving.history`` for when scoring sees them (immediately on this replica, within
 ``ORDERPULSE_EVENTS_REFRESH_INTERVAL_S`` on the others).
 """

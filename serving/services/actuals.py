@@ -19,9 +19,9 @@ import pandas as pd
 
 from features.errors import DataValidationError, Problem
 from serving.errors import NotFoundError
-from serving.events import Actual, EventStore
 from serving.schemas.forecast import ActualIn
 from serving.services.forecasting import ForecastContext
+from serving.store.events import Actual, EventStore
 
 __all__ = ["record_actuals"]
 

@@ -1,4 +1,4 @@
-"""Events from the OMS: new orders and their outcomes, stored once (``serving.events``) and folded into the
+"""Events from the OMS: new orders and their outcomes, stored once (``serving.store.events``) and folded into the
 order history scoring uses (``serving.history``).
 
 Statuses per event: ``accepted`` (stored now), ``duplicate`` (already known: sent before, or part of the
@@ -13,9 +13,9 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from serving.events import EventStore, LabelEvent, OrderEvent
 from serving.history import HistoryState
 from serving.schemas.orders import EventsIn, LabelIn, OrderIn
+from serving.store.events import EventStore, LabelEvent, OrderEvent
 
 __all__ = ["ingest_events", "order_event", "label_event"]
 

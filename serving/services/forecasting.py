@@ -1,6 +1,6 @@
 """Forecasts from the served model: history = snapshot + actuals, the stored or a requested plan, what-ifs.
 
-``forecast`` calls ``LGBMForecaster.predict`` exactly as ``training.forecast_job.forecast_to_file`` does (the
+``forecast`` calls ``LGBMForecaster.predict`` exactly as ``training.forecast.job.forecast_to_file`` does (the
 CLI): the ``series`` history, the ``origin``, and the covariates / weather / static tables, which default to
 the snapshot the model was trained with. Only the requested series' rows are passed (the model builds each
 series' features from its own rows; the snapshot is indexed once per model version), so the API and the CLI
@@ -10,7 +10,7 @@ History: the snapshot's rows of the series plus the values appended through ``PO
 replaces the snapshot's value of the same step). The default origin is the latest observed step.
 
 Plan: request ``covariates`` / ``weather`` rows are laid over the stored tables (``overlay_plan``, using
-``training.whatif.overlay`` like the planner notebook, so both show the same numbers); a request with a plan
+``training.forecast.whatif.overlay`` like the planner notebook, so both show the same numbers); a request with a plan
 is a what-if, answered with the forecast under the stored plan next to it
 (``yhat_baseline``, ``delta``). Known closures of forecast steps (``closures``) are laid over the history
 (``serving.services.closures``) and hold for the baseline too. Covariates are required through the horizon: when neither the stored plan nor
@@ -30,14 +30,14 @@ import numpy as np
 import pandas as pd
 
 from features.errors import DataValidationError, Problem
-from serving.audit import AuditRecord
 from serving.errors import ApiError, NotFoundError
 from serving.models import LoadedModel
 from serving.schemas.forecast import ForecastIn
 from serving.services.closures import with_closures
 from serving.services.scoring import model_ref
-from training.forecaster import step_length
-from training.whatif import overlay
+from serving.store.audit import AuditRecord
+from training.forecast.forecaster import step_length
+from training.forecast.whatif import overlay
 
 __all__ = [
     "ForecastContext",
@@ -226,7 +226,7 @@ def overlay_plan(
     ``table`` is "covariates" (key ``series_id``: a row without one applies to every series in ``targets``)
     or "weather" (key ``region``). Request columns must be columns of the stored table; a request value
     (not null) replaces the stored value of its row, other columns keep theirs, new keys are added. The
-    overlay itself is ``training.whatif.overlay`` (the planner notebook's), after the request rows were
+    overlay itself is ``training.forecast.whatif.overlay`` (the planner notebook's), after the request rows were
     checked and typed here: ``DataValidationError`` for unknown columns, rows outside ``targets``, duplicate
     rows and non-numbers in numeric columns. Rows without ``series_id`` are spread over ``targets`` first: a
     global row would lose to the stored per-series rows of the same date.

@@ -1,8 +1,8 @@
 """Scoring orders: request orders -> point-in-time features -> calibrated score, flag, reasons, audit records.
 
-The same computation as the batch job ``training.anomaly_job.score_orders``: features from
+The same computation as the batch job ``training.anomaly.job.score_orders``: features from
 ``OrderHistory.features`` (``features.order_features``, the code training used), ``model.score`` for the
-score, ``model.explain_records`` (exact TreeSHAP, ``training.reasons`` sentences) for the reasons. So for the
+score, ``model.explain_records`` (exact TreeSHAP, ``training.anomaly.reasons`` sentences) for the reasons. So for the
 same order and the same history the API and ``orderpulse score`` return the same score and reasons.
 
 The orders of one request see each other (an order sees the request's orders created strictly before it),
@@ -21,9 +21,9 @@ import pandas as pd
 
 from features.columns import Columns, take_rows
 from features.order_features import CATEGORICAL_COLUMNS, OrderHistory
-from serving.audit import AuditRecord
 from serving.models import LoadedModel
 from serving.schemas.orders import ExplainMode, OrderIn
+from serving.store.audit import AuditRecord
 
 __all__ = [
     "ScoreOutcome",

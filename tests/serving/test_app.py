@@ -4,9 +4,9 @@ from fastapi import APIRouter
 from fastapi.testclient import TestClient
 
 from serving.app import create_app, create_app_from_env
-from serving.audit import AuditStore
 from serving.models import ModelHolder
 from serving.routes import ROUTERS
+from serving.store.audit import AuditStore
 
 
 def test_create_app_loads_nothing_until_startup(make_settings, fakes):

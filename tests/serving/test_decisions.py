@@ -1,6 +1,6 @@
 from datetime import UTC, datetime
 
-from serving.audit import AuditRecord
+from serving.store.audit import AuditRecord
 
 
 def test_recorded_decision_is_returned(make_client, fakes):

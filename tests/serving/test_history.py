@@ -6,10 +6,10 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
-from serving.db import Database
-from serving.events import EventStore, LabelEvent, OrderEvent
 from serving.history import LiveOrderHistory
 from serving.models import LoadedModel
+from serving.store.db import Database
+from serving.store.events import EventStore, LabelEvent, OrderEvent
 
 SNAPSHOT_ORDERS = pd.DataFrame(
     {

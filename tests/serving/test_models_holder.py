@@ -6,8 +6,8 @@ import pytest
 from fastapi import APIRouter
 
 from serving.deps import ModelsDep
+from serving.model_source import RegistryModelSource
 from serving.models import LoadedModel, ModelHolder
-from serving.registry import RegistryModelSource
 
 
 def _model(kind, version, value=None):

@@ -1,0 +1,266 @@
+"""training/forecast/job.py through the CLI: train -> MLflow run + registry -> forecast, and what-if."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from features.io import load_table
+from orderpulse.cli import main
+from training.forecast.whatif import overlay, what_if
+from training.pyfunc import load_snapshot_model
+
+SAMPLE = Path(__file__).resolve().parents[3] / "data" / "sample" / "rossmann"
+STORES = ["88", "89", "126", "183", "512"]  # 89, 183, 512 have the 2014H2 gap
+PARAMS = '{"n_estimators": 30, "num_leaves": 15, "min_child_samples": 5}'
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("forecast_job")
+    out = {}
+    for name in ("series", "covariates", "static"):
+        df = pd.read_csv(SAMPLE / f"{name}.csv", dtype={"series_id": str})
+        df = df.loc[df["series_id"].isin(STORES)]
+        out[name] = root / f"{name}.csv"
+        df.to_csv(out[name], index=False)
+    out["weather"] = SAMPLE / "weather.csv"
+    out["root"] = root
+    return out
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("mlruns_forecast_job")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
+        mp.setenv("ORDERPULSE_MLRUNS_DIR", str(root))
+        yield str(root)
+
+
+@pytest.fixture(autouse=True)
+def isolated_mlflow(store, monkeypatch):
+    """Overrides the conftest fixture: one store per module (store creation costs seconds)."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{Path(store) / 'mlflow.db'}")
+    return store
+
+
+def _cli(capsys, argv: list[str]) -> dict:
+    try:
+        main(argv)
+    except SystemExit as exc:  # typer exits 0 after a command
+        assert exc.code in (0, None), capsys.readouterr().err
+    out = capsys.readouterr().out.strip().splitlines()
+    return json.loads(out[-1])
+
+
+def _train_args(files, *extra: str) -> list[str]:
+    return [
+        "train",
+        "forecast",
+        "--series",
+        str(files["series"]),
+        "--covariates",
+        str(files["covariates"]),
+        "--weather",
+        str(files["weather"]),
+        "--static",
+        str(files["static"]),
+        "--freq",
+        "D",
+        "--horizon",
+        "14",
+        "--n-windows",
+        "1",
+        "--lgbm-params",
+        PARAMS,
+        *extra,
+    ]
+
+
+@pytest.fixture(scope="module")
+def first(store, files):
+    capsys = pytest.CaptureFixture  # not available at module scope: call main directly
+    del capsys
+    import contextlib
+    import io
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf), contextlib.suppress(SystemExit):
+        main(_train_args(files, "--until", "2015-05-31"))
+    return json.loads(buf.getvalue().strip().splitlines()[-1])
+
+
+def test_train_prints_one_json_line_and_registers_a_champion(first):
+    assert set(first) >= {"run_id", "model_uri", "metrics", "version", "alias"}
+    assert first["version"] == 1 and first["alias"] == "champion"
+    m = first["metrics"]
+    assert 0 < m["backtest_wape"] < m["seasonal_naive_wape"]
+    assert m["wape_vs_seasonal_naive"] == pytest.approx(
+        m["backtest_wape"] / m["seasonal_naive_wape"], rel=1e-4
+    )
+
+
+def test_run_logs_params_fingerprint_metrics_plots_and_model(first, files):
+    client = MlflowClient()
+    series = pd.read_csv(files["series"], parse_dates=["ds"])
+    run = client.get_run(first["run_id"])
+    assert run.data.params["horizon"] == "14"
+    assert run.data.params["data.series.end"].startswith("2015-05-31")
+    assert int(run.data.params["data.series.rows"]) == int((series["ds"] <= "2015-05-31").sum())
+    assert len(run.data.params["data.series.sha256"]) == 64
+    assert "backtest_coverage_80" in run.data.metrics
+    artifacts = {a.path for a in client.list_artifacts(first["run_id"], "plots")}
+    assert {
+        "plots/forecast_vs_actual.png",
+        "plots/residuals.png",
+        "plots/feature_importance.png",
+        "plots/shap_families.png",
+    } <= artifacts
+    wrapper = load_snapshot_model(first["model_uri"])
+    assert wrapper.model.horizon == 14
+    assert set(wrapper.tables) == {"series", "covariates", "weather", "static"}
+
+
+def test_until_keeps_later_actuals_out_of_training(first):
+    wrapper = load_snapshot_model(first["model_uri"])
+    assert wrapper.tables["series"]["ds"].max() == pd.Timestamp("2015-05-31")
+
+
+def test_forecast_command_writes_every_series_and_matches_the_model(first, files, tmp_path, capsys):
+    out = tmp_path / "fc.csv"
+    summary = _cli(
+        capsys,
+        [
+            "forecast",
+            "--model",
+            "models:/orderpulse-forecast@champion",
+            "--series",
+            str(files["series"]),
+            "--origin",
+            "2015-05-31",
+            "--horizon",
+            "14",
+            "--out",
+            str(out),
+        ],
+    )
+    assert summary["rows"] == 5 * 14 and summary["series"] == 5
+    fc = pd.read_csv(out, dtype={"series_id": str}, parse_dates=["ds"])
+    assert list(fc.columns) == ["series_id", "ds", "yhat", "yhat_lo", "yhat_hi"]
+    assert fc["ds"].min() == pd.Timestamp("2015-06-01") and fc["ds"].max() == pd.Timestamp("2015-06-14")
+    assert (fc["yhat_lo"] <= fc["yhat"]).all() and (fc["yhat"] <= fc["yhat_hi"]).all()
+    series, _ = load_table(files["series"], "series")
+    sundays = fc.merge(series[["series_id", "ds", "open"]].astype({"series_id": str}), on=["series_id", "ds"])
+    assert (sundays.loc[sundays["open"] == 0, "yhat"] == 0).all()
+    model = load_snapshot_model(first["model_uri"]).model
+    direct = model.predict(14, levels=(80,), series=series, origin="2015-05-31")
+    np.testing.assert_allclose(fc["yhat"].to_numpy(), direct["yhat"].to_numpy(), rtol=1e-9)
+
+
+def test_a_worse_second_model_becomes_challenger_and_promote_moves_the_alias(first, files, capsys):
+    worse = _cli(
+        capsys,
+        _train_args(files, "--until", "2015-05-31").copy()[:-2]
+        + ["--lgbm-params", '{"n_estimators": 2, "num_leaves": 2}'],
+    )
+    assert worse["version"] == 2 and worse["alias"] == "challenger"
+    assert worse["metrics"]["backtest_wape"] > first["metrics"]["backtest_wape"]
+    moved = _cli(capsys, ["promote", "orderpulse-forecast", "challenger"])
+    assert moved["version"] == 2
+    assert str(MlflowClient().get_model_version_by_alias("orderpulse-forecast", "champion").version) == "2"
+    _cli(capsys, ["promote", "orderpulse-forecast", "1"])
+    assert str(MlflowClient().get_model_version_by_alias("orderpulse-forecast", "champion").version) == "1"
+
+
+def test_bad_lgbm_params_exit_2(files, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(_train_args(files)[:-2] + ["--lgbm-params", "[1, 2]"])
+    assert exc.value.code == 2
+    assert "--lgbm-params must be a JSON object" in capsys.readouterr().err
+
+
+def test_overlay_replaces_given_columns_and_adds_new_keys():
+    base = pd.DataFrame(
+        {
+            "series_id": pd.array(["a", "a", "b"], dtype="string"),
+            "ds": pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-01"]),
+            "promo": [0.0, 0.0, 1.0],
+            "holiday": [1.0, 0.0, 0.0],
+        }
+    )
+    changes = pd.DataFrame(
+        {"series_id": ["a", "a"], "ds": pd.to_datetime(["2024-01-02", "2024-01-03"]), "promo": [1.0, 1.0]}
+    )
+    out = overlay(base, changes, ("series_id", "ds")).sort_values(["series_id", "ds"]).reset_index(drop=True)
+    assert out["promo"].tolist() == [0.0, 1.0, 1.0, 1.0]
+    assert out["holiday"].tolist()[:2] == [1.0, 0.0]  # not in the scenario: kept
+    assert len(out) == 4
+
+
+def test_overlay_without_series_id_applies_to_every_series():
+    base = pd.DataFrame(
+        {
+            "series_id": pd.array(["a", "b"], dtype="string"),
+            "ds": pd.to_datetime(["2024-01-01", "2024-01-01"]),
+            "promo": [0.0, 0.0],
+        }
+    )
+    out = overlay(
+        base, pd.DataFrame({"ds": pd.to_datetime(["2024-01-01"]), "promo": [1.0]}), ("series_id", "ds")
+    )
+    assert out["promo"].tolist() == [1.0, 1.0]
+
+
+def test_overlay_refuses_unknown_columns():
+    base = pd.DataFrame({"ds": pd.to_datetime(["2024-01-01"]), "promo": [0.0]})
+    with pytest.raises(ValueError, match=r"Scenario columns \['discount'\] are not in the stored table"):
+        overlay(
+            base, pd.DataFrame({"ds": pd.to_datetime(["2024-01-01"]), "discount": [0.1]}), ("series_id", "ds")
+        )
+
+
+def test_what_if_promo_raises_the_forecast_of_that_week_only(first):
+    model = load_snapshot_model(first["model_uri"]).model
+    series = model.history_
+    days = pd.date_range("2015-06-08", "2015-06-12")
+    change = pd.DataFrame({"series_id": "88", "ds": days, "promo": 1.0})
+    base_cov = model.tables_["covariates"]
+    off = base_cov.loc[(base_cov["series_id"] == "88") & base_cov["ds"].isin(days)]
+    assert (off["promo"] == 0).all(), "the sample has no promo for store 88 that week"
+    out = what_if(model, series, covariate_changes=change, horizon=14)
+    changed = out.loc[(out["series_id"] == "88") & out["ds"].isin(days)]
+    assert (changed["delta"] > 0).all()
+    assert (changed["effect_promo"] > 0).all()
+    others = out.loc[out["series_id"] != "88"]
+    assert (others["delta"].abs() < 1e-9).all()
+
+
+def test_the_printed_logged_model_uri_resolves_and_forecasts(first, files, tmp_path, capsys):
+    from training.registry import resolve
+
+    assert first["model_uri"].startswith("models:/m-")
+    resolved = resolve(first["model_uri"])
+    assert resolved.run_id == first["run_id"] and resolved.version is None
+    summary = _cli(
+        capsys,
+        [
+            "forecast",
+            "--model",
+            first["model_uri"],
+            "--series",
+            str(files["series"]),
+            "--origin",
+            "2015-05-31",
+            "--horizon",
+            "7",
+            "--out",
+            str(tmp_path / "f.csv"),
+        ],
+    )
+    assert summary["rows"] == 5 * 7

@@ -1,0 +1,585 @@
+"""The exception-order jobs the CLI calls: ``orderpulse train anomaly`` and ``orderpulse score``.
+
+``train_anomaly`` reads and validates the orders and labels files, fits the supervised ``ExceptionClassifier``
+(or, with ``unsupervised=True``, the ``UnsupervisedDetector``) on what was known before ``until``, and logs to
+MLflow (experiment ``<name>-anomaly``): params, the data fingerprints, the counts of everything excluded, the
+metrics (AUPRC, AUROC, Brier before and after calibration, ECE, precision/recall at the threshold, base rate,
+on the validation slice and on the calibration slice), a calibration curve and a SHAP summary plot, and the
+pyfunc model (input: order lines; snapshot: the orders and labels known at the cutoff). The model is then
+registered as a new version of ``<name>-anomaly``; it becomes ``champion`` when its validation AUPRC beats the
+champion's on the same validation slice (``eval_key``), else ``challenger``. ``tune=N`` first runs N Optuna
+trials (seeded TPE, median pruner on validation AUPRC, each a nested MLflow run).
+
+``score_orders`` loads a logged model and scores every order created in ``[start, end)`` as of its own
+``created_at``: features come from the model's snapshot history plus the given orders (and labels), each
+order seeing only orders created and labels known strictly before it. Writes ``order_id, created_at, score,
+flagged, reasons`` (reasons: JSON list of ``{feature, value, contribution, text}``, for flagged orders by
+default). With labels it also reports the metrics of the scored window.
+
+Both print progress to stderr and return a dict (the CLI prints it as the last stdout line, as JSON).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Literal
+
+import mlflow
+import numpy as np
+import pandas as pd
+
+from features.distributed import is_dataset_path, write_dataset
+from features.io import load_table, write_frame
+from features.order_features import order_features
+from orderpulse.console import err
+from training.anomaly.calibration import ThresholdPolicy
+from training.anomaly.data import AnomalyTrainingData
+from training.anomaly.models import (
+    ANOMALY_SIGNATURE,
+    DEFAULT_LGBM_PARAMS,
+    AnomalyPyfunc,
+    ExceptionClassifier,
+    UnsupervisedDetector,
+)
+from training.engine import check_engine, engine_context
+from training.explain import import_shap
+from training.metrics import evaluate_classifier
+from training.pyfunc import load_snapshot_model, log_pyfunc
+from training.registry import register
+from training.tracking import (
+    configure,
+    data_fingerprint,
+    log_figure,
+    log_fingerprint,
+    log_params_flat,
+    nested_run,
+    start_run,
+)
+
+__all__ = [
+    "train_anomaly",
+    "score_orders",
+    "scored_orders_frame",
+    "tune_classifier",
+    "registry_name",
+    "SEARCH_SPACE",
+]
+
+ReasonsMode = Literal["flagged", "all", "none"]
+
+SEARCH_SPACE = {
+    "learning_rate": (0.02, 0.2, "log"),
+    "num_leaves": (7, 31, "int"),
+    "min_child_samples": (10, 200, "log-int"),
+    "feature_fraction": (0.5, 1.0, "float"),
+    "lambda_l2": (1e-3, 10.0, "log"),
+}
+"""LightGBM parameters tuned by ``tune=N`` (kept small: exact TreeSHAP cost grows with leaves x depth^2)."""
+
+
+def registry_name(name: str) -> str:
+    """``orderpulse`` -> ``orderpulse-anomaly``."""
+    return name if name.endswith("-anomaly") else f"{name}-anomaly"
+
+
+def train_anomaly(
+    orders_path: str | Path,
+    labels_path: str | Path | None,
+    until: Any = None,
+    name: str = "orderpulse",
+    unsupervised: bool = False,
+    tune: int = 0,
+    threshold_policy: ThresholdPolicy | str | None = None,
+    on_bad_rows: str = "raise",
+    seed: int = 0,
+    engine: str = "local",
+    scheduler: str | None = None,
+) -> dict[str, Any]:
+    """Train, log and register an exception-order model; returns run_id, model_uri, metrics, version, alias.
+
+    ``engine="dask"`` computes the order features on a Dask cluster (``scheduler`` or a LocalCluster); the
+    model itself is small and trains in this process (``training.engine``)."""
+    check_engine(engine, scheduler)
+    if not unsupervised and labels_path is None:
+        raise ValueError(
+            "train anomaly needs --labels for the supervised classifier; pass a labels file "
+            "(order_id, label, labeled_at) or --unsupervised."
+        )
+    if tune and unsupervised:
+        raise ValueError(
+            f"--tune {tune} applies to the supervised classifier only; drop --tune or --unsupervised."
+        )
+    started = time.perf_counter()
+    err.print(
+        f"[bold]train anomaly[/] reading {orders_path}" + (f" and {labels_path}" if labels_path else "")
+    )
+    orders, orders_report = load_table(orders_path, "orders", on_bad_rows=on_bad_rows)
+    labels, labels_report = (
+        load_table(labels_path, "labels", on_bad_rows=on_bad_rows)
+        if labels_path is not None
+        else (None, None)
+    )
+    for rep in (orders_report, labels_report):
+        if rep is not None:
+            err.print(f"  {rep}")
+    model: ExceptionClassifier | UnsupervisedDetector
+    if unsupervised:
+        model = UnsupervisedDetector(
+            threshold_policy=threshold_policy, random_state=seed, engine=engine, scheduler=scheduler
+        )
+    else:
+        model = ExceptionClassifier(
+            threshold_policy=threshold_policy, random_state=seed, engine=engine, scheduler=scheduler
+        )
+    with engine_context(engine, scheduler):
+        data = model.prepare(orders, labels, until)
+    err.print(f"  {data}")
+    kind = "unsupervised" if unsupervised else "supervised"
+    experiment = registry_name(name)
+    with start_run(
+        experiment, run_name=f"{kind} until {data.cutoff.date()}", tags={"model": "anomaly", "kind": kind}
+    ) as run:
+        _log_inputs(model, data, orders, labels, until, orders_report, labels_report)
+        if tune:
+            best = tune_classifier(data, tune, seed=seed)
+            model.params = best
+            log_params_flat({"tuned": best})
+        n_rows = len(data.features) if unsupervised else data.report["rows_train"]
+        err.print(f"  fitting the {kind} model on {n_rows:,} orders")
+        t0 = time.perf_counter()
+        model.fit_prepared(data)
+        fit_seconds = time.perf_counter() - t0
+        metrics = {**model.metrics_, "fit_seconds": fit_seconds, **_explain_latency_ms(model, data.features)}
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items() if np.isfinite(v)})
+        mlflow.log_params({"threshold": f"{model.threshold_:.6g}", "threshold_chosen_on": _chosen_on(model)})
+        if model.threshold_report_.fallback:
+            mlflow.set_tag("threshold.fallback", model.threshold_report_.fallback)
+            err.print(f"  [yellow]warning:[/] {model.threshold_report_.fallback}")
+        _log_plots(model, data)
+        with warnings.catch_warnings():  # the signature is explicit; an input example would only slow logging
+            warnings.filterwarnings("ignore", message=".*input example was not provided.*")
+            model_uri = log_pyfunc(
+                AnomalyPyfunc(), model, {"orders": data.orders, "labels": data.labels}, ANOMALY_SIGNATURE
+            )
+        decision = register(
+            model_uri,
+            experiment,
+            metric="valid_auprc",
+            value=metrics.get("valid_auprc", float("nan")),
+            eval_key=_eval_key(data),
+            higher_is_better=True,
+            metrics={k: v for k, v in metrics.items() if k.startswith("valid_") and np.isfinite(v)},
+            tags={"kind": kind, "cutoff": str(data.cutoff)},
+        )
+        err.print(f"  {decision}")
+        run_id = run.info.run_id
+    summary = _metric_summary(metrics)
+    err.print(f"[green]done[/] in {time.perf_counter() - started:.1f}s: {summary}")
+    return {
+        "run_id": run_id,
+        "model_uri": model_uri,
+        "registered": f"models:/{experiment}/{decision.version}",
+        "version": decision.version,
+        "alias": decision.alias,
+        "kind": kind,
+        "cutoff": str(data.cutoff),
+        "threshold": model.threshold_,
+        "threshold_fallback": model.threshold_report_.fallback,
+        "metrics": {k: _round(v) for k, v in metrics.items()},
+    }
+
+
+def score_orders(
+    model_uri: str,
+    orders_path: str | Path,
+    out_path: str | Path,
+    start: Any,
+    end: Any,
+    labels_path: str | Path | None = None,
+    reasons: ReasonsMode = "flagged",
+    k: int = 5,
+    on_bad_rows: str = "raise",
+    engine: str = "local",
+    scheduler: str | None = None,
+) -> dict[str, Any]:
+    """Score the orders created in ``[start, end)`` point-in-time and write them to ``out_path``.
+
+    ``out_path`` is a CSV/Parquet file, or a partitioned Parquet dataset when it is a directory or has no
+    extension. ``engine="dask"`` computes the features and scores per time range on a Dask cluster
+    (``training.engine.score_orders_dask``); the output is the same."""
+    check_engine(engine, scheduler)
+    if reasons not in ("flagged", "all", "none"):
+        raise ValueError(f"reasons must be 'flagged', 'all' or 'none'. Got {reasons!r} instead.")
+    t_start, t_end = _timestamp(start, "start"), _timestamp(end, "end")
+    if t_end <= t_start:
+        raise ValueError(
+            f"end must be after start: got start={t_start}, end={t_end}. Scoring covers [start, end)."
+        )
+    began = time.perf_counter()
+    configure()
+    err.print(f"[bold]score[/] loading {model_uri}")
+    wrapper = load_snapshot_model(model_uri)
+    model = wrapper.model
+    orders, _ = load_table(orders_path, "orders", on_bad_rows=on_bad_rows)
+    labels = (
+        load_table(labels_path, "labels", on_bad_rows=on_bad_rows)[0] if labels_path is not None else None
+    )
+    history, history_labels, n_snapshot = _merge_history(
+        wrapper.tables.get("orders"), wrapper.tables.get("labels"), orders, labels
+    )
+    err.print(
+        f"  features of {history['order_id'].nunique():,} orders ({n_snapshot:,} from the model snapshot)"
+    )
+    created = history["created_at"]
+    if not ((created >= t_start) & (created < t_end)).any():
+        raise ValueError(
+            f"no order was created in [{t_start}, {t_end}); the orders run from "
+            f"{orders['created_at'].min()} to {orders['created_at'].max()}. Check --from/--to."
+        )
+    if engine == "dask":
+        from training.anomaly.dask import score_orders_dask
+
+        t0 = time.perf_counter()
+        out, _ = score_orders_dask(
+            model,
+            history,
+            history_labels,
+            t_start,
+            t_end,
+            out_path,
+            scored_orders_frame,
+            reasons=reasons,
+            k=k,
+            scheduler=scheduler,
+        )
+    else:
+        features, _ = order_features(
+            history, history_labels, prior_strength=getattr(model, "prior_strength", 10.0)
+        )
+        window = features.loc[(features["created_at"] >= t_start) & (features["created_at"] < t_end)]
+        window = window.reset_index(drop=True)
+        t0 = time.perf_counter()
+        out = scored_orders_frame(window, model, reasons, k)
+        if is_dataset_path(out_path):
+            write_dataset(out, out_path)
+        else:
+            write_frame(out, out_path)
+    scoring_seconds = time.perf_counter() - t0
+    score = out["score"].to_numpy()
+    flagged = out["flagged"].to_numpy(dtype=bool)
+    result: dict[str, Any] = {
+        "model_uri": model_uri,
+        "out": str(out_path),
+        "start": str(t_start),
+        "end": str(t_end),
+        "orders_scored": len(out),
+        "flagged": int(flagged.sum()),
+        "flag_rate": _round(float(flagged.mean())),
+        "threshold": _round(model.threshold_),
+        "scoring_seconds": _round(scoring_seconds),
+        "seconds": _round(time.perf_counter() - began),
+    }
+    if labels is not None:
+        y = out["order_id"].map(labels.set_index("order_id")["label"])
+        known = y.notna().to_numpy()
+        result["orders_labeled"] = int(known.sum())
+        result["orders_unlabeled"] = int((~known).sum())
+        if known.any():
+            result["metrics"] = {
+                k: _round(v)
+                for k, v in evaluate_classifier(
+                    y[known].astype(int).to_numpy(), score[known], threshold=model.threshold_
+                ).items()
+            }
+            err.print(
+                f"  metrics on {int(known.sum())} labelled orders: {_metric_summary(result['metrics'], '')}"
+            )
+    err.print(f"[green]done[/]: {len(out):,} orders scored, {int(flagged.sum()):,} flagged -> {out_path}")
+    return result
+
+
+def scored_orders_frame(window: pd.DataFrame, model: Any, reasons: ReasonsMode, k: int) -> pd.DataFrame:
+    """``order_id, created_at, score, flagged, reasons`` of the orders of a feature frame (what ``score``
+    writes; reasons as JSON for the flagged orders, all or none). Applied per partition by the dask engine."""
+    score = model.score(window)
+    flagged = score >= model.threshold_
+    out = pd.DataFrame(
+        {
+            "order_id": window["order_id"].astype(str),
+            "created_at": window["created_at"],
+            "score": score,
+            "flagged": flagged,
+        }
+    )
+    explain_rows = (
+        np.flatnonzero(flagged)
+        if reasons == "flagged"
+        else (np.arange(len(window)) if reasons == "all" else np.array([], dtype=int))
+    )
+    texts = np.full(len(window), "[]", dtype=object)
+    if len(explain_rows):
+        explained = model.explain(window.iloc[explain_rows], k=k)
+        texts[explain_rows] = [json.dumps(r, ensure_ascii=False) for r in explained["reasons"]]
+    out["reasons"] = texts
+    return out
+
+
+def tune_classifier(data: AnomalyTrainingData, n_trials: int, seed: int = 0) -> dict[str, Any]:
+    """Optuna search of ``SEARCH_SPACE`` on validation AUPRC; each trial is a nested MLflow run of the active run.
+
+    Seeded TPE sampler; a median pruner stops trials whose validation AUPRC (reported every 10 boosting rounds)
+    falls below the median of earlier trials at the same round. Returns the best LightGBM parameters.
+    """
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    sampler = optuna.samplers.TPESampler(seed=seed)
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=30, interval_steps=10)
+    study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner)
+
+    def objective(trial: optuna.Trial) -> float:
+        params = _suggest(trial)
+        with nested_run(f"trial {trial.number}", tags={"optuna.trial": trial.number}):
+            mlflow.log_params(params)
+            model = ExceptionClassifier(params=params, random_state=seed)
+            try:
+                with warnings.catch_warnings():  # a trial's threshold fallback is not the final model's
+                    warnings.simplefilter("ignore", UserWarning)
+                    model.fit_prepared(data, callbacks=[_pruning_callback(trial)])
+            except optuna.TrialPruned:
+                mlflow.set_tag("optuna.state", "pruned")
+                raise
+            value = float(model.metrics_["valid_auprc"])
+            mlflow.log_metrics({"valid_auprc": value, "best_iteration": float(model.best_iteration_)})
+            mlflow.set_tag("optuna.state", "complete")
+        err.print(f"  trial {trial.number}: valid AUPRC {value:.4f}")
+        return value
+
+    study.optimize(objective, n_trials=int(n_trials), catch=())
+    mlflow.log_metrics(
+        {
+            "tuning_best_valid_auprc": float(study.best_value),
+            "tuning_trials_pruned": float(sum(t.state.name == "PRUNED" for t in study.trials)),
+        }
+    )
+    return {**study.best_params}
+
+
+# ------------------------------------------------------------------------------------------ helpers
+def _suggest(trial: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, (lo, hi, kind) in SEARCH_SPACE.items():
+        if kind == "int":
+            out[key] = trial.suggest_int(key, int(lo), int(hi))
+        elif kind == "log-int":
+            out[key] = trial.suggest_int(key, int(lo), int(hi), log=True)
+        else:
+            out[key] = trial.suggest_float(key, lo, hi, log=kind == "log")
+    return out
+
+
+def _pruning_callback(trial: Any) -> Any:
+    import optuna
+
+    def callback(env: Any) -> None:
+        if (env.iteration + 1) % 10:
+            return
+        for _data_name, metric, value, _higher in env.evaluation_result_list:
+            if metric == "average_precision":
+                trial.report(float(value), env.iteration + 1)
+                if trial.should_prune():
+                    raise optuna.TrialPruned(f"pruned at round {env.iteration + 1} (valid AUPRC {value:.4f})")
+
+    callback.order = 30  # after early stopping's bookkeeping
+    return callback
+
+
+def _log_inputs(
+    model: Any,
+    data: AnomalyTrainingData,
+    orders: pd.DataFrame,
+    labels: pd.DataFrame | None,
+    until: Any,
+    orders_report: Any,
+    labels_report: Any,
+) -> None:
+    params = {k: v for k, v in vars(model).items() if not k.endswith("_") and not k.startswith("_")}
+    if isinstance(model, ExceptionClassifier):
+        params["lgbm"] = {**DEFAULT_LGBM_PARAMS, **(model.params or {})}
+    params.pop("params", None)
+    params["threshold_policy"] = str(
+        ThresholdPolicy.parse(
+            model.threshold_policy,
+            None
+            if isinstance(model, ExceptionClassifier)
+            else ThresholdPolicy(target_precision=None, flag_budget=0.05),
+        )
+    )
+    log_params_flat(
+        {
+            **params,
+            "until": until,
+            "cutoff": data.cutoff,
+            "label_maturity_days": data.report.get("label_maturity_days", 0),
+        }
+    )
+    log_fingerprint(data_fingerprint(orders, "created_at"), "orders")
+    if labels is not None:
+        log_fingerprint(data_fingerprint(labels, "labeled_at"), "labels")
+    counts = {f"data.{k}": float(v) for k, v in data.report.items() if isinstance(v, int | float)}
+    for name, rep in (("orders", orders_report), ("labels", labels_report)):
+        if rep is not None:
+            counts.update({f"validation.{name}.{k}": float(v) for k, v in rep.repairs.items()})
+    mlflow.log_metrics(counts)
+
+
+def _log_plots(model: Any, data: AnomalyTrainingData) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = np.concatenate([data.rows("valid"), data.rows("calib")])
+    if isinstance(model, ExceptionClassifier) and len(rows):
+        fig, ax = plt.subplots(figsize=(5, 5))
+        margin = model.decision_function(data.features.iloc[rows])
+        for label, p in (
+            ("uncalibrated", 1 / (1 + np.exp(-margin))),
+            ("calibrated", model._score_from_raw(margin)),
+        ):
+            for part in ("valid", "calib"):
+                sel = data.part[rows] == part
+                x, y = _reliability(p[sel], data.y[rows][sel])
+                ax.plot(x, y, marker="o", label=f"{label} ({part})")
+        ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1)
+        ax.set(xlabel="predicted probability", ylabel="observed exception rate", title="Calibration")
+        ax.legend(fontsize=8)
+        log_figure(fig, "plots/calibration_curve.png")
+    sample = rows if len(rows) else np.arange(len(data.features))
+    sample = (
+        sample[np.linspace(0, len(sample) - 1, min(len(sample), 1000)).astype(int)] if len(sample) else sample
+    )
+    if len(sample):
+        shap = import_shap()
+        frame = data.features.iloc[sample]
+        contrib = model.contributions(frame)
+        shap.summary_plot(
+            contrib.values,
+            model.encoder_.transform(frame),
+            feature_names=list(contrib.feature_names),
+            show=False,
+            max_display=20,
+        )
+        fig = plt.gcf()
+        fig.suptitle(f"SHAP ({contrib.output})", fontsize=10)
+        log_figure(fig, "plots/shap_summary.png")
+
+
+def _reliability(p: np.ndarray, y: np.ndarray, n_bins: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    if len(p) == 0:
+        return np.array([]), np.array([])
+    bins = np.minimum((p * n_bins).astype(int), n_bins - 1)
+    n = np.bincount(bins, minlength=n_bins)
+    keep = n > 0
+    return (
+        np.bincount(bins, weights=p, minlength=n_bins)[keep] / n[keep],
+        np.bincount(bins, weights=y, minlength=n_bins)[keep] / n[keep],
+    )
+
+
+def _explain_latency_ms(model: Any, features: pd.DataFrame, repeats: int = 50) -> dict[str, float]:
+    """Median wall time of explaining one order: exact TreeSHAP alone, and with its reason sentences (ms)."""
+    one = features.tail(1)
+    model.explain_records(one)  # warm up (the detector builds its explainer here)
+    out = {}
+    for key, fn in (
+        ("explain_one_order_ms", model.contributions),
+        ("reasons_one_order_ms", model.explain_records),
+    ):
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn(one)
+            times.append(time.perf_counter() - t0)
+        out[key] = float(np.median(times) * 1e3)
+    return out
+
+
+def _eval_key(data: AnomalyTrainingData) -> str:
+    rows = data.rows("valid")
+    if not len(rows):
+        return f"anomaly-valid:none:cutoff={data.cutoff}"
+    created = data.features["created_at"].iloc[rows]
+    ids = data.features["order_id"].iloc[rows].astype(str)
+    digest = pd.util.hash_pandas_object(
+        pd.DataFrame({"id": ids.to_numpy(), "y": data.y[rows]}), index=False
+    ).sum()
+    return (
+        f"anomaly-valid:{created.min()}..{created.max()}:n={len(rows)}:"
+        f"pos={int(data.y[rows].sum())}:h={int(digest) & 0xFFFFFFFF:08x}"
+    )
+
+
+def _chosen_on(model: Any) -> str:
+    if isinstance(model, UnsupervisedDetector):
+        return "training ECDF (flag budget)"
+    return "calib" if model.refit else "valid"
+
+
+def _merge_history(
+    snap_orders: pd.DataFrame | None,
+    snap_labels: pd.DataFrame | None,
+    orders: pd.DataFrame,
+    labels: pd.DataFrame | None,
+) -> tuple[pd.DataFrame, pd.DataFrame | None, int]:
+    """Snapshot + given tables; the given copy of an order (or label) wins over the snapshot's."""
+    n_snapshot = 0
+    history = orders
+    if snap_orders is not None and len(snap_orders):
+        keep = ~snap_orders["order_id"].astype(str).isin(orders["order_id"].astype(str))
+        n_snapshot = int(snap_orders.loc[keep, "order_id"].nunique())
+        cols = [c for c in orders.columns if c in snap_orders.columns]
+        history = pd.concat([snap_orders.loc[keep, cols], orders[cols]], ignore_index=True)
+    all_labels = labels
+    if snap_labels is not None and len(snap_labels):
+        if labels is None:
+            all_labels = snap_labels
+        else:
+            keep = ~snap_labels["order_id"].astype(str).isin(labels["order_id"].astype(str))
+            all_labels = pd.concat(
+                [
+                    snap_labels.loc[keep, ["order_id", "label", "labeled_at"]],
+                    labels[["order_id", "label", "labeled_at"]],
+                ],
+                ignore_index=True,
+            )
+    return history, all_labels, n_snapshot
+
+
+def _timestamp(value: Any, what: str) -> pd.Timestamp:
+    try:
+        ts = pd.Timestamp(value)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"{what} must be a date or timestamp such as 2011-07-01. Got {value!r} instead."
+        ) from None
+    if ts is pd.NaT:
+        raise ValueError(f"{what} must be a date or timestamp such as 2011-07-01. Got {value!r} instead.")
+    return ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo is not None else ts
+
+
+def _metric_summary(metrics: dict[str, Any], prefix: str = "valid_") -> str:
+    keys = ("auprc", "auroc", "brier", "ece", "precision", "recall", "base_rate")
+    parts = [
+        f"{k} {metrics[prefix + k]:.3f}" for k in keys if isinstance(metrics.get(prefix + k), int | float)
+    ]
+    return ", ".join(parts) or "no labelled validation metrics"
+
+
+def _round(value: Any) -> Any:
+    if isinstance(value, float | np.floating):
+        return None if not np.isfinite(value) else round(float(value), 6)
+    return value

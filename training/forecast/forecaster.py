@@ -1,0 +1,502 @@
+"""The global LightGBM demand forecaster.
+
+Multi-step strategy: **direct, by horizon bucket.** The horizon 1..H can be cut into buckets (e.g. steps 1-7,
+8-14, 15-28, 29-42); each bucket gets its own LightGBM booster trained on a feature frame whose every
+``y``-derived feature is lagged by at least the bucket's last step (``ForecastFeatureConfig.for_horizon``), so
+a forecast for step h only ever uses ``y`` up to the forecast origin. No prediction is fed back as an input (no
+recursion, so errors do not compound). The default is one bucket for the whole horizon (see
+``default_buckets`` for the measurement behind that); ``dense_buckets`` gives near steps their own models with
+recent lags. Known-in-advance covariates (promo, holidays), calendar, weather and
+static attributes are read at the target date.
+
+Target: ``log1p(y)`` with squared loss, i.e. relative errors, which is what RMSPE/WAPE across stores of very
+different size reward; forecasts are ``expm1`` of the prediction, clipped at 0. Closed periods (``open=0``)
+forecast exactly 0 (and have a zero-width interval).
+
+Intervals: split-conformal on out-of-sample residuals. ``fit`` fits the buckets on the data up to
+``last_ds - horizon``, forecasts the held-out last ``horizon`` steps and keeps the empirical quantiles of the
+log-space residuals per bucket; by default those boosters are kept (one fit), ``calibrate="refit"`` refits them
+on all data afterwards. Intervals are
+``expm1(log1p(yhat) + q)``: multiplicative, so they scale with each series' level. ``calibrate_from`` replaces
+them with residuals of a longer backtest.
+
+Explanations: exact TreeSHAP from LightGBM (``pred_contrib=True``) on the served boosters, in log space, so
+``base + sum(contributions) == log1p(yhat)``; by feature family they read as multiplicative effects
+(``exp(c) - 1``: "+18% promo").
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from features.errors import NotFittedError
+from features.forecast_frame import (
+    ForecastFeatureConfig,
+    build_future_frame,
+    build_training_frame,
+    design_matrix,
+    feature_family,
+)
+
+__all__ = [
+    "LGBMForecaster",
+    "default_buckets",
+    "dense_buckets",
+    "step_length",
+    "default_n_jobs",
+    "DEFAULT_LGBM_PARAMS",
+]
+
+Freq = str
+
+DEFAULT_LGBM_PARAMS: dict[str, Any] = {
+    "objective": "regression",
+    "learning_rate": 0.08,
+    "n_estimators": 400,
+    "num_leaves": 127,
+    # depth cap: TreeSHAP costs trees x leaves x depth^2 per row; unbounded trees here average depth ~20, so
+    # capping at 10 makes explanations ~4x cheaper and fits faster, with no accuracy loss measured on the sample
+    "max_depth": 10,
+    "min_child_samples": 40,
+    "feature_fraction": 0.8,
+    "bagging_fraction": 0.8,
+    "bagging_freq": 1,
+    "lambda_l2": 1.0,
+    "max_bin": 127,
+    "cat_smooth": 10.0,
+    "max_cat_to_onehot": 8,
+    "verbose": -1,
+}
+
+
+def default_n_jobs() -> int:
+    """Threads for LightGBM: ``ORDERPULSE_N_JOBS`` or the CPU count.
+
+    Oversubscribing OpenMP threads (several processes each using every core, e.g. parallel test workers) makes
+    LightGBM many times slower, so tests and multi-process servers set ``ORDERPULSE_N_JOBS=1``.
+    """
+    value = os.environ.get("ORDERPULSE_N_JOBS")
+    if value:
+        if not value.isdigit() or int(value) < 1:
+            raise ValueError(f"ORDERPULSE_N_JOBS must be a positive integer. Got {value!r} instead.")
+        return int(value)
+    return os.cpu_count() or 1
+
+
+def step_length(freq: Freq) -> pd.Timedelta:
+    """Length of one step for the supported frequencies (H, D and weekly W-XXX)."""
+    f = freq.upper()
+    if f in ("H", "1H"):
+        return pd.Timedelta(hours=1)
+    if f in ("D", "1D"):
+        return pd.Timedelta(days=1)
+    if f.startswith("W"):
+        return pd.Timedelta(days=7)
+    raise ValueError(f"Unsupported frequency {freq!r}: use 'H', 'D' or 'W' (weekly, any anchor).")
+
+
+def default_buckets(horizon: int, freq: Freq) -> tuple[int, ...]:
+    """One bucket covering the whole horizon: a single direct model whose lags all start at ``horizon``.
+
+    Measured on full Rossmann (42 days held out, same LightGBM budget): one bucket gave WAPE 0.073 in 135 s,
+    four buckets (7/14/28/42) with the budget cut to fit the same time gave 0.077 in 5x the time, two (14/42)
+    0.079: for promo- and calendar-driven demand, model capacity is worth more than short lags. Pass e.g.
+    ``buckets=dense_buckets(horizon, freq)`` when recent values carry much
+    information (hourly data, fast-moving series).
+    """
+    if horizon < 1:
+        raise ValueError(f"horizon must be >= 1. Got {horizon}.")
+    return (int(horizon),)
+
+
+def dense_buckets(horizon: int, freq: Freq) -> tuple[int, ...]:
+    """Buckets dense near the origin and coarse further out: 1 season, 2, 4, 8, ... up to ``horizon``."""
+    season = {"H": 24, "D": 7}.get(freq.upper()[:1], 4)
+    cuts = [season, 2 * season, 4 * season, 8 * season, 16 * season, 32 * season, 52 * season]
+    return tuple(sorted({c for c in cuts if c < horizon} | {horizon}))
+
+
+@dataclass(frozen=True)
+class _Bucket:
+    first: int
+    last: int
+    config: ForecastFeatureConfig
+
+
+class LGBMForecaster:
+    """Global LightGBM forecaster over all series (scikit-learn style; see module docstring).
+
+    Parameters
+    ----------
+    freq : "H", "D" or "W" (weekly anchors are inferred from the data).
+    horizon : the largest number of steps ``predict`` will be asked for (1..366).
+    levels : interval levels in percent, default (80, 95).
+    buckets : upper steps of the horizon buckets; default ``default_buckets(horizon, freq)``.
+    params : LightGBM parameters overriding ``DEFAULT_LGBM_PARAMS``.
+    feature_config : base feature configuration (lags/windows are re-based per bucket).
+    calibrate : how the intervals are calibrated out of sample on the last ``horizon`` steps:
+        ``"split"`` (default, also ``True``): the boosters are fitted once, on data up to ``last - horizon``, and
+        kept (split conformal: one fit; the held-out steps still feed the lag features at forecast time);
+        ``"refit"``: calibrate that way, then refit the boosters on all data (two fits); ``False``: no intervals
+        until ``calibrate_from`` is called (e.g. with backtest residuals).
+    n_jobs : LightGBM threads (default ``default_n_jobs()``).
+    engine, scheduler : "local" (default) or "dask": with "dask" the training frames are built per series
+        partition and the boosters trained with lightgbm.dask on the cluster at ``scheduler`` (default: the
+        running client or a LocalCluster); see ``training.engine``. Prediction is the same either way.
+
+    The model keeps the history it was fitted on (``history_``) and the known-in-advance tables, so it follows
+    the ``training.forecast.backtest`` Model protocol: ``fit(series, covariates=..., weather=..., static=...)``,
+    ``predict(horizon, future, levels)`` and ``update(series)`` for newer history without refitting.
+    """
+
+    def __init__(
+        self,
+        freq: Freq = "D",
+        horizon: int = 42,
+        levels: tuple[int, ...] = (80, 95),
+        buckets: tuple[int, ...] | None = None,
+        params: dict[str, Any] | None = None,
+        feature_config: ForecastFeatureConfig | None = None,
+        calibrate: bool | str = True,
+        random_state: int = 0,
+        n_jobs: int | None = None,
+        engine: str = "local",
+        scheduler: str | None = None,
+    ):
+        self.freq = freq
+        self.horizon = horizon
+        self.levels = levels
+        self.buckets = buckets
+        self.params = params
+        self.feature_config = feature_config
+        self.calibrate = calibrate
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+        self.engine = engine
+        self.scheduler = scheduler
+
+    # ------------------------------------------------------------------------------------------ fitting
+    def fit(
+        self,
+        series: pd.DataFrame,
+        covariates: pd.DataFrame | None = None,
+        weather: pd.DataFrame | None = None,
+        static: pd.DataFrame | None = None,
+    ) -> LGBMForecaster:
+        """Fit one booster per horizon bucket on validated input tables (see ``features.validation``)."""
+        if not 1 <= int(self.horizon) <= 366:
+            raise ValueError(
+                f"The 'horizon' parameter must be an int in the range [1, 366]. Got {self.horizon!r} instead."
+            )
+        if any(not 0 < lv < 100 for lv in self.levels):
+            raise ValueError(f"Interval levels must be percentages in (0, 100). Got {self.levels!r} instead.")
+        self.buckets_ = self._make_buckets()
+        tables = {"covariates": covariates, "weather": weather, "static": static}
+        self.tables_ = tables
+        self.residual_quantiles_: dict[int, dict[str, float]] = {}
+        self.calibration_report_: dict[str, Any] = {"rows": 0}
+        mode = self._calibration_mode()
+        cal = self._calibrate_on_holdout(series, tables) if mode != "none" else None
+        if mode == "split" and cal is not None:
+            # split conformal: keep the boosters fitted before the holdout (one fit instead of two); forecasts
+            # still read the latest y through the lag features
+            self.boosters_, self.fit_reports_, self.categories_ = (
+                cal.boosters_,
+                cal.fit_reports_,
+                cal.categories_,
+            )
+        else:
+            self.boosters_, self.fit_reports_ = self._fit_boosters(series, tables)
+        self.feature_names_ = {b.last: list(self.boosters_[b.last].feature_name()) for b in self.buckets_}
+        self.update(series)
+        return self
+
+    def update(self, series: pd.DataFrame) -> LGBMForecaster:
+        """Take newer history (``series_id, ds, y, open``) to forecast from, without refitting."""
+        cols = [c for c in ("series_id", "ds", "y", "open") if c in series.columns]
+        self.history_ = series[cols].reset_index(drop=True)
+        self.series_ids_ = pd.Index(series["series_id"].unique())
+        self.last_ds_ = pd.Timestamp(series.loc[series["y"].notna(), "ds"].max())
+        return self
+
+    def calibrate_from(self, residual_frame: pd.DataFrame) -> LGBMForecaster:
+        """Replace the interval quantiles by those of out-of-sample predictions (e.g. a backtest).
+
+        ``residual_frame`` needs columns ``step``, ``y``, ``yhat`` (open rows only are used).
+        """
+        self._check_fitted()
+        self.residual_quantiles_ = self._quantiles_from(residual_frame)
+        return self
+
+    # ------------------------------------------------------------------------------------------ predicting
+    def predict(
+        self,
+        horizon: int | None = None,
+        future: pd.DataFrame | None = None,
+        levels: tuple[int, ...] | None = None,
+        explain: bool = False,
+        *,
+        series: pd.DataFrame | None = None,
+        covariates: pd.DataFrame | None = None,
+        weather: pd.DataFrame | None = None,
+        static: pd.DataFrame | None = None,
+        origin: pd.Timestamp | str | None = None,
+    ) -> pd.DataFrame:
+        """Forecast ``horizon`` steps after the origin for every series.
+
+        ``series`` (default: the history the model was fitted on or last ``update``-d with) gives the ``y``
+        history; the origin defaults to its latest ``ds`` with an observed ``y``; ``y`` after the origin is never
+        used. ``future`` (optional) holds the rows to forecast (``series_id, ds`` and known-in-advance ``open``):
+        only those rows are returned. ``covariates``/``weather``/``static`` default to the tables given to
+        ``fit``; pass a changed promo plan here for a what-if.
+
+        Returns ``series_id, ds, step, yhat, yhat_lo_<L>, yhat_hi_<L>`` per level, plus with ``explain=True``
+        ``base`` (log space), ``contrib_<family>`` (log space) and ``effect_<family>`` (multiplicative, -0.04 =
+        -4%).
+        """
+        self._check_fitted()
+        horizon = int(self.horizon if horizon is None else horizon)
+        if not 1 <= horizon <= self.horizon:
+            raise ValueError(
+                f"horizon must be in [1, {self.horizon}] (the model was trained for {self.horizon} steps). Got {horizon}."
+            )
+        levels = tuple(self.levels if levels is None else levels)
+        missing = [lv for lv in levels if lv not in self._available_levels()]
+        if missing:
+            raise ValueError(
+                f"Interval level(s) {missing} were not calibrated; available: {self._available_levels()}."
+            )
+        history = self.history_ if series is None else series
+        observed = history.loc[history["y"].notna(), "ds"]
+        origin_ts = pd.Timestamp(observed.max() if origin is None else origin)
+        # Rows after the origin stay: their ``y`` is masked by the frame builder, their ``open`` (known closures)
+        # is used. ``future`` rows not in ``series`` are added the same way.
+        if future is not None:
+            rows = future[["series_id", "ds"] + (["open"] if "open" in future.columns else [])]
+            rows = rows.assign(series_id=rows["series_id"].astype(history["series_id"].dtype), y=np.nan)
+            rows = rows.loc[rows["ds"] > origin_ts]
+            known = history.loc[history["ds"] > origin_ts, ["series_id", "ds"]]
+            rows = rows.merge(known, on=["series_id", "ds"], how="left", indicator=True)
+            rows = rows.loc[rows["_merge"] == "left_only"].drop(columns="_merge")
+            history = pd.concat([history, rows], ignore_index=True)
+        tables = {
+            "covariates": self.tables_["covariates"] if covariates is None else covariates,
+            "weather": self.tables_["weather"] if weather is None else weather,
+            "static": self.tables_["static"] if static is None else static,
+        }
+        parts = []
+        for bucket in self.buckets_:
+            if bucket.first > horizon:
+                break
+            frame, _ = build_future_frame(
+                history,
+                horizon=min(bucket.last, horizon),
+                config=bucket.config,
+                origin=origin_ts,
+                categories=self.categories_.get(bucket.last),
+                **tables,
+            )
+            frame = frame.assign(step=self._steps(frame["ds"], origin_ts))
+            frame = frame.loc[frame["step"] >= bucket.first]
+            parts.append(self._predict_bucket(bucket, frame, levels, explain))
+        out = pd.concat(parts, ignore_index=True)
+        out["series_id"] = out["series_id"].astype("string")
+        if future is not None:
+            keys = future[["series_id", "ds"]].assign(series_id=lambda d: d["series_id"].astype("string"))
+            out = out.merge(keys, on=["series_id", "ds"], how="inner")
+        return out.sort_values(["series_id", "ds"], kind="stable").reset_index(drop=True)
+
+    def explain_columns(self) -> list[str]:
+        """Feature families that ``predict(explain=True)`` reports, in a stable order."""
+        self._check_fitted()
+        fams = {feature_family(f) for names in self.feature_names_.values() for f in names}
+        return sorted(fams)
+
+    # ------------------------------------------------------------------------------------------ internals
+    def _make_buckets(self) -> list[_Bucket]:
+        lasts = tuple(sorted(set(self.buckets or default_buckets(int(self.horizon), self.freq))))
+        if lasts[-1] != int(self.horizon) or lasts[0] < 1:
+            raise ValueError(
+                f"buckets must be increasing steps ending at horizon={self.horizon}. Got {lasts}."
+            )
+        base = self.feature_config or ForecastFeatureConfig(freq=self.freq)
+        firsts = (1,) + tuple(b + 1 for b in lasts[:-1])
+        return [_Bucket(f, last, base.for_horizon(last)) for f, last in zip(firsts, lasts, strict=True)]
+
+    def _lgbm_params(self) -> dict[str, Any]:
+        params = {**DEFAULT_LGBM_PARAMS, **(self.params or {})}
+        params.update(
+            seed=self.random_state, num_threads=self._n_jobs(), deterministic=True, force_row_wise=True
+        )
+        return params
+
+    def _fit_boosters(
+        self, series: pd.DataFrame, tables: dict
+    ) -> tuple[dict[int, lgb.Booster], dict[int, Any]]:
+        params = self._lgbm_params()
+        n_rounds = int(params.pop("n_estimators"))
+        boosters, reports = {}, {}
+        self.categories_: dict[int, dict[str, list[str]]] = {}
+        if getattr(self, "engine", "local") != "local":
+            from training.engine import check_engine
+            from training.forecast.dask import fit_forecast_boosters
+
+            check_engine(self.engine, self.scheduler)
+            configs = [(b.last, b.config) for b in self.buckets_]
+            boosters, reports = fit_forecast_boosters(
+                series, tables, configs, params, n_rounds, scheduler=self.scheduler
+            )
+            self.categories_ = {last: dict(r.categories) for last, r in reports.items()}
+            return boosters, reports
+        for bucket in self.buckets_:
+            frame, report = build_training_frame(series, config=bucket.config, **tables)
+            self.categories_[bucket.last] = dict(report.categories)
+            X, y = design_matrix(frame, trainable_only=True)
+            data = lgb.Dataset(X, label=np.log1p(y), categorical_feature="auto", free_raw_data=True)
+            boosters[bucket.last] = lgb.train(params, data, num_boost_round=n_rounds)
+            reports[bucket.last] = report
+        return boosters, reports
+
+    def _steps(self, ds: pd.Series, origin: pd.Timestamp) -> np.ndarray:
+        return ((ds - origin) / step_length(self.freq)).round().astype("int64").to_numpy()
+
+    def _predict_bucket(
+        self, bucket: _Bucket, frame: pd.DataFrame, levels: tuple[int, ...], explain: bool
+    ) -> pd.DataFrame:
+        booster = self.boosters_[bucket.last]
+        X = frame[booster.feature_name()]
+        log_pred = booster.predict(X, num_threads=self._n_jobs())
+        closed = frame["open"].to_numpy() == 0
+        out = pd.DataFrame(
+            {
+                "series_id": frame["series_id"].to_numpy(),
+                "ds": frame["ds"].to_numpy(),
+                "step": frame["step"].to_numpy(),
+            }
+        )
+        out["yhat"] = np.where(closed, 0.0, np.clip(np.expm1(log_pred), 0.0, None))
+        q = self.residual_quantiles_.get(bucket.last, {})
+        for lv in levels:
+            lo, hi = q.get(f"lo_{lv}", 0.0), q.get(f"hi_{lv}", 0.0)
+            out[f"yhat_lo_{lv}"] = np.where(closed, 0.0, np.clip(np.expm1(log_pred + lo), 0.0, None))
+            out[f"yhat_hi_{lv}"] = np.where(closed, 0.0, np.clip(np.expm1(log_pred + hi), 0.0, None))
+        if explain:
+            contrib = booster.predict(X, pred_contrib=True, num_threads=self._n_jobs())
+            names = booster.feature_name()
+            out["base"] = contrib[:, -1]
+            fams = pd.Series([feature_family(n) for n in names])
+            for fam in sorted(fams.unique()):
+                cols = np.flatnonzero((fams == fam).to_numpy())
+                c = np.where(closed, 0.0, contrib[:, cols].sum(axis=1))
+                out[f"contrib_{fam}"] = c
+                out[f"effect_{fam}"] = np.expm1(c)
+        return out
+
+    def _calibration_mode(self) -> str:
+        mode = {True: "split", False: "none", None: "none"}.get(self.calibrate, self.calibrate)  # type: ignore[call-overload]
+        if mode not in ("split", "refit", "none"):
+            raise ValueError(
+                f"calibrate must be 'split', 'refit', True or False. Got {self.calibrate!r} instead."
+            )
+        return mode
+
+    def _calibrate_on_holdout(self, series: pd.DataFrame, tables: dict) -> LGBMForecaster | None:
+        horizon = int(self.horizon)
+        cut = pd.Timestamp(series["ds"].max()) - horizon * step_length(self.freq)
+        train = series.loc[series["ds"] <= cut]
+        if train.empty or train["ds"].nunique() < 2 * horizon:
+            self.calibration_report_ = {
+                "rows": 0,
+                "skipped": "history shorter than 2 x horizon before the holdout",
+            }
+            return None
+        cal = _clone(self, calibrate=False)
+        cal.buckets_ = self.buckets_
+        cal.tables_ = tables
+        cal.boosters_, cal.fit_reports_ = cal._fit_boosters(train, tables)
+        cal.feature_names_ = {b.last: list(cal.boosters_[b.last].feature_name()) for b in cal.buckets_}
+        cal.residual_quantiles_ = {}
+        cal.update(train)
+        pred = cal.predict(horizon, series.loc[series["ds"] > cut], levels=())
+        actual = series[["series_id", "ds", "y", "open"]].assign(
+            series_id=lambda d: d["series_id"].astype("string")
+        )
+        scored = pred.merge(actual, on=["series_id", "ds"], how="inner")
+        self.residual_quantiles_ = self._quantiles_from(scored)
+        self.calibration_report_ = {
+            "rows": int(len(scored)),
+            "origin": str(cut.date()),
+            "mode": self._calibration_mode(),
+        }
+        return cal
+
+    def _quantiles_from(self, scored: pd.DataFrame) -> dict[int, dict[str, float]]:
+        ok = scored["y"].notna() & (scored["yhat"] > 0)
+        if "open" in scored.columns:
+            ok &= scored["open"] == 1
+        s = scored.loc[ok]
+        resid = np.log1p(s["y"].to_numpy()) - np.log1p(s["yhat"].to_numpy())
+        step = s["step"].to_numpy()
+        quantiles: dict[int, dict[str, float]] = {}
+        for bucket in self.buckets_:
+            r = resid[(step >= bucket.first) & (step <= bucket.last)]
+            if r.size < 20:  # too few residuals in this bucket: borrow all of them
+                r = resid
+            q: dict[str, float] = {}
+            for lv in self.levels:
+                if r.size == 0:
+                    continue
+                # finite-sample conformal correction: ceil((n+1)(1-alpha/2))/n
+                alpha = 1 - lv / 100
+                n = r.size
+                hi_p = min(1.0, np.ceil((n + 1) * (1 - alpha / 2)) / n)
+                lo_p = max(0.0, np.floor((n + 1) * (alpha / 2)) / n)
+                q[f"lo_{lv}"] = float(np.quantile(r, lo_p))
+                q[f"hi_{lv}"] = float(np.quantile(r, hi_p))
+            quantiles[bucket.last] = q
+        return quantiles
+
+    def _available_levels(self) -> tuple[int, ...]:
+        if not self.residual_quantiles_:
+            return ()
+        any_q = next(iter(self.residual_quantiles_.values()))
+        return tuple(sorted({int(k.split("_")[1]) for k in any_q}))
+
+    def _n_jobs(self) -> int:
+        return int(self.n_jobs) if self.n_jobs else default_n_jobs()
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "boosters_"):
+            raise NotFittedError(
+                "This LGBMForecaster is not fitted yet: call fit(series, ...) before predict()."
+            )
+
+    def __repr__(self) -> str:
+        return f"LGBMForecaster(freq={self.freq!r}, horizon={self.horizon}, levels={self.levels})"
+
+
+def _clone(model: LGBMForecaster, **overrides: Any) -> LGBMForecaster:
+    params = {
+        k: getattr(model, k)
+        for k in (
+            "freq",
+            "horizon",
+            "levels",
+            "buckets",
+            "params",
+            "feature_config",
+            "calibrate",
+            "random_state",
+            "n_jobs",
+            "engine",
+            "scheduler",
+        )
+    }
+    params.update(overrides)
+    return LGBMForecaster(**params)

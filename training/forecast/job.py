@@ -1,0 +1,457 @@
+"""The forecast training job behind ``orderpulse train forecast`` (and ``backtest``/``forecast``).
+
+``train_forecast``:
+
+1. reads and validates the input tables (what was repaired is printed and logged as ``validation.*`` metrics);
+   ``--until`` drops every ``y`` after that date (counted);
+2. optionally tunes LightGBM with Optuna (``training.forecast.tuning``);
+3. backtests on ``n_windows`` rolling origins (one fit at the first origin, then newer history without
+   refitting; the model calibrates its intervals on the horizon before that origin) and backtests the seasonal
+   naive baseline on the same windows;
+4. fits the final model on all data, with intervals calibrated on the backtest's out-of-sample residuals;
+5. logs params, data fingerprints, metrics per window and overall, plots and the pyfunc model to MLflow, and
+   registers a version of ``<name>-forecast``: ``champion`` when its backtest WAPE beats the champion's on the
+   same windows (the champion's recipe is re-backtested on these windows when its own were different),
+   ``challenger`` otherwise.
+
+Weather note: backtests read the weather observed on the target dates; in production those values are
+weather forecasts, so backtest accuracy is slightly optimistic where weather matters.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+
+from features.distributed import is_dataset_path, write_dataset
+from features.io import load_table
+from features.validation import ValidationReport
+from orderpulse.console import err
+from training.engine import check_engine, engine_context
+from training.forecast.backtest import BacktestResult, backtest
+from training.forecast.baselines import SeasonalNaive
+from training.forecast.forecaster import LGBMForecaster
+from training.pyfunc import FORECAST_SIGNATURE, ForecastPyfunc, load_snapshot_model, log_pyfunc
+from training.registry import CHAMPION, metric_tag, register, resolve
+from training.review import forecast_plots as plots
+from training.tracking import (
+    data_fingerprint,
+    log_figure,
+    log_fingerprint,
+    log_frame_as_artifact,
+    log_params_flat,
+    start_run,
+)
+
+__all__ = [
+    "train_forecast",
+    "run_backtest",
+    "forecast_to_file",
+    "forecast_output",
+    "load_forecast_tables",
+    "registry_name",
+]
+
+TABLE_NAMES = ("covariates", "weather", "static")
+
+
+def registry_name(name: str) -> str:
+    return f"{name}-forecast"
+
+
+def load_forecast_tables(
+    series: str | Path,
+    covariates: str | Path | None = None,
+    weather: str | Path | None = None,
+    static: str | Path | None = None,
+    on_bad_rows: str = "raise",
+) -> tuple[dict[str, pd.DataFrame | None], dict[str, ValidationReport]]:
+    """Load and validate the forecast tables; prints one line per table with what validation repaired."""
+    tables: dict[str, pd.DataFrame | None] = {}
+    reports: dict[str, ValidationReport] = {}
+    for name, path in (
+        ("series", series),
+        ("covariates", covariates),
+        ("weather", weather),
+        ("static", static),
+    ):
+        if path is None:
+            tables[name] = None
+            continue
+        tables[name], reports[name] = load_table(path, name, on_bad_rows=on_bad_rows)  # type: ignore[arg-type]
+        err.print(f"  [dim]loaded[/] {reports[name]}")
+    return tables, reports
+
+
+def train_forecast(
+    series: str | Path,
+    covariates: str | Path | None = None,
+    weather: str | Path | None = None,
+    static: str | Path | None = None,
+    *,
+    freq: str = "D",
+    horizon: int = 42,
+    until: Any = None,
+    name: str = "orderpulse",
+    tune: int = 0,
+    n_windows: int = 2,
+    step: int | None = None,
+    levels: tuple[int, ...] = (80, 95),
+    params: dict[str, Any] | None = None,
+    on_bad_rows: str = "raise",
+    seed: int = 0,
+    engine: str = "local",
+    scheduler: str | None = None,
+) -> dict[str, Any]:
+    """Train, backtest, log and register a forecaster; returns ``run_id, model_uri, metrics, version, alias``.
+
+    ``engine="dask"`` builds the training frames and trains the boosters on a Dask cluster (``scheduler``, or
+    a LocalCluster for the whole job); see ``training.engine``.
+    """
+    check_engine(engine, scheduler)
+    started = time.perf_counter()
+    err.print(f"[bold]train forecast[/] from {series}")
+    tables, reports = load_forecast_tables(series, covariates, weather, static, on_bad_rows)
+    s = tables.pop("series")
+    assert s is not None
+    dropped_after_until = 0
+    if until is not None:
+        cutoff = pd.Timestamp(until)
+        dropped_after_until = int((s["ds"] > cutoff).sum())
+        s = s.loc[s["ds"] <= cutoff].reset_index(drop=True)
+        err.print(f"  --until {cutoff.date()}: {dropped_after_until:,} series rows after it are not used")
+    step = int(step or max(1, horizon // 2))
+    experiment = registry_name(name)
+
+    with (
+        engine_context(engine, scheduler),
+        start_run(experiment, run_name=f"lgbm h={horizon} {freq}", tags={"model": "forecast"}) as run,
+    ):
+        log_params_flat(
+            {
+                "freq": freq,
+                "horizon": horizon,
+                "until": until,
+                "n_windows": n_windows,
+                "step": step,
+                "levels": list(levels),
+                "seed": seed,
+                "tune_trials": tune,
+                "engine": engine,
+            }
+        )
+        log_fingerprint(data_fingerprint(s, "ds"), "series")
+        for tname, df in tables.items():
+            if df is not None:
+                log_fingerprint(data_fingerprint(df, "ds" if "ds" in df.columns else None), tname)
+        mlflow.log_metrics(
+            {f"validation.{t}.{k}": float(v) for t, r in reports.items() for k, v in r.repairs.items()}
+            | {"data.series_rows_after_until_dropped": float(dropped_after_until)}
+        )
+
+        feature_config = None
+        if tune:
+            from training.forecast.tuning import tune_forecaster
+
+            tuned, feature_config = tune_forecaster(
+                s,
+                tables,
+                freq=freq,
+                horizon=horizon,
+                n_trials=tune,
+                n_windows=n_windows,
+                step=step,
+                seed=seed,
+            )
+            params = {**(params or {}), **tuned}
+            log_params_flat({"features": {"use_weather": feature_config.use_weather}})
+        log_params_flat({"lgbm": params or {}})
+
+        def make_model(calibrate: bool = True) -> LGBMForecaster:
+            return LGBMForecaster(
+                freq=freq,
+                horizon=horizon,
+                levels=levels,
+                params=params,
+                feature_config=feature_config,
+                calibrate=calibrate,
+                random_state=seed,
+                engine=engine,
+                scheduler=scheduler,
+            )
+
+        err.print(f"  backtest: {n_windows} windows of {horizon} steps, every {step} steps")
+        t0 = time.perf_counter()
+        bt = run_backtest(
+            make_model, s, tables, n_windows=n_windows, step=step, horizon=horizon, levels=levels
+        )
+        backtest_seconds = time.perf_counter() - t0
+        naive = run_backtest(
+            lambda: SeasonalNaive(freq),
+            s,
+            tables,
+            n_windows=n_windows,
+            step=step,
+            horizon=horizon,
+            levels=levels,
+            pass_tables=False,
+        )
+        metrics = {f"backtest_{k}": v for k, v in bt.overall.items()}
+        metrics |= {
+            f"seasonal_naive_{k}": naive.overall[k] for k in ("wape", "rmspe", "mase") if k in naive.overall
+        }
+        metrics["wape_vs_seasonal_naive"] = (
+            bt.overall["wape"] / naive.overall["wape"] if naive.overall["wape"] else np.nan
+        )
+        metrics["backtest_seconds"] = backtest_seconds
+        for _, row in bt.window_metrics.iterrows():
+            for k in ("wape", "rmspe", "mase", "coverage_80", "coverage_95"):
+                if k in row and pd.notna(row[k]):
+                    mlflow.log_metric(f"window_{k}", float(row[k]), step=int(row["window"]))
+        err.print(
+            f"  backtest WAPE {bt.overall['wape']:.4f} (seasonal naive {naive.overall['wape']:.4f}), "
+            f"RMSPE {bt.overall.get('rmspe', np.nan):.4f}, 80% coverage {bt.overall.get('coverage_80', np.nan):.3f}"
+        )
+
+        err.print(f"  fitting the final model on {len(s):,} rows")
+        t0 = time.perf_counter()
+        model = make_model(calibrate=False).fit(s, **tables)
+        model.calibrate_from(bt.predictions)
+        metrics["fit_seconds"] = time.perf_counter() - t0
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items() if np.isfinite(v)})
+        mlflow.log_params(
+            {
+                "buckets": str([b.last for b in model.buckets_]),
+                "n_features": str(len(model.feature_names_[model.buckets_[-1].last])),
+            }
+        )
+        _log_forecast_artifacts(model, bt, s)
+
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*input example was not provided.*")
+            model_uri = log_pyfunc(ForecastPyfunc(), model, {"series": s, **tables}, FORECAST_SIGNATURE)
+        eval_key = bt.eval_key()
+        _reevaluate_champion(experiment, eval_key, s, tables, freq, n_windows, step, horizon, levels)
+        decision = register(
+            model_uri,
+            experiment,
+            metric="backtest_wape",
+            value=bt.overall["wape"],
+            eval_key=eval_key,
+            metrics={k: v for k, v in metrics.items() if k.startswith("backtest_") and np.isfinite(v)},
+            tags={"freq": freq, "horizon": str(horizon), "run_id": run.info.run_id},
+        )
+        err.print(f"  {decision}")
+        run_id = run.info.run_id
+    err.print(f"[green]done[/] in {time.perf_counter() - started:.1f}s")
+    return {
+        "run_id": run_id,
+        "model_uri": model_uri,
+        "registered": f"models:/{experiment}/{decision.version}",
+        "version": decision.version,
+        "alias": decision.alias,
+        "metrics": {k: round(float(v), 6) for k, v in metrics.items() if np.isfinite(v)},
+    }
+
+
+def run_backtest(
+    make_model: Any,
+    series: pd.DataFrame,
+    tables: dict[str, pd.DataFrame | None],
+    *,
+    n_windows: int,
+    step: int,
+    horizon: int,
+    levels: tuple[int, ...] = (80, 95),
+    refit: bool = False,
+    pass_tables: bool = True,
+) -> BacktestResult:
+    """``training.forecast.backtest.backtest`` with the forecast tables passed to ``fit`` (they are known in advance)."""
+    kwargs = {k: v for k, v in tables.items() if v is not None} if pass_tables else {}
+    return backtest(
+        make_model,
+        series,
+        n_windows=n_windows,
+        step=step,
+        horizon=horizon,
+        refit=refit,
+        levels=levels,
+        fit_kwargs=kwargs,
+    )
+
+
+def forecast_to_file(
+    model_uri: str,
+    series: str | Path,
+    out: str | Path,
+    covariates: str | Path | None = None,
+    weather: str | Path | None = None,
+    static: str | Path | None = None,
+    *,
+    horizon: int | None = None,
+    level: int = 80,
+    origin: Any = None,
+    explain: bool = False,
+    on_bad_rows: str = "raise",
+    engine: str = "local",
+    scheduler: str | None = None,
+) -> dict[str, Any]:
+    """Forecast every series of ``series`` from ``origin``; writes ``series_id, ds, yhat, yhat_lo, yhat_hi``.
+
+    Tables not given fall back to the snapshot the model was trained with (e.g. its promo calendar). ``out``
+    is a CSV file, or a partitioned Parquet dataset when it is a directory or has no extension.
+    ``engine="dask"`` reads ``series`` lazily (a file, directory or glob of Parquet files) and forecasts each
+    series partition on the cluster (``training.engine.forecast_dataset``).
+    """
+    check_engine(engine, scheduler)
+    resolved = resolve(model_uri)
+    wrapper = load_snapshot_model(resolved.uri)
+    model: LGBMForecaster = wrapper.model
+    if engine == "dask":
+        from training.forecast.dask import forecast_dataset
+
+        given = {"covariates": covariates, "weather": weather, "static": static}
+        written = forecast_dataset(
+            model,
+            series,
+            out,
+            {k: v if v is not None else wrapper.table(k) for k, v in given.items()},
+            horizon=horizon,
+            level=level,
+            origin=origin,
+            explain=explain,
+            on_bad_rows=on_bad_rows,
+            shape=forecast_output,
+            scheduler=scheduler,
+        )
+        summary = {"model": resolved.uri, "version": resolved.version, **written}
+        err.print(
+            f"[green]wrote[/] {out}: {summary['rows']:,} rows for {summary.get('series', 0):,} series, "
+            f"{str(summary.get('start'))[:10]} .. {str(summary.get('end'))[:10]} (model {resolved.uri}, dask)"
+        )
+        return summary
+    tables, _ = load_forecast_tables(series, covariates, weather, static, on_bad_rows)
+    s = tables.pop("series")
+    for name in TABLE_NAMES:
+        if tables[name] is None:
+            tables[name] = wrapper.table(name)
+    pred = model.predict(horizon, levels=(level,), explain=explain, series=s, origin=origin, **tables)
+    out_df = forecast_output(pred, level, explain)
+    if is_dataset_path(out):
+        write_dataset(out_df, out)
+    else:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        out_df.to_csv(out, index=False)
+    summary = {
+        "model": resolved.uri,
+        "version": resolved.version,
+        "rows": len(out_df),
+        "series": int(out_df["series_id"].nunique()),
+        "start": str(out_df["ds"].min()),
+        "end": str(out_df["ds"].max()),
+        "out": str(out),
+    }
+    err.print(
+        f"[green]wrote[/] {out}: {summary['rows']:,} rows for {summary['series']:,} series, "
+        f"{summary['start'][:10]} .. {summary['end'][:10]} (model {resolved.uri})"
+    )
+    return summary
+
+
+def forecast_output(pred: pd.DataFrame, level: int, explain: bool) -> pd.DataFrame:
+    """The columns ``forecast`` writes: ``series_id, ds, yhat, yhat_lo, yhat_hi`` (+ SHAP columns)."""
+    out_df = pred.rename(columns={f"yhat_lo_{level}": "yhat_lo", f"yhat_hi_{level}": "yhat_hi"})
+    keep = ["series_id", "ds", "yhat", "yhat_lo", "yhat_hi"]
+    if explain:
+        keep += ["base"] + [c for c in out_df.columns if c.startswith(("effect_", "contrib_"))]
+    return out_df[keep]
+
+
+def _reevaluate_champion(
+    experiment: str,
+    eval_key: str,
+    series: pd.DataFrame,
+    tables: dict,
+    freq: str,
+    n_windows: int,
+    step: int,
+    horizon: int,
+    levels: tuple[int, ...],
+) -> None:
+    """When the champion was evaluated on other windows, backtest its recipe on ours and record the result."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    try:
+        champion = client.get_model_version_by_alias(experiment, CHAMPION)
+    except Exception:  # noqa: BLE001 - no registered model or no champion yet: nothing to compare
+        return
+    if champion.tags.get("eval_key") == eval_key:
+        return
+    try:
+        old: LGBMForecaster = load_snapshot_model(f"models:/{experiment}/{champion.version}").model
+    except Exception as exc:  # noqa: BLE001 - an unloadable champion cannot be compared; register() says so
+        err.print(f"  [yellow]champion v{champion.version} could not be loaded for re-evaluation: {exc}[/]")
+        return
+    if old.horizon != horizon or old.freq != freq:
+        err.print(
+            f"  champion v{champion.version} forecasts {old.horizon} steps at {old.freq}: not comparable"
+        )
+        return
+    err.print(f"  re-backtesting champion v{champion.version}'s recipe on the same windows")
+
+    def make_old() -> LGBMForecaster:
+        return LGBMForecaster(
+            freq=old.freq,
+            horizon=old.horizon,
+            levels=levels,
+            buckets=old.buckets,
+            params=old.params,
+            feature_config=old.feature_config,
+            random_state=old.random_state,
+        )
+
+    bt = run_backtest(
+        make_old, series, tables, n_windows=n_windows, step=step, horizon=horizon, levels=levels
+    )
+    version = str(champion.version)
+    client.set_model_version_tag(
+        experiment, version, metric_tag("backtest_wape"), repr(float(bt.overall["wape"]))
+    )
+    client.set_model_version_tag(experiment, version, "eval_key", eval_key)
+    client.set_model_version_tag(experiment, version, "reevaluated_on", eval_key)
+
+
+def _log_forecast_artifacts(model: LGBMForecaster, bt: BacktestResult, series: pd.DataFrame) -> None:
+    log_frame_as_artifact(bt.window_metrics, "backtest/window_metrics.csv")
+    log_frame_as_artifact(bt.per_series, "backtest/per_series.csv")
+    log_frame_as_artifact(bt.predictions, "backtest/predictions.parquet")
+    log_figure(
+        plots.forecast_vs_actual(bt.predictions, history=series, title="Backtest: forecast vs actual"),
+        "plots/forecast_vs_actual.png",
+    )
+    log_figure(plots.residual_histogram(bt.predictions), "plots/residuals.png")
+    last = model.buckets_[-1].last
+    booster = model.boosters_[last]
+    log_figure(
+        plots.feature_importance(
+            booster.feature_name(),
+            booster.feature_importance("gain"),
+            title=f"Feature importance (total gain), steps {model.buckets_[-1].first}-{last}",
+        ),
+        "plots/feature_importance.png",
+    )
+    last_window = bt.predictions["window"].max()
+    future = bt.predictions.loc[bt.predictions["window"] == last_window, ["series_id", "ds", "open"]]
+    origin = bt.predictions.loc[bt.predictions["window"] == last_window, "origin"].iloc[0]
+    explained = model.predict(model.horizon, future, levels=(), explain=True, series=series, origin=origin)
+    log_figure(
+        plots.family_contributions(explained, title="SHAP: effect of each feature family (last window)"),
+        "plots/shap_families.png",
+    )
