@@ -201,7 +201,8 @@ def _local(stage: str, paths: dict[str, Path], config, params: dict, out_dir: Pa
 
 
 def _dask(stage: str, paths: dict[str, Path], config, params: dict, out_dir: Path, client) -> dict:
-    from features.distributed import ForecastPartitions, write_training_frame_dask
+    from features.dask.forecast import write_training_frame_dask
+    from features.dask.partitions import ForecastPartitions
     from training.forecast.dask import fit_forecast_booster
     from training.forecast.forecaster import LGBMForecaster
 

@@ -6,7 +6,7 @@ into exit code 2 with one readable line and into an HTTP 4xx JSON body respectiv
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sklearn.exceptions import NotFittedError as _SkNotFittedError
@@ -16,6 +16,7 @@ __all__ = [
     "DataValidationError",
     "NotFittedError",
     "Problem",
+    "merge_problems",
 ]
 
 
@@ -70,3 +71,17 @@ class DataValidationError(OrderPulseError, ValueError):
 
 class NotFittedError(OrderPulseError, _SkNotFittedError):
     """An estimator was used before ``fit``; subclasses scikit-learn's so sklearn tooling recognises it."""
+
+
+def merge_problems(problems: list[Problem]) -> list[Problem]:
+    """One ``Problem`` per (table, column, issue, fix) for problems found piece by piece (e.g. per dask
+    partition): row counts summed, the first three examples kept."""
+    merged: dict[tuple, Problem] = {}
+    for p in problems:
+        key = (p.table, p.column, p.issue, p.fix)
+        if key in merged:
+            m = merged[key]
+            merged[key] = replace(m, n_rows=m.n_rows + p.n_rows, examples=(m.examples + p.examples)[:3])
+        else:
+            merged[key] = p
+    return list(merged.values())

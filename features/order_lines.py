@@ -1,7 +1,7 @@
 """Order lines and labels as plain arrays, and lines aggregated to one row per order.
 
 The input side of ``features.order_features``: it checks the columns it needs, normalises ids and timestamps
-the way ``features.validation`` does (so a raw serving request and a validated training table give the same
+with ``features.validation``'s functions (so a raw serving request and a validated training table give the same
 arrays), and computes the ``order`` family of features (what is in the order). Everything is vectorised; a
 one-order request costs well under a millisecond here.
 """
@@ -16,13 +16,12 @@ import pandas as pd
 
 from features.asof import sorted_unique
 from features.errors import DataValidationError, Problem
-from features.validation import parse_timestamps
+from features.validation import ids_as_text, parse_timestamps
 
-__all__ = ["OrderTable", "prepare_order_lines", "prepare_labels", "order_table", "ids_as_text"]
+__all__ = ["OrderTable", "prepare_order_lines", "prepare_labels", "order_table"]
 
 REQUIRED_LINES = ("order_id", "created_at", "sku", "quantity", "unit_price")
 REQUIRED_LABELS = ("order_id", "label", "labeled_at")
-_SMALL = 256  # below this many values, normalising ids in Python beats pandas' per-call overhead
 
 
 @dataclass
@@ -191,36 +190,7 @@ def order_table(lines: dict[str, np.ndarray], categoricals: tuple[str, ...]) -> 
     )
 
 
-def ids_as_text(s: pd.Series | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Identifiers as str objects and their missing mask, normalised as ``features.validation`` does:
-    whole floats such as 12.0 (from CSV) become "12", surrounding blanks are stripped, "" is missing.
-    A pandas ``string`` column is taken as already normalised (validated tables are)."""
-    if not isinstance(s, pd.Series):
-        s = np.asarray(s)
-        if not (len(s) <= _SMALL and s.dtype == object):
-            s = pd.Series(s)
-    if isinstance(s.dtype, pd.StringDtype):
-        missing = s.isna().to_numpy()
-        return s.to_numpy(dtype=object, na_value=pd.NA), missing
-    if pd.api.types.is_float_dtype(s) and (s.dropna() == np.floor(s.dropna())).all():
-        s = s.astype("Int64")
-    if len(s) <= _SMALL and s.dtype == object:
-        values = np.array([_id_text(v) for v in s], dtype=object)
-        missing = np.array([v is pd.NA for v in values], dtype=bool)
-        return values, missing
-    text = s.astype("string").str.strip()
-    text = text.mask(text == "")
-    return text.to_numpy(dtype=object, na_value=pd.NA), text.isna().to_numpy()
-
-
 # ---------------------------------------------------------------------------------------------------------
-
-
-def _id_text(v: object) -> object:
-    if v is None or v is pd.NA or (isinstance(v, float) and v != v):
-        return pd.NA
-    text = str(v).strip()
-    return text if text else pd.NA
 
 
 def _require(df: pd.DataFrame, columns: tuple[str, ...], table: str) -> None:

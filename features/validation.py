@@ -33,12 +33,21 @@ import pandera.pandas as pa
 
 from features.errors import DataValidationError, Problem
 
-__all__ = ["TableName", "TABLES", "ValidationReport", "validate", "parse_timestamps"]
+__all__ = [
+    "TableName",
+    "TABLES",
+    "ValidationReport",
+    "validate",
+    "parse_timestamps",
+    "normalize_ids",
+    "ids_as_text",
+]
 
 TableName = Literal["series", "orders", "covariates", "weather", "static", "labels"]
 OnBadRows = Literal["raise", "drop"]
 
 _MAX_EXAMPLES = 3
+_SMALL_IDS = 256  # below this many values, normalising ids in Python beats pandas' per-call overhead
 
 
 @dataclass(frozen=True)
@@ -140,7 +149,7 @@ def validate(
     bad = np.zeros(len(out), dtype=bool)
 
     for col in spec.ids + tuple(c for c in spec.optional_ids if c in out.columns):
-        out[col] = _as_id(out[col])
+        out[col] = normalize_ids(out[col])
     for col in spec.timestamps:
         parsed = parse_timestamps(out[col])
         failed = parsed.isna() & out[col].notna()
@@ -231,17 +240,45 @@ def parse_timestamps(values: pd.Series) -> pd.Series:
     return parsed.astype("datetime64[ns]")
 
 
-# ---------------------------------------------------------------------------------------------------------
-
-
-def _as_id(s: pd.Series) -> pd.Series:
-    """Identifiers as pandas strings; floats like 12.0 (from CSV) become "12"; blanks become missing."""
+def normalize_ids(s: pd.Series) -> pd.Series:
+    """THE id rule: identifiers as pandas strings; whole floats like 12.0 (from CSV) become "12", surrounding
+    blanks are stripped, blanks become missing. ``validate`` applies it to every id column."""
     if pd.api.types.is_float_dtype(s):
         whole = s.dropna() == np.floor(s.dropna())
         if whole.all():
             s = s.astype("Int64")
     out = s.astype("string").str.strip()
     return out.mask(out == "")
+
+
+def ids_as_text(s: pd.Series | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``normalize_ids`` as arrays: str objects (``<NA>`` when missing) and their missing mask.
+
+    A pandas ``string`` column is taken as already normalised (validated tables are). Below a few hundred
+    object values (a serving request) the same rule runs per value in Python, which beats pandas' per-call
+    overhead; ``tests/features/test_validation.py`` checks both give the same ids."""
+    if not isinstance(s, pd.Series):
+        s = np.asarray(s)
+        if not (len(s) <= _SMALL_IDS and s.dtype == object):
+            s = pd.Series(s)
+    if isinstance(s.dtype, pd.StringDtype):
+        return s.to_numpy(dtype=object, na_value=pd.NA), s.isna().to_numpy()
+    if len(s) <= _SMALL_IDS and s.dtype == object:
+        values = np.array([_id_text(v) for v in s], dtype=object)
+        return values, np.array([v is pd.NA for v in values], dtype=bool)
+    text = normalize_ids(s)
+    return text.to_numpy(dtype=object, na_value=pd.NA), text.isna().to_numpy()
+
+
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _id_text(v: object) -> object:
+    """``normalize_ids`` of one value of an object column (whose floats stay as they are, as there)."""
+    if v is None or v is pd.NA or (isinstance(v, float) and v != v):
+        return pd.NA
+    text = str(v).strip()
+    return text if text else pd.NA
 
 
 def _value_schema(table: str, df: pd.DataFrame) -> pa.DataFrameSchema:

@@ -3,7 +3,7 @@ writing outputs); the forecaster's and the classifier's own dask paths are ``tra
 ``training.anomaly.dask``.
 
 ``--engine local`` (default) runs everything in one process, as before. ``--engine dask`` runs the same
-feature code per partition (``features.distributed``) on a Dask cluster: the one at ``--scheduler ADDRESS``
+feature code per partition (``features.dask``) on a Dask cluster: the one at ``--scheduler ADDRESS``
 (``tcp://host:8786``, a Kubernetes or cloud Dask service's scheduler), or a ``LocalCluster`` on this machine.
 
 What runs where with ``--engine dask``:
@@ -18,7 +18,7 @@ What runs where with ``--engine dask``:
 * batch forecasts (``forecast``): ``LGBMForecaster.predict`` per series partition, written as partitioned
   Parquet;
 * order features and batch scoring (``features build orders``, ``score``): one shared point-in-time index,
-  orders scored per time range (see ``features.distributed``);
+  orders scored per time range (see ``features.dask``);
 * ``train anomaly``: the order features on the cluster, the (small) classifier trained in this process.
 
 Still local with either engine: validation of the small tables, backtest bookkeeping, calibration quantiles,
@@ -52,7 +52,6 @@ __all__ = [
     "engine_context",
     "train_booster_dask",
     "write_output",
-    "head0",
 ]
 
 Engine = str
@@ -153,9 +152,9 @@ def train_booster_dask(
     import lightgbm as lgb
     from lightgbm.dask import DaskLGBMRegressor
 
-    from features.distributed import _client
+    from features.dask import require_client
 
-    client = _client(client)
+    client = require_client(client)
     kw = {k: v for k, v in params.items() if k not in ("num_threads", "n_jobs", "nthread", "num_thread")}
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Parameter .* will be ignored")
@@ -165,37 +164,30 @@ def train_booster_dask(
 
 
 def write_output(frames: Any, out: str | Path, *, client: Client | None = None) -> dict[str, Any]:
-    """Write predictions or scores: a Parquet dataset (one file per partition) when ``out`` is a directory or
-    has no extension, else one CSV/Parquet file (``features.io.write_frame``).
+    """Write predictions or scores with ``features.io.write_frame`` (the path decides the format: a
+    partitioned Parquet dataset for a directory or a name without extension, else one CSV/Parquet file) and
+    summarise them.
 
-    ``frames`` is a pandas DataFrame or a list of futures of pandas DataFrames (partitions, in order).
-    Returns ``out``, ``rows``, ``files``, ``series`` (when there is a ``series_id``), ``start``/``end``.
+    ``frames`` is a pandas DataFrame or a list of futures of pandas DataFrames (partitions, in order; a
+    dataset is then written one file per partition, on the workers).
+    Returns ``out``, ``files``, ``rows``, ``series`` (when there is a ``series_id``), ``start``/``end``.
     """
-    from features.distributed import is_dataset_path, write_dataset
     from features.io import write_frame
 
     if isinstance(frames, pd.DataFrame):
         stats = [_stats(frames)]
-        if is_dataset_path(out):
-            written = write_dataset(frames, out)
-        else:
-            write_frame(frames, out)
-            written = {"out": str(out), "files": 1, "rows": len(frames)}
+        path = write_frame(frames, out)
     else:
-        from features.distributed import _client
+        import dask.dataframe as dd
 
-        client = _client(client)
+        from features.dask import head0, require_client
+
+        client = require_client(client)
         stats = client.gather(client.map(_stats, frames, pure=False))
-        if is_dataset_path(out):
-            import dask.dataframe as dd
-
-            meta = client.submit(head0, frames[0], pure=False).result()
-            written = write_dataset(dd.from_delayed(frames, meta=meta, verify_meta=False), out, client=client)
-        else:
-            whole = pd.concat(client.gather(frames), ignore_index=True)
-            write_frame(whole, out)
-            written = {"out": str(out), "files": 1, "rows": len(whole)}
-    return {**written, **_merge_stats(stats)}
+        meta = client.submit(head0, frames[0], pure=False).result()
+        path = write_frame(dd.from_delayed(frames, meta=meta, verify_meta=False), out, client=client)
+    files = len(list(path.glob("part-*.parquet"))) if path.is_dir() else 1
+    return {"out": str(out), "files": files, **_merge_stats(stats)}
 
 
 # ------------------------------------------------------------------------------------------ internals
@@ -204,10 +196,6 @@ def write_output(frames: Any, out: str | Path, *, client: Client | None = None) 
 def _same_address(client: Any, scheduler: str) -> bool:
     address = getattr(client.scheduler, "address", "") or ""
     return address == scheduler or address.split("://")[-1] == scheduler.split("://")[-1]
-
-
-def head0(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame.iloc[:0]
 
 
 def _stats(frame: pd.DataFrame) -> dict[str, Any]:

@@ -20,6 +20,8 @@ import pandas as pd
 from mlflow.models import ModelSignature
 from mlflow.types.schema import ColSpec, Schema
 
+from features.io import write_frame
+
 __all__ = ["SnapshotPyfunc", "ForecastPyfunc", "log_pyfunc", "load_snapshot_model", "FORECAST_SIGNATURE"]
 
 FORECAST_SIGNATURE = ModelSignature(
@@ -89,7 +91,7 @@ def log_pyfunc(
             if df is None:
                 continue
             path = root / f"{key}.parquet"
-            _parquet_safe(df).to_parquet(path, index=False)
+            write_frame(_parquet_safe(df), path)
             artifacts[f"table_{key}"] = str(path)
         info = mlflow.pyfunc.log_model(
             name=name,

@@ -29,6 +29,8 @@ import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
 
+from features.io import write_frame
+
 __all__ = [
     "DEFAULT_EXPERIMENT",
     "tracking_uri",
@@ -224,11 +226,7 @@ def log_frame_as_artifact(df: pd.DataFrame, artifact_file: str) -> None:
             f"log_frame_as_artifact: use a .csv or .parquet name. Got {artifact_file!r} instead."
         )
     with tempfile.TemporaryDirectory() as tmp:
-        local = Path(tmp) / path.name
-        if path.suffix == ".csv":
-            df.to_csv(local, index=False)
-        else:
-            df.to_parquet(local, index=False)
+        local = write_frame(df, Path(tmp) / path.name)
         folder = str(path.parent) if str(path.parent) not in ("", ".") else None
         mlflow.log_artifact(str(local), artifact_path=folder)
 

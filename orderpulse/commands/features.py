@@ -99,19 +99,21 @@ def build_forecast(
 
     t0 = time.perf_counter()
     if check_engine(engine, scheduler) == "dask":
-        from features import distributed as fd
+        from features.dask.forecast import build_training_frame_dask, write_training_frame_dask
+        from features.dask.partitions import ForecastPartitions
+        from features.io import is_dataset_path
         from training.engine import dask_client
 
         config = ForecastFeatureConfig(freq=freq).for_horizon(horizon)
         with dask_client(scheduler) as client, err.status("building forecast features on dask"):
-            parts = fd.ForecastPartitions.from_paths(
+            parts = ForecastPartitions.from_paths(
                 series, covariates, weather, static, on_bad_rows=on_bad_rows, client=client
             )
-            if fd.is_dataset_path(out):  # one file per partition, written where it is built
-                report = fd.write_training_frame_dask(parts, out, config, client=client)
+            if is_dataset_path(out):  # one file per partition, written where it is built
+                report = write_training_frame_dask(parts, out, config, client=client)
             else:
-                frame, report = fd.build_training_frame_dask(parts, config, client=client)
-                write_frame(frame.compute(), out)
+                frame, report = build_training_frame_dask(parts, config, client=client)
+                write_frame(frame, out, client=client)
         for r in parts.validation.values():
             err.print(f"[dim]validated[/] {r}")
         _summary_dask(report, out, parts.npartitions, time.perf_counter() - t0)
@@ -147,17 +149,12 @@ def build_orders(
     o = load_optional(orders, "orders", on_bad_rows)
     lab = load_optional(labels, "labels", on_bad_rows)
     if check_engine(engine, scheduler) == "dask":
-        from features.distributed import is_dataset_path, order_features_dask
+        from features.dask.orders import order_features_dask
         from training.engine import dask_client
 
         with dask_client(scheduler) as client, err.status("building order features on dask"):
             frames, report = order_features_dask(o, lab, client=client)
-            if is_dataset_path(out):
-                from features.distributed import write_dataset
-
-                write_dataset(frames, out, client=client)
-            else:
-                write_frame(frames.compute(), out)
+            write_frame(frames, out, client=client)
         _summary_dask(report, out, frames.npartitions, time.perf_counter() - t0, rows=report.orders)
         return
     with err.status("building order features"):

@@ -41,3 +41,27 @@ def test_load_table_validates(tmp_path, frame):
     df, report = load_table(tmp_path / "s.parquet", "series")
     assert report.rows_out == 2
     assert df["ds"].dtype == "datetime64[ns]"
+
+
+def test_a_dataset_path_refuses_a_directory_with_other_files(tmp_path):
+    (tmp_path / "notes.txt").write_text("keep me")
+    with pytest.raises(ValueError, match="holds other files"):
+        write_frame(pd.DataFrame({"a": [1]}), tmp_path)
+    assert (tmp_path / "notes.txt").exists()
+
+
+def test_write_frame_picks_the_format_from_the_path(tmp_path, frame):
+    assert write_frame(frame, tmp_path / "f.parquet").read_bytes()[:4] == b"PAR1"
+    write_frame(frame, tmp_path / "f.tsv")
+    assert (tmp_path / "f.tsv").read_text().splitlines()[0] == "series_id\tds\ty"
+    write_frame(frame, tmp_path / "f.csv.gz")
+    assert read_frame(tmp_path / "f.csv.gz")["series_id"].tolist() == ["007", "008"]
+    out = write_frame(frame, tmp_path / "dataset")
+    assert sorted(p.name for p in out.iterdir()) == ["part-00000.parquet"]
+    pd.testing.assert_frame_equal(read_frame(out), frame)
+
+
+def test_write_frame_refuses_an_unknown_extension_naming_the_fix(tmp_path, frame):
+    with pytest.raises(ValueError, match=r"f\.xlsx.*unknown extension.*\.parquet"):
+        write_frame(frame, tmp_path / "f.xlsx")
+    assert not (tmp_path / "f.xlsx").exists()

@@ -1,28 +1,12 @@
-"""features/order_lines.py: id normalisation and lines -> one row per order."""
+"""features/order_lines.py: lines -> one row per order."""
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import pytest
 
 from features.errors import DataValidationError
-from features.order_lines import ids_as_text, order_table, prepare_order_lines
-
-
-def test_ids_are_stripped_blank_is_missing_and_whole_floats_lose_their_decimals():
-    values, missing = ids_as_text(pd.Series([" a ", "", None, "b"], dtype=object))
-    assert values[[0, 3]].tolist() == ["a", "b"] and missing.tolist() == [False, True, True, False]
-    floats, missing = ids_as_text(pd.Series([12.0, np.nan, 7.0]))
-    assert floats[[0, 2]].tolist() == ["12", "7"] and missing.tolist() == [False, True, False]
-
-
-def test_small_and_large_inputs_are_normalised_the_same_way():
-    raw = pd.Series([" x1", "", None, 5, "y "] * 100, dtype=object)
-    large, large_missing = ids_as_text(raw)
-    small = np.concatenate([ids_as_text(raw.iloc[i : i + 5])[0] for i in range(0, 500, 5)])
-    assert [None if v is pd.NA else v for v in small] == [None if v is pd.NA else v for v in large]
-    assert large_missing.sum() == 200
+from features.order_lines import order_table, prepare_order_lines
 
 
 def test_orders_are_sorted_by_created_at_then_order_id_with_first_line_customer():

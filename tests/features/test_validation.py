@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from features.errors import DataValidationError
-from features.validation import parse_timestamps, validate
+from features.validation import ids_as_text, normalize_ids, parse_timestamps, validate
 
 
 def _series(**overrides) -> pd.DataFrame:
@@ -187,3 +188,27 @@ def test_unknown_table_and_policy_are_value_errors():
         validate(_series(), "sales")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="on_bad_rows must be 'raise' or 'drop'. Got 'skip'"):
         validate(_series(), "series", on_bad_rows="skip")  # type: ignore[arg-type]
+
+
+def test_ids_are_stripped_blank_is_missing_and_whole_floats_lose_their_decimals():
+    values, missing = ids_as_text(pd.Series([" a ", "", None, "b"], dtype=object))
+    assert values[[0, 3]].tolist() == ["a", "b"] and missing.tolist() == [False, True, True, False]
+    floats, missing = ids_as_text(pd.Series([12.0, np.nan, 7.0]))
+    assert floats[[0, 2]].tolist() == ["12", "7"] and missing.tolist() == [False, True, False]
+
+
+def test_small_and_large_inputs_are_normalised_the_same_way():
+    raw = pd.Series([" x1", "", None, 5, "y "] * 100, dtype=object)
+    large, large_missing = ids_as_text(raw)
+    small = np.concatenate([ids_as_text(raw.iloc[i : i + 5])[0] for i in range(0, 500, 5)])
+    assert [None if v is pd.NA else v for v in small] == [None if v is pd.NA else v for v in large]
+    assert large_missing.sum() == 200
+
+
+def test_validate_and_ids_as_text_give_the_same_ids():
+    raw = pd.DataFrame({"series_id": [" 7 ", "007", 12.5, "x"], "ds": ["2024-01-01"] * 4, "y": [1.0] * 4})
+    raw["ds"] = pd.date_range("2024-01-01", periods=4, freq="D").astype(str)
+    validated = validate(raw, "series")[0]["series_id"].tolist()
+    assert validated == ["007", "12.5", "7", "x"]  # sorted by series_id
+    assert sorted(ids_as_text(raw["series_id"])[0].tolist()) == validated
+    assert normalize_ids(pd.Series([3.0, 4.0, None])).tolist() == ["3", "4", pd.NA]

@@ -63,6 +63,27 @@ def test_forecast_equals_the_cli_for_the_same_inputs(service, trained, tmp_path,
             assert effects[family].tolist() == mine[f"effect_{family}"].tolist(), family
 
 
+def test_forecast_to_a_parquet_path_writes_parquet_with_the_csv_values(trained, tmp_path, monkeypatch):
+    from training.forecast.job import forecast_to_file
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", trained["tracking_uri"])
+    for name in ("f.csv", "f.parquet"):
+        forecast_to_file(
+            "models:/svc-forecast@champion",
+            trained["data"] / "series.csv",
+            tmp_path / name,
+            horizon=14,
+            level=80,
+            origin="2015-05-20",
+        )
+    assert (tmp_path / "f.parquet").read_bytes()[:4] == b"PAR1"  # not CSV text under a .parquet name
+    parquet = pd.read_parquet(tmp_path / "f.parquet")
+    csv = pd.read_csv(tmp_path / "f.csv", dtype={"series_id": str}, float_precision="round_trip")
+    assert len(parquet) == len(csv) > 0
+    assert parquet["series_id"].astype(str).tolist() == csv["series_id"].tolist()
+    assert parquet["yhat"].tolist() == csv["yhat"].tolist()
+
+
 def test_explain_gives_family_contributions_that_add_up_to_log1p_yhat(service, trained):
     points = _points(
         _forecast(service, series_id=trained["stores"][0], origin=ORIGIN, explain=True), trained["stores"][0]

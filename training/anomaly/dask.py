@@ -24,7 +24,7 @@ def order_features_engine(engine: str, scheduler: str | None = None) -> Any:
         return order_features
 
     def on_dask(orders: pd.DataFrame, labels: pd.DataFrame | None = None, *, prior_strength: float = 10.0):
-        from features.distributed import order_features_dask
+        from features.dask.orders import order_features_dask
 
         with dask_client(scheduler) as client:
             frame, report = order_features_dask(orders, labels, prior_strength=prior_strength, client=client)
@@ -47,10 +47,10 @@ def score_orders_dask(
     scheduler: str | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """``score`` on dask: point-in-time features of the orders created in ``[start, end)`` per time range
-    (``features.distributed.order_features_dask``), ``score_frame(model, features, reasons, k)`` (the local
+    (``features.dask.orders.order_features_dask``), ``score_frame(model, features, reasons, k)`` (the local
     job's own function) per partition, written by ``write_output``. Returns ``order_id, created_at, score,
     flagged`` of every scored order (for the summary and metrics) and the write summary."""
-    from features.distributed import order_features_dask
+    from features.dask.orders import order_features_dask
 
     with dask_client(scheduler) as client:
         features, _ = order_features_dask(

@@ -31,7 +31,6 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from features.distributed import is_dataset_path, write_dataset
 from features.io import load_table, write_frame
 from features.order_features import order_features
 from orderpulse.console import err
@@ -263,10 +262,7 @@ def score_orders(
         window = window.reset_index(drop=True)
         t0 = time.perf_counter()
         out = scored_orders_frame(window, model, reasons, k)
-        if is_dataset_path(out_path):
-            write_dataset(out, out_path)
-        else:
-            write_frame(out, out_path)
+        write_frame(out, out_path)
     scoring_seconds = time.perf_counter() - t0
     score = out["score"].to_numpy()
     flagged = out["flagged"].to_numpy(dtype=bool)

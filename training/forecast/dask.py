@@ -13,14 +13,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from features.dask import head0
 from features.forecast_frame import design_matrix
-from training.engine import dask_client, head0, train_booster_dask, write_output
+from training.engine import dask_client, train_booster_dask, write_output
 
 if TYPE_CHECKING:  # pragma: no cover
     import lightgbm as lgb
     from distributed import Client
 
-    from features.distributed import ForecastPartitions
+    from features.dask.partitions import ForecastPartitions
     from features.forecast_frame import ForecastFeatureConfig, FrameReport
 
 __all__ = ["fit_forecast_booster", "fit_forecast_boosters", "forecast_dataset"]
@@ -38,9 +39,10 @@ def fit_forecast_booster(
     the workers, and ``train_booster_dask`` on ``log1p(y)`` (the forecaster's target)."""
     import dask.dataframe as dd
 
-    from features.distributed import _client, build_training_frame_dask
+    from features.dask import require_client
+    from features.dask.forecast import build_training_frame_dask
 
-    client = _client(client)
+    client = require_client(client)
     frame, report = build_training_frame_dask(partitions, config, client=client)
     frames = client.compute(frame.to_delayed())
     del frame
@@ -80,7 +82,7 @@ def fit_forecast_boosters(
 ) -> tuple[dict[int, lgb.Booster], dict[int, FrameReport]]:
     """``LGBMForecaster._fit_boosters`` on dask: the tables are split once, then one booster per
     ``(bucket_last_step, config)``. Returns boosters and frame reports keyed by the bucket's last step."""
-    from features.distributed import ForecastPartitions
+    from features.dask.partitions import ForecastPartitions
 
     boosters, reports = {}, {}
     with dask_client(scheduler) as client:
@@ -124,7 +126,7 @@ def forecast_dataset(
     """
     import dask
 
-    from features.distributed import ForecastPartitions
+    from features.dask.partitions import ForecastPartitions
 
     with dask_client(scheduler) as client:
         parts = ForecastPartitions.from_paths(
@@ -140,10 +142,9 @@ def forecast_dataset(
             last = client.gather(client.compute(parts.delayed(_last_observed)))
             problems = [p for r in last for p in r.problems]
             if problems:
-                from features.distributed import _merge_problems
-                from features.errors import DataValidationError
+                from features.errors import DataValidationError, merge_problems
 
-                raise DataValidationError(_merge_problems(problems))
+                raise DataValidationError(merge_problems(problems))
             observed = [r.value for r in last if r.value is not None]
             if not observed:
                 raise ValueError(
@@ -228,8 +229,7 @@ def _predict_part(
 
 def _value_or_problems(result: Any) -> pd.DataFrame:
     if result.problems:
-        from features.distributed import _merge_problems
-        from features.errors import DataValidationError
+        from features.errors import DataValidationError, merge_problems
 
-        raise DataValidationError(_merge_problems(result.problems))
+        raise DataValidationError(merge_problems(result.problems))
     return result.value

@@ -29,8 +29,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from features.distributed import is_dataset_path, write_dataset
-from features.io import load_table
+from features.io import load_table, write_frame
 from features.validation import ValidationReport
 from orderpulse.console import err
 from training.engine import check_engine, engine_context
@@ -343,11 +342,7 @@ def forecast_to_file(
             tables[name] = wrapper.table(name)
     pred = model.predict(horizon, levels=(level,), explain=explain, series=s, origin=origin, **tables)
     out_df = forecast_output(pred, level, explain)
-    if is_dataset_path(out):
-        write_dataset(out_df, out)
-    else:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        out_df.to_csv(out, index=False)
+    write_frame(out_df, out)
     summary = {
         "model": resolved.uri,
         "version": resolved.version,

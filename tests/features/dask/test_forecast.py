@@ -1,4 +1,4 @@
-"""Tests of features/distributed.py on a 2-worker LocalCluster (threads: fast to start, same code paths).
+"""Tests of features/dask/ (partitions, forecast frames) on a 2-worker LocalCluster.
 
 Every dask result is compared with the single-machine function on the same input: frames row for row
 (values, dtypes, category lists) and reports count for count.
@@ -14,33 +14,15 @@ import pytest
 
 pytest.importorskip("distributed")
 
-from distributed import Client, LocalCluster  # noqa: E402
-
-from features.distributed import (  # noqa: E402
-    ForecastPartitions,
-    build_training_frame_dask,
-    order_features_dask,
-    read_table_lazy,
-    write_dataset,
-    write_training_frame_dask,
-)
+from features.dask.forecast import build_training_frame_dask, write_training_frame_dask  # noqa: E402
+from features.dask.partitions import ForecastPartitions  # noqa: E402
 from features.errors import DataValidationError  # noqa: E402
 from features.forecast_frame import ForecastFeatureConfig, build_training_frame  # noqa: E402
 from features.io import load_table, read_frame  # noqa: E402
-from features.order_features import order_features  # noqa: E402
 from features.validation import validate  # noqa: E402
 
-SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample"
+SAMPLE = Path(__file__).resolve().parents[3] / "data" / "sample"
 SMALL = ForecastFeatureConfig(freq="D", lags=(1, 7), rolling_windows=(7,), seasonal_windows=((7, 2),))
-
-
-@pytest.fixture(scope="module")
-def client():
-    with (
-        LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster,
-        Client(cluster) as c,
-    ):
-        yield c
 
 
 @pytest.fixture(scope="module")
@@ -213,125 +195,3 @@ def test_drop_mode_counts_bad_rows_dropped_in_every_partition(client, tmp_path):
     frame, report = build_training_frame_dask(parts, SMALL, client=client)
     assert parts.validation["series"].repairs == {"bad_rows_dropped": 2}
     assert report.counts["gap_rows_inserted"] == 2  # the dropped days are gaps now, counted as such
-
-
-def test_reading_a_missing_path_names_the_path(tmp_path):
-    with pytest.raises(DataValidationError, match=r"cannot read .*nothing-here.*: no such file"):
-        read_table_lazy(tmp_path / "nothing-here.parquet", "series")
-
-
-def test_write_dataset_refuses_a_directory_with_other_files(tmp_path):
-    (tmp_path / "notes.txt").write_text("keep me")
-    with pytest.raises(ValueError, match="holds other files"):
-        write_dataset(pd.DataFrame({"a": [1]}), tmp_path)
-    assert (tmp_path / "notes.txt").exists()
-
-
-# ------------------------------------------------------------------------------------------ order features
-
-
-def _orders(n_orders: int = 400, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
-    rng = np.random.default_rng(seed)
-    created = pd.Timestamp("2024-01-01") + pd.to_timedelta(np.sort(rng.uniform(0, 60, n_orders)), unit="D")
-    created = created.floor("h")  # ties across orders, some on partition edges
-    n_lines = rng.integers(1, 4, n_orders)
-    order = np.repeat(np.arange(n_orders), n_lines)
-    customers = np.array([f"c{c}" for c in rng.integers(0, 40, n_orders)], dtype=object)
-    customers[rng.random(n_orders) < 0.05] = None
-    lines = pd.DataFrame(
-        {
-            "order_id": [f"o{i:04d}" for i in order],
-            "created_at": created[order],
-            "customer_id": customers[order],
-            "sku": [f"s{k}" for k in rng.integers(0, 15, len(order))],
-            "quantity": rng.integers(1, 5, len(order)).astype(float),
-            "unit_price": np.round(rng.lognormal(1, 0.5, len(order)), 2),
-            "country": rng.choice(["UK", "FR"], len(order)),
-        }
-    )
-    label = rng.random(n_orders) < 0.2
-    labels = pd.DataFrame(
-        {
-            "order_id": [f"o{i:04d}" for i in range(n_orders)],
-            "label": label.astype(int),
-            "labeled_at": created + pd.to_timedelta(np.where(label, 2.0, 10.0), unit="D"),
-        }
-    )
-    return validate(lines, "orders")[0], validate(labels, "labels")[0]
-
-
-def test_dask_order_features_equal_local_features(client):
-    orders, labels = _orders()
-    local, local_report = order_features(orders, labels)
-    frame, report = order_features_dask(orders, labels, npartitions=4, client=client)
-    assert frame.npartitions == 4
-    pd.testing.assert_frame_equal(frame.compute().reset_index(drop=True), local)
-    assert report == local_report
-
-
-def test_window_orders_are_scored_against_the_whole_history(client):
-    orders, labels = _orders()
-    local, _ = order_features(orders, labels)
-    start, end = pd.Timestamp("2024-02-01"), pd.Timestamp("2024-02-15")
-    expected = local.loc[(local["created_at"] >= start) & (local["created_at"] < end)].reset_index(drop=True)
-    frame, report = order_features_dask(orders, labels, start=start, end=end, npartitions=3, client=client)
-    pd.testing.assert_frame_equal(frame.compute().reset_index(drop=True), expected)
-    assert report.orders == len(expected)
-
-
-def test_customer_sku_and_global_history_cross_partition_boundaries(client):
-    lines = pd.DataFrame(
-        {
-            "order_id": ["o0", "o1", "o2", "o3", "o3"],
-            "created_at": pd.to_datetime(
-                [
-                    "2023-12-31 10:00",
-                    "2024-01-01 10:00",
-                    "2024-01-02 10:00",
-                    "2024-01-03 10:00",
-                    "2024-01-03 10:00",
-                ]
-            ),
-            "customer_id": ["c3", "c1", "c2", "c1", "c1"],
-            "sku": ["C", "A", "A", "A", "B"],
-            "quantity": [1.0, 1.0, 1.0, 1.0, 1.0],
-            "unit_price": [1.0, 1.0, 1.0, 1.0, 1.0],
-        }
-    )
-    labels = pd.DataFrame(
-        {
-            "order_id": ["o0", "o1", "o2"],
-            "label": [0, 1, 0],
-            "labeled_at": pd.to_datetime(["2023-12-31 12:00", "2024-01-01 12:00", "2024-01-02 12:00"]),
-        }
-    )
-    orders, labels = validate(lines, "orders")[0], validate(labels, "labels")[0]
-    frame, _ = order_features_dask(orders, labels, prior_strength=2.0, npartitions=4, client=client)
-    o3 = frame.compute().set_index("order_id").loc["o3"]
-    # every order sits in its own partition; o3 still sees o1 (its customer), o2 (SKU A) and all 3 labels
-    p = 1 / 3  # global exception rate known at o3: labels of o0, o1, o2
-    assert o3["customer_prior_orders"] == 1
-    assert o3["customer_prior_exceptions"] == 1
-    assert o3["customer_prior_exception_rate"] == pytest.approx((1 + 2 * p) / (1 + 2))
-    assert o3["sku_prior_orders_min"] == 0  # SKU B never ordered before
-    assert o3["sku_prior_orders_mean"] == pytest.approx(1.0)  # A: o1 and o2; B: none
-    assert o3["sku_prior_exception_rate_max"] == pytest.approx((1 + 2 * p) / (2 + 2))  # SKU A
-    assert o3["sku_prior_exception_rate_mean"] == pytest.approx(((1 + 2 * p) / 4 + (2 * p) / 2) / 2)
-
-
-def test_dask_order_features_never_use_orders_or_labels_after_cutoff(client):
-    orders, labels = _orders(seed=1)
-    cutoff = pd.Timestamp("2024-01-30")
-    later = orders["created_at"] > cutoff
-    changed = orders.copy()
-    changed.loc[later, "quantity"] = changed.loc[later, "quantity"] * 9
-    changed.loc[later, "customer_id"] = "c1"
-    changed_labels = labels.copy()
-    late = changed_labels["labeled_at"] > cutoff
-    changed_labels.loc[late, "label"] = 1 - changed_labels.loc[late, "label"]
-
-    a, _ = order_features_dask(orders, labels, npartitions=3, client=client)
-    b, _ = order_features_dask(changed, changed_labels, npartitions=3, client=client)
-    a, b = a.compute(), b.compute()
-    keep = a["created_at"] <= cutoff
-    pd.testing.assert_frame_equal(a.loc[keep].reset_index(drop=True), b.loc[keep].reset_index(drop=True))
