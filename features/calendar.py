@@ -34,7 +34,7 @@ __all__ = [
     "SUPPORTED_FREQS",
     "infer_freq",
     "base_freq",
-    "step_of",
+    "step_length",
     "step_unit",
     "calendar_feature_names",
     "calendar_features",
@@ -101,8 +101,10 @@ def base_freq(freq: str) -> str:
     )
 
 
-def step_of(freq: str) -> pd.Timedelta:
-    """Length of one step of the grid: 1 hour, 1 day or 7 days."""
+def step_length(freq: str) -> pd.Timedelta:
+    """Length of one step of frequency ``freq`` (any spelling ``base_freq`` accepts): 1 hour, 1 day or 7 days.
+
+    The one step-length function: feature code, the forecaster, the baselines and the service use it."""
     return {"H": pd.Timedelta(hours=1), "D": pd.Timedelta(days=1), "W": pd.Timedelta(days=7)}[base_freq(freq)]
 
 

@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.calendar import base_freq, step_of, step_unit
+from features.calendar import base_freq, step_length, step_unit
 from features.lags import grid_positions
 
 __all__ = [
@@ -334,7 +334,7 @@ def _join_unit(table_ds: pd.Series, grid_ds: pd.Series, freq: str) -> int:
             f"(e.g. {[str(v) for v in t[off].head(3)]}). Fix: give covariates at the same frequency (and weekday, "
             "for weekly data) as the series."
         )
-    return step_of(freq).value
+    return step_length(freq).value
 
 
 def _ticks(ds: pd.Series, unit: int) -> np.ndarray:

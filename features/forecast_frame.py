@@ -33,7 +33,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from features.calendar import base_freq, calendar_features, infer_freq, step_of
+from features.calendar import base_freq, calendar_features, infer_freq, step_length
 from features.covariates import apply_categories, covariate_features, learn_categories, static_features
 from features.errors import DataValidationError, Problem
 from features.lags import ROLLING_STATS, lag_feature_names, lag_features
@@ -381,7 +381,7 @@ def _assemble(
         raise TypeError(f"config must be a ForecastFeatureConfig. Got {type(config).__name__} instead.")
     _check_series(series)
     freq = infer_freq(series["ds"], config.freq)
-    step = step_of(freq).value
+    step = step_length(freq).value
     report = FrameReport(kind=kind, freq=freq, horizon=horizon)
 
     sid = series["series_id"].astype("string").to_numpy(dtype=object)

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from features.calendar import base_freq, step_of
+from features.calendar import base_freq, step_length
 
 if TYPE_CHECKING:  # pragma: no cover
     from features.forecast_frame import ForecastFeatureConfig
@@ -209,7 +209,7 @@ def _check_regular(ds: pd.Series, pos: np.ndarray, freq: str) -> None:
     if len(ds) < 2:
         return
     t = ds.to_numpy(dtype="datetime64[ns]").view("int64")
-    step = step_of(freq).value
+    step = step_length(freq).value
     diff = np.diff(t)
     bad = (pos[1:] > 0) & (diff != step)
     if bad.any():

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from features.calendar import step_length
 from features.errors import DataValidationError, Problem
 from serving.errors import ApiError, NotFoundError
 from serving.models import LoadedModel
@@ -36,7 +37,6 @@ from serving.schemas.forecast import ForecastIn
 from serving.services.closures import with_closures
 from serving.services.scoring import model_ref
 from serving.store.audit import AuditRecord
-from training.forecast.forecaster import step_length
 from training.forecast.whatif import overlay
 
 __all__ = [

@@ -10,7 +10,7 @@ from features.calendar import (
     calendar_feature_names,
     calendar_features,
     infer_freq,
-    step_of,
+    step_length,
     step_unit,
 )
 
@@ -63,11 +63,15 @@ def test_weekly_data_declared_daily_is_refused():
 def test_unknown_frequency_is_refused():
     with pytest.raises(ValueError, match=r"Unsupported frequency 'M'"):
         base_freq("M")
+    with pytest.raises(ValueError, match="Unsupported frequency 'fortnightly'"):
+        step_length("fortnightly")
 
 
 def test_step_and_unit_per_frequency():
-    assert step_of("W-SUN") == pd.Timedelta(days=7)
-    assert step_of("h") == pd.Timedelta(hours=1)
+    assert step_length("W-SUN") == pd.Timedelta(days=7)
+    assert step_length("h") == pd.Timedelta(hours=1)
+    assert step_length("H") == step_length("1H") == pd.Timedelta(hours=1)
+    assert step_length("D") == step_length("1D") == pd.Timedelta(days=1)
     assert step_unit("D") == "days"
     assert step_unit("H") == "hours"
     assert step_unit("W-MON") == "weeks"

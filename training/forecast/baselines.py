@@ -45,33 +45,19 @@ import pandas as pd
 from joblib import Parallel, delayed
 from scipy.stats import norm
 
+from features.calendar import step_length
 from features.errors import NotFittedError
 from training.metrics import default_season, season_position, seasonal_naive_errors
 
-__all__ = ["SeasonalNaive", "StatsModelsETS", "StatsModelsSARIMAX", "freq_step", "season_for"]
+__all__ = ["SeasonalNaive", "StatsModelsETS", "StatsModelsSARIMAX", "season_for"]
 
 Freq = str
 _log = logging.getLogger(__name__)
 
 
-def freq_step(freq: Freq) -> pd.Timedelta:
-    """Length of one step: ``"D"`` -> 1 day, ``"h"``/``"H"`` -> 1 hour, ``"W-SUN"`` (any anchor) -> 7 days."""
-    text = str(freq).strip()
-    if text.upper().startswith("W"):
-        mult = text[1:].split("-")[0] if len(text) > 1 else ""
-        return pd.Timedelta(days=7 * (int(mult) if mult.isdigit() else 1))
-    try:
-        offset = pd.tseries.frequencies.to_offset(text.replace("H", "h"))
-        return pd.Timedelta(offset)
-    except (ValueError, TypeError):
-        raise ValueError(
-            f"Unsupported frequency {freq!r}: use 'D' (daily), 'h' (hourly) or 'W-SUN' style weekly frequencies."
-        ) from None
-
-
 def season_for(freq: Freq) -> int:
     """Default seasonal period for ``freq``: 7 for daily, 24 for hourly, 52 for weekly data."""
-    return default_season(freq_step(freq))
+    return default_season(step_length(freq))
 
 
 # ------------------------------------------------------------------------------------------ common base
@@ -107,7 +93,7 @@ class _Baseline:
                 f"{f.loc[dup, ['series_id', 'ds']].head(3).to_dict('records')}; keep one row per series and period."
             )
         f = f.sort_values(["series_id", "ds"], kind="stable").reset_index(drop=True)
-        self.step_ = freq_step(self.freq)
+        self.step_ = step_length(self.freq)
         self.season_ = season_for(self.freq) if self.season is None else int(self.season)
         self.last_ds_ = f.groupby("series_id", sort=True)["ds"].max()
         return f

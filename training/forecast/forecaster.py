@@ -35,6 +35,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from features.calendar import step_length
 from features.errors import NotFittedError
 from features.forecast_frame import (
     ForecastFeatureConfig,
@@ -48,7 +49,6 @@ __all__ = [
     "LGBMForecaster",
     "default_buckets",
     "dense_buckets",
-    "step_length",
     "default_n_jobs",
     "DEFAULT_LGBM_PARAMS",
 ]
@@ -87,18 +87,6 @@ def default_n_jobs() -> int:
             raise ValueError(f"ORDERPULSE_N_JOBS must be a positive integer. Got {value!r} instead.")
         return int(value)
     return os.cpu_count() or 1
-
-
-def step_length(freq: Freq) -> pd.Timedelta:
-    """Length of one step for the supported frequencies (H, D and weekly W-XXX)."""
-    f = freq.upper()
-    if f in ("H", "1H"):
-        return pd.Timedelta(hours=1)
-    if f in ("D", "1D"):
-        return pd.Timedelta(days=1)
-    if f.startswith("W"):
-        return pd.Timedelta(days=7)
-    raise ValueError(f"Unsupported frequency {freq!r}: use 'H', 'D' or 'W' (weekly, any anchor).")
 
 
 def default_buckets(horizon: int, freq: Freq) -> tuple[int, ...]:

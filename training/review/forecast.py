@@ -18,7 +18,8 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from training.forecast.forecaster import LGBMForecaster, step_length
+from features.calendar import step_length
+from training.forecast.forecaster import LGBMForecaster
 from training.forecast.job import run_backtest
 from training.metrics import daily_total_error, evaluate
 from training.pyfunc import load_snapshot_model

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from training.forecast.forecaster import step_length
+from features.calendar import step_length
 
 __all__ = ["promo_change", "pick_change_start", "weather_change", "what_if_summary", "change_by_family"]
 

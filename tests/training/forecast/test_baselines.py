@@ -7,7 +7,6 @@ from training.forecast.baselines import (
     SeasonalNaive,
     StatsModelsETS,
     StatsModelsSARIMAX,
-    freq_step,
     season_for,
 )
 
@@ -31,17 +30,13 @@ WEEK = [10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0]
 
 
 # ------------------------------------------------------------------------------------------ frequencies
-def test_freq_step_and_default_season():
-    assert freq_step("D") == pd.Timedelta(days=1)
-    assert freq_step("h") == pd.Timedelta(hours=1)
-    assert freq_step("H") == pd.Timedelta(hours=1)
-    assert freq_step("W-SUN") == pd.Timedelta(days=7)
+def test_default_season():
     assert (season_for("D"), season_for("h"), season_for("W-MON")) == (7, 24, 52)
 
 
 def test_unknown_frequency_is_refused_with_the_supported_ones():
     with pytest.raises(ValueError, match="Unsupported frequency 'fortnightly'"):
-        freq_step("fortnightly")
+        SeasonalNaive("fortnightly").fit(_series(list(range(1, 15))))
 
 
 # ------------------------------------------------------------------------------------------ seasonal naive
