@@ -20,7 +20,8 @@ import pandas as pd
 from measure import measure, shared_data  # noqa: I001 - also puts the repo on sys.path
 
 from features.adapters import online_retail, rossmann  # noqa: E402
-from features.forecast_frame import ForecastFeatureConfig, build_future_frame, build_training_frame  # noqa: E402
+from features.forecast_config import ForecastFeatureConfig  # noqa: E402
+from features.forecast_frame import build_future_frame, build_training_frame  # noqa: E402
 from features.order_features import OrderHistory, order_features  # noqa: E402
 from features.validation import validate  # noqa: E402
 

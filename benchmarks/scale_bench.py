@@ -140,7 +140,7 @@ class PeakRSS:
 
 
 def run_one(engine: str, stage: str, paths: dict[str, Path], estimators: int, workers: int) -> dict:
-    from features.forecast_frame import ForecastFeatureConfig
+    from features.forecast_config import ForecastFeatureConfig
 
     config = ForecastFeatureConfig(freq="D").for_horizon(HORIZON)
     params = {"n_estimators": estimators}

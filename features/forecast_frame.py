@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -36,11 +36,11 @@ import pandas as pd
 from features.calendar import base_freq, calendar_features, infer_freq, step_length
 from features.covariates import apply_categories, covariate_features, learn_categories, static_features
 from features.errors import DataValidationError, Problem
-from features.lags import ROLLING_STATS, lag_feature_names, lag_features
+from features.forecast_config import ForecastFeatureConfig
+from features.lags import lag_features
 from features.weather import WEATHER_DATE_MISSING, WEATHER_NO_REGION, weather_features
 
 __all__ = [
-    "ForecastFeatureConfig",
     "FrameReport",
     "build_training_frame",
     "build_future_frame",
@@ -52,147 +52,6 @@ __all__ = [
 ]
 
 FEATURE_FAMILIES = ("level/lags", "calendar", "promo", "holiday", "weather", "static", "covariates")
-
-_DEFAULTS: dict[str, dict[str, Any]] = {
-    "D": {
-        "lags": (1, 2, 3, 4, 5, 6, 7, 14, 21, 28, 35, 42, 49, 56, 91, 182, 364),
-        "rolling_windows": (7, 28, 91, 364),
-        "seasonal_windows": ((7, 4), (7, 8), (7, 52)),
-        "event_cap": 60,
-    },
-    "H": {
-        "lags": (1, 2, 3, 4, 5, 6, 12, 24, 48, 72, 168, 336),
-        "rolling_windows": (24, 168, 672),
-        "seasonal_windows": ((24, 7), (168, 4)),
-        "event_cap": 168,
-    },
-    "W": {
-        "lags": (1, 2, 3, 4, 8, 13, 26, 52),
-        "rolling_windows": (4, 13, 26, 52),
-        "seasonal_windows": ((52, 2),),
-        "event_cap": 13,
-    },
-}
-
-
-@dataclass(frozen=True)
-class ForecastFeatureConfig:
-    """What the forecast frame contains. Leave ``lags``/``rolling_windows``/``seasonal_windows``/``event_cap``
-    as ``None`` for the defaults of ``freq`` (filled in at construction, so ``to_dict()`` is explicit).
-
-    Parameters
-    ----------
-    freq : "H", "D", "W" or an anchored "W-XXX" (the anchor is checked against / inferred from the data).
-    min_lag : every ``y``-derived feature at t uses only ``y`` at ``t - min_lag`` or earlier.
-    lags : ``y_lag_k`` steps; all must be >= ``min_lag``. Default (daily): 1..7, weekly multiples to 56, 91,
-        182, 364 (those below ``min_lag`` dropped and ``min_lag`` itself added).
-    rolling_windows, rolling_stats : ``y_rolling_{stat}_{w}_lag_{min_lag}``; stats from mean, std, max, min.
-    seasonal_windows : ``(season_length, n_seasons)`` pairs for same-weekday / same-hour means.
-    rolling_min_fraction : share of a window that must be observed for a window statistic.
-    use_* : switch a feature family off.
-    event_cap : cap (in steps) of promo/holiday distances and run lengths.
-    weather_* : thresholds of the derived weather flags (degrees C, mm).
-    """
-
-    freq: str = "D"
-    min_lag: int = 1
-    lags: tuple[int, ...] | None = None
-    rolling_windows: tuple[int, ...] | None = None
-    rolling_stats: tuple[str, ...] = ("mean", "std")
-    seasonal_windows: tuple[tuple[int, int], ...] | None = None
-    rolling_min_fraction: float = 0.5
-    use_lags: bool = True
-    use_expanding_mean: bool = True
-    use_calendar: bool = True
-    use_covariates: bool = True
-    use_weather: bool = True
-    use_static: bool = True
-    event_cap: int | None = None
-    weather_cold_max_c: float = 0.0
-    weather_heat_min_c: float = 30.0
-    weather_rain_min_mm: float = 1.0
-
-    def __post_init__(self) -> None:
-        defaults = _DEFAULTS[base_freq(self.freq)]
-        m = _positive_int("min_lag", self.min_lag)
-        object.__setattr__(self, "min_lag", m)
-        if self.lags is None:
-            lags = [k for k in defaults["lags"] if k >= m]
-            if len(lags) < len(defaults["lags"]):
-                lags.append(m)
-        else:
-            lags = [_positive_int("lags", k) for k in self.lags]
-            short = [k for k in lags if k < m]
-            if short:
-                raise ValueError(
-                    f"lags {short} are shorter than min_lag={m}, so they would read y after the allowed cut-off. "
-                    "Fix: drop them, or build the config with for_horizon(h), which drops them for you."
-                )
-        object.__setattr__(self, "lags", tuple(sorted(set(lags))))
-        windows = defaults["rolling_windows"] if self.rolling_windows is None else self.rolling_windows
-        object.__setattr__(
-            self, "rolling_windows", tuple(sorted({_positive_int("rolling_windows", w) for w in windows}))
-        )
-        bad = [s for s in self.rolling_stats if s not in ROLLING_STATS]
-        if bad:
-            raise ValueError(f"rolling_stats must be among {ROLLING_STATS}. Got {bad} instead.")
-        object.__setattr__(self, "rolling_stats", tuple(dict.fromkeys(self.rolling_stats)))
-        seasonal = defaults["seasonal_windows"] if self.seasonal_windows is None else self.seasonal_windows
-        pairs = []
-        for pair in seasonal:
-            if len(pair) != 2 or int(pair[0]) < 2 or int(pair[1]) < 1:
-                raise ValueError(
-                    f"seasonal_windows holds (season_length >= 2, n_seasons >= 1) pairs such as (7, 4). Got {pair!r}."
-                )
-            pairs.append((int(pair[0]), int(pair[1])))
-        object.__setattr__(self, "seasonal_windows", tuple(dict.fromkeys(pairs)))
-        if not 0 < float(self.rolling_min_fraction) <= 1:
-            raise ValueError(
-                f"rolling_min_fraction must be in (0, 1]. Got {self.rolling_min_fraction!r} instead."
-            )
-        cap = defaults["event_cap"] if self.event_cap is None else self.event_cap
-        object.__setattr__(self, "event_cap", _positive_int("event_cap", cap))
-
-    def for_horizon(self, h: int) -> ForecastFeatureConfig:
-        """A copy whose ``y`` features all start at >= ``h`` steps back (direct strategy for horizon ``h``).
-
-        ``min_lag`` becomes ``max(min_lag, h)``; lags shorter than that are dropped and, if any was dropped, the
-        lag ``h`` itself is added (the freshest value a model for horizon ``h`` may use); longer lags are kept.
-        Rolling and expanding statistics are then computed on ``y`` shifted by the new ``min_lag``.
-        """
-        h = _positive_int("h", h)
-        m = max(self.min_lag, h)
-        lags = [k for k in self.lags if k >= m]
-        if len(lags) < len(self.lags):
-            lags.append(m)
-        return replace(self, min_lag=m, lags=tuple(sorted(set(lags))))
-
-    def feature_names_y(self) -> list[str]:
-        """The ``y_*`` feature names this configuration produces (empty when ``use_lags`` is False)."""
-        return lag_feature_names(self) if self.use_lags else []
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain, JSON-able parameters (e.g. for MLflow); ``from_dict`` reverses it."""
-        d = asdict(self)
-        d["lags"] = list(self.lags)
-        d["rolling_windows"] = list(self.rolling_windows)
-        d["rolling_stats"] = list(self.rolling_stats)
-        d["seasonal_windows"] = [list(p) for p in self.seasonal_windows]
-        return d
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> ForecastFeatureConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"Unknown ForecastFeatureConfig parameters {unknown}; known: {sorted(known)}.")
-        kw = dict(d)
-        for k in ("lags", "rolling_windows", "rolling_stats"):
-            if kw.get(k) is not None:
-                kw[k] = tuple(kw[k])
-        if kw.get("seasonal_windows") is not None:
-            kw["seasonal_windows"] = tuple(tuple(p) for p in kw["seasonal_windows"])
-        return cls(**kw)
 
 
 @dataclass
@@ -343,6 +202,15 @@ def feature_family(name: str) -> str:
             "holiday, weather_, static_ or cov_."
         )
     return fam
+
+
+def design_matrix(frame: pd.DataFrame, trainable_only: bool) -> tuple[pd.DataFrame, np.ndarray]:
+    """The model's inputs ``X`` (the frame without ``ds, y, open, step``) and ``y`` as float64; with
+    ``trainable_only`` only open rows with an observed ``y``."""
+    if trainable_only:
+        frame = frame.loc[(frame["open"] == 1) & frame["y"].notna()]
+    X = frame.drop(columns=[c for c in ("ds", "y", "open", "step") if c in frame.columns])
+    return X, frame["y"].to_numpy(dtype="float64")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -629,12 +497,6 @@ def _require_covariates(
     )
 
 
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or int(value) < 1:
-        raise ValueError(f"{name} must be a positive int (steps). Got {value!r} instead.")
-    return int(value)
-
-
 def _short(values: Any, k: int = 5) -> str:
     vals = [str(v) for v in list(values)[:k]]
     more = len(values) - k
@@ -646,12 +508,3 @@ def _day(ts: pd.Timestamp | None) -> str:
         return "-"
     ts = pd.Timestamp(ts)
     return str(ts.date()) if ts == ts.normalize() else str(ts)
-
-
-def design_matrix(frame: pd.DataFrame, trainable_only: bool) -> tuple[pd.DataFrame, np.ndarray]:
-    """The model's inputs ``X`` (the frame without ``ds, y, open, step``) and ``y`` as float64; with
-    ``trainable_only`` only open rows with an observed ``y``."""
-    if trainable_only:
-        frame = frame.loc[(frame["open"] == 1) & frame["y"].notna()]
-    X = frame.drop(columns=[c for c in ("ds", "y", "open", "step") if c in frame.columns])
-    return X, frame["y"].to_numpy(dtype="float64")

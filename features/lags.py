@@ -29,18 +29,15 @@ All of it is vectorised over the whole grid: about 0.1 s per feature-million-row
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
 
 from features.calendar import base_freq, step_length
 
-if TYPE_CHECKING:  # pragma: no cover
-    from features.forecast_frame import ForecastFeatureConfig
-
 __all__ = [
-    "add_lag_features",
+    "LagConfig",
     "lag_features",
     "lag_feature_names",
     "seasonal_lag",
@@ -50,6 +47,20 @@ __all__ = [
 ]
 
 ROLLING_STATS = ("mean", "std", "max", "min")
+
+
+class LagConfig(Protocol):
+    """What this module reads of a configuration; ``features.forecast_config.ForecastFeatureConfig`` is one
+    (a protocol, so this module does not import the config that imports it)."""
+
+    freq: str
+    min_lag: int
+    lags: tuple[int, ...]
+    rolling_windows: tuple[int, ...]
+    rolling_stats: tuple[str, ...]
+    seasonal_windows: tuple[tuple[int, int], ...]
+    rolling_min_fraction: float
+    use_expanding_mean: bool
 
 
 def seasonal_lag(min_lag: int, season: int) -> int:
@@ -63,8 +74,8 @@ def seasonal_unit(freq: str, season: int) -> str:
     return unit.get((base_freq(freq), int(season)), f"x{int(season)}")
 
 
-def lag_feature_names(config: ForecastFeatureConfig) -> list[str]:
-    """Names of the ``y_*`` columns ``add_lag_features`` adds for this configuration, in order."""
+def lag_feature_names(config: LagConfig) -> list[str]:
+    """Names of the ``y_*`` columns ``lag_features`` computes for this configuration, in order."""
     m = config.min_lag
     names = [f"y_lag_{k}" for k in config.lags]
     names += [
@@ -108,28 +119,19 @@ def grid_positions(series_id: pd.Series) -> tuple[np.ndarray, np.ndarray, np.nda
     return block, pos, starts[block], ends[block]
 
 
-def add_lag_features(frame: pd.DataFrame, config: ForecastFeatureConfig) -> pd.DataFrame:
-    """Return ``frame`` with the ``y_*`` columns of ``config`` appended (float32; the input is not modified).
+def lag_features(frame: pd.DataFrame, config: LagConfig, rows: np.ndarray | None = None) -> pd.DataFrame:
+    """The ``y_*`` columns of ``config`` for ``frame`` (float32, indexed like ``frame``; the input is not
+    modified). ``features.forecast_frame`` joins them to the grid it builds.
 
     ``frame`` has ``series_id``, ``ds``, ``y`` and optionally ``open``, sorted by (series_id, ds) on a full
-    regular grid of ``config.freq`` (``features.forecast_frame`` builds it). Raises ``ValueError`` when it is not.
-    """
-    return pd.concat([frame, lag_features(frame, config)], axis=1)
-
-
-def lag_features(
-    frame: pd.DataFrame, config: ForecastFeatureConfig, rows: np.ndarray | None = None
-) -> pd.DataFrame:
-    """Only the ``y_*`` columns of ``add_lag_features``.
-
-    With ``rows`` (positions into ``frame``), the features are computed for those rows only (index
+    regular grid of ``config.freq``; raises ``ValueError`` when it is not. With ``rows`` (positions into ``frame``), the features are computed for those rows only (index
     ``frame.index[rows]``); running sums still cover the whole frame, so every value is exactly the one the
     full computation gives. ``features.forecast_frame`` uses this to score a horizon without paying for the
     whole history.
     """
     missing = [c for c in ("series_id", "ds", "y") if c not in frame.columns]
     if missing:
-        raise ValueError(f"add_lag_features needs columns {missing}; got {list(frame.columns)[:10]}.")
+        raise ValueError(f"lag_features needs columns {missing}; got {list(frame.columns)[:10]}.")
     block, pos, start, _ = grid_positions(frame["series_id"])
     _check_regular(frame["ds"], pos, config.freq)
     rows = np.arange(len(frame)) if rows is None else np.asarray(rows, dtype=np.int64)
@@ -215,7 +217,7 @@ def _check_regular(ds: pd.Series, pos: np.ndarray, freq: str) -> None:
     if bad.any():
         i = int(np.flatnonzero(bad)[0]) + 1
         raise ValueError(
-            f"add_lag_features needs a full regular {freq!r} grid per series, but {int(bad.sum())} consecutive rows "
+            f"lag_features needs a full regular {freq!r} grid per series, but {int(bad.sum())} consecutive rows "
             f"are not one step apart (first at row {i}: {ds.iloc[i - 1]} -> {ds.iloc[i]}). Fix: build the frame "
             "with features.forecast_frame, which inserts the missing steps."
         )

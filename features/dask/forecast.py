@@ -17,7 +17,8 @@ import pandas as pd
 from features.dask import head0, require_client
 from features.dask.partitions import ForecastPartitions, PartitionResult, merge_validation
 from features.errors import DataValidationError, merge_problems
-from features.forecast_frame import ForecastFeatureConfig, FrameReport, build_training_frame
+from features.forecast_config import ForecastFeatureConfig
+from features.forecast_frame import FrameReport, build_training_frame
 from features.io import dataset_part_path, prepare_dataset_dir, write_frame
 
 if TYPE_CHECKING:  # pragma: no cover

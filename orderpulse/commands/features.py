@@ -93,7 +93,8 @@ def build_forecast(
     scheduler: SchedulerOpt = None,
 ) -> None:
     """Build the forecast feature frame (lags start at --horizon steps, so it is leak-free for that horizon)."""
-    from features.forecast_frame import ForecastFeatureConfig, build_training_frame
+    from features.forecast_config import ForecastFeatureConfig
+    from features.forecast_frame import build_training_frame
     from features.io import write_frame
     from training.engine import check_engine
 

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.forecast_frame import ForecastFeatureConfig
-from features.lags import add_lag_features, lag_feature_names, lag_features, seasonal_lag, seasonal_unit
+from features.forecast_config import ForecastFeatureConfig
+from features.lags import lag_feature_names, lag_features, seasonal_lag, seasonal_unit
 
 NAN = float("nan")
 
@@ -144,11 +144,12 @@ def test_feature_names_say_what_they_are():
     ]
 
 
-def test_add_lag_features_appends_to_the_frame_without_modifying_it():
+def test_lag_features_are_only_the_y_columns_aligned_with_the_frame_which_is_not_modified():
     df = _frame({"a": [1, 2]})
     before = df.copy()
-    out = add_lag_features(df, _config(lags=(1,)))
-    assert list(out.columns) == ["series_id", "ds", "y", "open", "y_lag_1"]
+    out = lag_features(df, _config(lags=(1,)))
+    assert list(out.columns) == ["y_lag_1"] and out.index.equals(df.index)
+    assert list(pd.concat([df, out], axis=1).columns) == ["series_id", "ds", "y", "open", "y_lag_1"]
     pd.testing.assert_frame_equal(df, before)
 
 

@@ -22,7 +22,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from distributed import Client
 
     from features.dask.partitions import ForecastPartitions
-    from features.forecast_frame import ForecastFeatureConfig, FrameReport
+    from features.forecast_config import ForecastFeatureConfig
+    from features.forecast_frame import FrameReport
 
 __all__ = ["fit_forecast_booster", "fit_forecast_boosters", "forecast_dataset"]
 

@@ -37,8 +37,8 @@ import pandas as pd
 
 from features.calendar import step_length
 from features.errors import NotFittedError
+from features.forecast_config import ForecastFeatureConfig
 from features.forecast_frame import (
-    ForecastFeatureConfig,
     build_future_frame,
     build_training_frame,
     design_matrix,

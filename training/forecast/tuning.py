@@ -19,7 +19,7 @@ import numpy as np
 import optuna
 import pandas as pd
 
-from features.forecast_frame import ForecastFeatureConfig
+from features.forecast_config import ForecastFeatureConfig
 from orderpulse.console import err, progress
 from training.forecast.backtest import rolling_origin_windows
 from training.forecast.forecaster import LGBMForecaster

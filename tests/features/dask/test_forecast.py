@@ -17,7 +17,8 @@ pytest.importorskip("distributed")
 from features.dask.forecast import build_training_frame_dask, write_training_frame_dask  # noqa: E402
 from features.dask.partitions import ForecastPartitions  # noqa: E402
 from features.errors import DataValidationError  # noqa: E402
-from features.forecast_frame import ForecastFeatureConfig, build_training_frame  # noqa: E402
+from features.forecast_config import ForecastFeatureConfig  # noqa: E402
+from features.forecast_frame import build_training_frame  # noqa: E402
 from features.io import load_table, read_frame  # noqa: E402
 from features.validation import validate  # noqa: E402
 
