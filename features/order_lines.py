@@ -18,7 +18,14 @@ from features.asof import sorted_unique
 from features.errors import DataValidationError, Problem
 from features.validation import ids_as_text, parse_timestamps
 
-__all__ = ["OrderTable", "prepare_order_lines", "prepare_labels", "order_table"]
+__all__ = [
+    "OrderTable",
+    "OrderMerge",
+    "prepare_order_lines",
+    "prepare_labels",
+    "order_table",
+    "merge_by_order",
+]
 
 REQUIRED_LINES = ("order_id", "created_at", "sku", "quantity", "unit_price")
 REQUIRED_LABELS = ("order_id", "label", "labeled_at")
@@ -187,6 +194,52 @@ def order_table(lines: dict[str, np.ndarray], categoricals: tuple[str, ...]) -> 
         pair_sku=pairs % len(skus),
         skus=np.asarray(skus, dtype=object),
         n_lines=len(line_order),
+    )
+
+
+@dataclass(frozen=True)
+class OrderMerge:
+    """What ``merge_by_order`` did: the merged table (``None`` when both inputs were empty) and counts."""
+
+    frame: pd.DataFrame | None
+    older_orders_kept: int  # distinct order_id of ``older`` that ``newer`` does not hold
+    older_rows_kept: int
+    older_orders_replaced: int  # distinct order_id of ``older`` whose rows ``newer`` replaced
+
+
+def merge_by_order(older: pd.DataFrame | None, newer: pd.DataFrame | None) -> OrderMerge:
+    """One history of order lines (or labels) from two tables keyed by ``order_id``: THE precedence rule.
+
+    For an ``order_id`` both tables hold, ``newer``'s rows win and ``older``'s rows of that order are all
+    dropped (an order is replaced whole, never mixed line by line); every other row of both is kept, the
+    kept ``older`` rows first. Columns are ``newer``'s that ``older`` also has. An empty or missing table
+    gives the other one unchanged. Ids are compared as text (``"7"`` and ``7`` are one order).
+
+    Callers: ``score`` merges the model's snapshot (older) with the ``--orders``/``--labels`` given now
+    (newer); the service merges the events stored through ``POST /v1/events`` (older) with the snapshot
+    of the served model (newer: the route refuses events for orders the snapshot holds, so the two share
+    an order only when a model retrained on it was promoted after the event was stored).
+    """
+    if newer is None or newer.empty:
+        kept = older if older is not None and len(older) else None
+        n = int(kept["order_id"].nunique()) if kept is not None else 0
+        return OrderMerge(kept, n, 0 if kept is None else len(kept), 0)
+    if older is None or older.empty:
+        return OrderMerge(newer, 0, 0, 0)
+    newer_ids = pd.Index(newer["order_id"].astype("string").unique())
+    older_ids = older["order_id"].astype("string")
+    keep = ~older_ids.isin(newer_ids).to_numpy()
+    columns = [c for c in newer.columns if c in older.columns]
+    frame = (
+        pd.concat([older.loc[keep, columns], newer[columns]], ignore_index=True)
+        if keep.any()
+        else newer[columns]
+    )
+    return OrderMerge(
+        frame,
+        older_orders_kept=int(older_ids[keep].nunique()),
+        older_rows_kept=int(keep.sum()),
+        older_orders_replaced=int(older_ids[~keep].nunique()),
     )
 
 

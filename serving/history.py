@@ -5,7 +5,8 @@ code as training). ``LiveOrderHistory`` keeps one ``OrderHistory`` built from
 
 * the snapshot the served anomaly model was trained with (its ``orders`` and ``labels`` tables), and
 * the orders and labels reported through ``POST /v1/events`` (``serving.store.events.EventStore``); an event
-  whose ``order_id`` is already in the snapshot is left out (the snapshot's copy wins),
+  whose ``order_id`` is already in the snapshot is left out (the snapshot's copy wins: it is the newer one,
+  see ``features.order_lines.merge_by_order``),
 
 and rebuilds it when either changes: a new model version, or a new event high-water mark. A rebuild
 happens off to the side and the finished state replaces the old one in one assignment, so a request scores
@@ -37,6 +38,7 @@ from typing import Any
 import pandas as pd
 
 from features.order_features import OrderHistory
+from features.order_lines import merge_by_order
 from serving.models import LoadedModel
 from serving.periodic import PeriodicThread
 from serving.store.events import EventStore
@@ -154,21 +156,10 @@ class LiveOrderHistory:
         t0 = time.perf_counter()
         snap_orders, snap_labels = snapshot_tables(model)
         snapshot_ids = pd.Index(snap_orders["order_id"].astype("string").unique())
-        event_lines = self.events.order_lines()
-        new_lines = event_lines.loc[~event_lines["order_id"].isin(snapshot_ids)]
-        columns = [c for c in snap_orders.columns if c in new_lines.columns]
-        orders = (
-            pd.concat([snap_orders, new_lines[columns]], ignore_index=True) if len(new_lines) else snap_orders
-        )
-        event_labels = self.events.label_table()
-        labels = snap_labels
+        orders = merge_by_order(self.events.order_lines(), snap_orders)  # the snapshot is the newer copy
+        labels = merge_by_order(self.events.label_table(), snap_labels)
         if snap_labels is not None and len(snap_labels):
             snapshot_label_ids = snap_labels["order_id"].astype("string")
-            new_labels = event_labels.loc[~event_labels["order_id"].isin(snapshot_label_ids)]
-            if len(new_labels):
-                labels = pd.concat(
-                    [snap_labels[["order_id", "label", "labeled_at"]], new_labels], ignore_index=True
-                )
             known = dict(
                 zip(
                     snapshot_label_ids.to_numpy(dtype=object),
@@ -181,11 +172,9 @@ class LiveOrderHistory:
                 )
             )
         else:
-            new_labels = event_labels
-            labels = event_labels if len(event_labels) else None
             known = {}
         history = OrderHistory(
-            orders, labels, prior_strength=getattr(model.model.model, "prior_strength", 10.0)
+            orders.frame, labels.frame, prior_strength=getattr(model.model.model, "prior_strength", 10.0)
         )
         return HistoryState(
             history=history,
@@ -194,8 +183,8 @@ class LiveOrderHistory:
             snapshot_order_ids=snapshot_ids,
             snapshot_labels=known,
             n_snapshot_orders=len(snapshot_ids),
-            n_event_orders=int(new_lines["order_id"].nunique()) if len(new_lines) else 0,
-            n_event_labels=int(len(new_labels)),
+            n_event_orders=orders.older_orders_kept,
+            n_event_labels=labels.older_rows_kept,
             seconds=time.perf_counter() - t0,
         )
 

@@ -33,6 +33,7 @@ import pandas as pd
 
 from features.io import load_table, write_frame
 from features.order_features import order_features
+from features.order_lines import merge_by_order
 from orderpulse.console import err
 from training.anomaly.calibration import ThresholdPolicy
 from training.anomaly.data import AnomalyTrainingData
@@ -532,27 +533,8 @@ def _merge_history(
     labels: pd.DataFrame | None,
 ) -> tuple[pd.DataFrame, pd.DataFrame | None, int]:
     """Snapshot + given tables; the given copy of an order (or label) wins over the snapshot's."""
-    n_snapshot = 0
-    history = orders
-    if snap_orders is not None and len(snap_orders):
-        keep = ~snap_orders["order_id"].astype(str).isin(orders["order_id"].astype(str))
-        n_snapshot = int(snap_orders.loc[keep, "order_id"].nunique())
-        cols = [c for c in orders.columns if c in snap_orders.columns]
-        history = pd.concat([snap_orders.loc[keep, cols], orders[cols]], ignore_index=True)
-    all_labels = labels
-    if snap_labels is not None and len(snap_labels):
-        if labels is None:
-            all_labels = snap_labels
-        else:
-            keep = ~snap_labels["order_id"].astype(str).isin(labels["order_id"].astype(str))
-            all_labels = pd.concat(
-                [
-                    snap_labels.loc[keep, ["order_id", "label", "labeled_at"]],
-                    labels[["order_id", "label", "labeled_at"]],
-                ],
-                ignore_index=True,
-            )
-    return history, all_labels, n_snapshot
+    history = merge_by_order(snap_orders, orders)
+    return history.frame, merge_by_order(snap_labels, labels).frame, history.older_orders_kept
 
 
 def _timestamp(value: Any, what: str) -> pd.Timestamp:
