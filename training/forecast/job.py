@@ -304,7 +304,8 @@ def forecast_to_file(
     """Forecast every series of ``series`` from ``origin``; writes ``series_id, ds, yhat, yhat_lo, yhat_hi``.
 
     Tables not given fall back to the snapshot the model was trained with (e.g. its promo calendar). ``out``
-    is a CSV file, or a partitioned Parquet dataset when it is a directory or has no extension.
+    is written by ``features.io.write_frame`` (CSV/TSV text, a Parquet file, or a partitioned Parquet dataset
+    when it is a directory or has no extension).
     ``engine="dask"`` reads ``series`` lazily (a file, directory or glob of Parquet files) and forecasts each
     series partition on the cluster (``training.engine.forecast_dataset``).
     """
