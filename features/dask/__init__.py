@@ -24,7 +24,7 @@ count, so concatenating the partitions in order gives the single-machine row ord
 
 Category lists (``series_id`` and string covariates/static attributes) are learned per partition, unioned,
 and applied with ``features.covariates.apply_categories``: the result has exactly the categories, values, rows
-and counts of ``build_training_frame`` on the whole table (``tests/features/test_distributed.py``).
+and counts of ``build_training_frame`` on the whole table (``tests/features/dask/test_forecast.py``).
 
 Order features: one shared as-of index, partitioned by time
 -----------------------------------------------------------
