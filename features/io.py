@@ -80,7 +80,8 @@ def read_frame(path: str | Path, table: str = "input") -> pd.DataFrame:
     files = discover_files(path, table)
     if len(files) == 1 and files[0] == str(path):
         return _read_file(Path(files[0]), table)
-    return pd.concat([_read_file(Path(f), table) for f in files], ignore_index=True)
+    parts = [read_frame(f, table) if Path(f).is_dir() else _read_file(Path(f), table) for f in files]
+    return pd.concat(parts, ignore_index=True)
 
 
 def load_table(

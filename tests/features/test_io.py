@@ -65,3 +65,9 @@ def test_write_frame_refuses_an_unknown_extension_naming_the_fix(tmp_path, frame
     with pytest.raises(ValueError, match=r"f\.xlsx.*unknown extension.*\.parquet"):
         write_frame(frame, tmp_path / "f.xlsx")
     assert not (tmp_path / "f.xlsx").exists()
+
+
+def test_a_glob_may_match_dataset_directories(tmp_path, frame):
+    write_frame(frame.iloc[:1], tmp_path / "day1")
+    write_frame(frame.iloc[1:], tmp_path / "day2")
+    assert read_frame(str(tmp_path / "day*"))["series_id"].tolist() == ["007", "008"]
