@@ -91,8 +91,8 @@ def train(root: Path, n_stores: int = 10) -> None:
         pass
     import pandas as pd
 
-    from training.anomaly.job import train_anomaly
-    from training.forecast.job import train_forecast
+    from orderpulse.jobs.anomaly import train_anomaly
+    from orderpulse.jobs.forecast import train_forecast
 
     data = root / "rossmann"
     data.mkdir(parents=True, exist_ok=True)

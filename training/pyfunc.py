@@ -5,14 +5,15 @@ trained on. The snapshot is what lets a forecast start from the latest history a
 store of past orders/labels; its fingerprint is logged with the run.
 
 Loading needs the ``orderpulse`` package installed (``pip install orderpulse``); the wrapper classes are
-importable as ``training.pyfunc.ForecastPyfunc`` / ``training.pyfunc.AnomalyPyfunc``.
+importable as ``training.pyfunc.ForecastPyfunc`` / ``training.anomaly.models.AnomalyPyfunc``; load them with
+``load_snapshot_model(uri, kind=...)``, which checks the type.
 """
 
 from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import joblib
 import mlflow
@@ -21,6 +22,8 @@ from mlflow.models import ModelSignature
 from mlflow.types.schema import ColSpec, Schema
 
 from features.io import write_frame
+
+W = TypeVar("W", bound="SnapshotPyfunc")
 
 __all__ = ["SnapshotPyfunc", "ForecastPyfunc", "log_pyfunc", "load_snapshot_model", "FORECAST_SIGNATURE"]
 
@@ -104,13 +107,21 @@ def log_pyfunc(
     return info.model_uri
 
 
-def load_snapshot_model(model_uri: str) -> SnapshotPyfunc:
-    """Load a logged OrderPulse model and return the wrapper (``.model`` estimator, ``.tables`` snapshot)."""
+def load_snapshot_model(model_uri: str, kind: type[W] = SnapshotPyfunc) -> W:  # type: ignore[assignment]
+    """Load a logged OrderPulse model and return the wrapper (``.model`` estimator, ``.tables`` snapshot).
+
+    The one loader of logged models (CLI jobs, reviews, the server's model source). ``kind`` is the wrapper
+    class the caller needs (``ForecastPyfunc``, ``training.anomaly.models.AnomalyPyfunc``; default any
+    OrderPulse model); any other model raises a ``TypeError`` naming what was found and how to fix it.
+    """
     loaded = mlflow.pyfunc.load_model(model_uri)
     wrapper = loaded.unwrap_python_model()
-    if not isinstance(wrapper, SnapshotPyfunc):
-        raise ValueError(
-            f"{model_uri} is not an OrderPulse model (its python model is {type(wrapper).__name__})."
+    if not isinstance(wrapper, kind):
+        what = "an OrderPulse model" if kind is SnapshotPyfunc else f"a {kind.__name__} model"
+        raise TypeError(
+            f"the model at {model_uri} is a {type(wrapper).__name__}, not {what}: register models "
+            "logged by `orderpulse train forecast|anomaly` (forecast models for forecasts, anomaly models "
+            "for scoring)"
         )
     return wrapper
 

@@ -34,8 +34,8 @@ def champion_exists(registered_name: str) -> bool:
 
 def ensure_models(data: Path, name: str = "orderpulse") -> dict[str, str]:
     """Train what is missing on the sample; returns what was done per model kind."""
-    from training.anomaly.job import train_anomaly
-    from training.forecast.job import train_forecast
+    from orderpulse.jobs.anomaly import train_anomaly
+    from orderpulse.jobs.forecast import train_forecast
 
     done = {}
     rossmann, retail = data / "rossmann", data / "online_retail"

@@ -76,7 +76,7 @@ def train_forecast(
     scheduler: SchedulerOpt = None,
 ) -> None:
     """Train the global LightGBM forecaster, backtest it, log it to MLflow and register <name>-forecast."""
-    from training.forecast.job import train_forecast as job
+    from orderpulse.jobs.forecast import train_forecast as job
 
     result = job(
         series,
@@ -127,8 +127,8 @@ def train_anomaly(
     scheduler: SchedulerOpt = None,
 ) -> None:
     """Train the exception-order classifier (or the unsupervised detector), log it and register <name>-anomaly."""
+    from orderpulse.jobs.anomaly import train_anomaly as job
     from training.anomaly.calibration import ThresholdPolicy
-    from training.anomaly.job import train_anomaly as job
 
     if target_precision is not None and flag_budget is not None:
         raise ValueError("Pass either --target-precision or --flag-budget, not both.")
@@ -195,7 +195,7 @@ def forecast(
     scheduler: SchedulerOpt = None,
 ) -> None:
     """Forecast every series in --series for the next --horizon steps after the origin."""
-    from training.forecast.job import forecast_to_file
+    from orderpulse.jobs.forecast import forecast_to_file
 
     summary = forecast_to_file(
         model,
@@ -235,9 +235,10 @@ def backtest_cmd(
     from rich.table import Table
 
     from features.io import write_frame
+    from orderpulse.jobs.forecast import load_forecast_tables
     from training.forecast.baselines import SeasonalNaive, StatsModelsETS
     from training.forecast.forecaster import LGBMForecaster
-    from training.forecast.job import load_forecast_tables, run_backtest
+    from training.forecast.job import run_backtest
 
     makers = {
         "lgbm": lambda: LGBMForecaster(freq=freq, horizon=horizon),
@@ -314,7 +315,7 @@ def score(
     scheduler: SchedulerOpt = None,
 ) -> None:
     """Score every order created in [--from, --to) using only history known before each order."""
-    from training.anomaly.job import score_orders
+    from orderpulse.jobs.anomaly import score_orders
 
     summary = score_orders(
         model,
@@ -347,7 +348,9 @@ def tune_forecast(
     on_bad_rows: OnBadRows = "raise",
 ) -> None:
     """Tune the forecaster on backtest WAPE and print the best parameters (use train forecast --tune to train)."""
-    from training.forecast.job import load_forecast_tables, registry_name
+    from orderpulse.console import RichProgress
+    from orderpulse.jobs.forecast import load_forecast_tables
+    from training.forecast.job import registry_name
     from training.forecast.tuning import tune_forecaster
     from training.tracking import start_run
 
@@ -357,7 +360,15 @@ def tune_forecast(
         registry_name(name), run_name=f"tune h={horizon} {freq}", tags={"model": "forecast-tuning"}
     ) as run:
         params, config = tune_forecaster(
-            s, tables, freq=freq, horizon=horizon, n_trials=trials, n_windows=n_windows, step=step, seed=seed
+            s,
+            tables,
+            freq=freq,
+            horizon=horizon,
+            n_trials=trials,
+            n_windows=n_windows,
+            step=step,
+            seed=seed,
+            progress=RichProgress(),
         )
     print_json_line({"run_id": run.info.run_id, "params": params, "use_weather": config.use_weather})
 
@@ -372,6 +383,6 @@ def tune_anomaly(
     on_bad_rows: OnBadRows = "raise",
 ) -> None:
     """Tune the exception classifier on validation AUPRC, then train and register it (same as train --tune)."""
-    from training.anomaly.job import train_anomaly as job
+    from orderpulse.jobs.anomaly import train_anomaly as job
 
     print_json_line(job(orders, labels, until=until, name=name, tune=trials, on_bad_rows=on_bad_rows))

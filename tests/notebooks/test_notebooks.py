@@ -37,8 +37,9 @@ MAX_SECONDS = 60  # each notebook must run in under a minute on 2 cores
 @pytest.fixture(scope="session")
 def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """Train the models once per session in a private MLflow store; returns the store's URI and paths."""
-    from training.anomaly.job import train_anomaly
-    from training.forecast.job import registry_name, train_forecast
+    from orderpulse.jobs.anomaly import train_anomaly
+    from orderpulse.jobs.forecast import train_forecast
+    from training.forecast.job import registry_name
     from training.registry import CHALLENGER as ALIAS
     from training.registry import promote, resolve
 

@@ -155,8 +155,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """
     import pandas as pd
 
-    from training.anomaly.job import train_anomaly
-    from training.forecast.job import train_forecast
+    from orderpulse.jobs.anomaly import train_anomaly
+    from orderpulse.jobs.forecast import train_forecast
 
     root = tmp_path_factory.mktemp("serving_models")
     data = root / "rossmann"

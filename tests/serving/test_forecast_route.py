@@ -37,7 +37,7 @@ def test_forecast_gives_every_step_of_every_series_with_an_interval(service, tra
 
 
 def test_forecast_equals_the_cli_for_the_same_inputs(service, trained, tmp_path, monkeypatch):
-    from training.forecast.job import forecast_to_file
+    from orderpulse.jobs.forecast import forecast_to_file
 
     stores = trained["stores"][:3]
     out = _forecast(service, series_ids=stores, horizon=14, origin="2015-05-20", explain=True)
@@ -278,7 +278,7 @@ def test_known_closures_after_the_data_end_are_forecast_zero_and_the_other_days_
 def test_closures_give_the_cli_forecast_of_a_series_file_with_the_same_future_rows(
     service, trained, tmp_path, monkeypatch
 ):
-    from training.forecast.job import forecast_to_file
+    from orderpulse.jobs.forecast import forecast_to_file
 
     store = trained["stores"][0]
     out = _forecast(

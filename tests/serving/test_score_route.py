@@ -97,7 +97,7 @@ def test_unknown_country_is_scored_as_missing_and_reported(service, make_order):
 def test_api_scores_and_reasons_equal_the_cli_for_the_same_orders_and_history(
     service, make_order, trained, tmp_path, monkeypatch
 ):
-    from training.anomaly.job import score_orders
+    from orderpulse.jobs.anomaly import score_orders
 
     orders = [
         make_order("N1", lines=[("84946", 72, 1.06), ("84992", 24, 0.55)]),

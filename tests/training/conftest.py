@@ -9,6 +9,8 @@ input, same tables.
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -59,3 +61,36 @@ def synthetic_orders(
 def make_synthetic_orders():
     """``make_synthetic_orders(n_orders=3000, ..., seed=0) -> (orders, labels)``, validated."""
     return synthetic_orders
+
+
+class RecordingProgress:
+    """A ``training.progress.Progress`` that keeps what it was told: ``lines`` as (level, message), and per
+    task description the list of ``advance`` steps followed by the announced total."""
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str]] = []
+        self.tasks: dict[str, list[int]] = {}
+
+    def info(self, message: str) -> None:
+        self.lines.append(("info", message))
+
+    def warning(self, message: str) -> None:
+        self.lines.append(("warning", message))
+
+    @contextlib.contextmanager
+    def task(self, description: str, total: int | None):
+        steps: list[int] = []
+        self.tasks[description] = steps
+
+        class _Task:
+            def advance(self, n: int = 1) -> None:
+                steps.append(n)
+
+        yield _Task()
+        steps.append(-1 if total is None else total)
+
+
+@pytest.fixture
+def recorded_progress() -> RecordingProgress:
+    """A fresh ``RecordingProgress``."""
+    return RecordingProgress()

@@ -19,7 +19,7 @@ pytest.importorskip("distributed")
 from distributed import Client, LocalCluster  # noqa: E402
 
 from features.io import load_table, read_frame  # noqa: E402
-from training.anomaly.job import score_orders, train_anomaly  # noqa: E402
+from orderpulse.jobs.anomaly import score_orders, train_anomaly  # noqa: E402
 from training.engine import check_engine, dask_client  # noqa: E402
 from training.forecast.dask import forecast_dataset  # noqa: E402
 from training.forecast.forecaster import LGBMForecaster  # noqa: E402

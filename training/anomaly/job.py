@@ -1,6 +1,9 @@
-"""The exception-order jobs the CLI calls: ``orderpulse train anomaly`` and ``orderpulse score``.
+"""The exception-order jobs behind ``orderpulse train anomaly`` and ``orderpulse score``, on frames.
 
-``train_anomaly`` reads and validates the orders and labels files, fits the supervised ``ExceptionClassifier``
+The CLI layer (``orderpulse.jobs.anomaly``) reads and validates the files and writes the outputs; the functions
+here take validated frames and report progress through a ``training.progress.Progress``.
+
+``train_anomaly`` takes the validated orders and labels, fits the supervised ``ExceptionClassifier``
 (or, with ``unsupervised=True``, the ``UnsupervisedDetector``) on what was known before ``until``, and logs to
 MLflow (experiment ``<name>-anomaly``): params, the data fingerprints, the counts of everything excluded, the
 metrics (AUPRC, AUROC, Brier before and after calibration, ECE, precision/recall at the threshold, base rate,
@@ -10,13 +13,13 @@ registered as a new version of ``<name>-anomaly``; it becomes ``champion`` when 
 champion's on the same validation slice (``eval_key``), else ``challenger``. ``tune=N`` first runs N Optuna
 trials (seeded TPE, median pruner on validation AUPRC, each a nested MLflow run).
 
-``score_orders`` loads a logged model and scores every order created in ``[start, end)`` as of its own
+``score_orders`` takes a loaded model and scores every order created in ``[start, end)`` as of its own
 ``created_at``: features come from the model's snapshot history plus the given orders (and labels), each
-order seeing only orders created and labels known strictly before it. Writes ``order_id, created_at, score,
+order seeing only orders created and labels known strictly before it. Returns ``order_id, created_at, score,
 flagged, reasons`` (reasons: JSON list of ``{feature, value, contribution, text}``, for flagged orders by
 default). With labels it also reports the metrics of the scored window.
 
-Both print progress to stderr and return a dict (the CLI prints it as the last stdout line, as JSON).
+Both return a summary dict (the CLI prints it as the last stdout line, as JSON).
 """
 
 from __future__ import annotations
@@ -31,10 +34,9 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from features.io import load_table, write_frame
 from features.order_features import order_features
 from features.order_lines import merge_by_order
-from orderpulse.console import err
+from features.validation import ValidationReport
 from training.anomaly.calibration import ThresholdPolicy
 from training.anomaly.data import AnomalyTrainingData
 from training.anomaly.models import (
@@ -44,40 +46,33 @@ from training.anomaly.models import (
     ExceptionClassifier,
     UnsupervisedDetector,
 )
+from training.anomaly.tuning import tune_classifier
 from training.engine import check_engine, engine_context
 from training.explain import import_shap
 from training.metrics import evaluate_classifier
-from training.pyfunc import load_snapshot_model, log_pyfunc
+from training.progress import Progress, reporting
+from training.progress import resolve as resolve_progress
+from training.pyfunc import SnapshotPyfunc, log_pyfunc
 from training.registry import register
 from training.tracking import (
-    configure,
     data_fingerprint,
     log_figure,
     log_fingerprint,
     log_params_flat,
-    nested_run,
     start_run,
 )
 
 __all__ = [
     "train_anomaly",
+    "check_train_options",
     "score_orders",
+    "scoring_window",
     "scored_orders_frame",
-    "tune_classifier",
     "registry_name",
-    "SEARCH_SPACE",
+    "metric_summary",
 ]
 
 ReasonsMode = Literal["flagged", "all", "none"]
-
-SEARCH_SPACE = {
-    "learning_rate": (0.02, 0.2, "log"),
-    "num_leaves": (7, 31, "int"),
-    "min_child_samples": (10, 200, "log-int"),
-    "feature_fraction": (0.5, 1.0, "float"),
-    "lambda_l2": (1e-3, 10.0, "log"),
-}
-"""LightGBM parameters tuned by ``tune=N`` (kept small: exact TreeSHAP cost grows with leaves x depth^2)."""
 
 
 def registry_name(name: str) -> str:
@@ -85,25 +80,9 @@ def registry_name(name: str) -> str:
     return name if name.endswith("-anomaly") else f"{name}-anomaly"
 
 
-def train_anomaly(
-    orders_path: str | Path,
-    labels_path: str | Path | None,
-    until: Any = None,
-    name: str = "orderpulse",
-    unsupervised: bool = False,
-    tune: int = 0,
-    threshold_policy: ThresholdPolicy | str | None = None,
-    on_bad_rows: str = "raise",
-    seed: int = 0,
-    engine: str = "local",
-    scheduler: str | None = None,
-) -> dict[str, Any]:
-    """Train, log and register an exception-order model; returns run_id, model_uri, metrics, version, alias.
-
-    ``engine="dask"`` computes the order features on a Dask cluster (``scheduler`` or a LocalCluster); the
-    model itself is small and trains in this process (``training.engine``)."""
-    check_engine(engine, scheduler)
-    if not unsupervised and labels_path is None:
+def check_train_options(unsupervised: bool, has_labels: bool, tune: int) -> None:
+    """Refuse option combinations ``train_anomaly`` cannot run, before anything is read."""
+    if not unsupervised and not has_labels:
         raise ValueError(
             "train anomaly needs --labels for the supervised classifier; pass a labels file "
             "(order_id, label, labeled_at) or --unsupervised."
@@ -112,19 +91,64 @@ def train_anomaly(
         raise ValueError(
             f"--tune {tune} applies to the supervised classifier only; drop --tune or --unsupervised."
         )
-    started = time.perf_counter()
-    err.print(
-        f"[bold]train anomaly[/] reading {orders_path}" + (f" and {labels_path}" if labels_path else "")
-    )
-    orders, orders_report = load_table(orders_path, "orders", on_bad_rows=on_bad_rows)
-    labels, labels_report = (
-        load_table(labels_path, "labels", on_bad_rows=on_bad_rows)
-        if labels_path is not None
-        else (None, None)
-    )
-    for rep in (orders_report, labels_report):
-        if rep is not None:
-            err.print(f"  {rep}")
+
+
+def train_anomaly(
+    orders: pd.DataFrame,
+    labels: pd.DataFrame | None,
+    until: Any = None,
+    name: str = "orderpulse",
+    unsupervised: bool = False,
+    tune: int = 0,
+    threshold_policy: ThresholdPolicy | str | None = None,
+    seed: int = 0,
+    engine: str = "local",
+    scheduler: str | None = None,
+    reports: dict[str, ValidationReport] | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Train, log and register an exception-order model; returns run_id, model_uri, metrics, version, alias.
+
+    ``orders`` and ``labels`` are validated frames (``features.io.load_table``); ``reports`` are the validation
+    reports of their reading (``orders``, ``labels``), logged as ``validation.*`` metrics. ``engine="dask"``
+    computes the order features on a Dask cluster (``scheduler`` or a LocalCluster); the model itself is small
+    and trains in this process (``training.engine``)."""
+    check_engine(engine, scheduler)
+    check_train_options(unsupervised, labels is not None, tune)
+    reports = reports or {}
+    with reporting(progress) as progress:
+        return _train_anomaly(
+            orders,
+            labels,
+            until,
+            name,
+            unsupervised,
+            tune,
+            threshold_policy,
+            seed,
+            engine,
+            scheduler,
+            reports.get("orders"),
+            reports.get("labels"),
+            progress,
+        )
+
+
+def _train_anomaly(
+    orders: pd.DataFrame,
+    labels: pd.DataFrame | None,
+    until: Any,
+    name: str,
+    unsupervised: bool,
+    tune: int,
+    threshold_policy: ThresholdPolicy | str | None,
+    seed: int,
+    engine: str,
+    scheduler: str | None,
+    orders_report: ValidationReport | None,
+    labels_report: ValidationReport | None,
+    progress: Progress,
+) -> dict[str, Any]:
     model: ExceptionClassifier | UnsupervisedDetector
     if unsupervised:
         model = UnsupervisedDetector(
@@ -136,7 +160,7 @@ def train_anomaly(
         )
     with engine_context(engine, scheduler):
         data = model.prepare(orders, labels, until)
-    err.print(f"  {data}")
+    progress.info(str(data))
     kind = "unsupervised" if unsupervised else "supervised"
     experiment = registry_name(name)
     with start_run(
@@ -144,11 +168,11 @@ def train_anomaly(
     ) as run:
         _log_inputs(model, data, orders, labels, until, orders_report, labels_report)
         if tune:
-            best = tune_classifier(data, tune, seed=seed)
+            best = tune_classifier(data, tune, seed=seed, progress=progress)
             model.params = best
             log_params_flat({"tuned": best})
         n_rows = len(data.features) if unsupervised else data.report["rows_train"]
-        err.print(f"  fitting the {kind} model on {n_rows:,} orders")
+        progress.info(f"fitting the {kind} model on {n_rows:,} orders")
         t0 = time.perf_counter()
         model.fit_prepared(data)
         fit_seconds = time.perf_counter() - t0
@@ -157,7 +181,7 @@ def train_anomaly(
         mlflow.log_params({"threshold": f"{model.threshold_:.6g}", "threshold_chosen_on": _chosen_on(model)})
         if model.threshold_report_.fallback:
             mlflow.set_tag("threshold.fallback", model.threshold_report_.fallback)
-            err.print(f"  [yellow]warning:[/] {model.threshold_report_.fallback}")
+            progress.warning(f"warning: {model.threshold_report_.fallback}")
         _log_plots(model, data)
         with warnings.catch_warnings():  # the signature is explicit; an input example would only slow logging
             warnings.filterwarnings("ignore", message=".*input example was not provided.*")
@@ -174,10 +198,8 @@ def train_anomaly(
             metrics={k: v for k, v in metrics.items() if k.startswith("valid_") and np.isfinite(v)},
             tags={"kind": kind, "cutoff": str(data.cutoff)},
         )
-        err.print(f"  {decision}")
+        progress.info(str(decision))
         run_id = run.info.run_id
-    summary = _metric_summary(metrics)
-    err.print(f"[green]done[/] in {time.perf_counter() - started:.1f}s: {summary}")
     return {
         "run_id": run_id,
         "model_uri": model_uri,
@@ -192,25 +214,8 @@ def train_anomaly(
     }
 
 
-def score_orders(
-    model_uri: str,
-    orders_path: str | Path,
-    out_path: str | Path,
-    start: Any,
-    end: Any,
-    labels_path: str | Path | None = None,
-    reasons: ReasonsMode = "flagged",
-    k: int = 5,
-    on_bad_rows: str = "raise",
-    engine: str = "local",
-    scheduler: str | None = None,
-) -> dict[str, Any]:
-    """Score the orders created in ``[start, end)`` point-in-time and write them to ``out_path``.
-
-    ``out_path`` is a CSV/Parquet file, or a partitioned Parquet dataset when it is a directory or has no
-    extension. ``engine="dask"`` computes the features and scores per time range on a Dask cluster
-    (``training.engine.score_orders_dask``); the output is the same."""
-    check_engine(engine, scheduler)
+def scoring_window(start: Any, end: Any, reasons: str = "flagged") -> tuple[pd.Timestamp, pd.Timestamp]:
+    """Check ``score``'s arguments before anything is loaded; returns ``[start, end)`` as naive timestamps."""
     if reasons not in ("flagged", "all", "none"):
         raise ValueError(f"reasons must be 'flagged', 'all' or 'none'. Got {reasons!r} instead.")
     t_start, t_end = _timestamp(start, "start"), _timestamp(end, "end")
@@ -218,20 +223,39 @@ def score_orders(
         raise ValueError(
             f"end must be after start: got start={t_start}, end={t_end}. Scoring covers [start, end)."
         )
-    began = time.perf_counter()
-    configure()
-    err.print(f"[bold]score[/] loading {model_uri}")
-    wrapper = load_snapshot_model(model_uri)
+    return t_start, t_end
+
+
+def score_orders(
+    wrapper: SnapshotPyfunc,
+    orders: pd.DataFrame,
+    start: Any,
+    end: Any,
+    labels: pd.DataFrame | None = None,
+    reasons: ReasonsMode = "flagged",
+    k: int = 5,
+    engine: str = "local",
+    scheduler: str | None = None,
+    dataset: str | Path | None = None,
+    progress: Progress | None = None,
+    batch_size: int = 2000,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Score the orders created in ``[start, end)`` point-in-time; returns the scored orders and a summary.
+
+    ``wrapper`` is a loaded anomaly model (``training.pyfunc.load_snapshot_model(uri, kind=AnomalyPyfunc)``);
+    its snapshot of orders and labels is the history the given tables extend. Locally the orders are scored in
+    batches of ``batch_size`` (counted by ``progress``). ``engine="dask"`` computes the features and scores per
+    time range on a Dask cluster and writes the partitions to ``dataset`` itself
+    (``training.anomaly.dask.score_orders_dask``); it then returns ``order_id, created_at, score, flagged``."""
+    check_engine(engine, scheduler)
+    t_start, t_end = scoring_window(start, end, reasons)
+    progress = resolve_progress(progress)
     model = wrapper.model
-    orders, _ = load_table(orders_path, "orders", on_bad_rows=on_bad_rows)
-    labels = (
-        load_table(labels_path, "labels", on_bad_rows=on_bad_rows)[0] if labels_path is not None else None
-    )
     history, history_labels, n_snapshot = _merge_history(
         wrapper.tables.get("orders"), wrapper.tables.get("labels"), orders, labels
     )
-    err.print(
-        f"  features of {history['order_id'].nunique():,} orders ({n_snapshot:,} from the model snapshot)"
+    progress.info(
+        f"features of {history['order_id'].nunique():,} orders ({n_snapshot:,} from the model snapshot)"
     )
     created = history["created_at"]
     if not ((created >= t_start) & (created < t_end)).any():
@@ -242,6 +266,8 @@ def score_orders(
     if engine == "dask":
         from training.anomaly.dask import score_orders_dask
 
+        if dataset is None:
+            raise ValueError("engine='dask' writes the scored orders itself: pass dataset=<output path>.")
         t0 = time.perf_counter()
         out, _ = score_orders_dask(
             model,
@@ -249,7 +275,7 @@ def score_orders(
             history_labels,
             t_start,
             t_end,
-            out_path,
+            dataset,
             scored_orders_frame,
             reasons=reasons,
             k=k,
@@ -262,14 +288,18 @@ def score_orders(
         window = features.loc[(features["created_at"] >= t_start) & (features["created_at"] < t_end)]
         window = window.reset_index(drop=True)
         t0 = time.perf_counter()
-        out = scored_orders_frame(window, model, reasons, k)
-        write_frame(out, out_path)
+        batches = range(0, len(window), batch_size)
+        parts = []
+        with progress.task("scoring orders", total=len(window)) as task:
+            for i in batches:
+                batch = window.iloc[i : i + batch_size]
+                parts.append(scored_orders_frame(batch, model, reasons, k))
+                task.advance(len(batch))
+        out = pd.concat(parts, ignore_index=True)
     scoring_seconds = time.perf_counter() - t0
     score = out["score"].to_numpy()
     flagged = out["flagged"].to_numpy(dtype=bool)
     result: dict[str, Any] = {
-        "model_uri": model_uri,
-        "out": str(out_path),
         "start": str(t_start),
         "end": str(t_end),
         "orders_scored": len(out),
@@ -277,7 +307,6 @@ def score_orders(
         "flag_rate": _round(float(flagged.mean())),
         "threshold": _round(model.threshold_),
         "scoring_seconds": _round(scoring_seconds),
-        "seconds": _round(time.perf_counter() - began),
     }
     if labels is not None:
         y = out["order_id"].map(labels.set_index("order_id")["label"])
@@ -291,11 +320,10 @@ def score_orders(
                     y[known].astype(int).to_numpy(), score[known], threshold=model.threshold_
                 ).items()
             }
-            err.print(
-                f"  metrics on {int(known.sum())} labelled orders: {_metric_summary(result['metrics'], '')}"
+            progress.info(
+                f"metrics on {int(known.sum())} labelled orders: {metric_summary(result['metrics'], '')}"
             )
-    err.print(f"[green]done[/]: {len(out):,} orders scored, {int(flagged.sum()):,} flagged -> {out_path}")
-    return result
+    return out, result
 
 
 def scored_orders_frame(window: pd.DataFrame, model: Any, reasons: ReasonsMode, k: int) -> pd.DataFrame:
@@ -324,76 +352,16 @@ def scored_orders_frame(window: pd.DataFrame, model: Any, reasons: ReasonsMode, 
     return out
 
 
-def tune_classifier(data: AnomalyTrainingData, n_trials: int, seed: int = 0) -> dict[str, Any]:
-    """Optuna search of ``SEARCH_SPACE`` on validation AUPRC; each trial is a nested MLflow run of the active run.
-
-    Seeded TPE sampler; a median pruner stops trials whose validation AUPRC (reported every 10 boosting rounds)
-    falls below the median of earlier trials at the same round. Returns the best LightGBM parameters.
-    """
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    sampler = optuna.samplers.TPESampler(seed=seed)
-    pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=30, interval_steps=10)
-    study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner)
-
-    def objective(trial: optuna.Trial) -> float:
-        params = _suggest(trial)
-        with nested_run(f"trial {trial.number}", tags={"optuna.trial": trial.number}):
-            mlflow.log_params(params)
-            model = ExceptionClassifier(params=params, random_state=seed)
-            try:
-                with warnings.catch_warnings():  # a trial's threshold fallback is not the final model's
-                    warnings.simplefilter("ignore", UserWarning)
-                    model.fit_prepared(data, callbacks=[_pruning_callback(trial)])
-            except optuna.TrialPruned:
-                mlflow.set_tag("optuna.state", "pruned")
-                raise
-            value = float(model.metrics_["valid_auprc"])
-            mlflow.log_metrics({"valid_auprc": value, "best_iteration": float(model.best_iteration_)})
-            mlflow.set_tag("optuna.state", "complete")
-        err.print(f"  trial {trial.number}: valid AUPRC {value:.4f}")
-        return value
-
-    study.optimize(objective, n_trials=int(n_trials), catch=())
-    mlflow.log_metrics(
-        {
-            "tuning_best_valid_auprc": float(study.best_value),
-            "tuning_trials_pruned": float(sum(t.state.name == "PRUNED" for t in study.trials)),
-        }
-    )
-    return {**study.best_params}
+def metric_summary(metrics: dict[str, Any], prefix: str = "valid_") -> str:
+    """``auprc 0.412, auroc 0.801, ...`` of the ``<prefix><metric>`` entries of ``metrics`` (one stderr line)."""
+    keys = ("auprc", "auroc", "brier", "ece", "precision", "recall", "base_rate")
+    parts = [
+        f"{k} {metrics[prefix + k]:.3f}" for k in keys if isinstance(metrics.get(prefix + k), int | float)
+    ]
+    return ", ".join(parts) or "no labelled validation metrics"
 
 
 # ------------------------------------------------------------------------------------------ helpers
-def _suggest(trial: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, (lo, hi, kind) in SEARCH_SPACE.items():
-        if kind == "int":
-            out[key] = trial.suggest_int(key, int(lo), int(hi))
-        elif kind == "log-int":
-            out[key] = trial.suggest_int(key, int(lo), int(hi), log=True)
-        else:
-            out[key] = trial.suggest_float(key, lo, hi, log=kind == "log")
-    return out
-
-
-def _pruning_callback(trial: Any) -> Any:
-    import optuna
-
-    def callback(env: Any) -> None:
-        if (env.iteration + 1) % 10:
-            return
-        for _data_name, metric, value, _higher in env.evaluation_result_list:
-            if metric == "average_precision":
-                trial.report(float(value), env.iteration + 1)
-                if trial.should_prune():
-                    raise optuna.TrialPruned(f"pruned at round {env.iteration + 1} (valid AUPRC {value:.4f})")
-
-    callback.order = 30  # after early stopping's bookkeeping
-    return callback
-
-
 def _log_inputs(
     model: Any,
     data: AnomalyTrainingData,
@@ -547,14 +515,6 @@ def _timestamp(value: Any, what: str) -> pd.Timestamp:
     if ts is pd.NaT:
         raise ValueError(f"{what} must be a date or timestamp such as 2011-07-01. Got {value!r} instead.")
     return ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo is not None else ts
-
-
-def _metric_summary(metrics: dict[str, Any], prefix: str = "valid_") -> str:
-    keys = ("auprc", "auroc", "brier", "ece", "precision", "recall", "base_rate")
-    parts = [
-        f"{k} {metrics[prefix + k]:.3f}" for k in keys if isinstance(metrics.get(prefix + k), int | float)
-    ]
-    return ", ".join(parts) or "no labelled validation metrics"
 
 
 def _round(value: Any) -> Any:

@@ -35,6 +35,8 @@ import numpy as np
 import pandas as pd
 
 from training.metrics import evaluate
+from training.progress import Progress
+from training.progress import resolve as resolve_progress
 
 __all__ = ["Model", "Window", "BacktestResult", "rolling_origin_windows", "backtest"]
 
@@ -137,6 +139,7 @@ def backtest(
     until: Any = None,
     season: int | None = None,
     drop_from_future: Sequence[str] = (),
+    progress: Progress | None = None,
 ) -> BacktestResult:
     """Fit on ``ds <= origin`` and forecast the next ``horizon`` periods, for each rolling-origin window.
 
@@ -151,6 +154,7 @@ def backtest(
     fit_kwargs : extra keyword arguments for every ``fit`` call (known-in-advance tables only).
     season : seasonal period for MASE/RMSSE (default from the data's step).
     drop_from_future : columns observed only after the fact (e.g. ``customers``) to keep out of ``future``.
+    progress : where the windows are counted (default ``training.progress.current()``).
     """
     for col in ("series_id", "ds", "y"):
         if col not in frame.columns:
@@ -164,48 +168,52 @@ def backtest(
     hidden = ["y", *[c for c in drop_from_future if c in frame.columns]]
     model = None
     preds, rows = [], []
-    for i, w in enumerate(windows):
-        train = frame.loc[frame["ds"] <= w.origin]
-        target = frame.loc[(frame["ds"] >= w.start) & (frame["ds"] <= w.end)]
-        known = target["series_id"].isin(train["series_id"].unique())
-        target = target.loc[known]
-        future = target.drop(columns=hidden).reset_index(drop=True)
+    with resolve_progress(progress).task("backtest windows", total=len(windows)) as task:
+        for i, w in enumerate(windows):
+            train = frame.loc[frame["ds"] <= w.origin]
+            target = frame.loc[(frame["ds"] >= w.start) & (frame["ds"] <= w.end)]
+            known = target["series_id"].isin(train["series_id"].unique())
+            target = target.loc[known]
+            future = target.drop(columns=hidden).reset_index(drop=True)
 
-        t0 = time.perf_counter()
-        if refit or model is None:
-            model = make_model()
-            model.fit(train, **(fit_kwargs or {}))
-        elif hasattr(model, "update"):
-            model.update(train)
-        else:
-            raise TypeError(
-                f"refit=False needs a model with update(frame) to take newer history; {type(model).__name__} has "
-                "none. Use refit=True or add update()."
+            t0 = time.perf_counter()
+            if refit or model is None:
+                model = make_model()
+                model.fit(train, **(fit_kwargs or {}))
+            elif hasattr(model, "update"):
+                model.update(train)
+            else:
+                raise TypeError(
+                    f"refit=False needs a model with update(frame) to take newer history; {type(model).__name__} has "
+                    "none. Use refit=True or add update()."
+                )
+            t1 = time.perf_counter()
+            pred = model.predict(horizon, future, levels=levels) if levels else model.predict(horizon, future)
+            t2 = time.perf_counter()
+
+            scored, n_extra = _join_actuals(pred, target, type(model).__name__, w)
+            scored.insert(0, "window", i)
+            scored.insert(1, "origin", w.origin)
+            scored.insert(
+                2, "step", positions.reindex(scored["ds"].to_numpy()).to_numpy() - positions[w.origin]
             )
-        t1 = time.perf_counter()
-        pred = model.predict(horizon, future, levels=levels) if levels else model.predict(horizon, future)
-        t2 = time.perf_counter()
+            preds.append(scored)
 
-        scored, n_extra = _join_actuals(pred, target, type(model).__name__, w)
-        scored.insert(0, "window", i)
-        scored.insert(1, "origin", w.origin)
-        scored.insert(2, "step", positions.reindex(scored["ds"].to_numpy()).to_numpy() - positions[w.origin])
-        preds.append(scored)
-
-        metrics, _ = evaluate(scored, train=train, levels=levels, season=season)
-        rows.append(
-            {
-                "window": i,
-                "origin": w.origin,
-                "start": w.start,
-                "end": w.end,
-                **metrics,
-                "fit_seconds": t1 - t0,
-                "predict_seconds": t2 - t1,
-                "n_rows_new_series_skipped": int((~known).sum()),
-                "n_extra_predictions_ignored": n_extra,
-            }
-        )
+            metrics, _ = evaluate(scored, train=train, levels=levels, season=season)
+            rows.append(
+                {
+                    "window": i,
+                    "origin": w.origin,
+                    "start": w.start,
+                    "end": w.end,
+                    **metrics,
+                    "fit_seconds": t1 - t0,
+                    "predict_seconds": t2 - t1,
+                    "n_rows_new_series_skipped": int((~known).sum()),
+                    "n_extra_predictions_ignored": n_extra,
+                }
+            )
+            task.advance()
 
     predictions = pd.concat(preds, ignore_index=True)
     window_metrics = pd.DataFrame(rows)

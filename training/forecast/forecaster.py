@@ -44,6 +44,7 @@ from features.forecast_frame import (
     design_matrix,
     feature_family,
 )
+from training import progress
 
 __all__ = [
     "LGBMForecaster",
@@ -347,7 +348,11 @@ class LGBMForecaster:
             self.categories_[bucket.last] = dict(report.categories)
             X, y = design_matrix(frame, trainable_only=True)
             data = lgb.Dataset(X, label=np.log1p(y), categorical_feature="auto", free_raw_data=True)
-            boosters[bucket.last] = lgb.train(params, data, num_boost_round=n_rounds)
+            description = f"LightGBM rounds, steps {bucket.first}-{bucket.last}"
+            with progress.current().task(description, total=n_rounds) as task:
+                boosters[bucket.last] = lgb.train(
+                    params, data, num_boost_round=n_rounds, callbacks=[progress.lightgbm_rounds(task)]
+                )
             reports[bucket.last] = report
         return boosters, reports
 

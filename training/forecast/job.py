@@ -1,9 +1,12 @@
-"""The forecast training job behind ``orderpulse train forecast`` (and ``backtest``/``forecast``).
+"""The forecast training job behind ``orderpulse train forecast`` (and ``backtest``/``forecast``), on frames.
+
+The CLI layer (``orderpulse.jobs.forecast``) reads and validates the files and writes the outputs; the functions
+here take validated frames and report progress through a ``training.progress.Progress``.
 
 ``train_forecast``:
 
-1. reads and validates the input tables (what was repaired is printed and logged as ``validation.*`` metrics);
-   ``--until`` drops every ``y`` after that date (counted);
+1. logs what validation repaired (``validation.*`` metrics, from the reports the reader returned);
+   ``until`` drops every ``y`` after that date (counted);
 2. optionally tunes LightGBM with Optuna (``training.forecast.tuning``);
 3. backtests on ``n_windows`` rolling origins (one fit at the first origin, then newer history without
    refitting; the model calibrates its intervals on the horizon before that origin) and backtests the seasonal
@@ -22,22 +25,26 @@ from __future__ import annotations
 
 import time
 import warnings
-from pathlib import Path
 from typing import Any
 
 import mlflow
 import numpy as np
 import pandas as pd
 
-from features.io import load_table, write_frame
 from features.validation import ValidationReport
-from orderpulse.console import err
 from training.engine import check_engine, engine_context
 from training.forecast.backtest import BacktestResult, backtest
 from training.forecast.baselines import SeasonalNaive
 from training.forecast.forecaster import LGBMForecaster
-from training.pyfunc import FORECAST_SIGNATURE, ForecastPyfunc, load_snapshot_model, log_pyfunc
-from training.registry import CHAMPION, metric_tag, register, resolve
+from training.progress import Progress, reporting
+from training.pyfunc import (
+    FORECAST_SIGNATURE,
+    ForecastPyfunc,
+    SnapshotPyfunc,
+    load_snapshot_model,
+    log_pyfunc,
+)
+from training.registry import CHAMPION, metric_tag, register
 from training.review import forecast_plots as plots
 from training.tracking import (
     data_fingerprint,
@@ -51,10 +58,10 @@ from training.tracking import (
 __all__ = [
     "train_forecast",
     "run_backtest",
-    "forecast_to_file",
+    "forecast_frame",
     "forecast_output",
-    "load_forecast_tables",
     "registry_name",
+    "TABLE_NAMES",
 ]
 
 TABLE_NAMES = ("covariates", "weather", "static")
@@ -64,35 +71,11 @@ def registry_name(name: str) -> str:
     return f"{name}-forecast"
 
 
-def load_forecast_tables(
-    series: str | Path,
-    covariates: str | Path | None = None,
-    weather: str | Path | None = None,
-    static: str | Path | None = None,
-    on_bad_rows: str = "raise",
-) -> tuple[dict[str, pd.DataFrame | None], dict[str, ValidationReport]]:
-    """Load and validate the forecast tables; prints one line per table with what validation repaired."""
-    tables: dict[str, pd.DataFrame | None] = {}
-    reports: dict[str, ValidationReport] = {}
-    for name, path in (
-        ("series", series),
-        ("covariates", covariates),
-        ("weather", weather),
-        ("static", static),
-    ):
-        if path is None:
-            tables[name] = None
-            continue
-        tables[name], reports[name] = load_table(path, name, on_bad_rows=on_bad_rows)  # type: ignore[arg-type]
-        err.print(f"  [dim]loaded[/] {reports[name]}")
-    return tables, reports
-
-
 def train_forecast(
-    series: str | Path,
-    covariates: str | Path | None = None,
-    weather: str | Path | None = None,
-    static: str | Path | None = None,
+    series: pd.DataFrame,
+    covariates: pd.DataFrame | None = None,
+    weather: pd.DataFrame | None = None,
+    static: pd.DataFrame | None = None,
     *,
     freq: str = "D",
     horizon: int = 42,
@@ -103,28 +86,66 @@ def train_forecast(
     step: int | None = None,
     levels: tuple[int, ...] = (80, 95),
     params: dict[str, Any] | None = None,
-    on_bad_rows: str = "raise",
     seed: int = 0,
     engine: str = "local",
     scheduler: str | None = None,
+    reports: dict[str, ValidationReport] | None = None,
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Train, backtest, log and register a forecaster; returns ``run_id, model_uri, metrics, version, alias``.
 
-    ``engine="dask"`` builds the training frames and trains the boosters on a Dask cluster (``scheduler``, or
-    a LocalCluster for the whole job); see ``training.engine``.
+    The tables are validated frames (``features.io.load_table``); ``reports`` are the validation reports of
+    their reading, logged as ``validation.<table>.<repair>`` metrics. ``engine="dask"`` builds the training
+    frames and trains the boosters on a Dask cluster (``scheduler``, or a LocalCluster for the whole job); see
+    ``training.engine``.
     """
     check_engine(engine, scheduler)
-    started = time.perf_counter()
-    err.print(f"[bold]train forecast[/] from {series}")
-    tables, reports = load_forecast_tables(series, covariates, weather, static, on_bad_rows)
-    s = tables.pop("series")
-    assert s is not None
+    with reporting(progress) as progress:
+        return _train_forecast(
+            series,
+            {"covariates": covariates, "weather": weather, "static": static},
+            reports or {},
+            progress,
+            freq=freq,
+            horizon=horizon,
+            until=until,
+            name=name,
+            tune=tune,
+            n_windows=n_windows,
+            step=step,
+            levels=levels,
+            params=params,
+            seed=seed,
+            engine=engine,
+            scheduler=scheduler,
+        )
+
+
+def _train_forecast(
+    s: pd.DataFrame,
+    tables: dict[str, pd.DataFrame | None],
+    reports: dict[str, ValidationReport],
+    progress: Progress,
+    *,
+    freq: str,
+    horizon: int,
+    until: Any,
+    name: str,
+    tune: int,
+    n_windows: int,
+    step: int | None,
+    levels: tuple[int, ...],
+    params: dict[str, Any] | None,
+    seed: int,
+    engine: str,
+    scheduler: str | None,
+) -> dict[str, Any]:
     dropped_after_until = 0
     if until is not None:
         cutoff = pd.Timestamp(until)
         dropped_after_until = int((s["ds"] > cutoff).sum())
         s = s.loc[s["ds"] <= cutoff].reset_index(drop=True)
-        err.print(f"  --until {cutoff.date()}: {dropped_after_until:,} series rows after it are not used")
+        progress.info(f"--until {cutoff.date()}: {dropped_after_until:,} series rows after it are not used")
     step = int(step or max(1, horizon // 2))
     experiment = registry_name(name)
 
@@ -167,6 +188,7 @@ def train_forecast(
                 n_windows=n_windows,
                 step=step,
                 seed=seed,
+                progress=progress,
             )
             params = {**(params or {}), **tuned}
             log_params_flat({"features": {"use_weather": feature_config.use_weather}})
@@ -185,7 +207,7 @@ def train_forecast(
                 scheduler=scheduler,
             )
 
-        err.print(f"  backtest: {n_windows} windows of {horizon} steps, every {step} steps")
+        progress.info(f"backtest: {n_windows} windows of {horizon} steps, every {step} steps")
         t0 = time.perf_counter()
         bt = run_backtest(
             make_model, s, tables, n_windows=n_windows, step=step, horizon=horizon, levels=levels
@@ -213,12 +235,12 @@ def train_forecast(
             for k in ("wape", "rmspe", "mase", "coverage_80", "coverage_95"):
                 if k in row and pd.notna(row[k]):
                     mlflow.log_metric(f"window_{k}", float(row[k]), step=int(row["window"]))
-        err.print(
-            f"  backtest WAPE {bt.overall['wape']:.4f} (seasonal naive {naive.overall['wape']:.4f}), "
+        progress.info(
+            f"backtest WAPE {bt.overall['wape']:.4f} (seasonal naive {naive.overall['wape']:.4f}), "
             f"RMSPE {bt.overall.get('rmspe', np.nan):.4f}, 80% coverage {bt.overall.get('coverage_80', np.nan):.3f}"
         )
 
-        err.print(f"  fitting the final model on {len(s):,} rows")
+        progress.info(f"fitting the final model on {len(s):,} rows")
         t0 = time.perf_counter()
         model = make_model(calibrate=False).fit(s, **tables)
         model.calibrate_from(bt.predictions)
@@ -236,7 +258,9 @@ def train_forecast(
             warnings.filterwarnings("ignore", message=".*input example was not provided.*")
             model_uri = log_pyfunc(ForecastPyfunc(), model, {"series": s, **tables}, FORECAST_SIGNATURE)
         eval_key = bt.eval_key()
-        _reevaluate_champion(experiment, eval_key, s, tables, freq, n_windows, step, horizon, levels)
+        _reevaluate_champion(
+            experiment, eval_key, s, tables, freq, n_windows, step, horizon, levels, progress
+        )
         decision = register(
             model_uri,
             experiment,
@@ -246,9 +270,8 @@ def train_forecast(
             metrics={k: v for k, v in metrics.items() if k.startswith("backtest_") and np.isfinite(v)},
             tags={"freq": freq, "horizon": str(horizon), "run_id": run.info.run_id},
         )
-        err.print(f"  {decision}")
+        progress.info(str(decision))
         run_id = run.info.run_id
-    err.print(f"[green]done[/] in {time.perf_counter() - started:.1f}s")
     return {
         "run_id": run_id,
         "model_uri": model_uri,
@@ -285,79 +308,28 @@ def run_backtest(
     )
 
 
-def forecast_to_file(
-    model_uri: str,
-    series: str | Path,
-    out: str | Path,
-    covariates: str | Path | None = None,
-    weather: str | Path | None = None,
-    static: str | Path | None = None,
+def forecast_frame(
+    wrapper: SnapshotPyfunc,
+    series: pd.DataFrame,
+    covariates: pd.DataFrame | None = None,
+    weather: pd.DataFrame | None = None,
+    static: pd.DataFrame | None = None,
     *,
     horizon: int | None = None,
     level: int = 80,
     origin: Any = None,
     explain: bool = False,
-    on_bad_rows: str = "raise",
-    engine: str = "local",
-    scheduler: str | None = None,
-) -> dict[str, Any]:
-    """Forecast every series of ``series`` from ``origin``; writes ``series_id, ds, yhat, yhat_lo, yhat_hi``.
+) -> pd.DataFrame:
+    """Forecast every series of ``series`` from ``origin``: ``series_id, ds, yhat, yhat_lo, yhat_hi`` (+ SHAP).
 
-    Tables not given fall back to the snapshot the model was trained with (e.g. its promo calendar). ``out``
-    is written by ``features.io.write_frame`` (CSV/TSV text, a Parquet file, or a partitioned Parquet dataset
-    when it is a directory or has no extension).
-    ``engine="dask"`` reads ``series`` lazily (a file, directory or glob of Parquet files) and forecasts each
-    series partition on the cluster (``training.engine.forecast_dataset``).
+    ``wrapper`` is a loaded forecast model (``training.pyfunc.load_snapshot_model(uri, kind=ForecastPyfunc)``);
+    tables not given fall back to the snapshot the model was trained with (e.g. its promo calendar).
     """
-    check_engine(engine, scheduler)
-    resolved = resolve(model_uri)
-    wrapper = load_snapshot_model(resolved.uri)
     model: LGBMForecaster = wrapper.model
-    if engine == "dask":
-        from training.forecast.dask import forecast_dataset
-
-        given = {"covariates": covariates, "weather": weather, "static": static}
-        written = forecast_dataset(
-            model,
-            series,
-            out,
-            {k: v if v is not None else wrapper.table(k) for k, v in given.items()},
-            horizon=horizon,
-            level=level,
-            origin=origin,
-            explain=explain,
-            on_bad_rows=on_bad_rows,
-            shape=forecast_output,
-            scheduler=scheduler,
-        )
-        summary = {"model": resolved.uri, "version": resolved.version, **written}
-        err.print(
-            f"[green]wrote[/] {out}: {summary['rows']:,} rows for {summary.get('series', 0):,} series, "
-            f"{str(summary.get('start'))[:10]} .. {str(summary.get('end'))[:10]} (model {resolved.uri}, dask)"
-        )
-        return summary
-    tables, _ = load_forecast_tables(series, covariates, weather, static, on_bad_rows)
-    s = tables.pop("series")
-    for name in TABLE_NAMES:
-        if tables[name] is None:
-            tables[name] = wrapper.table(name)
-    pred = model.predict(horizon, levels=(level,), explain=explain, series=s, origin=origin, **tables)
-    out_df = forecast_output(pred, level, explain)
-    write_frame(out_df, out)
-    summary = {
-        "model": resolved.uri,
-        "version": resolved.version,
-        "rows": len(out_df),
-        "series": int(out_df["series_id"].nunique()),
-        "start": str(out_df["ds"].min()),
-        "end": str(out_df["ds"].max()),
-        "out": str(out),
-    }
-    err.print(
-        f"[green]wrote[/] {out}: {summary['rows']:,} rows for {summary['series']:,} series, "
-        f"{summary['start'][:10]} .. {summary['end'][:10]} (model {resolved.uri})"
-    )
-    return summary
+    given = {"covariates": covariates, "weather": weather, "static": static}
+    tables = {k: v if v is not None else wrapper.table(k) for k, v in given.items()}
+    pred = model.predict(horizon, levels=(level,), explain=explain, series=series, origin=origin, **tables)
+    return forecast_output(pred, level, explain)
 
 
 def forecast_output(pred: pd.DataFrame, level: int, explain: bool) -> pd.DataFrame:
@@ -379,6 +351,7 @@ def _reevaluate_champion(
     step: int,
     horizon: int,
     levels: tuple[int, ...],
+    progress: Progress,
 ) -> None:
     """When the champion was evaluated on other windows, backtest its recipe on ours and record the result."""
     from mlflow import MlflowClient
@@ -393,14 +366,14 @@ def _reevaluate_champion(
     try:
         old: LGBMForecaster = load_snapshot_model(f"models:/{experiment}/{champion.version}").model
     except Exception as exc:  # noqa: BLE001 - an unloadable champion cannot be compared; register() says so
-        err.print(f"  [yellow]champion v{champion.version} could not be loaded for re-evaluation: {exc}[/]")
+        progress.warning(f"champion v{champion.version} could not be loaded for re-evaluation: {exc}")
         return
     if old.horizon != horizon or old.freq != freq:
-        err.print(
-            f"  champion v{champion.version} forecasts {old.horizon} steps at {old.freq}: not comparable"
+        progress.info(
+            f"champion v{champion.version} forecasts {old.horizon} steps at {old.freq}: not comparable"
         )
         return
-    err.print(f"  re-backtesting champion v{champion.version}'s recipe on the same windows")
+    progress.info(f"re-backtesting champion v{champion.version}'s recipe on the same windows")
 
     def make_old() -> LGBMForecaster:
         return LGBMForecaster(

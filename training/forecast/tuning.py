@@ -20,10 +20,10 @@ import optuna
 import pandas as pd
 
 from features.forecast_config import ForecastFeatureConfig
-from orderpulse.console import err, progress
 from training.forecast.backtest import rolling_origin_windows
 from training.forecast.forecaster import LGBMForecaster
 from training.metrics import wape
+from training.progress import Progress, reporting
 
 __all__ = ["tune_forecaster", "suggest_params"]
 
@@ -52,8 +52,11 @@ def tune_forecaster(
     step: int | None = None,
     seed: int = 0,
     timeout: float | None = None,
+    progress: Progress | None = None,
 ) -> tuple[dict[str, Any], ForecastFeatureConfig]:
-    """Run ``n_trials`` Optuna trials; returns the best LightGBM parameters and feature configuration."""
+    """Run ``n_trials`` Optuna trials; returns the best LightGBM parameters and feature configuration.
+
+    ``progress`` counts the trials and reports the best one (default ``training.progress.current()``)."""
     if n_trials < 1:
         raise ValueError(f"n_trials must be >= 1. Got {n_trials} instead.")
     step = int(step or max(1, horizon // 2))
@@ -100,22 +103,24 @@ def tune_forecaster(
         _log_trial(trial, params, use_weather, value, pruned=False)
         return value
 
-    with progress() as bar:
-        task = bar.add_task(f"tuning ({n_trials} trials)", total=n_trials)
+    with (
+        reporting(progress) as progress,
+        progress.task(f"tuning ({n_trials} trials)", total=n_trials) as task,
+    ):
         study.optimize(
-            objective, n_trials=n_trials, timeout=timeout, callbacks=[lambda *_: bar.advance(task)], catch=()
+            objective, n_trials=n_trials, timeout=timeout, callbacks=[lambda *_: task.advance()], catch=()
         )
     best = dict(study.best_params)
     n_pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials)
-    err.print(
-        f"  tuning: best backtest WAPE {study.best_value:.4f} after {len(study.trials)} trials "
+    progress.info(
+        f"tuning: best backtest WAPE {study.best_value:.4f} after {len(study.trials)} trials "
         f"({n_pruned} pruned): {best}"
     )
     if mlflow.active_run() is not None:
         mlflow.log_metrics({"tune_best_wape": float(study.best_value), "tune_trials_pruned": float(n_pruned)})
     use_weather = bool(best.pop("use_weather", True))
     if not use_weather:
-        err.print("  [yellow]note:[/] the best trial does not use weather features")
+        progress.warning("note: the best trial does not use weather features")
     return best, ForecastFeatureConfig(freq=freq, use_weather=use_weather)
 
 

@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from training.anomaly.job import registry_name, score_orders, train_anomaly
+from orderpulse.jobs.anomaly import score_orders, train_anomaly
+from training.anomaly.job import registry_name
 
 UNTIL = "2020-08-31"
 

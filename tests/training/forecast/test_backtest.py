@@ -132,6 +132,11 @@ def test_backtest_with_seasonal_naive_is_exact_on_a_repeating_pattern():
     assert result.window_metrics["origin"].tolist() == [w.origin for w in result.windows]
 
 
+def test_backtest_counts_its_windows_on_the_given_progress(recorded_progress):
+    backtest(lambda: SeasonalNaive("D"), _panel(), n_windows=3, step=7, horizon=7, progress=recorded_progress)
+    assert recorded_progress.tasks == {"backtest windows": [1, 1, 1, 3]}
+
+
 def test_backtest_metrics_match_a_hand_computation():
     frame = _panel(21, series=("a",))
     frame.loc[frame["ds"] == pd.Timestamp("2024-01-21"), "y"] = 77.0  # last day: forecast 70, actual 77

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from features.errors import NotFittedError
+from training import progress
 from training.forecast.forecaster import LGBMForecaster, default_buckets, dense_buckets
 
 SMALL = {"n_estimators": 40, "num_leaves": 15, "min_child_samples": 5, "learning_rate": 0.2}
@@ -60,6 +61,21 @@ def split(tables):
 def fitted(tables, split) -> LGBMForecaster:
     train, _, _ = split
     return LGBMForecaster(freq="D", horizon=14, params=SMALL).fit(train, covariates=tables["covariates"])
+
+
+def test_fit_reports_every_lightgbm_round_of_every_bucket_to_the_current_progress(
+    tables, split, recorded_progress
+):
+    train, _, _ = split
+    model = LGBMForecaster(
+        freq="D", horizon=14, buckets=(7, 14), params={**SMALL, "n_estimators": 12}, calibrate=False
+    )
+    with progress.reporting(recorded_progress):
+        model.fit(train, covariates=tables["covariates"])
+    assert recorded_progress.tasks == {
+        "LightGBM rounds, steps 1-7": [1] * 12 + [12],
+        "LightGBM rounds, steps 8-14": [1] * 12 + [12],
+    }
 
 
 def test_default_is_one_direct_bucket_and_dense_buckets_are_dense_near_the_origin():

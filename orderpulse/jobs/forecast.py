@@ -1,0 +1,145 @@
+"""``orderpulse train forecast`` and ``orderpulse forecast`` on files: read, call ``training.forecast.job``, write.
+
+``train_forecast`` prints ``train forecast from <series>``, one ``loaded ...`` line per table (what validation
+repaired), the job's progress (backtest windows, LightGBM rounds, tuning trials as bars) and ``done in ...``;
+it returns the job's summary (the CLI prints it as the last stdout line, as JSON).
+
+``forecast_to_file`` forecasts every series of a file with a logged model and writes ``series_id, ds, yhat,
+yhat_lo, yhat_hi`` with ``features.io.write_frame`` (CSV/TSV text, a Parquet file, or a partitioned Parquet
+dataset when ``out`` is a directory or has no extension); with ``engine="dask"`` the series are read lazily and forecast per partition on the cluster.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from features.io import load_table, write_frame
+from features.validation import ValidationReport
+from orderpulse.console import RichProgress, err
+from training.engine import check_engine
+from training.forecast import job
+from training.pyfunc import ForecastPyfunc, load_snapshot_model
+from training.registry import resolve
+
+__all__ = ["train_forecast", "forecast_to_file", "load_forecast_tables"]
+
+
+def load_forecast_tables(
+    series: str | Path,
+    covariates: str | Path | None = None,
+    weather: str | Path | None = None,
+    static: str | Path | None = None,
+    on_bad_rows: str = "raise",
+) -> tuple[dict[str, pd.DataFrame | None], dict[str, ValidationReport]]:
+    """Load and validate the forecast tables; prints one line per table with what validation repaired."""
+    tables: dict[str, pd.DataFrame | None] = {}
+    reports: dict[str, ValidationReport] = {}
+    for name, path in (
+        ("series", series),
+        ("covariates", covariates),
+        ("weather", weather),
+        ("static", static),
+    ):
+        if path is None:
+            tables[name] = None
+            continue
+        tables[name], reports[name] = load_table(path, name, on_bad_rows=on_bad_rows)  # type: ignore[arg-type]
+        err.print(f"  [dim]loaded[/] {reports[name]}")
+    return tables, reports
+
+
+def train_forecast(
+    series: str | Path,
+    covariates: str | Path | None = None,
+    weather: str | Path | None = None,
+    static: str | Path | None = None,
+    *,
+    on_bad_rows: str = "raise",
+    **options: Any,
+) -> dict[str, Any]:
+    """Read the tables, then ``training.forecast.job.train_forecast`` with ``options`` (freq, horizon, until,
+    name, tune, n_windows, step, levels, params, seed, engine, scheduler); returns its summary."""
+    check_engine(options.get("engine", "local"), options.get("scheduler"))
+    started = time.perf_counter()
+    err.print(f"[bold]train forecast[/] from {series}")
+    tables, reports = load_forecast_tables(series, covariates, weather, static, on_bad_rows)
+    s = tables.pop("series")
+    assert s is not None
+    result = job.train_forecast(s, **tables, reports=reports, progress=RichProgress(), **options)
+    err.print(f"[green]done[/] in {time.perf_counter() - started:.1f}s")
+    return result
+
+
+def forecast_to_file(
+    model_uri: str,
+    series: str | Path,
+    out: str | Path,
+    covariates: str | Path | None = None,
+    weather: str | Path | None = None,
+    static: str | Path | None = None,
+    *,
+    horizon: int | None = None,
+    level: int = 80,
+    origin: Any = None,
+    explain: bool = False,
+    on_bad_rows: str = "raise",
+    engine: str = "local",
+    scheduler: str | None = None,
+) -> dict[str, Any]:
+    """Forecast every series of ``series`` from ``origin`` and write ``series_id, ds, yhat, yhat_lo, yhat_hi``.
+
+    Tables not given fall back to the snapshot the model was trained with (e.g. its promo calendar).
+    ``engine="dask"`` reads ``series`` lazily (a file, directory or glob of Parquet files) and forecasts each
+    series partition on the cluster (``training.forecast.dask.forecast_dataset``).
+    """
+    check_engine(engine, scheduler)
+    resolved = resolve(model_uri)
+    wrapper = load_snapshot_model(resolved.uri, kind=ForecastPyfunc)
+    if engine == "dask":
+        from training.forecast.dask import forecast_dataset
+
+        given = {"covariates": covariates, "weather": weather, "static": static}
+        written = forecast_dataset(
+            wrapper.model,
+            series,
+            out,
+            {k: v if v is not None else wrapper.table(k) for k, v in given.items()},
+            horizon=horizon,
+            level=level,
+            origin=origin,
+            explain=explain,
+            on_bad_rows=on_bad_rows,
+            shape=job.forecast_output,
+            scheduler=scheduler,
+        )
+        summary = {"model": resolved.uri, "version": resolved.version, **written}
+        err.print(
+            f"[green]wrote[/] {out}: {summary['rows']:,} rows for {summary.get('series', 0):,} series, "
+            f"{str(summary.get('start'))[:10]} .. {str(summary.get('end'))[:10]} (model {resolved.uri}, dask)"
+        )
+        return summary
+    tables, _ = load_forecast_tables(series, covariates, weather, static, on_bad_rows)
+    s = tables.pop("series")
+    assert s is not None
+    out_df = job.forecast_frame(
+        wrapper, s, **tables, horizon=horizon, level=level, origin=origin, explain=explain
+    )
+    write_frame(out_df, out)
+    summary = {
+        "model": resolved.uri,
+        "version": resolved.version,
+        "rows": len(out_df),
+        "series": int(out_df["series_id"].nunique()),
+        "start": str(out_df["ds"].min()),
+        "end": str(out_df["ds"].max()),
+        "out": str(out),
+    }
+    err.print(
+        f"[green]wrote[/] {out}: {summary['rows']:,} rows for {summary['series']:,} series, "
+        f"{summary['start'][:10]} .. {summary['end'][:10]} (model {resolved.uri})"
+    )
+    return summary
