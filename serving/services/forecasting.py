@@ -1,6 +1,6 @@
 """Forecasts from the served model: history = snapshot + actuals, the stored or a requested plan, what-ifs.
 
-``forecast`` calls ``LGBMForecaster.predict`` exactly as ``training.forecast.job.forecast_to_file`` does (the
+``forecast`` calls ``LGBMForecaster.predict`` exactly as ``training.forecast.job.forecast_frame`` does (the
 CLI): the ``series`` history, the ``origin``, and the covariates / weather / static tables, which default to
 the snapshot the model was trained with. Only the requested series' rows are passed (the model builds each
 series' features from its own rows; the snapshot is indexed once per model version), so the API and the CLI
@@ -12,7 +12,7 @@ replaces the snapshot's value of the same step). The default origin is the lates
 Plan: request ``covariates`` / ``weather`` rows are laid over the stored tables (``overlay_plan``, using
 ``training.forecast.whatif.overlay`` like the planner notebook, so both show the same numbers); a request with a plan
 is a what-if, answered with the forecast under the stored plan next to it
-(``yhat_baseline``, ``delta``). Known closures of forecast steps (``closures``) are laid over the history
+(``yhat_baseline``, ``delta``; ``training.forecast.whatif.baseline_yhat``). Known closures of forecast steps (``closures``) are laid over the history
 (``serving.services.closures``) and hold for the baseline too. Covariates are required through the horizon: when neither the stored plan nor
 the request covers it, the answer is 400 with the problem and how to send a plan.
 """
@@ -37,7 +37,7 @@ from serving.schemas.forecast import ForecastIn
 from serving.services.closures import with_closures
 from serving.services.scoring import model_ref
 from serving.store.audit import AuditRecord
-from training.forecast.whatif import overlay
+from training.forecast.whatif import baseline_yhat, overlay
 
 __all__ = [
     "ForecastContext",
@@ -202,8 +202,9 @@ def forecast(
     baseline, note = None, None
     if request.is_what_if:
         try:
-            base = model.predict(horizon, levels=(), series=history, origin=origin, static=static, **stored)
-            baseline = pred[["series_id", "ds"]].merge(base[["series_id", "ds", "yhat"]], how="left")["yhat"]
+            baseline = baseline_yhat(
+                model, pred, horizon=horizon, series=history, origin=origin, static=static, **stored
+            )
         except DataValidationError as exc:
             note = (
                 "no baseline: the stored plan does not cover the horizon, so there is no delta "

@@ -1,7 +1,8 @@
 """What-if forecasts: the same forecast under a changed promo plan or weather scenario, and the difference.
 
 Used by ``POST /v1/forecast`` (covariates in the request) and by the planner notebook
-``02_promo_weather_whatif.ipynb``, so both show the same numbers.
+``02_promo_weather_whatif.ipynb``, so both show the same numbers: ``overlay`` lays the scenario over the stored
+tables, ``baseline_yhat`` is the forecast under the stored plan aligned to the scenario's rows.
 
 A scenario is given as rows that *overlay* the stored tables: for covariates, rows keyed by (``series_id``,
 ``ds``) — or ``ds`` alone for a change that applies to every series — whose columns replace the stored values
@@ -18,7 +19,7 @@ import pandas as pd
 from features.validation import validate
 from training.forecast.forecaster import LGBMForecaster
 
-__all__ = ["overlay", "what_if"]
+__all__ = ["overlay", "what_if", "baseline_yhat"]
 
 
 def overlay(
@@ -74,9 +75,6 @@ def what_if(
     stored_weather = weather if weather is not None else model.tables_.get("weather")
     scen_cov = overlay(stored_cov, _validated(covariate_changes, "covariates"), ("series_id", "ds"))
     scen_weather = overlay(stored_weather, _validated(weather_changes, "weather"), ("region", "ds"))
-    base = model.predict(
-        horizon, levels=(), series=series, covariates=stored_cov, weather=stored_weather, origin=origin
-    )
     scenario = model.predict(
         horizon,
         levels=levels,
@@ -86,14 +84,34 @@ def what_if(
         weather=scen_weather,
         origin=origin,
     )
-    out = scenario.merge(
-        base[["series_id", "ds", "yhat"]].rename(columns={"yhat": "yhat_base"}),
-        on=["series_id", "ds"],
-        how="left",
+    out = scenario.assign(
+        yhat_base=baseline_yhat(
+            model,
+            scenario,
+            horizon=horizon,
+            series=series,
+            origin=origin,
+            covariates=stored_cov,
+            weather=stored_weather,
+        ).to_numpy()
     )
     out["delta"] = out["yhat"] - out["yhat_base"]
     out["delta_pct"] = (out["delta"] / out["yhat_base"]).where(out["yhat_base"] > 0)
     return out
+
+
+def baseline_yhat(
+    model: LGBMForecaster, scenario: pd.DataFrame, *, horizon: int | None, **predict_kwargs: Any
+) -> pd.Series:
+    """The point forecast under the stored plan for each row (``series_id``, ``ds``) of ``scenario``.
+
+    ``predict_kwargs`` are ``LGBMForecaster.predict``'s (``series``, ``origin``, and the stored ``covariates``,
+    ``weather``, ``static``); NaN where the stored plan has no forecast for a row. Raises what ``predict``
+    raises, e.g. ``DataValidationError`` when the stored plan does not cover the horizon.
+    """
+    base = model.predict(horizon, levels=(), **predict_kwargs)
+    keys = scenario[["series_id", "ds"]]
+    return keys.merge(base[["series_id", "ds", "yhat"]], on=["series_id", "ds"], how="left")["yhat"]
 
 
 def _validated(changes: pd.DataFrame | None, table: str) -> pd.DataFrame | None:
