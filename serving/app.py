@@ -63,18 +63,11 @@ def default_model_holder(settings: Settings) -> ModelHolder:
 
 
 def load_snapshot_wrapper(path: str) -> object:
-    """``mlflow.pyfunc.load_model(path).unwrap_python_model()``, refusing models that are not OrderPulse's."""
-    import mlflow.pyfunc
+    """The logged model at ``path`` (``training.pyfunc.load_snapshot_model``: refuses models that are not
+    OrderPulse's with a ``ModelKindError``, a ``TypeError``)."""
+    from training.pyfunc import load_snapshot_model
 
-    from training.pyfunc import SnapshotPyfunc
-
-    wrapper = mlflow.pyfunc.load_model(path).unwrap_python_model()
-    if not isinstance(wrapper, SnapshotPyfunc):
-        raise TypeError(
-            f"the model at {path} is a {type(wrapper).__name__}, not an OrderPulse model: register models "
-            "logged by `orderpulse train forecast|anomaly`"
-        )
-    return wrapper
+    return load_snapshot_model(path)
 
 
 def create_app(

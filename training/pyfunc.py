@@ -21,11 +21,19 @@ import pandas as pd
 from mlflow.models import ModelSignature
 from mlflow.types.schema import ColSpec, Schema
 
+from features.errors import OrderPulseError
 from features.io import write_frame
 
 W = TypeVar("W", bound="SnapshotPyfunc")
 
-__all__ = ["SnapshotPyfunc", "ForecastPyfunc", "log_pyfunc", "load_snapshot_model", "FORECAST_SIGNATURE"]
+__all__ = [
+    "SnapshotPyfunc",
+    "ForecastPyfunc",
+    "ModelKindError",
+    "log_pyfunc",
+    "load_snapshot_model",
+    "FORECAST_SIGNATURE",
+]
 
 FORECAST_SIGNATURE = ModelSignature(
     inputs=Schema([ColSpec("string", "series_id"), ColSpec("long", "horizon", required=False)]),
@@ -41,6 +49,10 @@ FORECAST_SIGNATURE = ModelSignature(
         ]
     ),
 )
+
+
+class ModelKindError(OrderPulseError, TypeError):
+    """A logged model is not the kind of OrderPulse model the caller needs (``load_snapshot_model``)."""
 
 
 class SnapshotPyfunc(mlflow.pyfunc.PythonModel):
@@ -112,13 +124,14 @@ def load_snapshot_model(model_uri: str, kind: type[W] = SnapshotPyfunc) -> W:  #
 
     The one loader of logged models (CLI jobs, reviews, the server's model source). ``kind`` is the wrapper
     class the caller needs (``ForecastPyfunc``, ``training.anomaly.models.AnomalyPyfunc``; default any
-    OrderPulse model); any other model raises a ``TypeError`` naming what was found and how to fix it.
+    OrderPulse model); any other model raises ``ModelKindError`` (a ``TypeError``; the CLI exits 2 with it)
+    naming what was found and how to fix it.
     """
     loaded = mlflow.pyfunc.load_model(model_uri)
     wrapper = loaded.unwrap_python_model()
     if not isinstance(wrapper, kind):
-        what = "an OrderPulse model" if kind is SnapshotPyfunc else f"a {kind.__name__} model"
-        raise TypeError(
+        what = "an OrderPulse model" if kind is SnapshotPyfunc else f"an OrderPulse {kind.__name__}"
+        raise ModelKindError(
             f"the model at {model_uri} is a {type(wrapper).__name__}, not {what}: register models "
             "logged by `orderpulse train forecast|anomaly` (forecast models for forecasts, anomaly models "
             "for scoring)"

@@ -364,7 +364,9 @@ def _reevaluate_champion(
     if champion.tags.get("eval_key") == eval_key:
         return
     try:
-        old: LGBMForecaster = load_snapshot_model(f"models:/{experiment}/{champion.version}").model
+        old: LGBMForecaster = load_snapshot_model(
+            f"models:/{experiment}/{champion.version}", kind=ForecastPyfunc
+        ).model
     except Exception as exc:  # noqa: BLE001 - an unloadable champion cannot be compared; register() says so
         progress.warning(f"champion v{champion.version} could not be loaded for re-evaluation: {exc}")
         return

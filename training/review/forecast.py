@@ -22,7 +22,7 @@ from features.calendar import step_length
 from training.forecast.forecaster import LGBMForecaster
 from training.forecast.job import run_backtest
 from training.metrics import daily_total_error, evaluate
-from training.pyfunc import load_snapshot_model
+from training.pyfunc import ForecastPyfunc, load_snapshot_model
 from training.registry import CHALLENGER, CHAMPION, ModelNotFoundError, ResolvedModel, resolve
 
 __all__ = [
@@ -78,12 +78,7 @@ class ForecastModel:
 def load_forecast_model(model_uri: str) -> ForecastModel:
     """Resolve ``model_uri`` (``models:/<name>@champion``, ``models:/<name>/3``, ``runs:/...``) and load it."""
     resolved = resolve(model_uri)
-    wrapper = load_snapshot_model(resolved.uri)
-    if not isinstance(wrapper.model, LGBMForecaster):
-        raise ValueError(
-            f"{model_uri} holds a {type(wrapper.model).__name__}, not a forecaster. "
-            "Use a forecast model, e.g. models:/orderpulse-forecast@champion."
-        )
+    wrapper = load_snapshot_model(resolved.uri, kind=ForecastPyfunc)
     tables = {name: wrapper.table(name) for name in TABLES}
     if tables["series"] is None:
         raise ValueError(

@@ -17,7 +17,7 @@ import pandas as pd
 
 from features.order_features import order_feature_family
 from training.anomaly.data import AnomalyTrainingData
-from training.anomaly.models import ExceptionClassifier, UnsupervisedDetector
+from training.anomaly.models import AnomalyPyfunc, ExceptionClassifier, UnsupervisedDetector
 from training.pyfunc import load_snapshot_model
 from training.registry import ResolvedModel, resolve
 
@@ -58,12 +58,7 @@ class AnomalyModel:
 def load_anomaly_model(model_uri: str) -> AnomalyModel:
     """Resolve ``model_uri`` (``models:/<name>-anomaly@champion``, a version, ``runs:/...``) and load it."""
     resolved = resolve(model_uri)
-    wrapper = load_snapshot_model(resolved.uri)
-    if not isinstance(wrapper.model, ExceptionClassifier | UnsupervisedDetector):
-        raise ValueError(
-            f"{model_uri} holds a {type(wrapper.model).__name__}, not an exception-order model. "
-            "Use e.g. models:/orderpulse-anomaly@champion."
-        )
+    wrapper = load_snapshot_model(resolved.uri, kind=AnomalyPyfunc)
     return AnomalyModel(resolved, wrapper.model, {k: wrapper.table(k) for k in ("orders", "labels")})
 
 
