@@ -81,10 +81,12 @@ def train(root: Path, n_stores: int = 10) -> None:
     os.environ["ORDERPULSE_MLRUNS_DIR"] = str(root)
     from mlflow import MlflowClient
 
+    from training.registry import registered_name
+
     try:
         client = MlflowClient(uri)
-        client.get_model_version_by_alias(f"{NAME}-forecast", "champion")
-        client.get_model_version_by_alias(f"{NAME}-anomaly", "champion")
+        client.get_model_version_by_alias(registered_name(NAME, "forecast"), "champion")
+        client.get_model_version_by_alias(registered_name(NAME, "anomaly"), "champion")
         print(f"models already trained in {root}")
         return
     except Exception:

@@ -35,6 +35,7 @@ from serving.models import (
     RefusedVersionError,
     RegistryUnreachableError,
 )
+from training.registry import registered_name
 
 if TYPE_CHECKING:
     from serving.settings import Settings
@@ -89,7 +90,7 @@ class RegistryModelSource(ModelSource):
         )
 
     def registered_name(self, kind: str) -> str:
-        return f"{self.model_name}-{kind}"
+        return registered_name(self.model_name, kind)
 
     def fetch(self, kind: str, current: LoadedModel | None, refused: Collection[str] = ()) -> LoadedModel:
         name = self.registered_name(kind)

@@ -116,10 +116,6 @@ class Settings(BaseSettings):
     def api_key_hashes(self) -> tuple[str, ...]:
         return tuple(self.api_keys)
 
-    def registered_model_name(self, kind: str) -> str:
-        """``orderpulse`` + ``forecast`` -> ``orderpulse-forecast``."""
-        return f"{self.model_name}-{kind}"
-
     def to_env(self) -> dict[str, str]:
         """These settings as ``ORDERPULSE_*`` variables, so worker processes rebuild exactly the same Settings.
 

@@ -38,7 +38,12 @@ __all__ = [
     "promote",
     "resolve",
     "metric_tag",
+    "registered_name",
+    "MODEL_KINDS",
 ]
+
+MODEL_KINDS = ("forecast", "anomaly")
+"""The kinds of registered models: ``<name>-forecast`` and ``<name>-anomaly``."""
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -127,6 +132,17 @@ class ResolvedModel:
         """``"orderpulse-forecast v3 @champion"`` (the URI when the model is not a registered version)."""
         name = f"{self.name} v{self.version}" if self.name else self.uri
         return name + "".join(f" @{a}" for a in self.aliases)
+
+
+def registered_name(name: str, kind: str) -> str:
+    """The registered model (and experiment) of a kind: ``orderpulse`` + ``forecast`` -> ``orderpulse-forecast``.
+
+    A name that already ends in ``-<kind>`` is kept (``orderpulse-anomaly`` stays ``orderpulse-anomaly``). The
+    one home of this rule: the training jobs register under it and the server loads from it.
+    """
+    if kind not in MODEL_KINDS:
+        raise ValueError(f"kind must be one of {list(MODEL_KINDS)}. Got {kind!r} instead.")
+    return name if name.endswith(f"-{kind}") else f"{name}-{kind}"
 
 
 def metric_tag(metric: str) -> str:

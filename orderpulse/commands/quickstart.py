@@ -36,10 +36,11 @@ def ensure_models(data: Path, name: str = "orderpulse") -> dict[str, str]:
     """Train what is missing on the sample; returns what was done per model kind."""
     from orderpulse.jobs.anomaly import train_anomaly
     from orderpulse.jobs.forecast import train_forecast
+    from training.registry import registered_name
 
     done = {}
     rossmann, retail = data / "rossmann", data / "online_retail"
-    if champion_exists(f"{name}-forecast"):
+    if champion_exists(registered_name(name, "forecast")):
         done["forecast"] = "champion already registered"
     else:
         for f in ("series", "covariates", "weather", "static"):
@@ -58,7 +59,7 @@ def ensure_models(data: Path, name: str = "orderpulse") -> dict[str, str]:
             n_windows=2,
         )
         done["forecast"] = f"trained v{result['version']} (@{result['alias']})"
-    if champion_exists(f"{name}-anomaly"):
+    if champion_exists(registered_name(name, "anomaly")):
         done["anomaly"] = "champion already registered"
     else:
         result = train_anomaly(retail / "orders.csv", retail / "labels.csv", name=name)

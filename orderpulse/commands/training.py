@@ -350,14 +350,16 @@ def tune_forecast(
     """Tune the forecaster on backtest WAPE and print the best parameters (use train forecast --tune to train)."""
     from orderpulse.console import RichProgress
     from orderpulse.jobs.forecast import load_forecast_tables
-    from training.forecast.job import registry_name
     from training.forecast.tuning import tune_forecaster
+    from training.registry import registered_name
     from training.tracking import start_run
 
     tables, _ = load_forecast_tables(series, covariates, weather, static, on_bad_rows)
     s = tables.pop("series")
     with start_run(
-        registry_name(name), run_name=f"tune h={horizon} {freq}", tags={"model": "forecast-tuning"}
+        registered_name(name, "forecast"),
+        run_name=f"tune h={horizon} {freq}",
+        tags={"model": "forecast-tuning"},
     ) as run:
         params, config = tune_forecaster(
             s,

@@ -39,9 +39,8 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """Train the models once per session in a private MLflow store; returns the store's URI and paths."""
     from orderpulse.jobs.anomaly import train_anomaly
     from orderpulse.jobs.forecast import train_forecast
-    from training.forecast.job import registry_name
     from training.registry import CHALLENGER as ALIAS
-    from training.registry import promote, resolve
+    from training.registry import promote, registered_name, resolve
 
     _ensure_kernelspec("python3")
     root = tmp_path_factory.mktemp("notebooks_store")
@@ -62,7 +61,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         kw = {"horizon": HORIZON, "n_windows": 1, "until": until}
         first = train_forecast(*args, params=SMALL, **kw)
         second = train_forecast(*args, params=CHALLENGER, **kw)
-        name = registry_name("orderpulse")
+        name = registered_name("orderpulse", "forecast")
         if (
             ALIAS
             not in resolve(f"models:/{name}/{first['version']}").aliases

@@ -189,3 +189,15 @@ def test_resolved_model_label_names_version_and_aliases_or_the_uri():
     registered = ResolvedModel("models:/demand/3", "demand", 3, "r1", "s", aliases=("champion", "prod"))
     assert registered.label == "demand v3 @champion @prod"
     assert ResolvedModel("runs:/r1/model", None, None, "r1", "s").label == "runs:/r1/model"
+
+
+def test_registered_name_appends_the_kind_once():
+    assert registry.registered_name("shop", "anomaly") == "shop-anomaly"
+    assert registry.registered_name("shop-anomaly", "anomaly") == "shop-anomaly"
+    assert registry.registered_name("shop", "forecast") == "shop-forecast"
+    assert registry.registered_name("shop-anomaly", "forecast") == "shop-anomaly-forecast"
+
+
+def test_registered_name_refuses_an_unknown_kind():
+    with pytest.raises(ValueError, match=r"kind must be one of \['forecast', 'anomaly'\]. Got 'forecasts'"):
+        registry.registered_name("shop", "forecasts")

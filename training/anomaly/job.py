@@ -53,7 +53,7 @@ from training.metrics import evaluate_classifier
 from training.progress import Progress, reporting
 from training.progress import resolve as resolve_progress
 from training.pyfunc import SnapshotPyfunc, log_pyfunc
-from training.registry import register
+from training.registry import register, registered_name
 from training.tracking import (
     data_fingerprint,
     log_figure,
@@ -68,16 +68,10 @@ __all__ = [
     "score_orders",
     "scoring_window",
     "scored_orders_frame",
-    "registry_name",
     "metric_summary",
 ]
 
 ReasonsMode = Literal["flagged", "all", "none"]
-
-
-def registry_name(name: str) -> str:
-    """``orderpulse`` -> ``orderpulse-anomaly``."""
-    return name if name.endswith("-anomaly") else f"{name}-anomaly"
 
 
 def check_train_options(unsupervised: bool, has_labels: bool, tune: int) -> None:
@@ -162,7 +156,7 @@ def _train_anomaly(
         data = model.prepare(orders, labels, until)
     progress.info(str(data))
     kind = "unsupervised" if unsupervised else "supervised"
-    experiment = registry_name(name)
+    experiment = registered_name(name, "anomaly")
     with start_run(
         experiment, run_name=f"{kind} until {data.cutoff.date()}", tags={"model": "anomaly", "kind": kind}
     ) as run:

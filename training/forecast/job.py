@@ -44,7 +44,7 @@ from training.pyfunc import (
     load_snapshot_model,
     log_pyfunc,
 )
-from training.registry import CHAMPION, metric_tag, register
+from training.registry import CHAMPION, metric_tag, register, registered_name
 from training.review import forecast_plots as plots
 from training.tracking import (
     data_fingerprint,
@@ -60,15 +60,10 @@ __all__ = [
     "run_backtest",
     "forecast_frame",
     "forecast_output",
-    "registry_name",
     "TABLE_NAMES",
 ]
 
 TABLE_NAMES = ("covariates", "weather", "static")
-
-
-def registry_name(name: str) -> str:
-    return f"{name}-forecast"
 
 
 def train_forecast(
@@ -147,7 +142,7 @@ def _train_forecast(
         s = s.loc[s["ds"] <= cutoff].reset_index(drop=True)
         progress.info(f"--until {cutoff.date()}: {dropped_after_until:,} series rows after it are not used")
     step = int(step or max(1, horizon // 2))
-    experiment = registry_name(name)
+    experiment = registered_name(name, "forecast")
 
     with (
         engine_context(engine, scheduler),

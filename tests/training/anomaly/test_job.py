@@ -12,7 +12,6 @@ import pytest
 from mlflow import MlflowClient
 
 from orderpulse.jobs.anomaly import score_orders, train_anomaly
-from training.anomaly.job import registry_name
 
 UNTIL = "2020-08-31"
 
@@ -168,8 +167,3 @@ def test_supervised_training_needs_labels(files):
 def test_score_refuses_an_empty_or_reversed_window(files, tmp_path):
     with pytest.raises(ValueError, match="end must be after start"):
         score_orders("models:/x@champion", files["orders"], tmp_path / "x.csv", "2020-10-01", "2020-09-01")
-
-
-def test_registry_name_appends_anomaly_once():
-    assert registry_name("shop") == "shop-anomaly"
-    assert registry_name("shop-anomaly") == "shop-anomaly"
