@@ -34,6 +34,7 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator, clone
 
 from features.calendar import step_length
 from features.errors import NotFittedError
@@ -118,7 +119,7 @@ class _Bucket:
     config: ForecastFeatureConfig
 
 
-class LGBMForecaster:
+class LGBMForecaster(BaseEstimator):
     """Global LightGBM forecaster over all series (scikit-learn style; see module docstring).
 
     Parameters
@@ -409,7 +410,7 @@ class LGBMForecaster:
                 "skipped": "history shorter than 2 x horizon before the holdout",
             }
             return None
-        cal = _clone(self, calibrate=False)
+        cal = clone(self).set_params(calibrate=False)
         cal.buckets_ = self.buckets_
         cal.tables_ = tables
         cal.boosters_, cal.fit_reports_ = cal._fit_boosters(train, tables)
@@ -472,24 +473,3 @@ class LGBMForecaster:
 
     def __repr__(self) -> str:
         return f"LGBMForecaster(freq={self.freq!r}, horizon={self.horizon}, levels={self.levels})"
-
-
-def _clone(model: LGBMForecaster, **overrides: Any) -> LGBMForecaster:
-    params = {
-        k: getattr(model, k)
-        for k in (
-            "freq",
-            "horizon",
-            "levels",
-            "buckets",
-            "params",
-            "feature_config",
-            "calibrate",
-            "random_state",
-            "n_jobs",
-            "engine",
-            "scheduler",
-        )
-    }
-    params.update(overrides)
-    return LGBMForecaster(**params)

@@ -30,6 +30,7 @@ from typing import Any
 import mlflow
 import numpy as np
 import pandas as pd
+from sklearn.base import clone
 
 from features.validation import ValidationReport
 from training.engine import check_engine, engine_context
@@ -254,7 +255,18 @@ def _train_forecast(
             model_uri = log_pyfunc(ForecastPyfunc(), model, {"series": s, **tables}, FORECAST_SIGNATURE)
         eval_key = bt.eval_key()
         _reevaluate_champion(
-            experiment, eval_key, s, tables, freq, n_windows, step, horizon, levels, progress
+            experiment,
+            eval_key,
+            s,
+            tables,
+            freq,
+            n_windows,
+            step,
+            horizon,
+            levels,
+            progress,
+            engine,
+            scheduler,
         )
         decision = register(
             model_uri,
@@ -347,8 +359,13 @@ def _reevaluate_champion(
     horizon: int,
     levels: tuple[int, ...],
     progress: Progress,
+    engine: str,
+    scheduler: str | None,
 ) -> None:
-    """When the champion was evaluated on other windows, backtest its recipe on ours and record the result."""
+    """When the champion was evaluated on other windows, backtest its recipe on ours and record the result.
+
+    The recipe is every constructor parameter of the champion (``clone``), backtested the way the new model
+    is: calibrated intervals at ``levels``, on this job's engine."""
     from mlflow import MlflowClient
 
     client = MlflowClient()
@@ -373,15 +390,7 @@ def _reevaluate_champion(
     progress.info(f"re-backtesting champion v{champion.version}'s recipe on the same windows")
 
     def make_old() -> LGBMForecaster:
-        return LGBMForecaster(
-            freq=old.freq,
-            horizon=old.horizon,
-            levels=levels,
-            buckets=old.buckets,
-            params=old.params,
-            feature_config=old.feature_config,
-            random_state=old.random_state,
-        )
+        return clone(old).set_params(levels=levels, calibrate=True, engine=engine, scheduler=scheduler)
 
     bt = run_backtest(
         make_old, series, tables, n_windows=n_windows, step=step, horizon=horizon, levels=levels

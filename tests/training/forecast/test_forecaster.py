@@ -78,6 +78,35 @@ def test_fit_reports_every_lightgbm_round_of_every_bucket_to_the_current_progres
     }
 
 
+def test_a_clone_keeps_every_constructor_parameter():
+    import inspect
+
+    from sklearn.base import clone
+
+    from features.forecast_frame import ForecastFeatureConfig
+
+    not_defaults = {
+        "freq": "W",
+        "horizon": 8,
+        "levels": (50,),
+        "buckets": (4, 8),
+        "params": {"num_leaves": 7},
+        "feature_config": ForecastFeatureConfig(freq="W", use_weather=False),
+        "calibrate": "refit",
+        "random_state": 3,
+        "n_jobs": 1,
+        "engine": "dask",
+        "scheduler": "tcp://scheduler:8786",
+    }
+    assert set(not_defaults) == set(inspect.signature(LGBMForecaster).parameters)
+    model = LGBMForecaster(**not_defaults)
+    assert model.get_params() == not_defaults
+    copy = clone(model)
+    assert copy is not model
+    assert copy.get_params() == not_defaults
+    assert copy.set_params(horizon=4).horizon == 4 and model.horizon == 8
+
+
 def test_default_is_one_direct_bucket_and_dense_buckets_are_dense_near_the_origin():
     assert default_buckets(42, "D") == (42,)
     assert dense_buckets(42, "D") == (7, 14, 28, 42)
