@@ -53,7 +53,7 @@ def default_model_holder(settings: Settings) -> ModelHolder:
     snapshot); a new version is served only after its smoke check passed: a 1-step forecast of one snapshot
     series, and the score and reasons of one snapshot order.
     """
-    from serving.services.forecasting import forecast_smoke_check
+    from serving.services.forecast_context import forecast_smoke_check
     from serving.services.scoring import anomaly_smoke_check
 
     return ModelHolder(

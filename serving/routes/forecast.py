@@ -13,7 +13,7 @@ from fastapi import APIRouter
 from serving.deps import AuditDep, EventsDep, ModelsDep, RequestIdDep, SettingsDep
 from serving.errors import PayloadTooLargeError
 from serving.schemas.forecast import ActualsIn, ActualsOut, ForecastIn, ForecastOut
-from serving.services import forecasting
+from serving.services import forecast_context, forecasting
 from serving.services.actuals import record_actuals
 
 __all__ = ["router"]
@@ -39,7 +39,7 @@ def post_forecast(
             details={"n_series": len(ids), "max_forecast_series": settings.max_forecast_series},
             code="too_many_series",
         )
-    ctx = forecasting.context_for(models.get("forecast"))
+    ctx = forecast_context.context_for(models.get("forecast"))
     known = [i for i in ids if i not in ctx.unknown(ids)]
     result = forecasting.forecast(ctx, body, events.actuals_for(known), request_id=request_id)
     audit.write_many(result.records)
@@ -49,5 +49,5 @@ def post_forecast(
 @router.post("/v1/actuals", response_model=ActualsOut)
 def post_actuals(body: ActualsIn, models: ModelsDep, events: EventsDep) -> dict[str, Any]:
     """Append observed ``{series_id, ds, y, open?}``; a repeated value is a duplicate, a changed one ``updated``."""
-    ctx = forecasting.context_for(models.get("forecast"))
+    ctx = forecast_context.context_for(models.get("forecast"))
     return record_actuals(ctx, events, body.actuals)

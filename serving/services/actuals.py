@@ -20,7 +20,7 @@ import pandas as pd
 from features.errors import DataValidationError, Problem
 from serving.errors import NotFoundError
 from serving.schemas.forecast import ActualIn
-from serving.services.forecasting import ForecastContext
+from serving.services.forecast_context import ForecastContext
 from serving.store.events import Actual, EventStore
 
 __all__ = ["record_actuals"]

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from serving.services.forecasting import forecast_smoke_check
+from serving.services.forecast_context import forecast_smoke_check
 
 AUTH = {"X-API-Key": "test-key"}
 URL = "/v1/forecast"
