@@ -50,7 +50,6 @@ __all__ = [
     "smape",
     "bias",
     "coverage",
-    "mean_width",
     "mase",
     "rmsse",
     "daily_total_error",
@@ -114,17 +113,6 @@ def coverage(y: ArrayLike, lo: ArrayLike, hi: ArrayLike, open: ArrayLike | None 
     _check_no_missing(lo_, "yhat_lo")
     _check_no_missing(hi_, "yhat_hi")
     return float(np.mean((y_ >= lo_) & (y_ <= hi_))) if y_.size else float("nan")
-
-
-def mean_width(
-    lo: ArrayLike, hi: ArrayLike, y: ArrayLike | None = None, open: ArrayLike | None = None
-) -> float:
-    """Mean interval width ``hi - lo``; with ``y``/``open`` only over the scored rows."""
-    lo_, hi_ = _as_float(lo), _as_float(hi)
-    if y is not None or open is not None:
-        mask = _scored_mask(lo_ if y is None else y, open)
-        lo_, hi_ = lo_[mask], hi_[mask]
-    return float(np.mean(hi_ - lo_)) if lo_.size else float("nan")
 
 
 def mase(frame: pd.DataFrame, train: pd.DataFrame, season: int | None = None) -> float:

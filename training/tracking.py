@@ -40,7 +40,6 @@ __all__ = [
     "ensure_experiment",
     "start_run",
     "nested_run",
-    "log_nested_runs",
     "data_fingerprint",
     "log_fingerprint",
     "log_params_flat",
@@ -143,25 +142,6 @@ def nested_run(run_name: str, tags: Mapping[str, Any] | None = None) -> Iterator
         tags={k: str(v) for k, v in (tags or {}).items()},
     ) as run:
         yield run
-
-
-def log_nested_runs(rows: pd.DataFrame, name_col: str, params: tuple[str, ...] = ()) -> list[str]:
-    """One child run per row of ``rows`` (e.g. ``BacktestResult.window_metrics``), named by ``name_col``.
-
-    Numeric columns become metrics, ``params`` columns and timestamp columns become params. Returns run ids.
-    """
-    if name_col not in rows.columns:
-        raise ValueError(f"log_nested_runs: no column {name_col!r}; the frame has {list(rows.columns)}.")
-    numeric = [c for c in rows.select_dtypes("number").columns if c != name_col and c not in params]
-    as_params = [*params, *[c for c in rows.columns if pd.api.types.is_datetime64_any_dtype(rows[c])]]
-    ids = []
-    for record in rows.to_dict("records"):
-        with nested_run(f"{name_col}={record[name_col]}") as run:
-            mlflow.log_metrics({c: float(record[c]) for c in numeric if pd.notna(record[c])})
-            if as_params:
-                mlflow.log_params({c: str(record[c]) for c in as_params})
-            ids.append(run.info.run_id)
-    return ids
 
 
 def data_fingerprint(df: pd.DataFrame, time_col: str | None = "ds") -> dict[str, Any]:

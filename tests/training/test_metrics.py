@@ -64,10 +64,9 @@ def test_missing_forecast_on_a_closed_row_is_fine():
     assert m.wape([10, 0], [11, np.nan], open=[1, 0]) == pytest.approx(0.1)
 
 
-def test_coverage_counts_bounds_as_inside_and_width_is_mean_spread():
+def test_coverage_counts_bounds_as_inside():
     y, lo, hi = [10, 20, 30], [8, 21, 25], [12, 25, 30]
     assert m.coverage(y, lo, hi) == pytest.approx(2 / 3)
-    assert m.mean_width(lo, hi) == pytest.approx(13 / 3)
 
 
 # ------------------------------------------------------------------------------------------ scaled metrics

@@ -94,20 +94,6 @@ def test_nested_run_without_a_parent_is_refused(store):
         pass
 
 
-def test_log_nested_runs_logs_one_child_per_row(store):
-    rows = pd.DataFrame(
-        {"window": [0, 1], "origin": pd.to_datetime(["2024-01-07", "2024-01-14"]), "wape": [0.1, 0.2]}
-    )
-    with tracking.start_run("exp") as parent:
-        ids = tracking.log_nested_runs(rows, name_col="window")
-    client = MlflowClient()
-    children = [client.get_run(i) for i in ids]
-    assert [c.info.run_name for c in children] == ["window=0", "window=1"]
-    assert [c.data.metrics["wape"] for c in children] == [0.1, 0.2]
-    assert children[1].data.params["origin"] == "2024-01-14 00:00:00"
-    assert all(c.data.tags["mlflow.parentRunId"] == parent.info.run_id for c in children)
-
-
 def test_log_params_flat_flattens_nested_mappings(store):
     with tracking.start_run("exp") as run:
         flat = tracking.log_params_flat({"lgbm": {"num_leaves": 63, "lr": 0.05}, "horizon": 42})

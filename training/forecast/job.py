@@ -12,10 +12,11 @@ here take validated frames and report progress through a ``training.progress.Pro
    refitting; the model calibrates its intervals on the horizon before that origin) and backtests the seasonal
    naive baseline on the same windows;
 4. fits the final model on all data, with intervals calibrated on the backtest's out-of-sample residuals;
-5. logs params, data fingerprints, metrics per window and overall, plots and the pyfunc model to MLflow, and
-   registers a version of ``<name>-forecast``: ``champion`` when its backtest WAPE beats the champion's on the
-   same windows (the champion's recipe is re-backtested on these windows when its own were different),
-   ``challenger`` otherwise.
+5. logs params, data fingerprints, metrics per window and overall (WAPE, RMSPE, MASE, and the coverage and
+   mean width of each interval level: ``window_width_80`` next to ``window_coverage_80``), plots and the
+   pyfunc model to MLflow, and registers a version of ``<name>-forecast``: ``champion`` when its backtest
+   WAPE beats the champion's on the same windows (the champion's recipe is re-backtested on these windows
+   when its own were different), ``challenger`` otherwise.
 
 Weather note: backtests read the weather observed on the target dates; in production those values are
 weather forecasts, so backtest accuracy is slightly optimistic where weather matters.
@@ -228,7 +229,12 @@ def _train_forecast(
         )
         metrics["backtest_seconds"] = backtest_seconds
         for _, row in bt.window_metrics.iterrows():
-            for k in ("wape", "rmspe", "mase", "coverage_80", "coverage_95"):
+            for k in (
+                "wape",
+                "rmspe",
+                "mase",
+                *(f"{m}_{lv}" for lv in levels for m in ("coverage", "width")),
+            ):
                 if k in row and pd.notna(row[k]):
                     mlflow.log_metric(f"window_{k}", float(row[k]), step=int(row["window"]))
         progress.info(

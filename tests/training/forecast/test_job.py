@@ -115,6 +115,12 @@ def test_run_logs_params_fingerprint_metrics_plots_and_model(first, files):
     assert int(run.data.params["data.series.rows"]) == int((series["ds"] <= "2015-05-31").sum())
     assert len(run.data.params["data.series.sha256"]) == 64
     assert "backtest_coverage_80" in run.data.metrics
+    window_metrics = pd.read_csv(client.download_artifacts(first["run_id"], "backtest/window_metrics.csv"))
+    width = client.get_metric_history(first["run_id"], "window_width_80")
+    assert [h.step for h in width] == window_metrics["window"].tolist()
+    assert [h.value for h in width] == pytest.approx(window_metrics["width_80"].tolist())
+    assert width[0].value > 0
+    assert run.data.metrics["backtest_width_80"] > 0
     artifacts = {a.path for a in client.list_artifacts(first["run_id"], "plots")}
     assert {
         "plots/forecast_vs_actual.png",
