@@ -16,7 +16,6 @@ from typing import Any
 from features.io import load_table, write_frame
 from orderpulse.console import RichProgress, err
 from training.anomaly import job
-from training.anomaly.calibration import ThresholdPolicy
 from training.anomaly.models import AnomalyPyfunc
 from training.engine import check_engine
 from training.pyfunc import load_snapshot_model
@@ -28,19 +27,16 @@ __all__ = ["train_anomaly", "score_orders"]
 def train_anomaly(
     orders_path: str | Path,
     labels_path: str | Path | None,
-    until: Any = None,
-    name: str = "orderpulse",
-    unsupervised: bool = False,
-    tune: int = 0,
-    threshold_policy: ThresholdPolicy | str | None = None,
+    *,
     on_bad_rows: str = "raise",
-    seed: int = 0,
-    engine: str = "local",
-    scheduler: str | None = None,
+    **options: Any,
 ) -> dict[str, Any]:
-    """Read the orders (and labels) files, then ``training.anomaly.job.train_anomaly``; returns its summary."""
-    check_engine(engine, scheduler)
-    job.check_train_options(unsupervised, labels_path is not None, tune)
+    """Read the orders (and labels) files, then ``training.anomaly.job.train_anomaly`` with ``options`` (until,
+    name, unsupervised, tune, threshold_policy, seed, engine, scheduler); returns its summary."""
+    check_engine(options.get("engine", "local"), options.get("scheduler"))
+    job.check_train_options(
+        options.get("unsupervised", False), labels_path is not None, options.get("tune", 0)
+    )
     started = time.perf_counter()
     err.print(
         f"[bold]train anomaly[/] reading {orders_path}" + (f" and {labels_path}" if labels_path else "")
@@ -52,20 +48,7 @@ def train_anomaly(
         labels, reports["labels"] = load_table(labels_path, "labels", on_bad_rows=on_bad_rows)
     for rep in reports.values():
         err.print(f"  {rep}")
-    result = job.train_anomaly(
-        orders,
-        labels,
-        until=until,
-        name=name,
-        unsupervised=unsupervised,
-        tune=tune,
-        threshold_policy=threshold_policy,
-        seed=seed,
-        engine=engine,
-        scheduler=scheduler,
-        reports=reports,
-        progress=RichProgress(),
-    )
+    result = job.train_anomaly(orders, labels, reports=reports, progress=RichProgress(), **options)
     summary = job.metric_summary(result["metrics"])
     err.print(f"[green]done[/] in {time.perf_counter() - started:.1f}s: {summary}")
     return result

@@ -97,202 +97,169 @@ def train_forecast(
     ``training.engine``.
     """
     check_engine(engine, scheduler)
+    s, tables = series, {"covariates": covariates, "weather": weather, "static": static}
+    reports = reports or {}
     with reporting(progress) as progress:
-        return _train_forecast(
-            series,
-            {"covariates": covariates, "weather": weather, "static": static},
-            reports or {},
-            progress,
-            freq=freq,
-            horizon=horizon,
-            until=until,
-            name=name,
-            tune=tune,
-            n_windows=n_windows,
-            step=step,
-            levels=levels,
-            params=params,
-            seed=seed,
-            engine=engine,
-            scheduler=scheduler,
-        )
+        dropped_after_until = 0
+        if until is not None:
+            cutoff = pd.Timestamp(until)
+            dropped_after_until = int((s["ds"] > cutoff).sum())
+            s = s.loc[s["ds"] <= cutoff].reset_index(drop=True)
+            progress.info(
+                f"--until {cutoff.date()}: {dropped_after_until:,} series rows after it are not used"
+            )
+        step = int(step or max(1, horizon // 2))
+        experiment = registered_name(name, "forecast")
 
+        with (
+            engine_context(engine, scheduler),
+            start_run(experiment, run_name=f"lgbm h={horizon} {freq}", tags={"model": "forecast"}) as run,
+        ):
+            log_params_flat(
+                {
+                    "freq": freq,
+                    "horizon": horizon,
+                    "until": until,
+                    "n_windows": n_windows,
+                    "step": step,
+                    "levels": list(levels),
+                    "seed": seed,
+                    "tune_trials": tune,
+                    "engine": engine,
+                }
+            )
+            log_fingerprint(data_fingerprint(s, "ds"), "series")
+            for tname, df in tables.items():
+                if df is not None:
+                    log_fingerprint(data_fingerprint(df, "ds" if "ds" in df.columns else None), tname)
+            mlflow.log_metrics(
+                {f"validation.{t}.{k}": float(v) for t, r in reports.items() for k, v in r.repairs.items()}
+                | {"data.series_rows_after_until_dropped": float(dropped_after_until)}
+            )
 
-def _train_forecast(
-    s: pd.DataFrame,
-    tables: dict[str, pd.DataFrame | None],
-    reports: dict[str, ValidationReport],
-    progress: Progress,
-    *,
-    freq: str,
-    horizon: int,
-    until: Any,
-    name: str,
-    tune: int,
-    n_windows: int,
-    step: int | None,
-    levels: tuple[int, ...],
-    params: dict[str, Any] | None,
-    seed: int,
-    engine: str,
-    scheduler: str | None,
-) -> dict[str, Any]:
-    dropped_after_until = 0
-    if until is not None:
-        cutoff = pd.Timestamp(until)
-        dropped_after_until = int((s["ds"] > cutoff).sum())
-        s = s.loc[s["ds"] <= cutoff].reset_index(drop=True)
-        progress.info(f"--until {cutoff.date()}: {dropped_after_until:,} series rows after it are not used")
-    step = int(step or max(1, horizon // 2))
-    experiment = registered_name(name, "forecast")
+            feature_config = None
+            if tune:
+                from training.forecast.tuning import tune_forecaster
 
-    with (
-        engine_context(engine, scheduler),
-        start_run(experiment, run_name=f"lgbm h={horizon} {freq}", tags={"model": "forecast"}) as run,
-    ):
-        log_params_flat(
-            {
-                "freq": freq,
-                "horizon": horizon,
-                "until": until,
-                "n_windows": n_windows,
-                "step": step,
-                "levels": list(levels),
-                "seed": seed,
-                "tune_trials": tune,
-                "engine": engine,
-            }
-        )
-        log_fingerprint(data_fingerprint(s, "ds"), "series")
-        for tname, df in tables.items():
-            if df is not None:
-                log_fingerprint(data_fingerprint(df, "ds" if "ds" in df.columns else None), tname)
-        mlflow.log_metrics(
-            {f"validation.{t}.{k}": float(v) for t, r in reports.items() for k, v in r.repairs.items()}
-            | {"data.series_rows_after_until_dropped": float(dropped_after_until)}
-        )
+                tuned, feature_config = tune_forecaster(
+                    s,
+                    tables,
+                    freq=freq,
+                    horizon=horizon,
+                    n_trials=tune,
+                    n_windows=n_windows,
+                    step=step,
+                    seed=seed,
+                    progress=progress,
+                )
+                params = {**(params or {}), **tuned}
+                log_params_flat({"features": {"use_weather": feature_config.use_weather}})
+            log_params_flat({"lgbm": params or {}})
 
-        feature_config = None
-        if tune:
-            from training.forecast.tuning import tune_forecaster
+            def make_model(calibrate: bool = True) -> LGBMForecaster:
+                return LGBMForecaster(
+                    freq=freq,
+                    horizon=horizon,
+                    levels=levels,
+                    params=params,
+                    feature_config=feature_config,
+                    calibrate=calibrate,
+                    random_state=seed,
+                    engine=engine,
+                    scheduler=scheduler,
+                )
 
-            tuned, feature_config = tune_forecaster(
+            progress.info(f"backtest: {n_windows} windows of {horizon} steps, every {step} steps")
+            t0 = time.perf_counter()
+            bt = run_backtest(
+                make_model, s, tables, n_windows=n_windows, step=step, horizon=horizon, levels=levels
+            )
+            backtest_seconds = time.perf_counter() - t0
+            naive = run_backtest(
+                lambda: SeasonalNaive(freq),
                 s,
                 tables,
-                freq=freq,
-                horizon=horizon,
-                n_trials=tune,
                 n_windows=n_windows,
                 step=step,
-                seed=seed,
-                progress=progress,
-            )
-            params = {**(params or {}), **tuned}
-            log_params_flat({"features": {"use_weather": feature_config.use_weather}})
-        log_params_flat({"lgbm": params or {}})
-
-        def make_model(calibrate: bool = True) -> LGBMForecaster:
-            return LGBMForecaster(
-                freq=freq,
                 horizon=horizon,
                 levels=levels,
-                params=params,
-                feature_config=feature_config,
-                calibrate=calibrate,
-                random_state=seed,
-                engine=engine,
-                scheduler=scheduler,
+                pass_tables=False,
+            )
+            metrics = {f"backtest_{k}": v for k, v in bt.overall.items()}
+            metrics |= {
+                f"seasonal_naive_{k}": naive.overall[k]
+                for k in ("wape", "rmspe", "mase")
+                if k in naive.overall
+            }
+            metrics["wape_vs_seasonal_naive"] = (
+                bt.overall["wape"] / naive.overall["wape"] if naive.overall["wape"] else np.nan
+            )
+            metrics["backtest_seconds"] = backtest_seconds
+            for _, row in bt.window_metrics.iterrows():
+                for k in (
+                    "wape",
+                    "rmspe",
+                    "mase",
+                    *(f"{m}_{lv}" for lv in levels for m in ("coverage", "width")),
+                ):
+                    if k in row and pd.notna(row[k]):
+                        mlflow.log_metric(f"window_{k}", float(row[k]), step=int(row["window"]))
+            progress.info(
+                f"backtest WAPE {bt.overall['wape']:.4f} (seasonal naive {naive.overall['wape']:.4f}), "
+                f"RMSPE {bt.overall.get('rmspe', np.nan):.4f}, 80% coverage {bt.overall.get('coverage_80', np.nan):.3f}"
             )
 
-        progress.info(f"backtest: {n_windows} windows of {horizon} steps, every {step} steps")
-        t0 = time.perf_counter()
-        bt = run_backtest(
-            make_model, s, tables, n_windows=n_windows, step=step, horizon=horizon, levels=levels
-        )
-        backtest_seconds = time.perf_counter() - t0
-        naive = run_backtest(
-            lambda: SeasonalNaive(freq),
-            s,
-            tables,
-            n_windows=n_windows,
-            step=step,
-            horizon=horizon,
-            levels=levels,
-            pass_tables=False,
-        )
-        metrics = {f"backtest_{k}": v for k, v in bt.overall.items()}
-        metrics |= {
-            f"seasonal_naive_{k}": naive.overall[k] for k in ("wape", "rmspe", "mase") if k in naive.overall
+            progress.info(f"fitting the final model on {len(s):,} rows")
+            t0 = time.perf_counter()
+            model = make_model(calibrate=False).fit(s, **tables)
+            model.calibrate_from(bt.predictions)
+            metrics["fit_seconds"] = time.perf_counter() - t0
+            mlflow.log_metrics({k: float(v) for k, v in metrics.items() if np.isfinite(v)})
+            mlflow.log_params(
+                {
+                    "buckets": str([b.last for b in model.buckets_]),
+                    "n_features": str(len(model.feature_names_[model.buckets_[-1].last])),
+                }
+            )
+            _log_forecast_artifacts(model, bt, s)
+
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=".*input example was not provided.*")
+                model_uri = log_pyfunc(ForecastPyfunc(), model, {"series": s, **tables}, FORECAST_SIGNATURE)
+            eval_key = bt.eval_key()
+            _reevaluate_champion(
+                experiment,
+                eval_key,
+                s,
+                tables,
+                freq,
+                n_windows,
+                step,
+                horizon,
+                levels,
+                progress,
+                engine,
+                scheduler,
+            )
+            decision = register(
+                model_uri,
+                experiment,
+                metric="backtest_wape",
+                value=bt.overall["wape"],
+                eval_key=eval_key,
+                metrics={k: v for k, v in metrics.items() if k.startswith("backtest_") and np.isfinite(v)},
+                tags={"freq": freq, "horizon": str(horizon), "run_id": run.info.run_id},
+            )
+            progress.info(str(decision))
+            run_id = run.info.run_id
+        return {
+            "run_id": run_id,
+            "model_uri": model_uri,
+            "registered": f"models:/{experiment}/{decision.version}",
+            "version": decision.version,
+            "alias": decision.alias,
+            "metrics": {k: round(float(v), 6) for k, v in metrics.items() if np.isfinite(v)},
         }
-        metrics["wape_vs_seasonal_naive"] = (
-            bt.overall["wape"] / naive.overall["wape"] if naive.overall["wape"] else np.nan
-        )
-        metrics["backtest_seconds"] = backtest_seconds
-        for _, row in bt.window_metrics.iterrows():
-            for k in (
-                "wape",
-                "rmspe",
-                "mase",
-                *(f"{m}_{lv}" for lv in levels for m in ("coverage", "width")),
-            ):
-                if k in row and pd.notna(row[k]):
-                    mlflow.log_metric(f"window_{k}", float(row[k]), step=int(row["window"]))
-        progress.info(
-            f"backtest WAPE {bt.overall['wape']:.4f} (seasonal naive {naive.overall['wape']:.4f}), "
-            f"RMSPE {bt.overall.get('rmspe', np.nan):.4f}, 80% coverage {bt.overall.get('coverage_80', np.nan):.3f}"
-        )
-
-        progress.info(f"fitting the final model on {len(s):,} rows")
-        t0 = time.perf_counter()
-        model = make_model(calibrate=False).fit(s, **tables)
-        model.calibrate_from(bt.predictions)
-        metrics["fit_seconds"] = time.perf_counter() - t0
-        mlflow.log_metrics({k: float(v) for k, v in metrics.items() if np.isfinite(v)})
-        mlflow.log_params(
-            {
-                "buckets": str([b.last for b in model.buckets_]),
-                "n_features": str(len(model.feature_names_[model.buckets_[-1].last])),
-            }
-        )
-        _log_forecast_artifacts(model, bt, s)
-
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*input example was not provided.*")
-            model_uri = log_pyfunc(ForecastPyfunc(), model, {"series": s, **tables}, FORECAST_SIGNATURE)
-        eval_key = bt.eval_key()
-        _reevaluate_champion(
-            experiment,
-            eval_key,
-            s,
-            tables,
-            freq,
-            n_windows,
-            step,
-            horizon,
-            levels,
-            progress,
-            engine,
-            scheduler,
-        )
-        decision = register(
-            model_uri,
-            experiment,
-            metric="backtest_wape",
-            value=bt.overall["wape"],
-            eval_key=eval_key,
-            metrics={k: v for k, v in metrics.items() if k.startswith("backtest_") and np.isfinite(v)},
-            tags={"freq": freq, "horizon": str(horizon), "run_id": run.info.run_id},
-        )
-        progress.info(str(decision))
-        run_id = run.info.run_id
-    return {
-        "run_id": run_id,
-        "model_uri": model_uri,
-        "registered": f"models:/{experiment}/{decision.version}",
-        "version": decision.version,
-        "alias": decision.alias,
-        "metrics": {k: round(float(v), 6) for k, v in metrics.items() if np.isfinite(v)},
-    }
 
 
 def run_backtest(
