@@ -74,6 +74,15 @@ class Decision:
     def __str__(self) -> str:
         return f"{self.name} v{self.version} -> @{self.alias}: {self.reason}"
 
+    def summary(self) -> dict[str, object]:
+        """``registered`` (``models:/<name>/<version>``), ``version`` and ``alias``: what the training
+        commands print of a registration in their JSON line."""
+        return {
+            "registered": f"models:/{self.name}/{self.version}",
+            "version": self.version,
+            "alias": self.alias,
+        }
+
 
 @dataclass(frozen=True)
 class Comparison:

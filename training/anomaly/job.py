@@ -197,9 +197,7 @@ def _train_anomaly(
     return {
         "run_id": run_id,
         "model_uri": model_uri,
-        "registered": f"models:/{experiment}/{decision.version}",
-        "version": decision.version,
-        "alias": decision.alias,
+        **decision.summary(),
         "kind": kind,
         "cutoff": str(data.cutoff),
         "threshold": model.threshold_,

@@ -255,9 +255,7 @@ def train_forecast(
         return {
             "run_id": run_id,
             "model_uri": model_uri,
-            "registered": f"models:/{experiment}/{decision.version}",
-            "version": decision.version,
-            "alias": decision.alias,
+            **decision.summary(),
             "metrics": {k: round(float(v), 6) for k, v in metrics.items() if np.isfinite(v)},
         }
 
