@@ -83,7 +83,7 @@ def test_a_clone_keeps_every_constructor_parameter():
 
     from sklearn.base import clone
 
-    from features.forecast_frame import ForecastFeatureConfig
+    from features.forecast_config import ForecastFeatureConfig
 
     not_defaults = {
         "freq": "W",
