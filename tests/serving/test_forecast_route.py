@@ -64,7 +64,7 @@ def test_forecast_equals_the_cli_for_the_same_inputs(service, trained, tmp_path,
 
 
 def test_forecast_to_a_parquet_path_writes_parquet_with_the_csv_values(trained, tmp_path, monkeypatch):
-    from training.forecast.job import forecast_to_file
+    from orderpulse.jobs.forecast import forecast_to_file
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", trained["tracking_uri"])
     for name in ("f.csv", "f.parquet"):
