@@ -50,7 +50,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from features.asof import AsOfIndex, prefix_sum
+from features.asof import AsOfIndex, DecayedSums, prefix_sum
 from features.columns import Columns, category_positions
 from features.order_lines import OrderTable, order_table, prepare_labels, prepare_order_lines
 
@@ -84,20 +84,39 @@ ORDER_FEATURE_FAMILIES: dict[str, tuple[str, ...]] = {
         "customer_prior_labeled",
         "customer_prior_exceptions",
         "customer_prior_exception_rate",
+        "customer_exception_rate_halflife_90d",
+        "customer_orders_last_30d",
+        "customer_sku_count_ratio",
+        "customer_sku_repeat_share",
+        "customer_sku_prior_exceptions",
     ),
     "sku": (
         "sku_prior_orders_min",
         "sku_prior_orders_mean",
         "sku_prior_exception_rate_max",
         "sku_prior_exception_rate_mean",
+        "sku_exception_rate_halflife_90d_max",
+        "sku_exception_rate_halflife_90d_mean",
     ),
     "time": ("time_hour", "time_dayofweek", "time_is_weekend", "time_month"),
-    "categorical": ("order_country", "order_channel", "order_region"),
+    "categorical": (
+        "order_country",
+        "order_channel",
+        "order_region",
+        "order_country_exception_rate",
+        "order_channel_exception_rate",
+        "order_region_exception_rate",
+    ),
 }
 """Feature names by family, in output column order."""
 
 CATEGORICAL_COLUMNS = ("country", "channel", "region")
 """Optional order columns that become ``order_<column>`` pandas categoricals when present."""
+
+DECAY_HALF_LIFE_DAYS = 90
+"""Half-life of the time-decayed exception rates (``*_halflife_90d``): a label 90 days old counts half."""
+RECENT_DAYS = 30
+"""Window of ``customer_orders_last_30d``."""
 
 _FAMILY_OF = {name: fam for fam, names in ORDER_FEATURE_FAMILIES.items() for name in names}
 _NS_HOUR = 3_600 * 10**9
@@ -254,14 +273,23 @@ class OrderHistory:
             else np.full(len(self._cust_value), np.nan)
         )
 
+        self._cust_skus = prefix_sum(h.comp["order_n_distinct_skus"][known][self._cust.order])
         self._skus = pd.Index(h.skus, dtype=object)
         self._sku_of_pair = h.pair_sku
         self._sku = AsOfIndex(self._sku_of_pair, h.t[h.pair_order], len(h.skus))
+        pair_cust = self._customer_of_order[h.pair_order]  # customer x SKU: has this customer bought it before
+        self._cs_of_pair = np.full(len(pair_cust), -1, dtype="int64")
+        of_customer = pair_cust >= 0
+        codes, keys = pd.factorize(pair_cust[of_customer] * len(h.skus) + h.pair_sku[of_customer])
+        self._cs_of_pair[of_customer] = codes
+        self._cs_keys = pd.Index(keys, dtype="int64")
+        self._cs = AsOfIndex(codes, h.t[h.pair_order][of_customer], len(keys))
         self._index_labels(h, labels)
         for index in (
             self._order_ids,
             self._customers,
             self._skus,
+            self._cs_keys,
         ):  # build the hash tables now, not per request
             index.get_indexer(index[:1])
 
@@ -284,6 +312,15 @@ class OrderHistory:
         of_customer = cust >= 0
         self._lab_cust = AsOfIndex(cust[of_customer], known_from[of_customer], len(self._customers))
         self._lab_cust_ex = prefix_sum(y[of_customer][self._lab_cust.order])
+        half_life = DECAY_HALF_LIFE_DAYS * _NS_DAY
+        args = (cust[of_customer], known_from[of_customer])
+        self._lab_cust_decayed_n = DecayedSums(self._lab_cust, *args, np.ones(len(y[of_customer])), half_life)
+        self._lab_cust_decayed_ex = DecayedSums(self._lab_cust, *args, y[of_customer], half_life)
+        self._lab_cat: dict[str, tuple[AsOfIndex, np.ndarray]] = {}
+        for col, values in h.cats.items():  # exception rate of each category value (country, channel...)
+            code = category_positions(values[pos], self.categories[col], self._category_codes[col])
+            index = AsOfIndex(code[code >= 0], known_from[code >= 0], len(self.categories[col]))
+            self._lab_cat[col] = (index, prefix_sum(y[code >= 0][index.order]))
         label_of_order = np.full(len(h.t), -1, dtype="int64")
         label_of_order[pos] = y
         known_from_of_order = np.zeros(len(h.t), dtype="int64")
@@ -294,6 +331,15 @@ class OrderHistory:
             self._sku_of_pair[labeled_pair], known_from_of_order[pair_order], len(self._skus)
         )
         self._lab_sku_ex = prefix_sum(label_of_order[pair_order][self._lab_sku.order])
+        args = (self._sku_of_pair[labeled_pair], known_from_of_order[pair_order])
+        ones = np.ones(len(pair_order))
+        self._lab_sku_decayed_n = DecayedSums(self._lab_sku, *args, ones, half_life)
+        self._lab_sku_decayed_ex = DecayedSums(self._lab_sku, *args, label_of_order[pair_order], half_life)
+        labeled_cs = labeled_pair & (self._cs_of_pair >= 0)
+        self._lab_cs = AsOfIndex(
+            self._cs_of_pair[labeled_cs], known_from_of_order[h.pair_order[labeled_cs]], len(self._cs_keys)
+        )
+        self._lab_cs_ex = prefix_sum(label_of_order[h.pair_order[labeled_cs]][self._lab_cs.order])
 
     def _lookup(self, q: OrderTable) -> dict[str, np.ndarray]:
         """Raw as-of statistics of the query orders (and their order x SKU pairs) against this history."""
@@ -309,8 +355,17 @@ class OrderHistory:
             "cust_last": _take(self._cust_t, hi - 1, has, np.iinfo("int64").min),
             "cust_median": _take(self._cust_median, hi - 1, has, np.nan),
         }
+        raw["cust_skus"] = self._cust_skus[hi] - self._cust_skus[lo]
+        raw["cust_n_recent"] = hi - self._cust.before(cust, q.t - RECENT_DAYS * _NS_DAY)[1]
         lo, hi = self._lab_cust.before(cust, q.t)
         raw["cust_lab_n"], raw["cust_lab_ex"] = hi - lo, self._lab_cust_ex[hi] - self._lab_cust_ex[lo]
+        raw["cust_lab_dn"] = self._lab_cust_decayed_n.sums(lo, hi, q.t)
+        raw["cust_lab_dex"] = self._lab_cust_decayed_ex.sums(lo, hi, q.t)
+        for col, (index, ex) in self._lab_cat.items():
+            if col in q.cats:
+                code = category_positions(q.cats[col], self.categories[col], self._category_codes[col])
+                lo, hi = index.before(code, q.t)
+                raw[f"cat_lab_n_{col}"], raw[f"cat_lab_ex_{col}"] = hi - lo, ex[hi] - ex[lo]
         lo, hi = self._lab_all.before(np.zeros(len(q.t), dtype="int64"), q.t)
         raw["all_lab_n"], raw["all_lab_ex"] = hi - lo, self._lab_all_ex[hi] - self._lab_all_ex[lo]
         sku = _positions(self._skus, q.skus)[q.pair_sku]
@@ -319,6 +374,16 @@ class OrderHistory:
         raw["pair_orders"] = hi - lo
         lo, hi = self._lab_sku.before(sku, pair_t)
         raw["pair_lab_n"], raw["pair_lab_ex"] = hi - lo, self._lab_sku_ex[hi] - self._lab_sku_ex[lo]
+        raw["pair_lab_dn"] = self._lab_sku_decayed_n.sums(lo, hi, pair_t)
+        raw["pair_lab_dex"] = self._lab_sku_decayed_ex.sums(lo, hi, pair_t)
+        pair_cust = cust[q.pair_order]
+        cs = np.where(
+            (pair_cust >= 0) & (sku >= 0), _positions(self._cs_keys, pair_cust * len(self._skus) + sku), -1
+        )
+        lo, hi = self._cs.before(cs, pair_t)
+        raw["pair_cust_orders"] = hi - lo
+        lo, hi = self._lab_cs.before(cs, pair_t)
+        raw["pair_cust_lab_ex"] = self._lab_cs_ex[hi] - self._lab_cs_ex[lo]
         return raw
 
     def _score(
@@ -338,6 +403,12 @@ class OrderHistory:
             if n_unknown:
                 unknown[col] = n_unknown
             columns[f"order_{col}"] = np.where(seen, values, None)
+        for col in q.cats:
+            n, ex = raw[f"cat_lab_n_{col}"], raw[f"cat_lab_ex_{col}"]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                rate = (ex + self.prior_strength * columns["_p"]) / (n + self.prior_strength)
+            columns[f"order_{col}_exception_rate"] = np.where(codes[col] >= 0, rate, np.nan)
+        del columns["_p"]
         report = OrderFeatureReport(
             orders=len(q.t),
             lines=q.n_lines,
@@ -362,7 +433,8 @@ class OrderHistory:
         out["cust_n"] = raw["cust_n"] + extra["cust_n"]
         out["cust_first"] = np.minimum(raw["cust_first"], extra["cust_first"])
         out["cust_last"] = np.maximum(raw["cust_last"], extra["cust_last"])
-        out["pair_orders"] = raw["pair_orders"] + extra["pair_orders"]
+        for key in ("cust_skus", "cust_n_recent", "pair_orders", "pair_cust_orders"):
+            out[key] = raw[key] + extra[key]
         mixed = np.flatnonzero(extra["cust_n"] > 0)
         if len(mixed):  # median over the union of the history's and the batch's prior order values
             idx_h, grp_h = _ranges(raw["cust_lo"][mixed], raw["cust_hi"][mixed])
@@ -392,6 +464,13 @@ def _assemble(q: OrderTable, raw: dict[str, np.ndarray], k: float) -> dict[str, 
         )
         pair_p = p[q.pair_order]
         pair_rate = (raw["pair_lab_ex"] + k * pair_p) / (raw["pair_lab_n"] + k)
+        pair_decayed = (raw["pair_lab_dex"] + k * pair_p) / (raw["pair_lab_dn"] + k)
+        cust_decayed = np.where(
+            raw["cust_lab_n"] > 0, (raw["cust_lab_dex"] + k * p) / (raw["cust_lab_dn"] + k), nan
+        )
+        pair_seen = np.bincount(q.pair_order, weights=raw["pair_cust_orders"] > 0, minlength=n_orders)
+        pair_cust_ex = np.bincount(q.pair_order, weights=raw["pair_cust_lab_ex"] > 0, minlength=n_orders)
+        usual_skus = raw["cust_skus"] / raw["cust_n"]
         n_skus = q.comp["order_n_distinct_skus"]
         pair_starts = np.searchsorted(q.pair_order, np.arange(n_orders))
         guest = q.guest
@@ -409,12 +488,23 @@ def _assemble(q: OrderTable, raw: dict[str, np.ndarray], k: float) -> dict[str, 
             "customer_prior_labeled": np.where(guest, nan, raw["cust_lab_n"]),
             "customer_prior_exceptions": np.where(guest, nan, raw["cust_lab_ex"]),
             "customer_prior_exception_rate": cust_rate,
+            "customer_exception_rate_halflife_90d": cust_decayed,
+            "customer_orders_last_30d": np.where(guest, nan, raw["cust_n_recent"]),
+            "customer_sku_count_ratio": np.where(has, n_skus / usual_skus, nan),
+            "customer_sku_repeat_share": np.where(guest, nan, pair_seen / n_skus),
+            "customer_sku_prior_exceptions": np.where(guest, nan, pair_cust_ex),
             "sku_prior_orders_min": np.minimum.reduceat(raw["pair_orders"], pair_starts).astype("float64"),
             "sku_prior_orders_mean": np.bincount(q.pair_order, weights=raw["pair_orders"], minlength=n_orders)
             / n_skus,
             "sku_prior_exception_rate_max": np.maximum.reduceat(pair_rate, pair_starts),
             "sku_prior_exception_rate_mean": np.bincount(q.pair_order, weights=pair_rate, minlength=n_orders)
             / n_skus,
+            "sku_exception_rate_halflife_90d_max": np.maximum.reduceat(pair_decayed, pair_starts),
+            "sku_exception_rate_halflife_90d_mean": np.bincount(
+                q.pair_order, weights=pair_decayed, minlength=n_orders
+            )
+            / n_skus,
+            "_p": p,
         }
     day = q.t // _NS_DAY
     dow = (day + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0

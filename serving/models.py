@@ -100,6 +100,7 @@ class LoadedModel:
             "source": self.source,
             "model_uri": self.model_uri,
             "loaded_at": self.loaded_at.isoformat(),
+            "metadata": _model_metadata(self.model),
         }
 
 
@@ -330,3 +331,9 @@ class ModelHolder:
 
 def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {' '.join(str(exc).split())[:500]}"
+
+
+def _model_metadata(model: Any) -> dict[str, Any]:
+    """The ``metadata`` a pyfunc model was logged with (e.g. the anomaly model's threshold policy), or {}."""
+    meta = getattr(getattr(model, "metadata", None), "metadata", None)
+    return dict(meta) if isinstance(meta, Mapping) else {}

@@ -96,8 +96,12 @@ def log_pyfunc(
     signature: ModelSignature,
     input_example: pd.DataFrame | None = None,
     name: str = "model",
+    metadata: dict[str, Any] | None = None,
 ) -> str:
-    """Log ``estimator`` + ``tables`` as a pyfunc model in the active run; returns the model URI."""
+    """Log ``estimator`` + ``tables`` as a pyfunc model in the active run; returns the model URI.
+
+    ``metadata`` goes into the model's MLmodel file (``PyFuncModel.metadata.metadata``; the service shows it
+    in ``/v1/models``)."""
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         artifacts = {"estimator": str(root / "estimator.joblib")}
@@ -115,6 +119,7 @@ def log_pyfunc(
             signature=signature,
             input_example=input_example,
             pip_requirements=["orderpulse"],
+            metadata=metadata,
         )
     return info.model_uri
 

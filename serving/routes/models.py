@@ -27,6 +27,7 @@ class ModelInfo(BaseModel):
     source: str
     model_uri: str | None
     loaded_at: str
+    metadata: dict[str, Any] = {}
 
 
 class ModelsResponse(BaseModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from features.asof import AsOfIndex, prefix_sum, sorted_unique
+from features.asof import AsOfIndex, DecayedSums, prefix_sum, sorted_unique
 
 
 def test_before_counts_only_the_groups_events_strictly_earlier_than_the_query():
@@ -54,3 +54,19 @@ def test_sorted_unique_equals_numpy_unique():
     values = np.array([5, 1, 5, 3, 1])
     assert sorted_unique(values).tolist() == [1, 3, 5]
     assert sorted_unique(np.array([], dtype="int64")).tolist() == []
+
+
+def test_decayed_sums_halve_an_events_weight_every_half_life_and_see_only_earlier_events():
+    groups, times, values = np.array([0, 0, 1]), np.array([0, 10, 5]), np.array([1.0, 2.0, 4.0])
+    index = AsOfIndex(groups, times, n_groups=3)
+    sums = DecayedSums(index, groups, times, values, half_life=10)
+    query_groups, query_times = np.array([0, 0, 0, 1, 2]), np.array([20, 10, 0, 25, 99])
+    lo, hi = index.before(query_groups, query_times)
+    # t=20: 1 * 0.5**2 + 2 * 0.5; t=10: the event at 10 is not before; t=0: nothing; group 2 has no event
+    np.testing.assert_allclose(sums.sums(lo, hi, query_times), [1.25, 0.5, 0.0, 4 * 0.5**2, 0.0])
+
+
+def test_decayed_sums_refuse_a_non_positive_half_life():
+    index = AsOfIndex(np.array([0]), np.array([1]), n_groups=1)
+    with pytest.raises(ValueError, match="half_life must be > 0"):
+        DecayedSums(index, np.array([0]), np.array([1]), np.array([1.0]), half_life=0)

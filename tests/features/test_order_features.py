@@ -423,7 +423,7 @@ def test_feature_names_list_every_feature_column_in_order(orders):
     features = order_features(orders)[0]
     names = order_feature_names(features)
     assert names == features.columns[3:].tolist()
-    assert names[0] == "order_n_lines" and names[-1] == "order_country"
+    assert names[0] == "order_n_lines" and names[-2:] == ["order_country", "order_country_exception_rate"]
     assert "order_region" in order_feature_names()
 
 

@@ -13,10 +13,21 @@ scored 0.8, about 80% become exceptions. ``fit_calibrator(margin, y, method="aut
 * **Platt** scaling otherwise (a logistic regression on the margin: two parameters, safe on a few hundred
   rows, but it can only fix a sigmoid-shaped miscalibration).
 
-``ThresholdPolicy`` says how the flag threshold is chosen on validation data: reach a target precision with
-the highest recall (default 0.6), or flag a fixed share of orders (``flag_budget``). When the target precision
-is unreachable, ``choose_threshold`` falls back to the threshold of best F1 and says so in ``fallback``: it is
-never silent.
+``ThresholdPolicy`` says how the flag threshold is chosen on validation data (``choose_threshold``); its text
+form (``ThresholdPolicy.parse``, the CLI's ``--threshold-policy``) names the kind:
+
+* ``f1``: the threshold of maximum F1 (precision and recall weighted equally). Needs no number, so it is the
+  exception classifier's default: a fixed target precision either flags almost nothing (0.6 kept 5% of the
+  exceptions on Online Retail) or is easy, depending on the data; best F1 adapts to what the scores can do;
+* ``precision:0.6``: the lowest threshold whose precision reaches the target (the highest recall at that
+  precision); when the target is unreachable it falls back to best F1 and says so in ``fallback``;
+* ``budget:0.05``: flag a fixed share of orders (the unsupervised detector's policy);
+* ``reviews:40``: flag about 40 orders per day, the review capacity of the team (the share of orders that
+  gives 40 flags per calendar day on the validation slice);
+* ``cost:5``: a missed exception costs 5 times a needless review; the threshold that minimises the total
+  cost ``5 * missed + needless reviews`` on the validation slice (for calibrated scores near ``1 / (1 + 5)``).
+
+Every choice is reported with what it achieved (``ThresholdChoice``); nothing falls back silently.
 """
 
 from __future__ import annotations
@@ -38,6 +49,7 @@ __all__ = [
     "ThresholdPolicy",
     "ThresholdChoice",
     "choose_threshold",
+    "days_covered",
 ]
 
 ISOTONIC_MIN_ROWS = 1000
@@ -106,61 +118,98 @@ def fit_calibrator(
 
 @dataclass(frozen=True)
 class ThresholdPolicy:
-    """How the flag threshold is chosen on validation data; stored with the model.
+    """How the flag threshold is chosen on validation data; stored with the model (see module docstring).
 
-    ``flag_budget`` (a fraction in (0, 1), e.g. 0.05 = flag the top 5% of orders) takes precedence; otherwise
-    the lowest threshold whose validation precision reaches ``target_precision`` on at least ``min_flagged``
-    flagged orders (the highest recall at that precision).
+    Set one of ``flag_budget`` (share of orders in (0, 1)), ``reviews_per_day`` (> 0), ``cost_fn`` (cost of a
+    missed exception in needless reviews, > 0), ``max_f1=True`` or ``target_precision`` (in (0, 1)); when
+    several are set, the first in that order wins and the others are cleared. ``min_flagged``: a target
+    precision counts only where at least that many orders are flagged.
     """
 
     target_precision: float | None = 0.6
     flag_budget: float | None = None
     min_flagged: int = 10
+    reviews_per_day: float | None = None
+    cost_fn: float | None = None
+    max_f1: bool = False
 
     def __post_init__(self) -> None:
-        if self.flag_budget is None and self.target_precision is None:
+        if (
+            self.flag_budget is None
+            and self.target_precision is None
+            and self.reviews_per_day is None
+            and self.cost_fn is None
+            and not self.max_f1
+        ):
             raise ValueError(
-                "ThresholdPolicy needs a target_precision or a flag_budget. Got neither; e.g. "
-                "ThresholdPolicy(target_precision=0.6) or ThresholdPolicy(flag_budget=0.05)."
+                "ThresholdPolicy needs a target_precision or a flag_budget (or reviews_per_day, cost_fn, "
+                "max_f1=True). Got none; e.g. ThresholdPolicy(target_precision=0.6), "
+                "ThresholdPolicy(flag_budget=0.05) or ThresholdPolicy.parse('f1')."
             )
         for name in ("target_precision", "flag_budget"):
             v = getattr(self, name)
-            if v is not None and not (isinstance(v, int | float) and 0 < v < 1):
+            if v is not None and not (_is_number(v) and 0 < v < 1):
                 raise ValueError(f"ThresholdPolicy.{name} must be a fraction in (0, 1). Got {v!r} instead.")
+        for name in ("reviews_per_day", "cost_fn"):
+            v = getattr(self, name)
+            if v is not None and not (_is_number(v) and np.isfinite(v) and v > 0):
+                raise ValueError(f"ThresholdPolicy.{name} must be a number > 0. Got {v!r} instead.")
         if not isinstance(self.min_flagged, int) or self.min_flagged < 1:
             raise ValueError(
                 f"ThresholdPolicy.min_flagged must be an int >= 1. Got {self.min_flagged!r} instead."
             )
+        kind = self.kind
+        for name, owner in _POLICY_FIELDS.items():  # one kind per policy: clear what does not apply
+            if owner != kind and getattr(self, name) not in (None, False):
+                object.__setattr__(self, name, False if name == "max_f1" else None)
 
     @classmethod
     def parse(
         cls, text: str | ThresholdPolicy | None, default: ThresholdPolicy | None = None
     ) -> ThresholdPolicy:
-        """``"precision:0.6"`` or ``"budget:0.05"`` (the CLI's form); a policy passes through unchanged."""
+        """``"f1"``, ``"precision:0.6"``, ``"budget:0.05"``, ``"reviews:40"`` or ``"cost:5"`` (the CLI's
+        form); a policy passes through unchanged; None gives ``default`` (``ThresholdPolicy()`` without one)."""
         if text is None:
             return default if default is not None else cls()
         if isinstance(text, ThresholdPolicy):
             return text
-        kind, _, value = str(text).partition(":")
+        kind, sep, value = str(text).strip().partition(":")
+        kind = kind.strip().lower()
+        if kind == "f1" and not sep:
+            return cls(target_precision=None, max_f1=True)
         try:
             number = float(value)
         except ValueError:
             number = None
-        if kind.strip() in ("precision", "budget") and number is not None:
-            return cls(target_precision=number) if kind.strip() == "precision" else cls(flag_budget=number)
+        field_of = {"precision": "target_precision", "budget": "flag_budget", "reviews": "reviews_per_day"}
+        field_of["cost"] = "cost_fn"
+        if kind in field_of and number is not None:
+            return cls(**{"target_precision": None, field_of[kind]: number})
         raise ValueError(
-            f"threshold policy must look like 'precision:0.6' (target precision) or 'budget:0.05' "
-            f"(flag the top 5% of orders). Got {text!r} instead."
+            f"threshold policy must be 'f1' (best F1), 'precision:0.6' (target precision), 'budget:0.05' "
+            f"(flag the top 5% of orders), 'reviews:40' (about 40 flags per day) or 'cost:5' (a missed "
+            f"exception costs 5 needless reviews). Got {text!r} instead."
         )
 
     @property
     def kind(self) -> str:
-        return "budget" if self.flag_budget is not None else "precision"
+        """``"budget"``, ``"reviews"``, ``"cost"``, ``"f1"`` or ``"precision"``."""
+        if self.flag_budget is not None:
+            return "budget"
+        if self.reviews_per_day is not None:
+            return "reviews"
+        if self.cost_fn is not None:
+            return "cost"
+        return "f1" if self.max_f1 else "precision"
 
     def __str__(self) -> str:
-        if self.kind == "budget":
-            return f"budget:{self.flag_budget:g}"
-        return f"precision:{self.target_precision:g}"
+        value = {
+            "budget": self.flag_budget,
+            "reviews": self.reviews_per_day,
+            "cost": self.cost_fn,
+            "precision": self.target_precision,
+        }.get(self.kind)
+        return self.kind if value is None else f"{self.kind}:{value:g}"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -177,15 +226,29 @@ class ThresholdChoice:
     n_flagged: int
     flag_rate: float
     fallback: str | None = None
+    flags_per_day: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def metadata(self) -> dict[str, str]:
+        """``threshold.<field>`` -> text (MLflow tags and the logged model's metadata; NaN/None left out)."""
+        out = {}
+        for key, value in self.to_dict().items():
+            if value is None or (isinstance(value, float) and not np.isfinite(value)):
+                continue
+            out[f"threshold.{key}"] = f"{value:.6g}" if isinstance(value, float) else str(value)
+        return out
 
-def choose_threshold(scores: np.ndarray, y: np.ndarray | None, policy: ThresholdPolicy) -> ThresholdChoice:
+
+def choose_threshold(
+    scores: np.ndarray, y: np.ndarray | None, policy: ThresholdPolicy, *, days: float | None = None
+) -> ThresholdChoice:
     """Threshold on ``scores`` (flag ``score >= threshold``) following ``policy``; vectorised.
 
-    ``y`` may be None only for a flag budget (precision and recall are then NaN).
+    ``y`` may be None only for a flag budget or a review budget (precision and recall are then NaN).
+    ``days``: the number of calendar days the scored orders cover; a review budget needs it, and the choice
+    reports ``flags_per_day`` whenever it is given.
     """
     scores = np.asarray(scores, dtype="float64")
     n = len(scores)
@@ -195,42 +258,96 @@ def choose_threshold(scores: np.ndarray, y: np.ndarray | None, policy: Threshold
         raise ValueError(
             f"scores contain {int(np.isnan(scores).sum())} NaN value(s); score every validation row."
         )
-    desc = np.sort(scores)[::-1]
-    if policy.kind == "budget":
-        k = max(1, int(np.ceil(policy.flag_budget * n)))
-        threshold = float(desc[k - 1])
-        return _achieved(scores, y, threshold, str(policy), None)
+    if days is not None and not (_is_number(days) and days > 0):
+        raise ValueError(f"days must be a number > 0 (the days the scores cover). Got {days!r} instead.")
+    kind = policy.kind
+    if kind in ("budget", "reviews"):
+        if kind == "budget":
+            k = max(1, int(np.ceil(policy.flag_budget * n)))
+        elif days is None:
+            raise ValueError(
+                f"a review budget ({policy}) needs the number of days the validation orders cover "
+                f"(days=...); or use a flag budget, e.g. ThresholdPolicy(flag_budget=0.05)."
+            )
+        else:
+            k = min(n, max(1, round(policy.reviews_per_day * days)))
+        threshold = float(np.sort(scores)[::-1][k - 1])
+        return _achieved(scores, y, threshold, str(policy), None, days)
     if y is None:
         raise ValueError(
-            f"a target precision ({policy}) needs labels to choose the threshold. Pass labels or "
+            f"the policy {policy} needs labels to choose the threshold. Pass labels or "
             f"use a flag budget, e.g. ThresholdPolicy(flag_budget=0.05)."
         )
     y = np.asarray(y, dtype="int64")
-    order = np.argsort(-scores, kind="stable")
-    s, yy = scores[order], y[order]
-    last_of_value = np.r_[s[1:] != s[:-1], True]  # flag everything >= s: cut after the last tie
-    tp = np.cumsum(yy)[last_of_value]
-    flagged = np.arange(1, n + 1)[last_of_value]
-    cut = s[last_of_value]
-    precision = tp / flagged
-    recall = tp / max(int(y.sum()), 1)
+    cut, flagged, tp = _cuts(scores, y)
+    n_pos = max(int(y.sum()), 1)
+    precision, recall = tp / flagged, tp / n_pos
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f1 = np.where(tp > 0, 2 * precision * recall / (precision + recall), 0.0)
+    if kind == "cost":  # cost of flagging everything >= cut: cost_fn per missed exception, 1 per needless flag
+        cost = policy.cost_fn * (n_pos - tp) + (flagged - tp)
+        i = int(np.argmin(cost))
+        note = None
+        if cost[i] >= policy.cost_fn * n_pos:
+            note = (
+                f"with {policy} flagging no order is cheapest on the validation data (no threshold costs less "
+                f"than missing all {n_pos} exceptions); flagging only the top-scored orders"
+            )
+            i = 0
+        return _achieved(scores, y, float(cut[i]), str(policy), note, days)
+    if kind == "f1":
+        return _achieved(scores, y, float(cut[int(np.argmax(f1))]), str(policy), None, days)
     feasible = (precision >= policy.target_precision) & (flagged >= policy.min_flagged)
     if feasible.any():
         i = int(np.flatnonzero(feasible)[-1])  # lowest feasible threshold: the most recall
-        return _achieved(scores, y, float(cut[i]), str(policy), None)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        f1 = np.where(tp > 0, 2 * precision * recall / (precision + recall), 0.0)
+        return _achieved(scores, y, float(cut[i]), str(policy), None, days)
     i = int(np.argmax(f1))
     best = precision[flagged >= policy.min_flagged].max() if (flagged >= policy.min_flagged).any() else np.nan
     note = (
         f"target precision {policy.target_precision:g} is unreachable on the validation data (best precision "
         f"with at least {policy.min_flagged} flagged orders: {best:.3f}); using the best-F1 threshold instead"
     )
-    return _achieved(scores, y, float(cut[i]), str(policy), note)
+    return _achieved(scores, y, float(cut[i]), str(policy), note, days)
+
+
+def days_covered(created_at: np.ndarray) -> float | None:
+    """Calendar days from the first to the last timestamp, both days counted (None when there is none)."""
+    if len(created_at) == 0:
+        return None
+    day = np.asarray(created_at, dtype="datetime64[D]")
+    return float((day.max() - day.min()).astype("int64") + 1)
+
+
+_POLICY_FIELDS = {
+    "flag_budget": "budget",
+    "reviews_per_day": "reviews",
+    "cost_fn": "cost",
+    "max_f1": "f1",
+    "target_precision": "precision",
+}
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _cuts(scores: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every distinct threshold (descending) with the orders flagged and the exceptions among them."""
+    order = np.argsort(-scores, kind="stable")
+    s, yy = scores[order], y[order]
+    last_of_value = np.r_[s[1:] != s[:-1], True]  # flag everything >= s: cut after the last tie
+    tp = np.cumsum(yy)[last_of_value]
+    flagged = np.arange(1, len(s) + 1)[last_of_value]
+    return s[last_of_value], flagged, tp
 
 
 def _achieved(
-    scores: np.ndarray, y: np.ndarray | None, threshold: float, policy: str, fallback: str | None
+    scores: np.ndarray,
+    y: np.ndarray | None,
+    threshold: float,
+    policy: str,
+    fallback: str | None,
+    days: float | None = None,
 ) -> ThresholdChoice:
     flagged = scores >= threshold
     n_flagged = int(flagged.sum())
@@ -241,7 +358,10 @@ def _achieved(
         tp = int((flagged & (y == 1)).sum())
         precision = tp / n_flagged if n_flagged else float("nan")
         recall = tp / int(y.sum()) if y.sum() else float("nan")
-    return ThresholdChoice(threshold, policy, precision, recall, n_flagged, n_flagged / len(scores), fallback)
+    per_day = None if days is None else n_flagged / float(days)
+    return ThresholdChoice(
+        threshold, policy, precision, recall, n_flagged, n_flagged / len(scores), fallback, per_day
+    )
 
 
 def _check(margin: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

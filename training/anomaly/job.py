@@ -42,6 +42,8 @@ from training.anomaly.data import AnomalyTrainingData
 from training.anomaly.models import (
     ANOMALY_SIGNATURE,
     DEFAULT_LGBM_PARAMS,
+    DEFAULT_POLICY,
+    DEFAULT_UNSUPERVISED_POLICY,
     AnomalyPyfunc,
     ExceptionClassifier,
     UnsupervisedDetector,
@@ -173,6 +175,8 @@ def _train_anomaly(
         metrics = {**model.metrics_, "fit_seconds": fit_seconds, **_explain_latency_ms(model, data.features)}
         mlflow.log_metrics({k: float(v) for k, v in metrics.items() if np.isfinite(v)})
         mlflow.log_params({"threshold": f"{model.threshold_:.6g}", "threshold_chosen_on": _chosen_on(model)})
+        threshold_meta = {**model.threshold_metadata(), "threshold.chosen_on": _chosen_on(model)}
+        mlflow.set_tags(threshold_meta)
         if model.threshold_report_.fallback:
             mlflow.set_tag("threshold.fallback", model.threshold_report_.fallback)
             progress.warning(f"warning: {model.threshold_report_.fallback}")
@@ -180,7 +184,11 @@ def _train_anomaly(
         with warnings.catch_warnings():  # the signature is explicit; an input example would only slow logging
             warnings.filterwarnings("ignore", message=".*input example was not provided.*")
             model_uri = log_pyfunc(
-                AnomalyPyfunc(), model, {"orders": data.orders, "labels": data.labels}, ANOMALY_SIGNATURE
+                AnomalyPyfunc(),
+                model,
+                {"orders": data.orders, "labels": data.labels},
+                ANOMALY_SIGNATURE,
+                metadata=threshold_meta,
             )
         decision = register(
             model_uri,
@@ -201,6 +209,7 @@ def _train_anomaly(
         "kind": kind,
         "cutoff": str(data.cutoff),
         "threshold": model.threshold_,
+        "threshold_policy": str(model.threshold_policy_),
         "threshold_fallback": model.threshold_report_.fallback,
         "metrics": {k: _round(v) for k, v in metrics.items()},
     }
@@ -367,14 +376,8 @@ def _log_inputs(
     if isinstance(model, ExceptionClassifier):
         params["lgbm"] = {**DEFAULT_LGBM_PARAMS, **(model.params or {})}
     params.pop("params", None)
-    params["threshold_policy"] = str(
-        ThresholdPolicy.parse(
-            model.threshold_policy,
-            None
-            if isinstance(model, ExceptionClassifier)
-            else ThresholdPolicy(target_precision=None, flag_budget=0.05),
-        )
-    )
+    default = DEFAULT_POLICY if isinstance(model, ExceptionClassifier) else DEFAULT_UNSUPERVISED_POLICY
+    params["threshold_policy"] = str(ThresholdPolicy.parse(model.threshold_policy, default))
     log_params_flat(
         {
             **params,

@@ -18,9 +18,10 @@ ExceptionClassifier, step by step (``training.anomaly.data`` documents which ord
 3. A calibrator maps the raw margin to a probability, fitted on ``calib`` (the most recent slice, so "0.8"
    means 80% *now*): centered isotonic when the slice is large enough, Platt otherwise
    (``training.anomaly.calibration``).
-4. The threshold is chosen on ``valid`` (calibrated scores) by the ``ThresholdPolicy``: target precision
-   (default 0.6, highest recall that reaches it) or a flag budget; an unreachable target falls back to best F1
-   and says so in ``threshold_report_.fallback`` and a warning.
+4. The threshold is chosen on ``valid`` (calibrated scores) by the ``ThresholdPolicy``
+   (``training.anomaly.calibration``): best F1 by default, or a target precision, a flag budget, a review
+   budget per day or a cost ratio; an unreachable target falls back to best F1 and says so in
+   ``threshold_report_.fallback`` and a warning. ``threshold_metadata()`` states policy and numbers.
 5. No refit by default: the served booster is exactly the one whose calibration and threshold were measured;
    the price is that the latest 30% of labelled history only steers early stopping, calibration and the
    threshold. ``refit=True`` refits the booster on ``train + valid`` with the early-stopped number of rounds
@@ -54,7 +55,7 @@ from sklearn.ensemble import IsolationForest
 from features.columns import FeatureTable, column_values, has_column, n_rows
 from features.errors import NotFittedError
 from features.order_features import OrderHistory, order_feature_family
-from training.anomaly.calibration import ThresholdPolicy, choose_threshold, fit_calibrator
+from training.anomaly.calibration import ThresholdPolicy, choose_threshold, days_covered, fit_calibrator
 from training.anomaly.data import AnomalyTrainingData, FeatureEncoder, prepare_training_data
 from training.anomaly.reasons import build_reasons
 from training.explain import (
@@ -93,7 +94,7 @@ DEFAULT_LGBM_PARAMS: dict[str, Any] = {
     "max_cat_to_onehot": 8,
     "verbose": -1,
 }
-DEFAULT_POLICY = ThresholdPolicy(target_precision=0.6)
+DEFAULT_POLICY = ThresholdPolicy.parse("f1")
 DEFAULT_UNSUPERVISED_POLICY = ThresholdPolicy(target_precision=None, flag_budget=0.05)
 
 ANOMALY_SIGNATURE = ModelSignature(
@@ -146,6 +147,11 @@ class _OrderModel(BaseEstimator):
     def predict(self, features: FeatureTable) -> np.ndarray:
         """1 where the order is flagged (``score >= threshold_``), else 0."""
         return (self.score(features) >= self.threshold_).astype("int8")
+
+    def threshold_metadata(self) -> dict[str, str]:
+        """The threshold policy and what it achieved where it was chosen, as flat strings (MLflow tags)."""
+        self._check_fitted()
+        return self.threshold_report_.metadata()
 
     def predict_proba(self, features: FeatureTable) -> np.ndarray:
         """scikit-learn shape: column 0 = 1 - score, column 1 = score."""
@@ -286,7 +292,10 @@ class ExceptionClassifier(_OrderModel):
         self.calibrator_ = fit_calibrator(margin[ca], data.y[ca], self.calibration)
         choose_on = ca if self.refit else va
         self.threshold_report_ = choose_threshold(
-            self.calibrator_.predict(margin[choose_on]), data.y[choose_on], policy
+            self.calibrator_.predict(margin[choose_on]),
+            data.y[choose_on],
+            policy,
+            days=days_covered(data.features["created_at"].to_numpy()[choose_on]),
         )
         self.threshold_ = float(self.threshold_report_.threshold)
         self.threshold_policy_ = policy

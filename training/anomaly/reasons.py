@@ -199,6 +199,71 @@ def _sku_rate_mean(v: Any, row: Row) -> str:
     return f"its SKUs had exceptions on {_pct(v)} of their orders on average"
 
 
+def _decayed_rate(v: Any, row: Row) -> str:
+    if _missing(v):
+        return "no known outcome of this customer's earlier orders yet"
+    return f"customer's exception rate, recent orders weighted most, is {_pct(v)}"
+
+
+def _orders_recent(v: Any, row: Row) -> str:
+    if _missing(v):
+        return "guest checkout: no order history to go by"
+    if int(v) == 0:
+        return "no other order from this customer in the last 30 days"
+    return f"customer placed {_count(v, 'other order', 'other orders')} in the last 30 days"
+
+
+def _sku_count_ratio(v: Any, row: Row) -> str:
+    if _missing(v):
+        return "no earlier basket of this customer to compare with"
+    n = _get(row, "order_n_distinct_skus")
+    head = f"{_count(n, 'SKU', 'SKUs')} in the order" if n is not None else "number of SKUs in the order"
+    return f"{head} is {_times(v)} this customer's usual basket"
+
+
+def _sku_repeat_share(v: Any, row: Row) -> str:
+    if _missing(v):
+        return "guest checkout: no earlier baskets to compare with"
+    if float(v) == 0:
+        return "none of its SKUs were bought by this customer before"
+    if float(v) == 1:
+        return "the customer bought every SKU of this order before"
+    return f"the customer bought {_pct(v)} of its SKUs before"
+
+
+def _sku_prior_exceptions(v: Any, row: Row) -> str:
+    if _missing(v):
+        return "guest checkout: no known outcome of earlier orders"
+    if int(v) == 0:
+        return "customer had no exception before on any SKU of this order"
+    return f"customer had exceptions before on {_count(v, 'SKU', 'SKUs')} of this order"
+
+
+def _sku_decayed_max(v: Any, row: Row) -> str:
+    if _missing(v):
+        return "no exception history for its SKUs yet"
+    return f"a SKU in this order had exceptions on {_pct(v)} of its recent orders"
+
+
+def _sku_decayed_mean(v: Any, row: Row) -> str:
+    if _missing(v):
+        return "no exception history for its SKUs yet"
+    return f"its SKUs had exceptions on {_pct(v)} of their recent orders on average"
+
+
+def _category_rate(what: str) -> Template:
+    column = f"order_{what}"
+
+    def template(v: Any, row: Row) -> str:
+        if _missing(v):
+            return f"{what} missing or without known outcomes yet"
+        value = _get(row, column)
+        who = f"orders from {what} {value}" if value is not None else f"orders from this {what}"
+        return f"{who} had exceptions {_pct(v)} of the time"
+
+    return template
+
+
 def _hour(v: Any, row: Row) -> str:
     if _missing(v):
         return "time of day unknown"
@@ -255,11 +320,18 @@ REASON_TEMPLATES: dict[str, Template] = {
     "customer_prior_labeled": _prior_labeled,
     "customer_prior_exceptions": _prior_exceptions,
     "customer_prior_exception_rate": _exception_rate,
+    "customer_exception_rate_halflife_90d": _decayed_rate,
+    "customer_orders_last_30d": _orders_recent,
+    "customer_sku_count_ratio": _sku_count_ratio,
+    "customer_sku_repeat_share": _sku_repeat_share,
+    "customer_sku_prior_exceptions": _sku_prior_exceptions,
     # SKU history
     "sku_prior_orders_min": _sku_orders_min,
     "sku_prior_orders_mean": _sku_orders_mean,
     "sku_prior_exception_rate_max": _sku_rate_max,
     "sku_prior_exception_rate_mean": _sku_rate_mean,
+    "sku_exception_rate_halflife_90d_max": _sku_decayed_max,
+    "sku_exception_rate_halflife_90d_mean": _sku_decayed_mean,
     # time
     "time_hour": _hour,
     "time_dayofweek": _dayofweek,
@@ -269,6 +341,9 @@ REASON_TEMPLATES: dict[str, Template] = {
     "order_country": _category("country"),
     "order_channel": _category("channel"),
     "order_region": _category("region"),
+    "order_country_exception_rate": _category_rate("country"),
+    "order_channel_exception_rate": _category_rate("channel"),
+    "order_region_exception_rate": _category_rate("region"),
 }
 """feature name -> ``template(value, row) -> sentence`` (without the contribution)."""
 
