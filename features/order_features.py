@@ -50,9 +50,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from features.asof import AsOfIndex, DecayedSums, prefix_sum
+from features.asof import AsOfIndex, prefix_sum
 from features.columns import Columns, category_positions
-from features.order_lines import OrderTable, order_table, prepare_labels, prepare_order_lines
+from features.order_lines import OrderTable, order_table, prepare_order_lines
+from features.order_outcomes import NS_DAY, RECENT_DAYS, OutcomeIndex
 
 __all__ = [
     "ORDER_FEATURE_FAMILIES",
@@ -86,6 +87,8 @@ ORDER_FEATURE_FAMILIES: dict[str, tuple[str, ...]] = {
         "customer_prior_exception_rate",
         "customer_exception_rate_halflife_90d",
         "customer_orders_last_30d",
+        "customer_exceptions_last_30d",
+        "customer_days_since_last_exception",
         "customer_sku_count_ratio",
         "customer_sku_repeat_share",
         "customer_sku_prior_exceptions",
@@ -113,14 +116,9 @@ ORDER_FEATURE_FAMILIES: dict[str, tuple[str, ...]] = {
 CATEGORICAL_COLUMNS = ("country", "channel", "region")
 """Optional order columns that become ``order_<column>`` pandas categoricals when present."""
 
-DECAY_HALF_LIFE_DAYS = 90
-"""Half-life of the time-decayed exception rates (``*_halflife_90d``): a label 90 days old counts half."""
-RECENT_DAYS = 30
-"""Window of ``customer_orders_last_30d``."""
-
 _FAMILY_OF = {name: fam for fam, names in ORDER_FEATURE_FAMILIES.items() for name in names}
 _NS_HOUR = 3_600 * 10**9
-_NS_DAY = 24 * _NS_HOUR
+_NS_DAY = NS_DAY
 _log = logging.getLogger(__name__)
 
 
@@ -277,14 +275,27 @@ class OrderHistory:
         self._skus = pd.Index(h.skus, dtype=object)
         self._sku_of_pair = h.pair_sku
         self._sku = AsOfIndex(self._sku_of_pair, h.t[h.pair_order], len(h.skus))
-        pair_cust = self._customer_of_order[h.pair_order]  # customer x SKU: has this customer bought it before
+        pair_cust = self._customer_of_order[
+            h.pair_order
+        ]  # customer x SKU: has this customer bought it before
         self._cs_of_pair = np.full(len(pair_cust), -1, dtype="int64")
         of_customer = pair_cust >= 0
         codes, keys = pd.factorize(pair_cust[of_customer] * len(h.skus) + h.pair_sku[of_customer])
         self._cs_of_pair[of_customer] = codes
         self._cs_keys = pd.Index(keys, dtype="int64")
         self._cs = AsOfIndex(codes, h.t[h.pair_order][of_customer], len(keys))
-        self._index_labels(h, labels)
+        self._outcomes = OutcomeIndex(
+            h,
+            self._order_ids,
+            labels,
+            customer_of_order=self._customer_of_order,
+            n_customers=len(self._customers),
+            cs_of_pair=self._cs_of_pair,
+            n_cs=len(self._cs_keys),
+            category_codes={c: self._codes(c, v) for c, v in h.cats.items()},
+            n_categories={c: len(v) for c, v in self.categories.items()},
+        )
+        self._report_labels = self._outcomes.report
         for index in (
             self._order_ids,
             self._customers,
@@ -292,54 +303,6 @@ class OrderHistory:
             self._cs_keys,
         ):  # build the hash tables now, not per request
             index.get_indexer(index[:1])
-
-    def _index_labels(self, h: OrderTable, labels: pd.DataFrame | None) -> None:
-        ids, y, labeled_at = prepare_labels(labels)
-        pos = self._order_ids.get_indexer(ids)
-        unknown = pos < 0
-        pos, y, labeled_at = pos[~unknown], y[~unknown], labeled_at[~unknown]
-        known_from = np.maximum(h.t[pos], labeled_at)
-        self._report_labels = {
-            "labels_in": len(ids),
-            "labels_used": len(pos),
-            "labels_unknown_order": int(unknown.sum()),
-            "labels_dated_before_order": int((labeled_at < h.t[pos]).sum()),
-        }
-
-        self._lab_all = AsOfIndex(np.zeros(len(pos), dtype="int64"), known_from, 1)
-        self._lab_all_ex = prefix_sum(y[self._lab_all.order])
-        cust = self._customer_of_order[pos]
-        of_customer = cust >= 0
-        self._lab_cust = AsOfIndex(cust[of_customer], known_from[of_customer], len(self._customers))
-        self._lab_cust_ex = prefix_sum(y[of_customer][self._lab_cust.order])
-        half_life = DECAY_HALF_LIFE_DAYS * _NS_DAY
-        args = (cust[of_customer], known_from[of_customer])
-        self._lab_cust_decayed_n = DecayedSums(self._lab_cust, *args, np.ones(len(y[of_customer])), half_life)
-        self._lab_cust_decayed_ex = DecayedSums(self._lab_cust, *args, y[of_customer], half_life)
-        self._lab_cat: dict[str, tuple[AsOfIndex, np.ndarray]] = {}
-        for col, values in h.cats.items():  # exception rate of each category value (country, channel...)
-            code = category_positions(values[pos], self.categories[col], self._category_codes[col])
-            index = AsOfIndex(code[code >= 0], known_from[code >= 0], len(self.categories[col]))
-            self._lab_cat[col] = (index, prefix_sum(y[code >= 0][index.order]))
-        label_of_order = np.full(len(h.t), -1, dtype="int64")
-        label_of_order[pos] = y
-        known_from_of_order = np.zeros(len(h.t), dtype="int64")
-        known_from_of_order[pos] = known_from
-        labeled_pair = label_of_order[h.pair_order] >= 0
-        pair_order = h.pair_order[labeled_pair]
-        self._lab_sku = AsOfIndex(
-            self._sku_of_pair[labeled_pair], known_from_of_order[pair_order], len(self._skus)
-        )
-        self._lab_sku_ex = prefix_sum(label_of_order[pair_order][self._lab_sku.order])
-        args = (self._sku_of_pair[labeled_pair], known_from_of_order[pair_order])
-        ones = np.ones(len(pair_order))
-        self._lab_sku_decayed_n = DecayedSums(self._lab_sku, *args, ones, half_life)
-        self._lab_sku_decayed_ex = DecayedSums(self._lab_sku, *args, label_of_order[pair_order], half_life)
-        labeled_cs = labeled_pair & (self._cs_of_pair >= 0)
-        self._lab_cs = AsOfIndex(
-            self._cs_of_pair[labeled_cs], known_from_of_order[h.pair_order[labeled_cs]], len(self._cs_keys)
-        )
-        self._lab_cs_ex = prefix_sum(label_of_order[h.pair_order[labeled_cs]][self._lab_cs.order])
 
     def _lookup(self, q: OrderTable) -> dict[str, np.ndarray]:
         """Raw as-of statistics of the query orders (and their order x SKU pairs) against this history."""
@@ -357,34 +320,22 @@ class OrderHistory:
         }
         raw["cust_skus"] = self._cust_skus[hi] - self._cust_skus[lo]
         raw["cust_n_recent"] = hi - self._cust.before(cust, q.t - RECENT_DAYS * _NS_DAY)[1]
-        lo, hi = self._lab_cust.before(cust, q.t)
-        raw["cust_lab_n"], raw["cust_lab_ex"] = hi - lo, self._lab_cust_ex[hi] - self._lab_cust_ex[lo]
-        raw["cust_lab_dn"] = self._lab_cust_decayed_n.sums(lo, hi, q.t)
-        raw["cust_lab_dex"] = self._lab_cust_decayed_ex.sums(lo, hi, q.t)
-        for col, (index, ex) in self._lab_cat.items():
-            if col in q.cats:
-                code = category_positions(q.cats[col], self.categories[col], self._category_codes[col])
-                lo, hi = index.before(code, q.t)
-                raw[f"cat_lab_n_{col}"], raw[f"cat_lab_ex_{col}"] = hi - lo, ex[hi] - ex[lo]
-        lo, hi = self._lab_all.before(np.zeros(len(q.t), dtype="int64"), q.t)
-        raw["all_lab_n"], raw["all_lab_ex"] = hi - lo, self._lab_all_ex[hi] - self._lab_all_ex[lo]
         sku = _positions(self._skus, q.skus)[q.pair_sku]
         pair_t = q.t[q.pair_order]
         lo, hi = self._sku.before(sku, pair_t)
         raw["pair_orders"] = hi - lo
-        lo, hi = self._lab_sku.before(sku, pair_t)
-        raw["pair_lab_n"], raw["pair_lab_ex"] = hi - lo, self._lab_sku_ex[hi] - self._lab_sku_ex[lo]
-        raw["pair_lab_dn"] = self._lab_sku_decayed_n.sums(lo, hi, pair_t)
-        raw["pair_lab_dex"] = self._lab_sku_decayed_ex.sums(lo, hi, pair_t)
         pair_cust = cust[q.pair_order]
         cs = np.where(
             (pair_cust >= 0) & (sku >= 0), _positions(self._cs_keys, pair_cust * len(self._skus) + sku), -1
         )
         lo, hi = self._cs.before(cs, pair_t)
         raw["pair_cust_orders"] = hi - lo
-        lo, hi = self._lab_cs.before(cs, pair_t)
-        raw["pair_cust_lab_ex"] = self._lab_cs_ex[hi] - self._lab_cs_ex[lo]
+        cat_codes = {c: self._codes(c, q.cats[c]) for c in self.categorical_columns if c in q.cats}
+        raw.update(self._outcomes.lookup(q.t, cust, cat_codes, pair_t, sku, cs))
         return raw
+
+    def _codes(self, column: str, values: np.ndarray) -> np.ndarray:
+        return category_positions(values, self.categories[column], self._category_codes[column])
 
     def _score(
         self, q: OrderTable, lines: dict[str, np.ndarray] | None, fresh: np.ndarray
@@ -397,7 +348,7 @@ class OrderHistory:
         codes: dict[str, np.ndarray] = {}
         unknown: dict[str, int] = {}
         for col, values in q.cats.items():
-            codes[col] = category_positions(values, self.categories[col], self._category_codes[col])
+            codes[col] = self._codes(col, values)
             seen = codes[col] >= 0
             n_unknown = int((~pd.isna(values) & ~seen).sum())
             if n_unknown:
@@ -490,6 +441,10 @@ def _assemble(q: OrderTable, raw: dict[str, np.ndarray], k: float) -> dict[str, 
             "customer_prior_exception_rate": cust_rate,
             "customer_exception_rate_halflife_90d": cust_decayed,
             "customer_orders_last_30d": np.where(guest, nan, raw["cust_n_recent"]),
+            "customer_exceptions_last_30d": np.where(guest, nan, raw["cust_ex_recent"]),
+            "customer_days_since_last_exception": np.where(
+                raw["cust_last_ex"] > np.iinfo("int64").min, (q.t - raw["cust_last_ex"]) / _NS_DAY, nan
+            ),
             "customer_sku_count_ratio": np.where(has, n_skus / usual_skus, nan),
             "customer_sku_repeat_share": np.where(guest, nan, pair_seen / n_skus),
             "customer_sku_prior_exceptions": np.where(guest, nan, pair_cust_ex),

@@ -111,9 +111,17 @@ def train_anomaly(
         bool, typer.Option("--unsupervised", help="isolation forest; no labels needed")
     ] = False,
     tune: Annotated[int, typer.Option("--tune", min=0, help="Optuna trials (supervised only)")] = 0,
+    threshold_policy: Annotated[
+        str | None,
+        typer.Option(
+            "--threshold-policy",
+            help="how the flag threshold is chosen: f1 (default: best F1), precision:0.6, budget:0.05, "
+            "reviews:40 (flags per day) or cost:5 (a missed exception costs 5 needless reviews)",
+        ),
+    ] = None,
     target_precision: Annotated[
         float | None,
-        typer.Option("--target-precision", min=0.0, max=1.0, help="flag threshold policy (default 0.6)"),
+        typer.Option("--target-precision", min=0.0, max=1.0, help="= --threshold-policy precision:<value>"),
     ] = None,
     flag_budget: Annotated[
         float | None,
@@ -130,9 +138,18 @@ def train_anomaly(
     from orderpulse.jobs.anomaly import train_anomaly as job
     from training.anomaly.calibration import ThresholdPolicy
 
-    if target_precision is not None and flag_budget is not None:
-        raise ValueError("Pass either --target-precision or --flag-budget, not both.")
-    policy = None
+    given = [
+        o
+        for o, v in (
+            ("--threshold-policy", threshold_policy),
+            ("--target-precision", target_precision),
+            ("--flag-budget", flag_budget),
+        )
+        if v is not None
+    ]
+    if len(given) > 1:
+        raise ValueError(f"Pass one threshold policy option, not {' and '.join(given)}.")
+    policy = ThresholdPolicy.parse(threshold_policy) if threshold_policy is not None else None
     if target_precision is not None or flag_budget is not None:
         policy = ThresholdPolicy(target_precision=target_precision, flag_budget=flag_budget)
     result = job(

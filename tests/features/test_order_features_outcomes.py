@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.order_features import DECAY_HALF_LIFE_DAYS, OrderHistory, order_features
+from features.order_features import OrderHistory, order_features
+from features.order_outcomes import DECAY_HALF_LIFE_DAYS
 from features.validation import validate
 
 COLUMNS = ["order_id", "created_at", "customer_id", "sku", "quantity", "unit_price", "country"]
@@ -117,7 +118,9 @@ def test_new_orders_of_one_request_count_for_each_others_recent_orders_and_baske
     request = pd.concat(
         [
             orders.loc[orders["order_id"] == "n1"],
-            orders.loc[orders["order_id"] == "n1"].assign(order_id="n2", created_at=pd.Timestamp("2024-03-02")),
+            orders.loc[orders["order_id"] == "n1"].assign(
+                order_id="n2", created_at=pd.Timestamp("2024-03-02")
+            ),
         ]
     )
     scored = past.features(request)[0].set_index("order_id")
@@ -125,3 +128,8 @@ def test_new_orders_of_one_request_count_for_each_others_recent_orders_and_baske
     pd.testing.assert_frame_equal(scored, batch.set_index("order_id").loc[["n1", "n2"]], check_exact=True)
     assert scored.loc["n2", "customer_orders_last_30d"] == 2  # h4 and n1
     assert scored.loc["n2", "customer_sku_repeat_share"] == 1  # a, c, d all in n1
+
+
+def test_last_exception_of_the_customer_is_dated_by_when_it_became_known(n1):
+    assert n1["customer_days_since_last_exception"] == pytest.approx(56)  # h1, known Jan 5; h4 not yet
+    assert n1["customer_exceptions_last_30d"] == 0

@@ -1,6 +1,7 @@
 import threading
 import time
 import warnings
+from types import SimpleNamespace
 
 import pytest
 from fastapi import APIRouter
@@ -302,3 +303,11 @@ def test_registry_alias_moved_loads_the_new_version(registry, tmp_path):
     assert report.outcomes["forecast"].status == "loaded"
     assert int(second.version) == int(first.version) + 1
     assert second.model.predict([[0]]) == [4.0]
+
+
+def test_describe_shows_the_metadata_a_pyfunc_model_was_logged_with():
+    meta = {"threshold.policy": "f1", "threshold.recall": "0.56"}
+    pyfunc_like = SimpleNamespace(metadata=SimpleNamespace(metadata=meta))
+    described = LoadedModel(kind="anomaly", name="x-anomaly", version="3", model=pyfunc_like).describe()
+    assert described["metadata"] == meta
+    assert LoadedModel(kind="anomaly", name="x", version="1", model=object()).describe()["metadata"] == {}

@@ -15,6 +15,7 @@ def test_list_models_shows_registry_metadata(make_client, fakes):
         "metrics": {"mae": 1.5},
         "source": "registry",
         "model_uri": None,
+        "metadata": {},
     }
 
 

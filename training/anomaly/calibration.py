@@ -284,7 +284,9 @@ def choose_threshold(
     precision, recall = tp / flagged, tp / n_pos
     with np.errstate(invalid="ignore", divide="ignore"):
         f1 = np.where(tp > 0, 2 * precision * recall / (precision + recall), 0.0)
-    if kind == "cost":  # cost of flagging everything >= cut: cost_fn per missed exception, 1 per needless flag
+    if (
+        kind == "cost"
+    ):  # cost of flagging everything >= cut: cost_fn per missed exception, 1 per needless flag
         cost = policy.cost_fn * (n_pos - tp) + (flagged - tp)
         i = int(np.argmin(cost))
         note = None

@@ -213,6 +213,20 @@ def _orders_recent(v: Any, row: Row) -> str:
     return f"customer placed {_count(v, 'other order', 'other orders')} in the last 30 days"
 
 
+def _exceptions_recent(v: Any, row: Row) -> str:
+    if _missing(v):
+        return "guest checkout: no known outcome of earlier orders"
+    if int(v) == 0:
+        return "no exception of this customer came to light in the last 30 days"
+    return f"{_count(v, 'exception', 'exceptions')} of this customer came to light in the last 30 days"
+
+
+def _days_since_exception(v: Any, row: Row) -> str:
+    if _missing(v):
+        return "no known exception of this customer"
+    return f"customer's last exception came to light {_days(v)} ago"
+
+
 def _sku_count_ratio(v: Any, row: Row) -> str:
     if _missing(v):
         return "no earlier basket of this customer to compare with"
@@ -322,6 +336,8 @@ REASON_TEMPLATES: dict[str, Template] = {
     "customer_prior_exception_rate": _exception_rate,
     "customer_exception_rate_halflife_90d": _decayed_rate,
     "customer_orders_last_30d": _orders_recent,
+    "customer_exceptions_last_30d": _exceptions_recent,
+    "customer_days_since_last_exception": _days_since_exception,
     "customer_sku_count_ratio": _sku_count_ratio,
     "customer_sku_repeat_share": _sku_repeat_share,
     "customer_sku_prior_exceptions": _sku_prior_exceptions,

@@ -10,6 +10,7 @@ from training.anomaly.calibration import (
     PlattCalibrator,
     ThresholdPolicy,
     choose_threshold,
+    days_covered,
     fit_calibrator,
 )
 
@@ -115,3 +116,62 @@ def test_policy_parse_and_validation():
         ThresholdPolicy(target_precision=60)
     with pytest.raises(ValueError, match="needs a target_precision or a flag_budget"):
         ThresholdPolicy(target_precision=None)
+
+
+def test_policy_text_forms_round_trip_and_keep_one_kind():
+    for text in ("f1", "precision:0.7", "budget:0.05", "reviews:40", "cost:5"):
+        assert str(ThresholdPolicy.parse(text)) == text
+    reviews = ThresholdPolicy.parse("reviews:40")
+    assert reviews.kind == "reviews" and reviews.reviews_per_day == 40 and reviews.target_precision is None
+    assert ThresholdPolicy(flag_budget=0.1).target_precision is None  # the unused default is cleared
+    with pytest.raises(ValueError, match="'reviews:40'"):
+        ThresholdPolicy.parse("reviews")
+    with pytest.raises(ValueError, match=r"cost_fn must be a number > 0. Got -1"):
+        ThresholdPolicy(cost_fn=-1)
+
+
+def test_best_f1_policy_takes_the_cut_of_highest_f1_without_a_fallback():
+    # F1 by cut: 0.5, 0.8, 0.67, 0.857, 0.75 -> flag the top 4
+    choice = choose_threshold(SCORES, Y, ThresholdPolicy.parse("f1"))
+    assert choice.threshold == 0.6 and choice.recall == 1.0 and choice.precision == 0.75
+    assert choice.fallback is None and choice.policy == "f1"
+
+
+def test_review_budget_flags_that_many_orders_per_day_of_the_scored_period():
+    scores = np.arange(100) / 100.0
+    choice = choose_threshold(scores, None, ThresholdPolicy.parse("reviews:2.5"), days=10)
+    assert choice.n_flagged == 25 and choice.threshold == 0.75 and choice.flags_per_day == 2.5
+    everything = choose_threshold(scores, None, ThresholdPolicy.parse("reviews:50"), days=10)
+    assert everything.n_flagged == 100  # capacity beyond the orders: flag them all
+    with pytest.raises(ValueError, match="needs the number of days"):
+        choose_threshold(scores, None, ThresholdPolicy.parse("reviews:2"))
+
+
+def test_cost_policy_minimises_missed_exceptions_times_the_cost_plus_needless_flags():
+    # cuts flag 1..5: misses 2, 1, 1, 0, 0; needless 0, 0, 1, 1, 2
+    cost_3 = choose_threshold(SCORES, Y, ThresholdPolicy.parse("cost:3"))  # costs 6, 3, 4, 1, 2
+    assert cost_3.threshold == 0.6 and cost_3.n_flagged == 4
+    cost_half = choose_threshold(SCORES, Y, ThresholdPolicy.parse("cost:0.5"))  # costs 1, .5, 1.5, 1, 2
+    assert cost_half.threshold == 0.8 and cost_half.fallback is None
+
+
+def test_cost_policy_says_so_when_flagging_nothing_would_be_cheapest():
+    choice = choose_threshold(np.array([0.9, 0.8]), np.array([0, 1]), ThresholdPolicy.parse("cost:0.1"))
+    assert choice.n_flagged == 1 and "flagging no order is cheapest" in choice.fallback
+
+
+def test_choice_metadata_is_flat_text_without_missing_values():
+    choice = choose_threshold(np.arange(10) / 10.0, None, ThresholdPolicy(flag_budget=0.2), days=5)
+    assert choice.metadata() == {
+        "threshold.threshold": "0.8",
+        "threshold.policy": "budget:0.2",
+        "threshold.n_flagged": "2",
+        "threshold.flag_rate": "0.2",
+        "threshold.flags_per_day": "0.4",
+    }
+
+
+def test_days_covered_counts_calendar_days_inclusive():
+    created = np.array(["2024-01-01T23:00", "2024-01-03T01:00"], dtype="datetime64[ns]")
+    assert days_covered(created) == 3.0
+    assert days_covered(created[:0]) is None

@@ -93,6 +93,19 @@ def test_train_logs_registers_and_scores_round_trip(trained, files, tmp_path):
     assert summary["metrics"]["n"] == summary["orders_labeled"]
 
 
+def test_threshold_policy_and_its_numbers_are_stated_in_the_run_and_the_model_metadata(trained):
+    run = MlflowClient().get_run(trained["run_id"])
+    assert trained["threshold_policy"] == "f1" and run.data.params["threshold_policy"] == "f1"
+    tags = run.data.tags
+    assert tags["threshold.policy"] == "f1" and tags["threshold.chosen_on"] == "valid"
+    assert float(tags["threshold.threshold"]) == pytest.approx(trained["threshold"], rel=1e-5)
+    assert 0 < float(tags["threshold.recall"]) <= 1 and float(tags["threshold.flags_per_day"]) > 0
+    metadata = mlflow.pyfunc.load_model(trained["model_uri"]).metadata.metadata
+    assert {k: v for k, v in metadata.items() if k.startswith("threshold.")} == {
+        k: v for k, v in tags.items() if k.startswith("threshold.")
+    }
+
+
 def test_pyfunc_scores_order_lines(trained, files):
     result = trained
     lines = pd.read_csv(files["orders"], dtype={"order_id": str, "customer_id": str})

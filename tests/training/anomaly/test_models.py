@@ -122,7 +122,19 @@ def test_calibration_undoes_class_weighting(data):
     assert m["valid_ece"] < m["valid_ece_uncalibrated"]
 
 
-def test_threshold_reaches_the_target_precision_on_validation(model):
+def test_default_threshold_is_the_best_f1_cut_of_validation(model):
+    report = model.threshold_report_
+    assert report.policy == "f1" and report.fallback is None
+    precision, recall = model.metrics_["valid_precision"], model.metrics_["valid_recall"]
+    assert report.precision == pytest.approx(precision) and report.recall == pytest.approx(recall)
+    base = model.metrics_["valid_base_rate"]
+    assert 2 * precision * recall / (precision + recall) >= 2 * base / (1 + base)  # at least flag-all
+    assert model.threshold_metadata()["threshold.policy"] == "f1"
+
+
+def test_threshold_reaches_the_target_precision_on_validation(data):
+    orders, labels = data
+    model = ExceptionClassifier(threshold_policy="precision:0.6").fit(orders, labels, until=UNTIL)
     assert model.threshold_report_.fallback is None
     assert model.metrics_["valid_precision"] >= 0.6
     assert model.metrics_["valid_n_flagged"] >= 10
@@ -172,7 +184,8 @@ def test_detector_score_lies_in_unit_interval(detector, features):
     score = detector.score(features)
     assert score.min() >= 0.0 and score.max() <= 1.0
     odd = features.tail(1).copy()
-    odd[["order_total_quantity", "order_value", "order_max_line_quantity"]] = 1e7
+    odd[["order_total_quantity", "order_value", "order_max_line_quantity", "order_max_unit_price"]] = 1e7
+    odd["customer_value_ratio"] = 1e7 / odd["customer_prior_value_median"]  # as the features would have it
     assert detector.score(odd)[0] > 0.99  # more anomalous than 99% of the training orders
 
 

@@ -174,3 +174,40 @@ def test_build_reasons_refuses_frames_of_another_length():
     contrib = Contributions(np.zeros((2, 1)), np.zeros(2), ("order_value",), "log-odds")
     with pytest.raises(ValueError, match="features has 1 rows but contributions has 2"):
         build_reasons(pd.DataFrame({"order_value": [1.0]}), contrib)
+
+
+def test_issue_17_signals_read_as_sentences_with_their_values():
+    row = {"order_n_distinct_skus": 12.0, "order_country": "EIRE"}
+    assert (
+        reason_text("customer_sku_count_ratio", 4.0, row)
+        == "12 SKUs in the order is 4x this customer's usual basket"
+    )
+    assert (
+        reason_text("customer_sku_prior_exceptions", 2.0)
+        == "customer had exceptions before on 2 SKUs of this order"
+    )
+    assert reason_text("customer_sku_repeat_share", 0.25) == "the customer bought 25% of its SKUs before"
+    assert (
+        reason_text("customer_sku_repeat_share", 0.0)
+        == "none of its SKUs were bought by this customer before"
+    )
+    assert (
+        reason_text("customer_orders_last_30d", 3.0) == "customer placed 3 other orders in the last 30 days"
+    )
+    assert reason_text("customer_exceptions_last_30d", 1.0) == (
+        "1 exception of this customer came to light in the last 30 days"
+    )
+    assert (
+        reason_text("customer_days_since_last_exception", 6.2)
+        == "customer's last exception came to light 6 days ago"
+    )
+    assert reason_text("customer_exception_rate_halflife_90d", 0.4) == (
+        "customer's exception rate, recent orders weighted most, is 40%"
+    )
+    assert reason_text("sku_exception_rate_halflife_90d_max", 0.5) == (
+        "a SKU in this order had exceptions on 50% of its recent orders"
+    )
+    assert (
+        reason_text("order_country_exception_rate", 0.31, row)
+        == "orders from country EIRE had exceptions 31% of the time"
+    )
