@@ -83,8 +83,9 @@ class DecayedSums:
 
     ``sums(lo, hi, times)`` for the slices ``[lo, hi)`` that ``index.before(groups, times)`` returned is
     ``sum(value_e * 0.5 ** ((time - time_e) / half_life))`` over the slice's events: an event one half-life
-    old counts half. Each group's running sum is kept relative to the group's first event (a segmented
-    cumulative sum), so no sum mixes groups and no exponent grows with the length of the whole history.
+    old counts half. ``values`` may be 2-d (events x k): k sums from one look-up. Each group's running sum
+    is kept relative to the group's first event (a segmented cumulative sum), so no sum mixes groups and no
+    exponent grows with the length of the whole history.
     """
 
     def __init__(
@@ -95,17 +96,20 @@ class DecayedSums:
         self.rate = np.log(2.0) / float(half_life)
         g = np.asarray(groups, dtype="int64")[index.order]
         t = np.asarray(times, dtype="int64")[index.order]
-        first = index._start[g] if len(g) else np.array([], dtype="int64")
-        self._ref = t[first] if len(g) else np.array([], dtype="int64")
-        weighted = np.asarray(values, dtype="float64")[index.order] * np.exp((t - self._ref) * self.rate)
-        self._running = pd.Series(weighted).groupby(g, sort=False).cumsum().to_numpy("float64")
+        self._ref = t[index._start[g]] if len(g) else np.array([], dtype="int64")
+        growth = np.exp((t - self._ref) * self.rate)
+        values = np.asarray(values, dtype="float64")[index.order]
+        weighted = values * (growth[:, None] if values.ndim == 2 else growth)
+        self._running = pd.DataFrame(weighted).groupby(g, sort=False).cumsum().to_numpy("float64")
+        if values.ndim == 1:
+            self._running = self._running[:, 0]
 
     def sums(self, lo: np.ndarray, hi: np.ndarray, times: np.ndarray) -> np.ndarray:
         has = hi > lo
-        out = np.zeros(len(lo), dtype="float64")
+        out = np.zeros((len(lo), *self._running.shape[1:]), dtype="float64")
         last = hi[has] - 1
-        age = np.asarray(times, dtype="int64")[has] - self._ref[last]
-        out[has] = self._running[last] * np.exp(-age * self.rate)
+        decay = np.exp((self._ref[last] - np.asarray(times, dtype="int64")[has]) * self.rate)
+        out[has] = self._running[last] * (decay[:, None] if self._running.ndim == 2 else decay)
         return out
 
 

@@ -50,7 +50,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from features.asof import AsOfIndex, prefix_sum
+from features.asof import AsOfIndex, prefix_sum, sorted_unique
 from features.columns import Columns, category_positions
 from features.order_lines import OrderTable, order_table, prepare_order_lines
 from features.order_outcomes import NS_DAY, RECENT_DAYS, OutcomeIndex
@@ -280,10 +280,12 @@ class OrderHistory:
         ]  # customer x SKU: has this customer bought it before
         self._cs_of_pair = np.full(len(pair_cust), -1, dtype="int64")
         of_customer = pair_cust >= 0
-        codes, keys = pd.factorize(pair_cust[of_customer] * len(h.skus) + h.pair_sku[of_customer])
-        self._cs_of_pair[of_customer] = codes
-        self._cs_keys = pd.Index(keys, dtype="int64")
-        self._cs = AsOfIndex(codes, h.t[h.pair_order][of_customer], len(keys))
+        keys = pair_cust[of_customer] * len(h.skus) + h.pair_sku[of_customer]
+        self._cs_keys = sorted_unique(keys)  # sorted: a request's pairs are found by binary search
+        self._cs_of_pair[of_customer] = np.searchsorted(self._cs_keys, keys)
+        self._cs = AsOfIndex(
+            self._cs_of_pair[of_customer], h.t[h.pair_order][of_customer], len(self._cs_keys)
+        )
         self._outcomes = OutcomeIndex(
             h,
             self._order_ids,
@@ -300,7 +302,6 @@ class OrderHistory:
             self._order_ids,
             self._customers,
             self._skus,
-            self._cs_keys,
         ):  # build the hash tables now, not per request
             index.get_indexer(index[:1])
 
@@ -308,7 +309,11 @@ class OrderHistory:
         """Raw as-of statistics of the query orders (and their order x SKU pairs) against this history."""
         cust = _positions(self._customers, q.customer)
         cust[q.guest] = -1
-        lo, hi = self._cust.before(cust, q.t)
+        n = len(q.t)
+        lo, hi = self._cust.before(
+            np.concatenate([cust, cust]), np.concatenate([q.t, q.t - RECENT_DAYS * _NS_DAY])
+        )  # one look-up
+        lo, hi, hi_recent = lo[:n], hi[:n], hi[n:]
         has = hi > lo
         raw = {
             "cust_lo": lo,
@@ -319,15 +324,16 @@ class OrderHistory:
             "cust_median": _take(self._cust_median, hi - 1, has, np.nan),
         }
         raw["cust_skus"] = self._cust_skus[hi] - self._cust_skus[lo]
-        raw["cust_n_recent"] = hi - self._cust.before(cust, q.t - RECENT_DAYS * _NS_DAY)[1]
+        raw["cust_n_recent"] = hi - hi_recent
         sku = _positions(self._skus, q.skus)[q.pair_sku]
         pair_t = q.t[q.pair_order]
         lo, hi = self._sku.before(sku, pair_t)
         raw["pair_orders"] = hi - lo
         pair_cust = cust[q.pair_order]
-        cs = np.where(
-            (pair_cust >= 0) & (sku >= 0), _positions(self._cs_keys, pair_cust * len(self._skus) + sku), -1
-        )
+        key = pair_cust * len(self._skus) + sku
+        at = np.minimum(np.searchsorted(self._cs_keys, key), max(len(self._cs_keys) - 1, 0))
+        found = (pair_cust >= 0) & (sku >= 0) & (self._cs_keys[at] == key) if len(self._cs_keys) else False
+        cs = np.where(found, at, -1)
         lo, hi = self._cs.before(cs, pair_t)
         raw["pair_cust_orders"] = hi - lo
         cat_codes = {c: self._codes(c, q.cats[c]) for c in self.categorical_columns if c in q.cats}

@@ -110,11 +110,14 @@ class OutcomeIndex:
         raw["cust_lab_n"], raw["cust_lab_ex"], raw["cust_lab_dn"], raw["cust_lab_dex"] = self._cust.at(
             cust, t
         )
-        lo, hi = self._cust_ex.before(cust, t)
+        lo, hi = self._cust_ex.before(
+            np.concatenate([cust, cust]), np.concatenate([t, t - RECENT_DAYS * NS_DAY])
+        )  # one look-up
+        lo, hi, hi_recent = lo[: len(t)], hi[: len(t)], hi[len(t) :]
         raw["cust_last_ex"] = np.full(len(t), np.iinfo("int64").min)
         has = hi > lo
         raw["cust_last_ex"][has] = self._cust_ex_t[hi[has] - 1]
-        raw["cust_ex_recent"] = hi - self._cust_ex.before(cust, t - RECENT_DAYS * NS_DAY)[1]
+        raw["cust_ex_recent"] = hi - hi_recent
         for col, codes in cat_codes.items():
             index, ex = self._cat[col]
             lo, hi = index.before(codes, t)
@@ -133,14 +136,10 @@ class _Counts:
     def __init__(self, groups: np.ndarray, times: np.ndarray, y: np.ndarray, n_groups: int, half_life: int):
         self.index = AsOfIndex(groups, times, n_groups)
         self.ex = prefix_sum(y[self.index.order])
-        self.decayed_n = DecayedSums(self.index, groups, times, np.ones(len(y)), half_life)
-        self.decayed_ex = DecayedSums(self.index, groups, times, y, half_life)
+        both = np.column_stack([np.ones(len(y)), y])  # labels and exceptions, decayed in one look-up
+        self.decayed = DecayedSums(self.index, groups, times, both, half_life)
 
     def at(self, groups: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         lo, hi = self.index.before(groups, t)
-        return (
-            hi - lo,
-            self.ex[hi] - self.ex[lo],
-            self.decayed_n.sums(lo, hi, t),
-            self.decayed_ex.sums(lo, hi, t),
-        )
+        decayed = self.decayed.sums(lo, hi, t)
+        return hi - lo, self.ex[hi] - self.ex[lo], decayed[:, 0], decayed[:, 1]
