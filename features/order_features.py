@@ -7,11 +7,19 @@ names the classifier's explanations render as reasons:
 family         features
 =============  ======================================================================================
 order          what is in the order: lines, distinct SKUs, units, value, unit prices
-customer       the customer's orders and known labels before this order; ``customer_is_guest``
-sku            how often the order's SKUs were ordered before, and their smoothed exception rate
+customer       the customer's orders and known labels before this order; ``customer_is_guest``; its
+               exception rate decayed with a 90-day half-life; orders and exceptions of the last 30 days and
+               days since the last exception; the basket against the customer's usual ones (distinct SKUs
+               vs its mean, share of the SKUs it bought before, SKUs on which it had an exception before)
+sku            how often the order's SKUs were ordered before, their smoothed exception rate (plain and
+               decayed with a 90-day half-life; max and mean over the order's SKUs)
 time           hour, day of week, weekend, month of ``created_at`` (as given; UTC if the input had offsets)
-categorical    ``order_country`` / ``order_channel`` / ``order_region`` when the input has those columns
+categorical    ``order_country`` / ``order_channel`` / ``order_region`` when the input has those columns, and
+               the smoothed exception rate of the order's value of each (``order_country_exception_rate``)
 =============  ======================================================================================
+
+Everything that depends on labels comes from ``features.order_outcomes.OutcomeIndex`` (the label side of the
+history); ``tests/features/test_order_features_outcomes.py`` checks those features on a hand-built history.
 
 Point-in-time rules (``tests/features/test_order_features.py`` checks each):
 

@@ -7,8 +7,9 @@ here take validated frames and report progress through a ``training.progress.Pro
 (or, with ``unsupervised=True``, the ``UnsupervisedDetector``) on what was known before ``until``, and logs to
 MLflow (experiment ``<name>-anomaly``): params, the data fingerprints, the counts of everything excluded, the
 metrics (AUPRC, AUROC, Brier before and after calibration, ECE, precision/recall at the threshold, base rate,
-on the validation slice and on the calibration slice), a calibration curve and a SHAP summary plot, and the
-pyfunc model (input: order lines; snapshot: the orders and labels known at the cutoff). The model is then
+on the validation slice and on the calibration slice), the threshold policy and what it achieved (``threshold.*``
+tags, also in the pyfunc model's metadata), a calibration curve and a SHAP summary plot, and the pyfunc model
+(input: order lines; snapshot: the orders and labels known at the cutoff). The model is then
 registered as a new version of ``<name>-anomaly``; it becomes ``champion`` when its validation AUPRC beats the
 champion's on the same validation slice (``eval_key``), else ``challenger``. ``tune=N`` first runs N Optuna
 trials (seeded TPE, median pruner on validation AUPRC, each a nested MLflow run).
