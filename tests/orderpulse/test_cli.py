@@ -57,3 +57,21 @@ def test_usage_error_exits_2(capsys):
     code, _, err = _run(capsys, ["features", "build", "forecast", "--horizon", "0"])
     assert code == 2
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--threshold-policy", "top5"], "threshold policy must be 'f1'"),
+        (["--threshold-policy", "f1", "--flag-budget", "0.05"], "not --threshold-policy and --flag-budget"),
+    ],
+)
+def test_train_anomaly_refuses_a_bad_threshold_policy_with_one_line(capsys, tmp_path, extra, message):
+    orders = tmp_path / "orders.csv"
+    orders.write_text("order_id,created_at,sku,quantity,unit_price\n")
+    code, out, err = _run(
+        capsys, ["train", "anomaly", "--orders", str(orders), "--labels", str(orders), *extra]
+    )
+    assert code == 2 and out == ""
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and message in lines[0]
