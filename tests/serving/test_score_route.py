@@ -39,19 +39,28 @@ def test_one_order_gets_a_score_flag_threshold_model_and_decision_id(service, ma
     assert len(out["decision_id"]) == 36 and out["unknown"] == {}
 
 
+RISKY_LINES = [("84946", 72, 1.06), ("22791", 72, 1.06), ("22423", 4, 12.75)]
+"""Customer 13094 had exceptions on 5 of its 7 earlier orders, on orders of SKUs 84946 and 22791."""
+
+
 def test_flagged_orders_get_reason_sentences_and_the_others_none(service, make_order):
-    # customer 13094 had exceptions on 5 of 7 earlier orders: flagged; a first-time guest order is not
+    # customer 13094 orders again two SKUs it had exceptions on: flagged; a first-time guest order is not
     out = _score(
         service,
-        {"orders": [make_order("N1"), make_order("G1", customer_id=None, lines=[("22423", 1, 12.75)])]},
+        {
+            "orders": [
+                make_order("N1", lines=RISKY_LINES),
+                make_order("G1", customer_id=None, lines=[("22423", 1, 12.75)]),
+            ]
+        },
     )
     flagged, guest = out["results"]
     assert flagged["flagged"] and not guest["flagged"]
     assert guest["reasons"] == []
     top = flagged["reasons"][0]
     assert set(top) == {"feature", "value", "contribution", "text"}
-    assert top["feature"] == "customer_prior_exceptions" and top["value"] == 5
-    assert top["text"].startswith("customer had exceptions on 5 of their 7 earlier orders")
+    assert top["feature"] == "customer_sku_prior_exceptions" and top["value"] == 2
+    assert top["text"].startswith("customer had exceptions before on 2 SKUs of this order")
     assert top["contribution"] > 0 and top["text"].endswith(f"(+{top['contribution']:.2f})")
 
 
@@ -150,8 +159,14 @@ def test_every_decision_is_recorded_with_input_features_output_and_model(service
 def test_scores_and_flags_are_exported_as_metrics(service, make_order):
     out = _score(
         service,
-        {"orders": [make_order("N1"), make_order("G1", customer_id=None, lines=[("22423", 1, 12.75)])]},
+        {
+            "orders": [
+                make_order("N1", lines=RISKY_LINES),
+                make_order("G1", customer_id=None, lines=[("22423", 1, 12.75)]),
+            ]
+        },
     )
+    assert out["n_flagged"] == 1
     text = service.get("/metrics").text
     version = out["model"]["version"]
     assert f'orderpulse_orders_scored_total{{model_version="{version}"}} 2.0' in text
