@@ -26,7 +26,9 @@ Exception orders: one row per order, point in time
     ``order_lines``      order lines and labels as arrays, lines -> one row per order, ``merge_by_order``
                          (the one rule for merging a snapshot with newer order lines or labels)
     ``order_features``   ``order_features`` / ``OrderHistory``: customer, SKU and time features as of each order
-    ``asof``             the vectorised "strictly before" lookups those features use
+    ``order_outcomes``   ``OutcomeIndex``: the labels known so far (exception rates per customer, SKU,
+                         customer x SKU, country/channel/region; plain and decayed with a 90-day half-life)
+    ``asof``             the vectorised "strictly before" lookups those features use (and decayed sums)
     ``columns``          feature tables as a DataFrame or a dict of arrays (the service's fast path)
     ``orders``           order lines -> a ``series`` table (orders, units or revenue per key and period)
 
