@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 import pandas as pd
@@ -372,11 +371,9 @@ def test_rossmann_subset_builds_quickly_and_counts_the_known_gap(shared_data):
         )[["series_id", "ds", "promo", "state_holiday"]],
         "covariates",
     )[0]
-    t0 = time.perf_counter()
     frame, report = build_training_frame(
         series, covariates=cov, config=ForecastFeatureConfig().for_horizon(7)
     )
-    assert time.perf_counter() - t0 < 10
     n_days = (series["ds"].max() - series["ds"].min()).days + 1  # every store <= 60 spans the whole period
     assert report.counts["rows"] == len(frame) == 60 * n_days
     assert report.gap_rows_inserted == 60 * n_days - len(series)
