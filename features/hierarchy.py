@@ -21,7 +21,7 @@ code) plus ``open_share`` (open members / members, so a region where half the st
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -88,7 +88,9 @@ class Hierarchy:
         """Levels ``levels`` over the series ``series_ids``, grouped by the ``static`` columns they name."""
         lv = parse_levels(levels)
         if not lv:
-            raise ValueError("No hierarchy levels given: pass e.g. levels='region,total' (static columns or total).")
+            raise ValueError(
+                "No hierarchy levels given: pass e.g. levels='region,total' (static columns or total)."
+            )
         ids = pd.Index(pd.unique(pd.Series(list(series_ids), dtype="string")), name="series_id")
         columns = [name for name in lv if name != TOTAL]
         if columns and static is None:
@@ -233,7 +235,11 @@ def aggregate_tables(
     if covariates is not None and len(covariates):
         cov = cov.merge(_aggregate_covariates(covariates, members), on=["series_id", "ds"], how="left")
         # rows without series_id apply to every series, so to every aggregate too (numbers as they are)
-        shared = covariates if "series_id" not in covariates.columns else covariates.loc[covariates["series_id"].isna()]
+        shared = (
+            covariates
+            if "series_id" not in covariates.columns
+            else covariates.loc[covariates["series_id"].isna()]
+        )
         if len(shared):
             cov = pd.concat([cov, _numeric_covariates(shared.drop(columns="series_id", errors="ignore"))])
     agg_static = _aggregate_static(hierarchy, static)
@@ -273,4 +279,3 @@ def _aggregate_static(hierarchy: Hierarchy, static: pd.DataFrame | None) -> pd.D
     if static is not None and "region" in static.columns and "region" not in out.columns:
         out["region"] = pd.Series(pd.NA, index=out.index, dtype="string")
     return out
-

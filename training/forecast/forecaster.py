@@ -52,6 +52,7 @@ __all__ = [
     "default_buckets",
     "dense_buckets",
     "default_n_jobs",
+    "conformal_quantiles",
     "DEFAULT_LGBM_PARAMS",
 ]
 
@@ -110,6 +111,23 @@ def dense_buckets(horizon: int, freq: Freq) -> tuple[int, ...]:
     season = {"H": 24, "D": 7}.get(freq.upper()[:1], 4)
     cuts = [season, 2 * season, 4 * season, 8 * season, 16 * season, 32 * season, 52 * season]
     return tuple(sorted({c for c in cuts if c < horizon} | {horizon}))
+
+
+def conformal_quantiles(residuals: np.ndarray, levels: tuple[int, ...]) -> dict[str, float]:
+    """``{"lo_80": q, "hi_80": q, ...}``: split-conformal quantiles of out-of-sample residuals per level, with the
+    finite-sample correction ``ceil((n+1)(1-alpha/2))/n`` (empty when there are no residuals)."""
+    r = np.asarray(residuals, dtype="float64")
+    q: dict[str, float] = {}
+    for lv in levels:
+        if r.size == 0:
+            continue
+        alpha = 1 - lv / 100
+        n = r.size
+        hi_p = min(1.0, np.ceil((n + 1) * (1 - alpha / 2)) / n)
+        lo_p = max(0.0, np.floor((n + 1) * (alpha / 2)) / n)
+        q[f"lo_{lv}"] = float(np.quantile(r, lo_p))
+        q[f"hi_{lv}"] = float(np.quantile(r, hi_p))
+    return q
 
 
 @dataclass(frozen=True)
@@ -442,18 +460,7 @@ class LGBMForecaster(BaseEstimator):
             r = resid[(step >= bucket.first) & (step <= bucket.last)]
             if r.size < 20:  # too few residuals in this bucket: borrow all of them
                 r = resid
-            q: dict[str, float] = {}
-            for lv in self.levels:
-                if r.size == 0:
-                    continue
-                # finite-sample conformal correction: ceil((n+1)(1-alpha/2))/n
-                alpha = 1 - lv / 100
-                n = r.size
-                hi_p = min(1.0, np.ceil((n + 1) * (1 - alpha / 2)) / n)
-                lo_p = max(0.0, np.floor((n + 1) * (alpha / 2)) / n)
-                q[f"lo_{lv}"] = float(np.quantile(r, lo_p))
-                q[f"hi_{lv}"] = float(np.quantile(r, hi_p))
-            quantiles[bucket.last] = q
+            quantiles[bucket.last] = conformal_quantiles(r, self.levels)
         return quantiles
 
     def _available_levels(self) -> tuple[int, ...]:

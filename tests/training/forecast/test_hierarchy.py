@@ -1,0 +1,183 @@
+"""Reconciliation, method choice, intervals per level and explanations per aggregate
+(training/forecast/hierarchy.py), on hand-built hierarchies whose answers are known."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.errors import NotFittedError
+from features.hierarchy import Hierarchy
+from training.forecast.hierarchy import RECONCILERS, HierarchicalReconciler
+
+pytest.importorskip("hierarchicalforecast")
+
+STATIC = pd.DataFrame({"series_id": ["a", "b", "c"], "region": ["N", "N", "S"]})
+LEVELS = ("region", "total")
+
+
+def _hierarchy(ids=("a", "b", "c")) -> Hierarchy:
+    return Hierarchy.from_static(STATIC, list(ids), LEVELS)
+
+
+def _base_backtest(seed: int = 0, n_windows: int = 2, horizon: int = 10, agg_noise: float = 0.02):
+    """Backtest rows for every node: series forecasts with 10% noise, aggregate forecasts with ``agg_noise``."""
+    rng = np.random.default_rng(seed)
+    level = {"a": 100.0, "b": 200.0, "c": 400.0}
+    rows = []
+    for w in range(n_windows):
+        for step in range(1, horizon + 1):
+            ds = pd.Timestamp("2024-01-01") + pd.Timedelta(days=w * horizon + step)
+            y = {k: v * (1 + 0.2 * np.sin(step + w)) for k, v in level.items()}
+            y_nodes = {**y, "region=N": y["a"] + y["b"], "region=S": y["c"], "total": sum(y.values())}
+            for node, actual in y_nodes.items():
+                noise = 0.10 if node in level else agg_noise
+                rows.append(
+                    {
+                        "window": w,
+                        "step": step,
+                        "series_id": node,
+                        "ds": ds,
+                        "y": actual,
+                        "open": 1,
+                        "yhat": actual * (1 + noise * rng.standard_normal()),
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def _future(horizon: int = 5, closed_b_on_day: int | None = None):
+    ds = pd.date_range("2024-03-01", periods=horizon, freq="D")
+    series = pd.DataFrame(
+        [
+            {"series_id": k, "ds": d, "step": i + 1, "yhat": v}
+            for k, v in {"a": 100.0, "b": 210.0, "c": 390.0}.items()
+            for i, d in enumerate(ds)
+        ]
+    )
+    if closed_b_on_day is not None:
+        series.loc[(series["series_id"] == "b") & (series["step"] == closed_b_on_day), "yhat"] = 0.0
+    agg = pd.DataFrame(
+        [
+            {"series_id": k, "ds": d, "yhat": v}
+            for k, v in {"region=N": 330.0, "region=S": 400.0, "total": 740.0}.items()
+            for d in ds
+        ]
+    )
+    return series, agg
+
+
+@pytest.mark.parametrize("method", sorted(RECONCILERS))
+def test_every_method_is_coherent_at_every_step(method):
+    rec = HierarchicalReconciler(method=method).fit(_hierarchy(), _base_backtest())
+    series, agg = _future()
+    out = rec.predict(series, agg, levels=(80,))
+    for _, g in out.groupby("ds"):
+        v = g.set_index(["level", "series_id"])["yhat"]
+        assert v[("region", "N")] == pytest.approx(v[("series", "a")] + v[("series", "b")], rel=1e-12)
+        assert v[("region", "S")] == pytest.approx(v[("series", "c")], rel=1e-12)
+        assert v[("total", "total")] == pytest.approx(v[("region", "N")] + v[("region", "S")], rel=1e-12)
+
+
+def test_bottom_up_is_the_sum_of_the_series_forecasts():
+    rec = HierarchicalReconciler(method="bottom_up").fit(_hierarchy(), _base_backtest())
+    series, agg = _future()
+    out = rec.predict(series, agg, levels=(80,)).set_index(["level", "series_id", "step"])["yhat"]
+    assert out[("series", "a", 1)] == 100.0
+    assert out[("region", "N", 1)] == 310.0
+    assert out[("total", "total", 1)] == 700.0
+
+
+def test_mint_moves_the_total_toward_a_better_aggregate_forecast():
+    # aggregates forecast 5x more precisely than series: MinT-shrink trusts them, bottom-up ignores them
+    rec = HierarchicalReconciler(method="mint_shrink").fit(_hierarchy(), _base_backtest())
+    series, agg = _future()
+    total = rec.predict(series, agg, levels=(80,)).query("level == 'total'")["yhat"].iloc[0]
+    assert 720.0 < total < 740.0
+
+
+def test_method_is_chosen_by_backtest_wape_and_every_method_is_reported():
+    rec = HierarchicalReconciler().fit(_hierarchy(), _base_backtest(agg_noise=0.01))
+    table = rec.metrics_.pivot(index="method", columns="level", values="wape")
+    assert set(table.index) == set(RECONCILERS)
+    assert list(table.columns) == sorted(["series", "region", "total"])
+    assert rec.method_ != "bottom_up"
+    assert table.loc[rec.method_, "total"] < table.loc["bottom_up", "total"]
+    assert table.loc[rec.method_, "region"] <= table.loc["bottom_up", "region"]
+    flat = rec.metrics_flat()
+    assert flat["hierarchy.bottom_up.total.wape"] == pytest.approx(table.loc["bottom_up", "total"])
+    assert "hierarchy.mint_shrink.total.daily_mape" in flat
+    assert 0.0 <= flat["hierarchy.total.coverage_80"] <= 1.0
+
+
+def test_bottom_up_is_kept_when_the_other_methods_lose_at_an_aggregate_level():
+    # aggregates forecast with 50% noise: OLS trusts them as much as the series and loses to bottom-up
+    rec = HierarchicalReconciler(methods=("ols",)).fit(_hierarchy(), _base_backtest(agg_noise=0.5))
+    table = rec.metrics_.pivot(index="method", columns="level", values="wape")
+    assert table.loc["ols", "total"] > table.loc["bottom_up", "total"]
+    assert rec.method_ == "bottom_up"
+
+
+def test_intervals_are_calibrated_per_level_and_widen_with_the_level_s_error():
+    rec = HierarchicalReconciler(method="bottom_up", levels=(80, 95)).fit(_hierarchy(), _base_backtest())
+    q = rec.quantiles_
+    assert set(q) == {"series", "region", "total"}
+    # bottom-up: series errors (10%) partly cancel in the total, so the total's interval is narrower
+    assert q["total"]["hi_80"] - q["total"]["lo_80"] < q["series"]["hi_80"] - q["series"]["lo_80"]
+    series, agg = _future()
+    out = rec.predict(series, agg, levels=(80, 95))
+    assert (out["yhat_lo_95"] <= out["yhat_lo_80"]).all() and (out["yhat_lo_80"] <= out["yhat"]).all()
+    assert (out["yhat"] <= out["yhat_hi_80"]).all() and (out["yhat_hi_80"] <= out["yhat_hi_95"]).all()
+    t = out.query("level == 'total'").iloc[0]
+    assert t["yhat_hi_80"] == pytest.approx(np.expm1(np.log1p(t["yhat"]) + q["total"]["hi_80"]))
+
+
+def test_closed_series_stay_zero_and_aggregates_are_resummed():
+    rec = HierarchicalReconciler(method="ols").fit(_hierarchy(), _base_backtest())
+    series, agg = _future(closed_b_on_day=2)
+    out = rec.predict(series, agg, levels=(80,)).set_index(["level", "series_id", "step"])
+    assert out.loc[("series", "b", 2), "yhat"] == 0.0
+    assert out.loc[("series", "b", 2), "yhat_hi_80"] == 0.0
+    assert out.loc[("region", "N", 2), "yhat"] == pytest.approx(out.loc[("series", "a", 2), "yhat"])
+
+
+def test_series_without_region_form_the_none_group_of_the_output():
+    static_ids = ["a", "b", "c", "d"]
+    h = Hierarchy.from_static(STATIC, static_ids, LEVELS)
+    bt = _base_backtest()
+    extra = bt.loc[bt["series_id"] == "a"].assign(series_id="d")
+    none_group = extra.assign(series_id="region=(none)")
+    bt = pd.concat([bt, extra, none_group])
+    total = bt["series_id"] == "total"
+    bt.loc[total, ["y", "yhat"]] += extra[["y", "yhat"]].to_numpy()
+    rec = HierarchicalReconciler(method="bottom_up").fit(h, bt)
+    series, agg = _future()
+    series = pd.concat([series, series.loc[series["series_id"] == "a"].assign(series_id="d")])
+    agg = pd.concat([agg, agg.loc[agg["series_id"] == "region=S"].assign(series_id="region=(none)")])
+    out = rec.predict(series, agg, levels=(80,)).set_index(["level", "series_id", "step"])["yhat"]
+    assert out[("region", "(none)", 1)] == 100.0
+    assert out[("total", "total", 1)] == 800.0
+
+
+def test_aggregate_effect_is_the_forecast_weighted_effect_of_the_members():
+    rec = HierarchicalReconciler(method="bottom_up").fit(_hierarchy(), _base_backtest())
+    series, agg = _future(horizon=1)
+    # promo lifts a by +20% (log 0.182), b and c not at all
+    series["contrib_promo"] = np.where(series["series_id"] == "a", np.log(1.2), 0.0)
+    out = rec.predict(series, agg, levels=(80,)).set_index(["level", "series_id"])
+    assert out.loc[("series", "a"), "effect_promo"] == pytest.approx(0.2)
+    # region N: (100 + 210) / (100/1.2 + 210) - 1
+    assert out.loc[("region", "N"), "effect_promo"] == pytest.approx(310 / (100 / 1.2 + 210) - 1)
+    assert out.loc[("region", "S"), "effect_promo"] == pytest.approx(0.0)
+
+
+def test_unknown_method_and_unfitted_use_are_clear_errors():
+    with pytest.raises(ValueError, match="Unknown reconciliation method.*'erm'.*choose from"):
+        HierarchicalReconciler(method="erm").fit(_hierarchy(), _base_backtest())
+    with pytest.raises(NotFittedError, match="not fitted yet"):
+        HierarchicalReconciler().reconcile(pd.DataFrame())
+    rec = HierarchicalReconciler(methods=("bottom_up",)).fit(_hierarchy(), _base_backtest())
+    series, agg = _future()
+    with pytest.raises(ValueError, match="'mint_shrink' was not compared at training"):
+        rec.predict(series, agg, method="mint_shrink")
