@@ -35,6 +35,13 @@ OnBadRows = Annotated[
     str, typer.Option("--on-bad-rows", help="raise: refuse bad rows; drop: drop and count them")
 ]
 WindowsOpt = Annotated[int, typer.Option("--n-windows", min=1, help="rolling-origin backtest windows")]
+HierarchyOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--levels",
+        help="hierarchy levels: static columns and/or total, e.g. region,total (coherent aggregate forecasts)",
+    ),
+]
 StepOpt = Annotated[
     int | None, typer.Option("--step", min=1, help="steps between windows (default horizon/2)")
 ]
@@ -74,6 +81,7 @@ def train_forecast(
     ] = None,
     engine: EngineOpt = "local",
     scheduler: SchedulerOpt = None,
+    levels: HierarchyOpt = None,
 ) -> None:
     """Train the global LightGBM forecaster, backtest it, log it to MLflow and register <name>-forecast."""
     from orderpulse.jobs.forecast import train_forecast as job
@@ -95,6 +103,7 @@ def train_forecast(
         params=_json_object(lgbm_params, "--lgbm-params"),
         engine=engine,
         scheduler=scheduler,
+        hierarchy_levels=levels,
     )
     print_json_line(result)
 
@@ -210,6 +219,7 @@ def forecast(
     on_bad_rows: OnBadRows = "raise",
     engine: EngineOpt = "local",
     scheduler: SchedulerOpt = None,
+    levels: HierarchyOpt = None,
 ) -> None:
     """Forecast every series in --series for the next --horizon steps after the origin."""
     from orderpulse.jobs.forecast import forecast_to_file
@@ -228,6 +238,7 @@ def forecast(
         on_bad_rows=on_bad_rows,
         engine=engine,
         scheduler=scheduler,
+        hierarchy_levels=levels,
     )
     print_json_line(summary)
 

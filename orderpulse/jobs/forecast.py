@@ -22,6 +22,7 @@ from features.validation import ValidationReport
 from orderpulse.console import RichProgress, err
 from training.engine import check_engine
 from training.forecast import job
+from training.forecast.hierarchy import check_levels
 from training.pyfunc import ForecastPyfunc, load_snapshot_model
 from training.registry import resolve
 
@@ -89,8 +90,10 @@ def forecast_to_file(
     on_bad_rows: str = "raise",
     engine: str = "local",
     scheduler: str | None = None,
+    hierarchy_levels: str | None = None,
 ) -> dict[str, Any]:
-    """Forecast every series of ``series`` from ``origin`` and write ``series_id, ds, yhat, yhat_lo, yhat_hi``.
+    """Forecast every series of ``series`` from ``origin`` and write ``series_id, ds, yhat, yhat_lo, yhat_hi``
+    (with ``hierarchy_levels``, e.g. ``"region,total"``: ``level, series_id, ...`` rows for every aggregate too).
 
     Tables not given fall back to the snapshot the model was trained with (e.g. its promo calendar).
     ``engine="dask"`` reads ``series`` lazily (a file, directory or glob of Parquet files) and forecasts each
@@ -99,6 +102,10 @@ def forecast_to_file(
     check_engine(engine, scheduler)
     resolved = resolve(model_uri)
     wrapper = load_snapshot_model(resolved.uri, kind=ForecastPyfunc)
+    if hierarchy_levels:
+        check_levels(wrapper.model, hierarchy_levels)
+        if engine == "dask":
+            raise ValueError("--levels is not supported with --engine dask yet: use --engine local.")
     if engine == "dask":
         from training.forecast.dask import forecast_dataset
 
@@ -126,7 +133,14 @@ def forecast_to_file(
     s = tables.pop("series")
     assert s is not None
     out_df = job.forecast_frame(
-        wrapper, s, **tables, horizon=horizon, level=level, origin=origin, explain=explain
+        wrapper,
+        s,
+        **tables,
+        horizon=horizon,
+        level=level,
+        origin=origin,
+        explain=explain,
+        hierarchy_levels=hierarchy_levels,
     )
     write_frame(out_df, out)
     summary = {

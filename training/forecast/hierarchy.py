@@ -41,13 +41,17 @@ import numpy as np
 import pandas as pd
 
 from features.errors import NotFittedError
-from features.hierarchy import SERIES_LEVEL, TOTAL, Hierarchy, aggregate_tables
+from features.hierarchy import SERIES_LEVEL, TOTAL, Hierarchy, aggregate_tables, parse_levels
 from training.forecast.backtest import backtest
-from training.forecast.forecaster import conformal_quantiles
+from training.forecast.forecaster import LGBMForecaster, conformal_quantiles
 from training.metrics import mape, wape
 
 __all__ = [
     "HierarchicalReconciler",
+    "plan_hierarchy",
+    "train_hierarchy",
+    "hierarchy_output",
+    "check_levels",
     "RECONCILERS",
     "DEFAULT_METHODS",
     "fit_hierarchy",
@@ -392,6 +396,106 @@ def forecast_hierarchy(
     order = {lv: i for i, lv in enumerate(level_order(reconciler.hierarchy_.levels))}
     rank = out["level"].map(order)
     return out.assign(_r=rank).sort_values(["_r", "series_id", "ds"], kind="stable").drop(columns="_r")
+
+
+def plan_hierarchy(levels: str | Sequence[str] | None, series: pd.DataFrame, static: pd.DataFrame | None):
+    """The ``Hierarchy`` for ``--levels`` (``None`` without levels), built before any training so that a
+    missing or empty level column fails fast."""
+    if not parse_levels(levels):
+        return None
+    return Hierarchy.from_static(static, series["series_id"].unique(), levels)
+
+
+def train_hierarchy(
+    model: Any,
+    hierarchy: Hierarchy,
+    series: pd.DataFrame,
+    tables: dict[str, pd.DataFrame | None],
+    series_backtest: pd.DataFrame,
+    *,
+    n_windows: int,
+    step: int,
+    horizon: int,
+    methods: Sequence[str] = DEFAULT_METHODS,
+) -> dict[str, float]:
+    """Fit what ``hierarchy_output`` needs and attach it to the fitted series forecaster as ``model.hierarchy_``
+    (so it is saved with the model). The aggregate model is an ``LGBMForecaster`` with ``model``'s recipe.
+    Returns MLflow-ready metrics: every method's WAPE per level, the chosen method's coverage per level
+    (``hierarchy.<level>.coverage_<L>``) and counts (``hierarchy.aggregates_<level>``, ...)."""
+
+    def make_aggregate_model() -> LGBMForecaster:
+        return LGBMForecaster(
+            freq=model.freq,
+            horizon=model.horizon,
+            levels=(),
+            buckets=model.buckets,
+            params=model.params,
+            feature_config=model.feature_config,
+            calibrate=False,
+            random_state=model.random_state,
+            n_jobs=model.n_jobs,
+        )
+
+    rec, counts = fit_hierarchy(
+        hierarchy,
+        series,
+        tables,
+        series_backtest,
+        make_aggregate_model,
+        n_windows=n_windows,
+        step=step,
+        horizon=horizon,
+        levels=tuple(model.levels),
+        methods=methods,
+    )
+    model.hierarchy_ = rec
+    log.info("hierarchy %s: reconciliation %s chosen by backtest", hierarchy.levels, rec.method_)
+    return rec.metrics_flat() | {f"hierarchy.{k}": float(v) for k, v in counts.items()}
+
+
+def check_levels(model: Any, levels: str | Sequence[str]) -> HierarchicalReconciler:
+    """The model's fitted reconciler, after checking it was trained with every level in ``levels``."""
+    rec: HierarchicalReconciler | None = getattr(model, "hierarchy_", None)
+    wanted = parse_levels(levels)
+    if rec is None:
+        raise ValueError(
+            "This model was trained without hierarchy levels, so it cannot forecast aggregates: retrain it "
+            f"with `orderpulse train forecast ... --levels {','.join(wanted)}`."
+        )
+    unknown = [lv for lv in wanted if lv not in rec.hierarchy_.levels]
+    if unknown:
+        raise ValueError(
+            f"Level(s) {unknown} were not trained; this model knows {list(rec.hierarchy_.levels)}. Ask for "
+            "those, or retrain with the levels you need."
+        )
+    return rec
+
+
+def hierarchy_output(
+    model: Any,
+    levels: str | Sequence[str],
+    series_pred: pd.DataFrame,
+    series: pd.DataFrame,
+    tables: dict[str, pd.DataFrame | None],
+    *,
+    level: int,
+    horizon: int | None = None,
+    origin: Any = None,
+) -> pd.DataFrame:
+    """What ``orderpulse forecast --levels`` writes: ``level, series_id, ds, yhat, yhat_lo, yhat_hi`` for the
+    series and every aggregate of the requested levels (+ ``effect_<family>`` when ``series_pred`` has
+    ``contrib_<family>`` columns, i.e. was predicted with ``explain=True``)."""
+    rec = check_levels(model, levels)
+    wanted = parse_levels(levels)
+    if origin is None:
+        origin = series.loc[series["y"].notna(), "ds"].max()
+    out = forecast_hierarchy(
+        rec, series_pred, series, tables, horizon=horizon, origin=origin, levels=(level,)
+    )
+    out = out.loc[out["level"].isin([SERIES_LEVEL, *wanted])]
+    out = out.rename(columns={f"yhat_lo_{level}": "yhat_lo", f"yhat_hi_{level}": "yhat_hi"})
+    keep = ["level", "series_id", "ds", "yhat", "yhat_lo", "yhat_hi"]
+    return out[keep + [c for c in out.columns if c.startswith("effect_")]].reset_index(drop=True)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -38,6 +38,7 @@ from training.engine import check_engine, engine_context
 from training.forecast.backtest import BacktestResult, backtest
 from training.forecast.baselines import SeasonalNaive
 from training.forecast.forecaster import LGBMForecaster
+from training.forecast.hierarchy import hierarchy_output, plan_hierarchy, train_hierarchy
 from training.progress import Progress, reporting
 from training.pyfunc import (
     FORECAST_SIGNATURE,
@@ -88,8 +89,12 @@ def train_forecast(
     scheduler: str | None = None,
     reports: dict[str, ValidationReport] | None = None,
     progress: Progress | None = None,
+    hierarchy_levels: str | None = None,
 ) -> dict[str, Any]:
     """Train, backtest, log and register a forecaster; returns ``run_id, model_uri, metrics, version, alias``.
+
+    ``hierarchy_levels`` (``"region,total"``): also learn coherent aggregate forecasts for those levels
+    (``training.forecast.hierarchy``: aggregate model, reconciliation chosen by backtest, intervals per level).
 
     The tables are validated frames (``features.io.load_table``); ``reports`` are the validation reports of
     their reading, logged as ``validation.<table>.<repair>`` metrics. ``engine="dask"`` builds the training
@@ -110,6 +115,9 @@ def train_forecast(
             )
         step = int(step or max(1, horizon // 2))
         experiment = registered_name(name, "forecast")
+        hierarchy = plan_hierarchy(hierarchy_levels, s, tables["static"])
+        if hierarchy is not None and engine != "local":
+            raise ValueError("--levels is not supported with --engine dask yet: use --engine local.")
 
         with (
             engine_context(engine, scheduler),
@@ -214,6 +222,23 @@ def train_forecast(
             model = make_model(calibrate=False).fit(s, **tables)
             model.calibrate_from(bt.predictions)
             metrics["fit_seconds"] = time.perf_counter() - t0
+            if hierarchy is not None:
+                progress.info(f"hierarchy {','.join(hierarchy.levels)}: aggregate model, reconciliation")
+                metrics |= train_hierarchy(
+                    model,
+                    hierarchy,
+                    s,
+                    tables,
+                    bt.predictions,
+                    n_windows=n_windows,
+                    step=step,
+                    horizon=horizon,
+                )
+                mlflow.log_params({"hierarchy_levels": ",".join(hierarchy.levels)})
+                mlflow.set_tag("hierarchy_method", model.hierarchy_.method_)
+                progress.info(
+                    f"reconciliation: {model.hierarchy_.method_} (per-level WAPE: hierarchy.* metrics)"
+                )
             mlflow.log_metrics({k: float(v) for k, v in metrics.items() if np.isfinite(v)})
             mlflow.log_params(
                 {
@@ -297,8 +322,13 @@ def forecast_frame(
     level: int = 80,
     origin: Any = None,
     explain: bool = False,
+    hierarchy_levels: str | None = None,
 ) -> pd.DataFrame:
     """Forecast every series of ``series`` from ``origin``: ``series_id, ds, yhat, yhat_lo, yhat_hi`` (+ SHAP).
+
+    ``hierarchy_levels`` (``"region,total"``, levels the model was trained with): coherent rows for every
+    aggregate too, with a ``level`` column (``series``, the static column's name, ``total``); see
+    ``training.forecast.hierarchy.hierarchy_output``.
 
     ``wrapper`` is a loaded forecast model (``training.pyfunc.load_snapshot_model(uri, kind=ForecastPyfunc)``);
     tables not given fall back to the snapshot the model was trained with (e.g. its promo calendar).
@@ -307,6 +337,10 @@ def forecast_frame(
     given = {"covariates": covariates, "weather": weather, "static": static}
     tables = {k: v if v is not None else wrapper.table(k) for k, v in given.items()}
     pred = model.predict(horizon, levels=(level,), explain=explain, series=series, origin=origin, **tables)
+    if hierarchy_levels:
+        return hierarchy_output(
+            model, hierarchy_levels, pred, series, tables, level=level, horizon=horizon, origin=origin
+        )
     return forecast_output(pred, level, explain)
 
 

@@ -1,0 +1,128 @@
+"""``orderpulse train forecast --levels`` and ``orderpulse forecast --levels`` (training/forecast/job.py with
+training/forecast/hierarchy.py) on five sample stores in four regions."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from orderpulse.cli import main
+
+pytest.importorskip("hierarchicalforecast")
+
+SAMPLE = Path(__file__).resolve().parents[3] / "data" / "sample" / "rossmann"
+STORES = ["88", "89", "126", "183", "512"]
+PARAMS = '{"n_estimators": 20, "num_leaves": 7, "min_child_samples": 5}'
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("forecast_hierarchy_job")
+    out = {}
+    for name in ("series", "covariates", "static"):
+        df = pd.read_csv(SAMPLE / f"{name}.csv", dtype={"series_id": str})
+        df = df.loc[df["series_id"].isin(STORES)]
+        if name == "static":  # store 512 has no static row: it belongs to the "(none)" region
+            df = df.loc[df["series_id"] != "512"]
+        out[name] = root / f"{name}.csv"
+        df.to_csv(out[name], index=False)
+    out["weather"] = SAMPLE / "weather.csv"
+    return out
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("mlruns_hierarchy_job")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
+        mp.setenv("ORDERPULSE_MLRUNS_DIR", str(root))
+        yield str(root)
+
+
+@pytest.fixture(autouse=True)
+def isolated_mlflow(store, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{Path(store) / 'mlflow.db'}")
+    return store
+
+
+def _train_args(files, *extra: str) -> list[str]:
+    args = ["train", "forecast", "--series", str(files["series"]), "--covariates", str(files["covariates"])]
+    args += ["--weather", str(files["weather"]), "--static", str(files["static"]), "--horizon", "14"]
+    return args + ["--n-windows", "2", "--step", "7", "--lgbm-params", PARAMS, "--name", "hier", *extra]
+
+
+@pytest.fixture(scope="module")
+def trained(store, files):
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf), contextlib.suppress(SystemExit):
+        main(_train_args(files, "--until", "2015-05-31", "--levels", "region,total"))
+    return json.loads(buf.getvalue().strip().splitlines()[-1])
+
+
+def _forecast(files, tmp_path, capsys, *extra: str) -> pd.DataFrame:
+    out = tmp_path / "fc.csv"
+    argv = ["forecast", "--model", "models:/hier-forecast@champion", "--series", str(files["series"])]
+    argv += ["--origin", "2015-05-31", "--horizon", "14", "--out", str(out), *extra]
+    with contextlib.suppress(SystemExit):
+        main(argv)
+    json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    return pd.read_csv(out, dtype={"series_id": str}, parse_dates=["ds"])
+
+
+def test_training_logs_every_method_per_level_and_the_chosen_method(trained):
+    run = MlflowClient().get_run(trained["run_id"])
+    m = run.data.metrics
+    for method in ("bottom_up", "mint_shrink", "wls_struct"):
+        for level in ("series", "region", "total"):
+            assert 0.0 <= m[f"hierarchy.{method}.{level}.wape"] < 1.0
+    assert "hierarchy.total.coverage_80" in m
+    assert m["hierarchy.series_without_region"] == 1.0
+    assert run.data.params["hierarchy_levels"] == "region,total"
+    assert run.data.tags["hierarchy_method"] in {"bottom_up", "ols", "wls_struct", "wls_var", "mint_shrink"}
+
+
+def test_forecast_with_levels_writes_coherent_rows_for_every_aggregate(trained, files, tmp_path, capsys):
+    fc = _forecast(files, tmp_path, capsys, "--levels", "region,total")
+    assert list(fc.columns) == ["level", "series_id", "ds", "yhat", "yhat_lo", "yhat_hi"]
+    assert set(fc["level"]) == {"series", "region", "total"}
+    assert set(fc.loc[fc["level"] == "series", "series_id"]) == set(STORES)
+    static = pd.read_csv(files["static"], dtype={"series_id": str})
+    regions = set(fc.loc[fc["level"] == "region", "series_id"])
+    assert regions == set(static["region"]) | {"(none)"}
+    assert (fc.groupby("level")["ds"].nunique() == 14).all()
+    by_day = fc.pivot_table(index="ds", columns="level", values="yhat", aggfunc="sum")
+    np.testing.assert_allclose(by_day["series"], by_day["total"], rtol=1e-9)
+    np.testing.assert_allclose(by_day["region"], by_day["total"], rtol=1e-9)
+    assert (fc["yhat_lo"] <= fc["yhat"]).all() and (fc["yhat"] <= fc["yhat_hi"]).all()
+
+
+def test_forecast_total_only_and_with_explanations(trained, files, tmp_path, capsys):
+    fc = _forecast(files, tmp_path, capsys, "--levels", "total", "--explain")
+    assert set(fc["level"]) == {"series", "total"}
+    effects = [c for c in fc.columns if c.startswith("effect_")]
+    assert "effect_promo" in effects
+    assert fc.loc[fc["level"] == "total", effects].notna().all().all()
+
+
+def test_a_level_the_model_was_not_trained_with_is_a_clear_error(trained, files, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(
+            ["forecast", "--model", "models:/hier-forecast@champion", "--series", str(files["series"])]
+            + ["--out", str(tmp_path / "x.csv"), "--levels", "store_type"]
+        )
+    assert exc.value.code == 2
+    assert "Level(s) ['store_type'] were not trained" in capsys.readouterr().err
+
+
+def test_a_missing_level_column_fails_before_training(files, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(_train_args(files, "--levels", "country,total"))
+    assert exc.value.code == 2
+    assert "'country' is not a column of the static table" in capsys.readouterr().err
