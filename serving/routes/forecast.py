@@ -13,7 +13,7 @@ from fastapi import APIRouter
 from serving.deps import AuditDep, EventsDep, ModelsDep, RequestIdDep, SettingsDep
 from serving.errors import PayloadTooLargeError
 from serving.schemas.forecast import ActualsIn, ActualsOut, ForecastIn, ForecastOut
-from serving.services import forecast_context, forecasting
+from serving.services import forecast_context, forecasting, hierarchy
 from serving.services.actuals import record_actuals
 
 __all__ = ["router"]
@@ -40,6 +40,10 @@ def post_forecast(
             code="too_many_series",
         )
     ctx = forecast_context.context_for(models.get("forecast"))
+    if hierarchy.wants_aggregates(body):
+        result = hierarchy.forecast_aggregates(ctx, body, events.actuals_for, request_id=request_id)
+        audit.write_many(result.records)
+        return result.response
     known = [i for i in ids if i not in ctx.unknown(ids)]
     result = forecasting.forecast(ctx, body, events.actuals_for(known), request_id=request_id)
     audit.write_many(result.records)

@@ -38,6 +38,10 @@ _INPUT = ConfigDict(coerce_numbers_to_str=True, extra="ignore")
 _PLAN = ConfigDict(coerce_numbers_to_str=True, extra="allow")
 
 
+def _is_number(value: int | str) -> bool:
+    return isinstance(value, int) or str(value).strip().isdigit()
+
+
 def _check_plan_values(row: BaseModel) -> None:
     for name, value in (row.model_extra or {}).items():
         if isinstance(value, bool) or value is None or isinstance(value, str):
@@ -100,7 +104,12 @@ class ForecastIn(BaseModel):
         None, ge=1, le=366, description="steps; default and maximum: the model's horizon"
     )
     level: int | None = Field(None, ge=1, le=99, description="interval level in percent (default 80)")
-    levels: list[int] | None = Field(None, min_length=1, description="several interval levels")
+    levels: list[int | str] | None = Field(
+        None,
+        min_length=1,
+        description="several interval levels (numbers), and/or hierarchy levels to forecast every aggregate of "
+        "(names such as 'region', 'total': the model must be trained with them)",
+    )
     origin: UtcDatetime | None = Field(None, description="last observed step to forecast from")
     explain: bool = False
     covariates: list[CovariateRowIn] | None = None
@@ -113,9 +122,12 @@ class ForecastIn(BaseModel):
 
     @model_validator(mode="after")
     def _series_and_levels(self) -> ForecastIn:
-        if not self.series_ids and not self.series_id:
-            raise ValueError("name the series to forecast: 'series_ids': [...] or 'series_id': '...'")
-        for lv in self.levels or []:
+        if not self.series_ids and not self.series_id and not self.hierarchy_levels:
+            raise ValueError(
+                "name the series to forecast: 'series_ids': [...] (aggregates: 'region=Bayern', 'total'), "
+                "'series_id': '...' or hierarchy 'levels': ['region', 'total']"
+            )
+        for lv in self._numeric_levels():
             if not 1 <= lv <= 99:
                 raise ValueError(f"levels are percentages in [1, 99], got {lv}")
         return self
@@ -128,8 +140,16 @@ class ForecastIn(BaseModel):
 
     @property
     def interval_levels(self) -> tuple[int, ...]:
-        levels = ([self.level] if self.level else []) + list(self.levels or [])
+        levels = ([self.level] if self.level else []) + self._numeric_levels()
         return tuple(dict.fromkeys(levels)) or (80,)
+
+    @property
+    def hierarchy_levels(self) -> list[str]:
+        """Names in ``levels`` (``region``, ``total``): forecast every aggregate of those levels."""
+        return [str(lv) for lv in self.levels or [] if not _is_number(lv)]
+
+    def _numeric_levels(self) -> list[int]:
+        return [int(lv) for lv in self.levels or [] if _is_number(lv)]
 
     @property
     def is_what_if(self) -> bool:
@@ -160,7 +180,10 @@ class ForecastPoint(BaseModel):
 
 
 class SeriesForecast(BaseModel):
-    series_id: str
+    series_id: str = Field(description="the series, or the aggregate asked for ('region=Bayern', 'total')")
+    level: str | None = Field(
+        None, description="aggregate requests: 'series', the hierarchy level or 'total'"
+    )
     decision_id: str
     history_end: datetime | None = Field(None, description="last observed step of this series")
     actuals_used: int = Field(0, description="values of this series taken from POST /v1/actuals")

@@ -180,6 +180,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
             params=FORECAST_PARAMS,
             n_windows=1,
             name=SERVED_NAME,
+            hierarchy_levels="region,total",
         )
         anomaly = train_anomaly(
             SAMPLE / "online_retail" / "orders.csv", SAMPLE / "online_retail" / "labels.csv", name=SERVED_NAME
