@@ -24,11 +24,10 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from measure import measure, shared_data  # noqa: I001 - also puts the repo on sys.path
+from measure import measure  # noqa: I001 - also puts the repo on sys.path
+from forecast_rossmann import rossmann_holdout
 
-from features.adapters import rossmann
 from features.hierarchy import Hierarchy, aggregate_tables
-from features.validation import validate
 from training.forecast.backtest import backtest
 from training.forecast.forecaster import LGBMForecaster
 from training.forecast.hierarchy import fit_hierarchy, forecast_hierarchy
@@ -45,14 +44,10 @@ def main() -> None:
     parser.add_argument("--step", type=int, default=21)
     args = parser.parse_args()
 
-    raw, _ = rossmann.load(shared_data("rossmann"))
-    t = {k: validate(v, k)[0] for k, v in raw.items()}
-    s = t["series"]
-    tables = {k: t[k] for k in ("covariates", "weather", "static")}
-    cut = s["ds"].max() - pd.Timedelta(days=HORIZON)
-    train, test = s.loc[s["ds"] <= cut], s.loc[s["ds"] > cut]
+    train, test, tables = rossmann_holdout(HORIZON)
+    cut = train["ds"].max()
     print(
-        f"Rossmann: {s['series_id'].nunique():,} stores, train ..{cut.date()} ({len(train):,} rows), holdout "
+        f"Rossmann: {train['series_id'].nunique():,} stores, train ..{cut.date()} ({len(train):,} rows), holdout "
         f"{HORIZON} days; load average at start {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores",
         flush=True,
     )

@@ -146,6 +146,15 @@ def score(pred: pd.DataFrame, target: pd.DataFrame) -> dict[str, float]:
     return overall
 
 
+def rossmann_holdout(horizon: int = HORIZON) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, pd.DataFrame]]:
+    """Full Rossmann, validated: ``(train, test, tables)`` with the last ``horizon`` days held out."""
+    raw, _ = rossmann.load(shared_data("rossmann"))
+    t = {k: validate(v, k)[0] for k, v in raw.items()}
+    s = t["series"]
+    cut = s["ds"].max() - pd.Timedelta(days=horizon)
+    return s.loc[s["ds"] <= cut], s.loc[s["ds"] > cut], {k: t[k] for k in ("covariates", "weather", "static")}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--ets-series", type=int, default=0, help="ETS on the first N stores only (0: all)")
@@ -153,14 +162,10 @@ def main() -> None:
     parser.add_argument("--skip-mlforecast", action="store_true")
     args = parser.parse_args()
 
-    raw, _ = rossmann.load(shared_data("rossmann"))
-    t = {k: validate(v, k)[0] for k, v in raw.items()}
-    s = t["series"]
-    tables = {k: t[k] for k in ("covariates", "weather", "static")}
-    cut = s["ds"].max() - pd.Timedelta(days=HORIZON)
-    train, test = s.loc[s["ds"] <= cut], s.loc[s["ds"] > cut]
+    train, test, tables = rossmann_holdout()
+    cut = train["ds"].max()
     print(
-        f"Rossmann: {s['series_id'].nunique():,} stores, train {train['ds'].min().date()}..{cut.date()} "
+        f"Rossmann: {train['series_id'].nunique():,} stores, train {train['ds'].min().date()}..{cut.date()} "
         f"({len(train):,} rows), holdout {HORIZON} days ({int((test['open'] == 1).sum()):,} open store-days)"
     )
 

@@ -36,7 +36,7 @@ from serving.services.scoring import model_ref
 from serving.store.audit import AuditRecord
 from training.forecast.whatif import baseline_yhat
 
-__all__ = ["ForecastResult", "forecast"]
+__all__ = ["ForecastResult", "forecast", "requested_horizon", "default_origin", "forecast_record"]
 
 
 @dataclass(frozen=True)
@@ -66,15 +66,7 @@ def forecast(
             code="unknown_series",
         )
     model = ctx.model
-    horizon = int(request.horizon or model.horizon)
-    if horizon > int(model.horizon):
-        raise ApiError(
-            f"horizon {horizon} is longer than the model's {model.horizon} steps: ask for at most "
-            f"{model.horizon}, or train a model with a longer --horizon",
-            status_code=422,
-            code="invalid_request",
-            details={"horizon": horizon, "model_horizon": int(model.horizon)},
-        )
+    horizon = requested_horizon(ctx, request)
     levels = request.interval_levels
     mine = actuals.loc[actuals["series_id"].isin(ids)] if actuals is not None else None
     history = ctx.history(ids, mine)
@@ -87,7 +79,7 @@ def forecast(
     if request.weather:
         rows = [r.model_dump() for r in request.weather]
         plan["weather"] = overlay_plan(stored["weather"], rows, "weather", "region", ctx.regions(ids))
-    origin = pd.Timestamp(request.origin) if request.origin is not None else _default_origin(history)
+    origin = pd.Timestamp(request.origin) if request.origin is not None else default_origin(history)
     if request.closures:
         end = origin + horizon * ctx.step
         history = with_closures(history, request.closures, ids, origin, end, ctx.off_grid)
@@ -175,12 +167,9 @@ def _result(
         idx = np.flatnonzero(sids == sid)
         pts = [records[i] for i in idx]
         last = observed.get(sid)
-        record = AuditRecord(
-            kind="forecast",
-            model_name=ctx.loaded.name,
-            model_version=str(ctx.loaded.version),
-            model_alias=ctx.loaded.alias,
-            request_id=request_id,
+        record = forecast_record(
+            ctx,
+            request_id,
             input=_request_for(request, sid, ctx.regions([sid])),
             features={
                 "origin": origin.isoformat(),
@@ -240,8 +229,45 @@ def _plan_rows(
     return rows.astype({"ds": "string"}).to_dict("records")
 
 
-def _default_origin(history: pd.DataFrame) -> pd.Timestamp:
+def requested_horizon(ctx: ForecastContext, request: ForecastIn) -> int:
+    """The request's horizon (default: the model's); 422 when it is longer than the model's."""
+    model = ctx.model
+    horizon = int(request.horizon or model.horizon)
+    if horizon > int(model.horizon):
+        raise ApiError(
+            f"horizon {horizon} is longer than the model's {model.horizon} steps: ask for at most "
+            f"{model.horizon}, or train a model with a longer --horizon",
+            status_code=422,
+            code="invalid_request",
+            details={"horizon": horizon, "model_horizon": int(model.horizon)},
+        )
+    return horizon
+
+
+def default_origin(history: pd.DataFrame) -> pd.Timestamp:
+    """The last observed step of ``history`` (the default forecast origin)."""
     observed = history.loc[history["y"].notna(), "ds"]
     if observed.empty:
         raise ValueError("the requested series have no observed value to forecast from; pass 'origin'")
     return pd.Timestamp(observed.max())
+
+
+def forecast_record(
+    ctx: ForecastContext,
+    request_id: str | None,
+    *,
+    input: dict[str, Any],
+    features: dict[str, Any],
+    output: dict[str, Any],
+) -> AuditRecord:
+    """The audit record of one forecast answer (one series or aggregate) of the served model."""
+    return AuditRecord(
+        kind="forecast",
+        model_name=ctx.loaded.name,
+        model_version=str(ctx.loaded.version),
+        model_alias=ctx.loaded.alias,
+        request_id=request_id,
+        input=input,
+        features=features,
+        output=output,
+    )

@@ -23,9 +23,8 @@ from features.hierarchy import SERIES_LEVEL, TOTAL, aggregate_key
 from serving.errors import ApiError, NotFoundError
 from serving.schemas.forecast import ForecastIn
 from serving.services.forecast_context import ForecastContext
-from serving.services.forecasting import ForecastResult
+from serving.services.forecasting import ForecastResult, default_origin, forecast_record, requested_horizon
 from serving.services.scoring import model_ref
-from serving.store.audit import AuditRecord
 from training.forecast.hierarchy import HierarchicalReconciler, forecast_hierarchy
 
 __all__ = ["is_aggregate_id", "wants_aggregates", "forecast_aggregates"]
@@ -88,20 +87,12 @@ def forecast_aggregates(
             code="unknown_series",
         )
     model = ctx.model
-    horizon = int(request.horizon or model.horizon)
-    if horizon > int(model.horizon):
-        raise ApiError(
-            f"horizon {horizon} is longer than the model's {model.horizon} steps",
-            status_code=422,
-            code="invalid_request",
-            details={"horizon": horizon, "model_horizon": int(model.horizon)},
-        )
+    horizon = requested_horizon(ctx, request)
     levels = request.interval_levels
     ids = [str(i) for i in rec.hierarchy_.series_ids]
     history = ctx.history(ids, actuals_for(ids) if actuals_for is not None else None)
     tables = {"covariates": ctx.covariates, "weather": ctx.weather, "static": ctx.static}
-    observed = history.loc[history["y"].notna(), "ds"]
-    origin = pd.Timestamp(request.origin) if request.origin is not None else pd.Timestamp(observed.max())
+    origin = pd.Timestamp(request.origin) if request.origin is not None else default_origin(history)
     series_pred = model.predict(
         horizon, levels=(), explain=request.explain, series=history, origin=origin, **tables
     )
@@ -148,12 +139,9 @@ def _result(
                 p["effects"] = {c.removeprefix("effect_"): float(np.nan_to_num(r[c])) for c in effects}
             points.append(p)
         level = str(g["level"].iloc[0])
-        record = AuditRecord(
-            kind="forecast",
-            model_name=ctx.loaded.name,
-            model_version=str(ctx.loaded.version),
-            model_alias=ctx.loaded.alias,
-            request_id=request_id,
+        record = forecast_record(
+            ctx,
+            request_id,
             input={
                 "series_id": key,
                 "level": level,

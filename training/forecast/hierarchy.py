@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.base import clone
 
 from features.errors import NotFittedError
 from features.hierarchy import SERIES_LEVEL, TOTAL, Hierarchy, aggregate_tables, parse_levels
@@ -142,6 +143,18 @@ class HierarchicalReconciler:
         return self._reconcile(base, method or self.method_)
 
     def _reconcile(self, base: pd.DataFrame, name: str) -> pd.DataFrame:
+        ids = base["series_id"].astype(str)
+        outside = int((~ids.isin(self.ids_)).sum())
+        absent = int((~pd.Index(self.ids_).isin(ids)).sum())
+        self.last_report_ = {"rows_outside_hierarchy_ignored": outside, "nodes_without_forecast_as_0": absent}
+        if outside or absent:
+            log.warning(
+                "reconciliation: %d forecast rows of series the hierarchy was not trained with are left out; "
+                "%d series/aggregates of the hierarchy have no base forecast and count as 0 (retrain to "
+                "include new series)",
+                outside,
+                absent,
+            )
         yhat, open_, dates = self._matrix(base, "yhat")
         tilde = self._apply(name, yhat, open_)
         out = pd.DataFrame(
@@ -424,17 +437,7 @@ def train_hierarchy(
     (``hierarchy.<level>.coverage_<L>``) and counts (``hierarchy.aggregates_<level>``, ...)."""
 
     def make_aggregate_model() -> LGBMForecaster:
-        return LGBMForecaster(
-            freq=model.freq,
-            horizon=model.horizon,
-            levels=(),
-            buckets=model.buckets,
-            params=model.params,
-            feature_config=model.feature_config,
-            calibrate=False,
-            random_state=model.random_state,
-            n_jobs=model.n_jobs,
-        )
+        return clone(model).set_params(levels=(), calibrate=False, engine="local", scheduler=None)
 
     rec, counts = fit_hierarchy(
         hierarchy,

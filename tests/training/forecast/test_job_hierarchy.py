@@ -22,34 +22,33 @@ STORES = ["88", "89", "126", "183", "512"]
 PARAMS = '{"n_estimators": 20, "num_leaves": 7, "min_child_samples": 5}'
 
 
+def _sample(name: str) -> pd.DataFrame:
+    table = pd.read_csv(SAMPLE / f"{name}.csv", dtype={"series_id": str})
+    keep = STORES if name != "static" else [s for s in STORES if s != "512"]  # 512: no static row
+    return table.loc[table["series_id"].isin(keep)]
+
+
 @pytest.fixture(scope="module")
 def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The sample's tables for STORES; store 512 has no static row, so it belongs to the "(none)" region."""
     root = tmp_path_factory.mktemp("forecast_hierarchy_job")
-    out = {}
-    for name in ("series", "covariates", "static"):
-        df = pd.read_csv(SAMPLE / f"{name}.csv", dtype={"series_id": str})
-        df = df.loc[df["series_id"].isin(STORES)]
-        if name == "static":  # store 512 has no static row: it belongs to the "(none)" region
-            df = df.loc[df["series_id"] != "512"]
-        out[name] = root / f"{name}.csv"
-        df.to_csv(out[name], index=False)
-    out["weather"] = SAMPLE / "weather.csv"
-    return out
+    paths = {name: root / f"{name}.csv" for name in ("series", "covariates", "static")}
+    for name, path in paths.items():
+        _sample(name).to_csv(path, index=False)
+    return {**paths, "weather": SAMPLE / "weather.csv"}
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory):
+def tracking(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     root = tmp_path_factory.mktemp("mlruns_hierarchy_job")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
-        mp.setenv("ORDERPULSE_MLRUNS_DIR", str(root))
-        yield str(root)
+    return {"MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}", "ORDERPULSE_MLRUNS_DIR": str(root)}
 
 
 @pytest.fixture(autouse=True)
-def isolated_mlflow(store, monkeypatch):
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{Path(store) / 'mlflow.db'}")
-    return store
+def isolated_mlflow(tracking, monkeypatch):
+    """One MLflow store for this module (overrides the conftest's per-test store): the model trains once."""
+    for key, value in tracking.items():
+        monkeypatch.setenv(key, value)
 
 
 def _train_args(files, *extra: str) -> list[str]:
@@ -59,10 +58,13 @@ def _train_args(files, *extra: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def trained(store, files):
+def trained(tracking, files):
     buf = io.StringIO()
-    with contextlib.redirect_stdout(buf), contextlib.suppress(SystemExit):
-        main(_train_args(files, "--until", "2015-05-31", "--levels", "region,total"))
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in tracking.items():
+            mp.setenv(key, value)
+        with contextlib.redirect_stdout(buf), contextlib.suppress(SystemExit):
+            main(_train_args(files, "--until", "2015-05-31", "--levels", "region,total"))
     return json.loads(buf.getvalue().strip().splitlines()[-1])
 
 
