@@ -24,7 +24,7 @@ day, or a week / a quarter for daily / weekly data; profiles: a week of days, fo
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -39,6 +39,7 @@ __all__ = ["VolumeDetector", "VERDICT_COLUMNS", "Progress"]
 
 VERDICT_COLUMNS = ("series_id", "ds", "y", "expected", "lo", "hi", "score", "flagged", "direction", "reason")
 Progress = Callable[[int, int], None]  # (series done, series total)
+Covariates = pd.DataFrame | Sequence[pd.DataFrame] | None  # one covariates table or several
 
 _DAY = pd.Timedelta(days=1)
 _SECOND = 1_000_000_000
@@ -78,7 +79,7 @@ class VolumeDetector:
         self.unit = unit
 
     # ------------------------------------------------------------------------------------------ public
-    def fit(self, series: pd.DataFrame, covariates: pd.DataFrame | None = None) -> VolumeDetector:
+    def fit(self, series: pd.DataFrame, covariates: Covariates = None) -> VolumeDetector:
         """Learn from ``series`` (verdicts discarded); ``detect`` / ``update`` then continue from there."""
         self.detect(series, covariates, include_warmup=True)
         return self
@@ -86,7 +87,7 @@ class VolumeDetector:
     def detect(
         self,
         series: pd.DataFrame,
-        covariates: pd.DataFrame | None = None,
+        covariates: Covariates = None,
         *,
         include_warmup: bool = False,
         progress: Progress | None = None,
@@ -157,7 +158,7 @@ class VolumeDetector:
         return int(sum(self.alerts_.values())) if hasattr(self, "alerts_") else 0
 
     # --------------------------------------------------------------------------------------- internals
-    def _prepare(self, covariates: pd.DataFrame | None) -> None:
+    def _prepare(self, covariates: Covariates) -> None:
         if hasattr(self, "states_"):
             return
         self.step_ = step_length(self.freq)
@@ -169,12 +170,11 @@ class VolumeDetector:
                     f"{name} must be a duration such as '8d', '12h' or '30min'. Got {value!r}."
                 ) from None
         if not 0.5 < float(self.threshold) < 1.0:
-            raise ValueError(f"threshold must be in (0.5, 1), e.g. 0.9995. Got {self.threshold!r}.")
+            raise ValueError(f"threshold must be in (0.5, 1), e.g. 0.99999. Got {self.threshold!r}.")
         self.warmup_seconds_ = pd.Timedelta(self.warmup).value / _SECOND
         _, self.n_tod_, _, self.n_dow_ = seasonal_slots(pd.DatetimeIndex([]), self.freq)
-        self.drivers_ = (
-            [] if covariates is None else list(driver_flags(covariates.head(0), covariates).columns)
-        )
+        keys = pd.DataFrame({"series_id": pd.Series([], dtype="string"), "ds": pd.DatetimeIndex([])})
+        self.drivers_ = [] if covariates is None else list(_flags(keys, covariates).columns)
         self.params_ = self._params()
         self.states_: dict[str, np.ndarray] = {}
         self.memory_: dict[str, AlertMemory] = {}
@@ -275,6 +275,7 @@ class VolumeDetector:
                 memory=memory,
                 opens=bool(out[i, 7]),
                 flagged=bool(flagged[i]),
+                event=str(direction[i]),
             )
         return pd.DataFrame(
             {
@@ -291,18 +292,31 @@ class VolumeDetector:
             }
         )
 
-    def _driver_matrix(self, frame: pd.DataFrame, covariates: pd.DataFrame | None) -> np.ndarray:
+    def _driver_matrix(self, frame: pd.DataFrame, covariates: Covariates) -> np.ndarray:
         if not self.drivers_:
             return np.zeros((len(frame), 0))
         if covariates is None:
             raise ValueError(
                 f"This detector learned the drivers {self.drivers_}; pass the covariates table with them."
             )
-        flags = driver_flags(frame[["series_id", "ds"]], covariates)
+        flags = _flags(frame[["series_id", "ds"]], covariates)
         missing = [d for d in self.drivers_ if d not in flags.columns]
         if missing:
             raise ValueError(f"The covariates table lacks the drivers {missing} this detector learned.")
         return flags[self.drivers_].to_numpy(dtype="float64")
+
+
+def _flags(keys: pd.DataFrame, covariates: Covariates) -> pd.DataFrame:
+    """Driver flags from one covariates table or several (their driver names must not collide)."""
+    tables = [covariates] if isinstance(covariates, pd.DataFrame) else list(covariates or [])
+    parts = [driver_flags(keys, table) for table in tables]
+    names = [c for part in parts for c in part.columns]
+    twice = sorted({c for c in names if names.count(c) > 1})
+    if twice:
+        raise ValueError(
+            f"Driver {twice} comes from more than one covariates table. Fix: rename the column in one."
+        )
+    return pd.concat(parts, axis=1) if parts else pd.DataFrame(index=keys.index)
 
 
 def _gain(half_life: float) -> float:

@@ -60,11 +60,14 @@ def reason_for(
     memory: AlertMemory,
     opens: bool,
     flagged: bool,
+    event: str = "",
 ) -> str:
-    """The reason of one point; records the alert in ``memory`` when the point opens one."""
+    """The reason of one point; records the alert in ``memory`` when the point opens one. ``event`` is the
+    direction of the open event (``surge``/``drop``) on flagged points."""
     pct = (y - expected) / expected * 100 if expected > 0 else math.inf
     direction = "surge" if y >= expected else "drop"
     bound = f"95% up to {_num(hi)}" if direction == "surge" else f"95% down to {_num(lo)}"
+    direction = event or direction
     change = "new volume where none was expected" if math.isinf(pct) else f"{pct:+.0f}%"
     parts = [f"{_num(y)} {unit} in {step_words(step)}, expected {_num(expected)} ({bound}): {change}"]
     names = [_driver_words(d) for d in drivers]

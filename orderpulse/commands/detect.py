@@ -1,0 +1,74 @@
+"""``orderpulse detect volume``: order-volume anomalies (surges and drops) in a series table.
+
+Writes one row per point after each series' warm-up (``series_id, ds, y, expected, lo, hi, score, flagged,
+direction, reason``); progress on stderr, one JSON line on stdout (``points``, ``series``, ``alerts``, ...).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from orderpulse.console import err, print_json_line, progress
+
+__all__ = ["detect_app"]
+
+detect_app = typer.Typer(help="Detect anomalies as they happen (order volume).", no_args_is_help=True)
+
+
+@detect_app.command("volume")
+def volume(
+    series: Annotated[Path, typer.Option("--series", help="series table (series_id, ds, y[, open])")],
+    out: Annotated[
+        Path, typer.Option("--out", help="output .csv or .parquet, one row per point after warm-up")
+    ],
+    covariates: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--covariates", help="covariates table(s): promo* / *holiday* columns are known drivers"
+        ),
+    ] = None,
+    freq: Annotated[
+        str, typer.Option("--freq", help="grid step from 1min to W, e.g. 5min, 30min, H, D")
+    ] = "5min",
+    warmup: Annotated[
+        str, typer.Option("--warmup", help="learned from each series' first point, never flagged, e.g. 8d")
+    ] = "8d",
+    threshold: Annotated[
+        float | None,
+        typer.Option(
+            "--threshold", min=0.5, max=0.9999999, help="score that opens an alert (default 0.99999)"
+        ),
+    ] = None,
+    unit: Annotated[str, typer.Option("--unit", help="noun in the reasons")] = "orders",
+    on_bad_rows: Annotated[
+        str, typer.Option("--on-bad-rows", help="raise: refuse bad rows; drop: drop and count them")
+    ] = "raise",
+    log_mlflow: Annotated[
+        bool, typer.Option("--log-mlflow", help="log parameters, counts and the learned detector to MLflow")
+    ] = False,
+) -> None:
+    """Flag surges and drops of volume against each series' own rhythm and its planned drivers."""
+    from training.volume.job import detect_volume
+
+    with progress() as bar:
+        task = bar.add_task("detecting", total=None)
+        summary = detect_volume(
+            series,
+            covariates or [],
+            out=out,
+            freq=freq,
+            warmup=warmup,
+            threshold=threshold,
+            unit=unit,
+            on_bad_rows=on_bad_rows,
+            log_mlflow=log_mlflow,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    err.print(
+        f"{summary['points']:,} points of {summary['series']} series after warm-up: "
+        f"{summary['alerts']} alerts -> {summary['out']}"
+    )
+    print_json_line(summary)
