@@ -90,17 +90,10 @@ def run(
     o_beta = o_dow_n + n_dow
     o_beta_n = o_beta + k
     for i in range(y.shape[0]):
-        for c in range(8):
-            out[i, c] = np.nan
-        out[i, 5] = 0.0
-        out[i, 6] = 0.0
-        out[i, 7] = 0.0
+        out[i, :5] = np.nan
+        out[i, 5:] = 0.0  # not flagged, no direction, opens no alert
         if closed[i] > 0.5:
-            out[i, 0] = 0.0
-            out[i, 1] = 0.0
-            out[i, 2] = 0.0
-            out[i, 3] = 0.0
-            out[i, 4] = 0.0
+            out[i, :5] = 0.0  # expected 0, interval [0, 0], score 0
             continue
         v = y[i]
         if np.isnan(v):
@@ -174,17 +167,22 @@ def run(
         state[LEVEL] += g * r
         r -= g * r
         if n_tod > 1:
-            nt = state[o_tod_n + tod[i]] + 1.0
-            state[o_tod_n + tod[i]] = nt
-            g = max(a_tod, 1.0 / nt)
-            state[t] += g * r
-            r -= g * r
+            r = _learn(state, t, o_tod_n + tod[i], a_tod, r)
         if n_dow > 1:
-            nd = state[o_dow_n + dow[i]] + 1.0
-            state[o_dow_n + dow[i]] = nd
-            state[d] += max(a_dow, 1.0 / nd) * r
+            r = _learn(state, d, o_dow_n + dow[i], a_dow, r)
         npf = state[N_PHI] + 1.0
         state[N_PHI] = npf
         ec = min(max(e, -clip * sd), clip * sd) if trusted else e
         extra = ec * ec - mu / ((mu + 1.0) * (mu + 1.0))
         state[PHI] = max(state[PHI] + max(a_scale, 1.0 / npf) * (extra - state[PHI]), 0.0)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _learn(state: np.ndarray, at: int, count_at: int, gain: float, r: float) -> float:
+    """Move the profile value ``state[at]`` towards residual ``r`` (gain: 1/n while it has seen few points);
+    return what is left of ``r`` for the next component."""
+    n = state[count_at] + 1.0
+    state[count_at] = n
+    g = max(gain, 1.0 / n)
+    state[at] += g * r
+    return r - g * r
