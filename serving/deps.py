@@ -16,6 +16,7 @@ from serving.errors import ServiceNotReadyError
 from serving.history import LiveOrderHistory
 from serving.models import ModelHolder, ModelSnapshot
 from serving.prometheus import Metrics
+from serving.services.volume import VolumeService
 from serving.settings import Settings
 from serving.store.audit import AuditStore
 from serving.store.events import EventStore
@@ -29,6 +30,7 @@ __all__ = [
     "RequestIdDep",
     "EventsDep",
     "OrderHistoryDep",
+    "VolumeDep",
     "get_settings",
     "get_models",
     "get_holder",
@@ -65,6 +67,11 @@ async def get_order_history(request: Request) -> LiveOrderHistory:
     return _lifespan_state(request, "order_history", "the order history is not set up")
 
 
+async def get_volume(request: Request) -> VolumeService | None:
+    """The volume verdict service, or None when ``ORDERPULSE_VOLUME_FREQ`` is not set."""
+    return getattr(request.app.state, "volume", None)
+
+
 async def get_metrics(request: Request) -> Metrics:
     return request.app.state.metrics
 
@@ -81,6 +88,7 @@ MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 RequestIdDep = Annotated[str, Depends(get_request_id)]
 EventsDep = Annotated[EventStore, Depends(get_events)]
 OrderHistoryDep = Annotated[LiveOrderHistory, Depends(get_order_history)]
+VolumeDep = Annotated[VolumeService | None, Depends(get_volume)]
 
 
 def _lifespan_state(request: Request, name: str, missing: str) -> Any:

@@ -153,6 +153,13 @@ class VolumeDetector:
         verdict["alert"] = bool(out[0, 7])
         return verdict
 
+    def last_seen(self, series_id: str) -> pd.Timestamp | None:
+        """Timestamp of the last point of ``series_id`` this detector has judged (None: none yet)."""
+        state = getattr(self, "states_", {}).get(str(series_id))
+        if state is None or np.isnan(state[kernel.LAST_DS]):
+            return None
+        return pd.Timestamp(int(state[kernel.LAST_DS]), unit="s")
+
     def alert_count(self) -> int:
         """Alerts (events) opened so far, over all series."""
         return int(sum(self.alerts_.values())) if hasattr(self, "alerts_") else 0
