@@ -26,6 +26,7 @@ cal_days_to_month_end   x    x    x   (0 on the last day of the month)
 
 from __future__ import annotations
 
+import functools
 import warnings
 
 import numpy as np
@@ -232,21 +233,22 @@ def seasonal_slots(ds: pd.Series | pd.DatetimeIndex, freq: str) -> tuple[np.ndar
 
     Below a day: slot of the day (``n = 1 day / step``) and weekday (7). Daily: one time-of-day slot, the
     weekday. Longer steps: one slot each (no within-week seasonality to learn). Slots depend only on the
-    timestamp, never on ``y``.
+    timestamp, never on ``y``. Plain integer arithmetic on the nanoseconds (a streamed point costs microseconds).
     """
     step = step_length(freq)
-    idx = pd.DatetimeIndex(ds)
-    n = len(idx)
+    ns = np.asarray(ds, dtype="datetime64[ns]").view("int64")
+    n = len(ns)
+    days, since_midnight = np.divmod(ns, _DAY.value)
+    weekday = (days + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
     if step < _DAY:
         n_tod = int(_DAY // step)
-        since_midnight = (idx - idx.normalize()).to_numpy().view("int64")
-        tod = np.minimum(since_midnight // step.value, n_tod - 1).astype("int64")
-        return tod, n_tod, idx.dayofweek.to_numpy().astype("int64"), 7
+        return np.minimum(since_midnight // step.value, n_tod - 1), n_tod, weekday, 7
     if step == _DAY:
-        return np.zeros(n, "int64"), 1, idx.dayofweek.to_numpy().astype("int64"), 7
+        return np.zeros(n, "int64"), 1, weekday, 7
     return np.zeros(n, "int64"), 1, np.zeros(n, "int64"), 1
 
 
+@functools.lru_cache(maxsize=64)  # pure in the string; a streamed point asks for its step each time
 def _fixed_step(freq: str) -> pd.Timedelta:
     text = freq.strip() if isinstance(freq, str) else freq
     try:

@@ -147,8 +147,11 @@ class VolumeDetector:
             row,
             closed,
         )
-        frame = pd.DataFrame({"series_id": [str(series_id)], "ds": [ts], "y": [float(y)]})
-        verdict = self._verdicts(str(series_id), frame, out, row).iloc[0].to_dict()
+        columns = self._verdict_columns(
+            str(series_id), np.array([ts.to_datetime64()]), np.array([float(y)]), out, row
+        )
+        verdict = {name: values[0] for name, values in columns.items()}
+        verdict["ds"] = ts
         verdict["in_warmup"] = not bool(can_flag[0])
         verdict["alert"] = bool(out[0, 7])
         return verdict
@@ -237,7 +240,7 @@ class VolumeDetector:
                 f"{pd.Timestamp(int(first), unit='s')} (e.g. {[str(pd.Timestamp(v)) for v in ds[off][:3]]}). "
                 "Fix: aggregate y per step of --freq, or pass the frequency the data has."
             )
-        tod, _, dow, _ = seasonal_slots(pd.DatetimeIndex(ds), self.freq)
+        tod, _, dow, _ = seasonal_slots(ds, self.freq)
         can_flag = secs >= first + self.warmup_seconds_
         out = np.empty((len(y), len(kernel.OUT_COLUMNS)), dtype=np.float64)
         kernel.run(
@@ -260,13 +263,18 @@ class VolumeDetector:
         return out, can_flag
 
     def _verdicts(self, sid: str, rows: pd.DataFrame, out: np.ndarray, drivers: np.ndarray) -> pd.DataFrame:
+        y = rows["y"].to_numpy(dtype="float64", na_value=np.nan)
+        return pd.DataFrame(self._verdict_columns(sid, rows["ds"].to_numpy(), y, out, drivers))
+
+    def _verdict_columns(
+        self, sid: str, ds: np.ndarray, y: np.ndarray, out: np.ndarray, drivers: np.ndarray
+    ) -> dict[str, Any]:
+        """``VERDICT_COLUMNS`` as arrays; writes the reasons of flagged (and driver-explained) points."""
         flagged = out[:, 5] > 0.5
         direction = np.where(out[:, 6] > 0, "surge", np.where(out[:, 6] < 0, "drop", ""))
         memory = self.memory_.setdefault(sid, AlertMemory())
-        reasons = np.full(len(rows), "", dtype=object)
+        reasons = np.full(len(y), "", dtype=object)
         explained = (out[:, 3] >= self.threshold) & ~flagged & (drivers.sum(axis=1) > 0)
-        ds = rows["ds"].to_numpy()
-        y = rows["y"].to_numpy(dtype="float64", na_value=np.nan)
         for i in np.flatnonzero(flagged | explained):
             active = [n for n, a in zip(self.drivers_, drivers[i], strict=True) if a > 0.5]
             reasons[i] = reason_for(
@@ -284,20 +292,18 @@ class VolumeDetector:
                 flagged=bool(flagged[i]),
                 event=str(direction[i]),
             )
-        return pd.DataFrame(
-            {
-                "series_id": sid,
-                "ds": rows["ds"].to_numpy(),
-                "y": y,
-                "expected": out[:, 0],
-                "lo": out[:, 1],
-                "hi": out[:, 2],
-                "score": out[:, 3],
-                "flagged": flagged,
-                "direction": direction,
-                "reason": reasons,
-            }
-        )
+        return {
+            "series_id": np.full(len(y), sid, dtype=object),
+            "ds": ds,
+            "y": y,
+            "expected": out[:, 0],
+            "lo": out[:, 1],
+            "hi": out[:, 2],
+            "score": out[:, 3],
+            "flagged": flagged,
+            "direction": direction,
+            "reason": reasons,
+        }
 
     def _driver_matrix(self, frame: pd.DataFrame, covariates: Covariates) -> np.ndarray:
         if not self.drivers_:
