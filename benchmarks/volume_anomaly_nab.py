@@ -93,9 +93,8 @@ def verdict_latency(series: pd.DataFrame) -> tuple[float, float, int, float, flo
             conn = _connect(port, proc)
             seconds, warm = [], []
             for row in series.itertuples():
-                body = json.dumps(
-                    {"actuals": [{"series_id": "ibm", "ds": row.ds.isoformat(), "y": float(row.y)}]}
-                )
+                point = {"series_id": "ibm", "ds": row.ds.isoformat(), "y": float(row.y)}
+                body = json.dumps({"actuals": [point]}).encode()  # bytes: sent with the headers in one send()
                 t0 = time.perf_counter()
                 conn.request(
                     "POST",
