@@ -49,6 +49,10 @@ def volume(
     log_mlflow: Annotated[
         bool, typer.Option("--log-mlflow", help="log parameters, counts and the learned detector to MLflow")
     ] = False,
+    plots: Annotated[
+        Path | None,
+        typer.Option("--plots", help="folder for <series_id>.png: band and alerts of the series with alerts"),
+    ] = None,
 ) -> None:
     """Flag surges and drops of volume against each series' own rhythm and its planned drivers."""
     from training.volume.job import detect_volume
@@ -65,6 +69,7 @@ def volume(
             unit=unit,
             on_bad_rows=on_bad_rows,
             log_mlflow=log_mlflow,
+            plots=plots,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     err.print(

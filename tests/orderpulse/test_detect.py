@@ -44,6 +44,17 @@ def test_detect_volume_writes_one_row_per_point_after_warmup_and_a_json_summary(
     assert frame.loc[frame["y"] == 400, "reason"].iloc[0].startswith("400 orders in 15 min, expected ")
 
 
+def test_detect_volume_plots_the_series_with_alerts(capsys, tmp_path):
+    _write_series(tmp_path / "s.csv")
+    argv = ["detect", "volume", "--series", str(tmp_path / "s.csv"), "--freq", "15min", "--warmup", "2d"]
+    code, stdout, _ = _run(
+        capsys, [*argv, "--out", str(tmp_path / "v.csv"), "--plots", str(tmp_path / "plots")]
+    )
+    assert code == 0
+    assert json.loads(stdout.strip().splitlines()[-1])["plots"] == [str(tmp_path / "plots" / "web.png")]
+    assert (tmp_path / "plots" / "web.png").read_bytes()[:4] == b"\x89PNG"
+
+
 def test_detect_volume_refuses_an_unknown_frequency_with_one_line(capsys, tmp_path):
     _write_series(tmp_path / "s.csv")
     argv = [

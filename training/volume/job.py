@@ -17,10 +17,11 @@ import pandas as pd
 from features.io import load_table, write_frame
 from training.volume.detector import Progress, VolumeDetector
 
-__all__ = ["detect_volume", "DETECTOR_ARTIFACT", "EXPERIMENT"]
+__all__ = ["detect_volume", "DETECTOR_ARTIFACT", "EXPERIMENT", "MAX_PLOTS"]
 
 DETECTOR_ARTIFACT = "volume_detector/detector.joblib"
 EXPERIMENT = "orderpulse-volume"
+MAX_PLOTS = 20
 
 
 def detect_volume(
@@ -34,12 +35,15 @@ def detect_volume(
     unit: str = "orders",
     on_bad_rows: str = "raise",
     log_mlflow: bool = False,
+    plots: str | Path | None = None,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Detect volume anomalies in every series; write one row per point after warm-up to ``out``.
 
     Returns the summary the CLI prints: points, series, alerts, flagged points, rows dropped by validation,
-    the output path and (with ``log_mlflow``) the run id and artifact URI of the learned detector.
+    the output path and (with ``log_mlflow``) the run id and artifact URI of the learned detector. ``plots``: a
+    directory that receives ``<series_id>.png`` (band and alerts, ``training.review.volume_plots``) for the
+    series with alerts, most alerts first, at most ``MAX_PLOTS``.
     """
     if not str(out).lower().endswith((".csv", ".csv.gz", ".parquet", ".pq")):
         raise ValueError(f"--out must end in .csv or .parquet. Got {str(out)!r}.")
@@ -61,9 +65,34 @@ def detect_volume(
         "rows_repaired": report.repairs,
         "out": str(path),
     }
+    if plots is not None:
+        summary["plots"] = _plots(verdicts, Path(plots), unit)
     if log_mlflow:
         summary.update(_log(detector, frame, summary))
     return summary
+
+
+def _plots(verdicts: pd.DataFrame, folder: Path, unit: str) -> list[str]:
+    import matplotlib.pyplot as plt
+
+    from training.review.volume_plots import volume_band
+
+    flagged = verdicts["flagged"].astype(bool)
+    opens = flagged & ~flagged.groupby(verdicts["series_id"]).shift(1, fill_value=False).astype(bool)
+    counts = opens.groupby(verdicts["series_id"]).sum().sort_values(ascending=False, kind="stable")
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for sid in counts[counts > 0].index[:MAX_PLOTS]:
+        fig = volume_band(verdicts, str(sid), unit=unit)
+        path = folder / f"{_file_name(str(sid))}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(str(path))
+    return written
+
+
+def _file_name(series_id: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in series_id) or "series"
 
 
 def _log(detector: VolumeDetector, frame: pd.DataFrame, summary: dict[str, Any]) -> dict[str, str]:

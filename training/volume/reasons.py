@@ -102,9 +102,10 @@ def _num(value: float) -> str:
 
 
 def _driver_words(name: str) -> str:
-    """``promo_flag`` -> ``promo``, ``holiday_state_flag`` -> ``holiday (state)``."""
+    """``promo_flag`` -> ``promo``, ``holiday_state_flag`` -> ``holiday (state)``, ``promo2_active_flag`` ->
+    ``promo2 active``."""
     base = name.removesuffix("_flag")
     for kind in ("promo", "holiday"):
-        if base.startswith(kind) and base != kind:
+        if base.startswith(kind + "_"):
             return f"{kind} ({base[len(kind) + 1 :].replace('_', ' ')})"
     return base.replace("_", " ")

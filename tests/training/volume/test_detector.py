@@ -199,3 +199,13 @@ def test_points_sent_twice_or_out_of_order_are_refused():
         det.update("web", s["ds"].iloc[-1], 3)
     with pytest.raises(ValueError, match=r"Unknown driver 'promo'; this detector knows no drivers"):
         det.update("web", s["ds"].iloc[-1] + pd.Timedelta("5min"), 3, drivers={"promo": 1})
+
+
+def test_driver_names_read_as_words_in_reasons():
+    from training.volume.reasons import _driver_words
+
+    assert [_driver_words(n) for n in ("promo_flag", "holiday_state_flag", "promo2_active_flag")] == [
+        "promo",
+        "holiday (state)",
+        "promo2 active",
+    ]
