@@ -165,6 +165,7 @@ def _volume_service(settings: Settings, audit: AuditStore, metrics: Metrics):
     """The volume verdict service (``serving.services.volume``) when ``volume_freq`` is set, else None."""
     if not settings.volume_freq:
         return None
+    from serving.services.order_volume import OrderVolume, parse_event_keys
     from serving.services.volume import VolumeService, WebhookSender
     from serving.store.alerts import AlertStore
     from training.volume.detector import VolumeDetector
@@ -187,7 +188,9 @@ def _volume_service(settings: Settings, audit: AuditStore, metrics: Metrics):
             retry_s=settings.alert_webhook_retry_s,
         )
         sender.start()
-    return VolumeService(detector, store, metrics, sender)
+    keys = parse_event_keys(settings.volume_event_keys)
+    orders = OrderVolume(keys, settings.volume_freq) if keys is not None else None
+    return VolumeService(detector, store, metrics, sender, orders)
 
 
 def _freeze_startup_objects() -> None:

@@ -115,6 +115,10 @@ class Settings(BaseSettings):
         None,
         description="continue from a detector logged by `orderpulse detect volume --log-mlflow` (runs:/...)",
     )
+    volume_event_keys: str | None = Field(
+        None,
+        description="also judge order volume from /v1/events: 'total' or order fields, e.g. 'channel,region'",
+    )
     alert_webhook_url: str | None = Field(
         None, description="POST each volume alert here (JSON, Idempotency-Key)"
     )
@@ -210,6 +214,14 @@ class Settings(BaseSettings):
                 f"ORDERPULSE_VOLUME_WARMUP must be a duration such as 8d or 12h, got {value!r}"
             ) from None
         return value
+
+    @field_validator("volume_event_keys")
+    @classmethod
+    def _event_keys_are_order_fields(cls, value: str | None) -> str | None:
+        from serving.services.order_volume import parse_event_keys
+
+        parse_event_keys(value)  # raises naming the accepted fields
+        return value or None
 
     @field_validator("alert_webhook_url")
     @classmethod

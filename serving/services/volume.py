@@ -29,6 +29,7 @@ import pandas as pd
 
 from serving.periodic import PeriodicThread
 from serving.prometheus import Metrics
+from serving.services.order_volume import OrderVolume
 from serving.store.alerts import AlertStore, VolumeAlert
 from training.volume.detector import VolumeDetector
 
@@ -46,12 +47,20 @@ class VolumeService:
         store: AlertStore,
         metrics: Metrics | None = None,
         sender: WebhookSender | None = None,
+        orders: OrderVolume | None = None,
     ) -> None:
         self.detector = detector
         self.store = store
         self.metrics = metrics
         self.sender = sender
+        self.orders = orders
         self._lock = threading.Lock()
+
+    def observe_orders(self, accepted: Sequence[Any]) -> list[dict[str, Any]]:
+        """Count accepted orders (``serving.services.order_volume``); verdicts of the steps this closed."""
+        if self.orders is None:
+            return []
+        return self.observe(self.orders.add(accepted))
 
     def observe(self, points: Sequence[Any]) -> list[dict[str, Any]]:
         """A verdict for each point (``series_id, ds, y, open``), in request order. Points of a series are

@@ -56,3 +56,33 @@ def test_a_bad_since_or_volume_setting_is_refused_clearly(make_client, fakes, ma
         make_settings(volume_freq="7min")
     with pytest.raises(ValueError, match="ORDERPULSE_ALERT_WEBHOOK_URL must be an http"):
         make_settings(alert_webhook_url="ftp://x")
+
+
+def _order(i: int, minute: float, channel: str = "web") -> dict:
+    created = pd.Timestamp("2024-01-01") + pd.Timedelta(minutes=minute)
+    return {
+        "order_id": f"o{i}",
+        "customer_id": "c1",
+        "created_at": created.isoformat() + "Z",
+        "channel": channel,
+        "lines": [{"sku": "A", "quantity": 1, "unit_price": 2.0}],
+    }
+
+
+def test_orders_posted_as_events_are_counted_and_judged_per_channel(make_client, fakes):
+    client = make_client(
+        source=fakes.FakeSource({}), volume_freq="5min", volume_warmup="1h", volume_event_keys="channel"
+    )
+    orders = [_order(i, i * 0.5) for i in range(200)]  # two a minute for 100 minutes
+    orders += [_order(1000 + i, 100 + i * 0.05) for i in range(100)]  # then a burst: 20 a minute
+    orders += [_order(2000, 120)]  # a later order closes the burst's steps
+    out = client.post("/v1/events", json={"orders": orders}, headers=AUTH)
+    assert out.status_code == 200, out.text
+    verdicts = out.json()["volume"]
+    assert {v["series_id"] for v in verdicts} == {"channel=web"}
+    assert [v["status"] for v in verdicts[:12]] == ["warmup"] * 12
+    alerts = [v for v in verdicts if v["alert"]]
+    assert [(a["ds"], a["direction"]) for a in alerts] == [("2024-01-01T01:40:00", "surge")]
+    assert alerts[0]["reason"].startswith("100 orders in 5 min, expected 10 ")
+    again = client.post("/v1/events", json={"orders": orders[:5]}, headers=AUTH).json()
+    assert again["orders"]["duplicate"] == 5 and again["volume"] == []
