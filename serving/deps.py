@@ -16,7 +16,6 @@ from serving.errors import ServiceNotReadyError
 from serving.history import LiveOrderHistory
 from serving.models import ModelHolder, ModelSnapshot
 from serving.prometheus import Metrics
-from serving.services.volume import VolumeService
 from serving.settings import Settings
 from serving.store.audit import AuditStore
 from serving.store.events import EventStore
@@ -67,8 +66,10 @@ async def get_order_history(request: Request) -> LiveOrderHistory:
     return _lifespan_state(request, "order_history", "the order history is not set up")
 
 
-async def get_volume(request: Request) -> VolumeService | None:
-    """The volume verdict service, or None when ``ORDERPULSE_VOLUME_FREQ`` is not set."""
+async def get_volume(request: Request) -> Any:
+    """The volume verdict service (``serving.services.volume.VolumeService``), or None when
+    ``ORDERPULSE_VOLUME_FREQ`` is not set. Typed ``Any`` so importing the routes does not import the detector
+    (numba): only a service with volume detection on loads it."""
     return getattr(request.app.state, "volume", None)
 
 
@@ -88,7 +89,7 @@ MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 RequestIdDep = Annotated[str, Depends(get_request_id)]
 EventsDep = Annotated[EventStore, Depends(get_events)]
 OrderHistoryDep = Annotated[LiveOrderHistory, Depends(get_order_history)]
-VolumeDep = Annotated[VolumeService | None, Depends(get_volume)]
+VolumeDep = Annotated[Any, Depends(get_volume)]
 
 
 def _lifespan_state(request: Request, name: str, missing: str) -> Any:
