@@ -42,6 +42,13 @@ def volume(
             "--threshold", min=0.5, max=0.9999999, help="score that opens an alert (default 0.99999)"
         ),
     ] = None,
+    return_period: Annotated[
+        str,
+        typer.Option(
+            "--return-period",
+            help="an alert must exceed the deviation the series shows about once per this period (off: no)",
+        ),
+    ] = "14d",
     unit: Annotated[str, typer.Option("--unit", help="noun in the reasons")] = "orders",
     on_bad_rows: Annotated[
         str, typer.Option("--on-bad-rows", help="raise: refuse bad rows; drop: drop and count them")
@@ -66,6 +73,7 @@ def volume(
             freq=freq,
             warmup=warmup,
             threshold=threshold,
+            return_period=None if return_period.strip().lower() == "off" else return_period,
             unit=unit,
             on_bad_rows=on_bad_rows,
             log_mlflow=log_mlflow,

@@ -9,8 +9,9 @@ drivers that were planned?
   covariates table; ``open = 0`` in the series means closed: expected 0, never flagged);
 - ``score`` = 1 - the two-sided tail probability of the point under a Poisson-plus-over-dispersion
   distribution around the expectation; ``lo``/``hi`` = the 95% interval of that distribution;
-- ``flagged``: inside an alert event (opened by a point scoring at least ``threshold``, kept open by
-  hysteresis, see the kernel); ``direction``: ``surge`` or ``drop``; one alert per event, at its first point.
+- ``flagged``: inside an alert event (opened by a point scoring at least ``threshold`` whose deviation also
+  exceeds what the series shows about once per ``return_period`` anyway, kept open by hysteresis, see the
+  kernel); ``direction``: ``surge`` or ``drop``; one alert per event, at its first point.
 
 Strictly causal: the verdict at ``t`` uses only points at or before ``t`` of that series (and covariates,
 which are planned in advance). It keeps learning after warm-up; ``warmup`` is measured from each series' own
@@ -57,6 +58,10 @@ class VolumeDetector:
     exit_z: an open event stays open while points deviate the same way by at least this many sd ...
     hold: ... and for this long after the last such point (hysteresis: one event, one alert).
     clip: residuals beyond this many sd are clipped before they are learned from.
+    return_period: an alert must also deviate more than the series' own return level: the |z| its largest
+        deviation per day (per 24 steps on hourly or coarser grids) exceeds about once in this period, learned
+        online from the series (self-calibration: a series whose normal days hold bursts the model scores as
+        extreme needs a larger one to alert). None: the model's tail probability alone.
     unit: the noun in reasons ("412 orders in 5 min ...").
     """
 
@@ -68,6 +73,7 @@ class VolumeDetector:
         exit_z: float = 2.0,
         hold: str = "1h",
         clip: float = 3.0,
+        return_period: str | None = "14d",
         unit: str = "orders",
     ) -> None:
         self.freq = freq
@@ -76,6 +82,7 @@ class VolumeDetector:
         self.exit_z = exit_z
         self.hold = hold
         self.clip = clip
+        self.return_period = return_period
         self.unit = unit
 
     # ------------------------------------------------------------------------------------------ public
@@ -172,7 +179,10 @@ class VolumeDetector:
         if hasattr(self, "states_"):
             return
         self.step_ = step_length(self.freq)
-        for name, value in (("warmup", self.warmup), ("hold", self.hold)):
+        durations = [("warmup", self.warmup), ("hold", self.hold)]
+        if self.return_period is not None:
+            durations.append(("return_period", self.return_period))
+        for name, value in durations:
             try:
                 pd.Timedelta(value)
             except ValueError:
@@ -200,6 +210,14 @@ class VolumeDetector:
         else:
             level_hl, scale_hl, tod_hl, dow_hl = 4.0, 13.0, 1.0, 1.0
         hold_steps = max(1.0, math.ceil(pd.Timedelta(self.hold) / step))
+        # return level: blocks of a day (24 steps for hourly or longer grids); an alert must also exceed the
+        # |z| this series reaches about once per ``return_period``
+        self.block_days_ = 1.0 if step < pd.Timedelta(hours=1) else 24 * step / _DAY
+        return_blocks = (
+            0.0
+            if self.return_period is None
+            else max(2.0, pd.Timedelta(self.return_period) / (self.block_days_ * _DAY))
+        )
         z95 = 1.959963984540054
         min_driver = max(3.0, min(_DAY / step, 12.0))  # points of a driver seen before its effect is trusted
         return np.array(
@@ -215,6 +233,7 @@ class VolumeDetector:
                 hold_steps,
                 z95,
                 min_driver,
+                return_blocks,
             ]
         )
 
@@ -241,6 +260,7 @@ class VolumeDetector:
                 "Fix: aggregate y per step of --freq, or pass the frequency the data has."
             )
         tod, _, dow, _ = seasonal_slots(ds, self.freq)
+        block = (secs // (86400.0 * self.block_days_)).astype(np.int64).astype(np.float64)
         can_flag = secs >= first + self.warmup_seconds_
         out = np.empty((len(y), len(kernel.OUT_COLUMNS)), dtype=np.float64)
         kernel.run(
@@ -248,6 +268,7 @@ class VolumeDetector:
             np.ascontiguousarray(y, dtype=np.float64),
             tod,
             dow,
+            block,
             np.ascontiguousarray(drivers, dtype=np.float64),
             np.ascontiguousarray(closed, dtype=np.float64),
             can_flag.astype(np.float64),

@@ -32,6 +32,7 @@ def detect_volume(
     freq: str = "5min",
     warmup: str = "8d",
     threshold: float | None = None,
+    return_period: str | None = "14d",
     unit: str = "orders",
     on_bad_rows: str = "raise",
     log_mlflow: bool = False,
@@ -49,7 +50,7 @@ def detect_volume(
         raise ValueError(f"--out must end in .csv or .parquet. Got {str(out)!r}.")
     frame, report = load_table(series, "series", on_bad_rows=on_bad_rows)
     tables = [load_table(path, "covariates", on_bad_rows=on_bad_rows)[0] for path in covariates]
-    params: dict[str, Any] = {"freq": freq, "warmup": warmup, "unit": unit}
+    params: dict[str, Any] = {"freq": freq, "warmup": warmup, "return_period": return_period, "unit": unit}
     if threshold is not None:
         params["threshold"] = threshold
     detector = VolumeDetector(**params)

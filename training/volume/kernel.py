@@ -14,8 +14,12 @@ component has seen few points (so warm-up is a running mean, not a cold start). 
 clipped at ``clip`` standard deviations (Huber), so a surge moves the expectation only a little; a lasting
 level shift is absorbed over about a level half-life.
 
-Alerts: a point *opens* an event when its score reaches ``threshold`` (after warm-up, and not in the
-direction a known driver that is still being learned explains). The event stays open, every point flagged,
+Alerts: a point *opens* an event when its score reaches ``threshold`` and its |z| exceeds the series' return
+level (after warm-up, and not while a known driver that is still being learned explains it). The return level
+self-calibrates the threshold to each series: the largest |z| of every block (a day) is kept, and the level is
+the (1 - 1/return_blocks) quantile of the last ``RING`` block maxima, i.e. the deviation this series shows about
+once per return period anyway (a Twitter-like series full of bursts needs a larger burst to alert than a
+quiet Poisson-like one, where ``threshold`` decides). The event stays open, every point flagged,
 while points keep deviating the same way by more than ``exit_z`` standard deviations, and for ``hold``
 quiet points after the last one (hysteresis); then it closes. One event = one alert, at its first point.
 
@@ -34,13 +38,15 @@ __all__ = ["state_size", "new_state", "run", "N_SEEN", "EVENT_DIR", "FIRST_DS", 
 
 # fixed slots of the state vector
 LEVEL, N_SEEN, PHI, N_PHI, EVENT_DIR, EVENT_QUIET, EVENT_POINTS, FIRST_DS, LAST_DS = 0, 1, 2, 3, 4, 5, 6, 7, 8
-_HEAD = 10  # FIRST_DS / LAST_DS: epoch seconds, kept by the caller (slot 9 spare)
+BLOCK, BLOCK_MAX, RETURN_Z, N_BLOCKS = 9, 10, 11, 12
+_HEAD = 13  # FIRST_DS / LAST_DS: epoch seconds, kept by the caller
+RING = 64  # block maxima of |z| kept for the return level
 OUT_COLUMNS = ("expected", "lo", "hi", "score", "z", "flagged", "direction", "opens")
 
 
 def state_size(n_tod: int, n_dow: int, n_drivers: int) -> int:
     """Length of one series' state vector."""
-    return _HEAD + 2 * n_tod + 2 * n_dow + 2 * n_drivers
+    return _HEAD + 2 * n_tod + 2 * n_dow + 2 * n_drivers + RING
 
 
 def new_state(n_tod: int, n_dow: int, n_drivers: int) -> np.ndarray:
@@ -48,6 +54,7 @@ def new_state(n_tod: int, n_dow: int, n_drivers: int) -> np.ndarray:
     state = np.zeros(state_size(n_tod, n_dow, n_drivers), dtype=np.float64)
     state[FIRST_DS] = np.nan
     state[LAST_DS] = np.nan
+    state[BLOCK] = -1.0
     return state
 
 
@@ -57,6 +64,7 @@ def run(
     y: np.ndarray,
     tod: np.ndarray,
     dow: np.ndarray,
+    block: np.ndarray,
     drivers: np.ndarray,
     closed: np.ndarray,
     can_flag: np.ndarray,
@@ -67,10 +75,11 @@ def run(
 ) -> None:
     """Process points ``0..len(y)-1`` of one series in order, updating ``state`` in place.
 
-    ``y``: counts (NaN = missing: no verdict, no learning); ``tod``/``dow``: slot indices; ``drivers``:
+    ``y``: counts (NaN = missing: no verdict, no learning); ``tod``/``dow``: slot indices; ``block``: index of
+    the block (a day; 24 steps for daily or longer steps) whose largest |z| enters the return level; ``drivers``:
     (n, k) 0/1 activity of known drivers (promo, holiday...); ``closed``: 1 where the series is known to be
     closed (expected 0, never flagged); ``can_flag``: 0 inside warm-up. ``params`` = [level gain, tod gain,
-    dow gain, driver gain, scale gain, clip, threshold, exit_z, hold, z95, min_driver_points].
+    dow gain, driver gain, scale gain, clip, threshold, exit_z, hold, z95, min_driver_points, return_blocks].
     ``out``: (n, 8) float64, columns ``OUT_COLUMNS``.
     """
     a_level, a_tod, a_dow, a_drv, a_scale = params[0], params[1], params[2], params[3], params[4]
@@ -89,7 +98,12 @@ def run(
     o_dow_n = o_dow + n_dow
     o_beta = o_dow_n + n_dow
     o_beta_n = o_beta + k
+    o_ring = o_beta_n + k
+    return_blocks = params[11]
     for i in range(y.shape[0]):
+        if block[i] != state[BLOCK]:
+            _close_block(state, o_ring, return_blocks)
+            state[BLOCK] = block[i]
         out[i, :5] = np.nan
         out[i, 5:] = 0.0  # not flagged, no direction, opens no alert
         if closed[i] > 0.5:
@@ -138,7 +152,8 @@ def run(
                 out[i, 5] = 1.0
                 out[i, 6] = state[EVENT_DIR]
                 state[EVENT_POINTS] += 1.0
-        if state[EVENT_DIR] == 0.0 and can_flag[i] > 0.5 and score >= threshold and not explained:
+        opens = score >= threshold and abs(z) >= state[RETURN_Z]
+        if state[EVENT_DIR] == 0.0 and can_flag[i] > 0.5 and opens and not explained:
             state[EVENT_DIR] = sign
             state[EVENT_QUIET] = 0.0
             state[EVENT_POINTS] = 1.0
@@ -149,6 +164,8 @@ def run(
         n = state[N_SEEN] + 1.0
         state[N_SEEN] = n
         trusted = state[N_PHI] >= 1.0 / a_scale  # enough points for the scale to clip with
+        if trusted:  # the cold start's residuals say nothing about the series' normal extremes
+            state[BLOCK_MAX] = max(state[BLOCK_MAX], abs(z))
         r = min(max(e, -clip * sd), clip * sd) if trusted else e
         # known drivers first: they absorb what the base expectation misses on their active points (a
         # driver still being learned takes the raw residual, and the base then learns nothing from the point)
@@ -175,6 +192,25 @@ def run(
         ec = min(max(e, -clip * sd), clip * sd) if trusted else e
         extra = ec * ec - mu / ((mu + 1.0) * (mu + 1.0))
         state[PHI] = max(state[PHI] + max(a_scale, 1.0 / npf) * (extra - state[PHI]), 0.0)
+
+
+@numba.njit(cache=True, nogil=True)
+def _close_block(state: np.ndarray, o_ring: int, return_blocks: float) -> None:
+    """Record the finished block's largest |z| and recompute the return level: the (1 - 1/return_blocks)
+    quantile of the recorded block maxima (the |z| exceeded about once in ``return_blocks`` blocks)."""
+    if state[BLOCK] < 0.0 or state[BLOCK_MAX] <= 0.0 or return_blocks <= 0.0:
+        state[BLOCK_MAX] = 0.0
+        return
+    n = int(state[N_BLOCKS])
+    state[o_ring + n % RING] = state[BLOCK_MAX]
+    state[N_BLOCKS] = n + 1
+    state[BLOCK_MAX] = 0.0
+    m = min(n + 1, RING)
+    values = np.sort(state[o_ring : o_ring + m])
+    pos = (1.0 - 1.0 / return_blocks) * (m - 1)
+    lo = int(math.floor(pos))
+    hi = min(lo + 1, m - 1)
+    state[RETURN_Z] = values[lo] + (values[hi] - values[lo]) * (pos - lo)
 
 
 @numba.njit(cache=True, nogil=True, inline="always")

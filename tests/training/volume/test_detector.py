@@ -209,3 +209,22 @@ def test_driver_names_read_as_words_in_reasons():
         "holiday (state)",
         "promo2 active",
     ]
+
+
+def _bursty(final_factor: float) -> pd.DataFrame:
+    """A series whose normal days each hold one 3x burst; on day 10 a burst of ``final_factor``."""
+    s = _series(days=10, seed=12)
+    rng = np.random.default_rng(13)
+    for day in range(9):
+        at = day * 288 + int(rng.integers(100, 250))
+        s.loc[at, "y"] *= 3
+    s.loc[9 * 288 + 180, "y"] *= final_factor
+    return s
+
+
+def test_the_return_level_keeps_a_series_usual_bursts_quiet_but_not_an_unusual_one():
+    usual = _bursty(3)
+    assert len(_alerts(VolumeDetector(freq="5min", warmup="8d", return_period=None).detect(usual))) >= 1
+    assert len(_alerts(VolumeDetector(freq="5min", warmup="8d").detect(usual))) == 0
+    unusual = _alerts(VolumeDetector(freq="5min", warmup="8d").detect(_bursty(12)))
+    assert unusual["ds"].tolist() == [pd.Timestamp("2024-01-10 15:00")]
