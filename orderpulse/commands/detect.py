@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from orderpulse.console import err, print_json_line, progress
+from orderpulse.console import print_json_line
 
 __all__ = ["detect_app"]
 
@@ -62,26 +62,23 @@ def volume(
     ] = None,
 ) -> None:
     """Flag surges and drops of volume against each series' own rhythm and its planned drivers."""
-    from training.volume.job import detect_volume
+    from orderpulse.jobs.volume import detect_volume
 
-    with progress() as bar:
-        task = bar.add_task("detecting", total=None)
-        summary = detect_volume(
-            series,
-            covariates or [],
-            out=out,
-            freq=freq,
-            warmup=warmup,
-            threshold=threshold,
-            return_period=None if return_period.strip().lower() == "off" else return_period,
-            unit=unit,
-            on_bad_rows=on_bad_rows,
-            log_mlflow=log_mlflow,
-            plots=plots,
-            progress=lambda done, total: bar.update(task, completed=done, total=total),
-        )
-    err.print(
-        f"{summary['points']:,} points of {summary['series']} series after warm-up: "
-        f"{summary['alerts']} alerts -> {summary['out']}"
+    params = {
+        "freq": freq,
+        "warmup": warmup,
+        "return_period": None if return_period.strip().lower() == "off" else return_period,
+        "unit": unit,
+    }
+    if threshold is not None:
+        params["threshold"] = threshold
+    summary = detect_volume(
+        series,
+        covariates or [],
+        out=out,
+        on_bad_rows=on_bad_rows,
+        log_mlflow=log_mlflow,
+        plots=plots,
+        **params,
     )
     print_json_line(summary)

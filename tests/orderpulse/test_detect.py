@@ -1,4 +1,5 @@
-"""orderpulse/commands/detect.py: ``orderpulse detect volume`` writes the verdict columns and one JSON line."""
+"""orderpulse/commands/detect.py and orderpulse/jobs/volume.py: ``orderpulse detect volume`` reads and validates
+the files, writes the verdict columns (and plots) and one JSON line."""
 
 from __future__ import annotations
 
@@ -77,3 +78,14 @@ def test_detect_volume_refuses_an_output_that_is_neither_csv_nor_parquet(capsys,
     argv = ["detect", "volume", "--series", str(tmp_path / "s.csv"), "--out", str(tmp_path / "v.xlsx")]
     code, _, err = _run(capsys, argv)
     assert code == 2 and "--out must end in .csv or .parquet" in err
+
+
+def test_bad_rows_are_refused_before_anything_is_written(capsys, tmp_path):
+    _write_series(tmp_path / "s.csv")
+    frame = pd.read_csv(tmp_path / "s.csv")
+    frame.loc[3, "y"] = -5
+    frame.to_csv(tmp_path / "bad.csv", index=False)
+    argv = ["detect", "volume", "--series", str(tmp_path / "bad.csv"), "--out", str(tmp_path / "v.csv")]
+    code, stdout, err = _run(capsys, argv)
+    assert code == 2 and stdout == "" and "series" in err and "y" in err
+    assert not (tmp_path / "v.csv").exists()

@@ -25,29 +25,31 @@ day, or a week / a quarter for daily / weekly data; profiles: a week of days, fo
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator
 
 from features.calendar import seasonal_slots, step_length
 from features.covariates import driver_flags
+from training.progress import Progress, resolve
 from training.volume import kernel
 from training.volume.reasons import AlertMemory, reason_for
 
-__all__ = ["VolumeDetector", "VERDICT_COLUMNS", "Progress"]
+__all__ = ["VolumeDetector", "VERDICT_COLUMNS"]
 
 VERDICT_COLUMNS = ("series_id", "ds", "y", "expected", "lo", "hi", "score", "flagged", "direction", "reason")
-Progress = Callable[[int, int], None]  # (series done, series total)
 Covariates = pd.DataFrame | Sequence[pd.DataFrame] | None  # one covariates table or several
 
 _DAY = pd.Timedelta(days=1)
 _SECOND = 1_000_000_000
 
 
-class VolumeDetector:
-    """Online volume anomaly detector (scikit-learn style: ``__init__`` stores parameters only).
+class VolumeDetector(BaseEstimator):
+    """Online volume anomaly detector (a scikit-learn estimator: ``__init__`` stores parameters only, so
+    ``get_params`` / ``clone`` work; learned state ends in ``_``).
 
     Parameters
     ----------
@@ -111,18 +113,18 @@ class VolumeDetector:
         frame = frame.reset_index(drop=True)
         parts = []
         bounds = _series_bounds(frame["series_id"])
-        for done, (sid, lo, hi) in enumerate(bounds, start=1):
-            out, can_flag = self._run_series(
-                sid,
-                frame["ds"].to_numpy()[lo:hi],
-                frame["y"].to_numpy(dtype="float64", na_value=np.nan)[lo:hi],
-                drivers[lo:hi],
-                closed[lo:hi] if closed is not None else np.zeros(hi - lo),
-            )
-            part = self._verdicts(sid, frame.iloc[lo:hi], out, drivers[lo:hi])
-            parts.append(part if include_warmup else part[can_flag])
-            if progress is not None:
-                progress(done, len(bounds))
+        with resolve(progress).task("series", total=len(bounds)) as task:
+            for sid, lo, hi in bounds:
+                out, can_flag = self._run_series(
+                    sid,
+                    frame["ds"].to_numpy()[lo:hi],
+                    frame["y"].to_numpy(dtype="float64", na_value=np.nan)[lo:hi],
+                    drivers[lo:hi],
+                    closed[lo:hi] if closed is not None else np.zeros(hi - lo),
+                )
+                part = self._verdicts(sid, frame.iloc[lo:hi], out, drivers[lo:hi])
+                parts.append(part if include_warmup else part[can_flag])
+                task.advance()
         if not parts:
             return pd.DataFrame({c: [] for c in VERDICT_COLUMNS})
         return pd.concat(parts, ignore_index=True)
