@@ -26,6 +26,9 @@ cal_days_to_month_end   x    x    x   (0 on the last day of the month)
 
 from __future__ import annotations
 
+import functools
+import warnings
+
 import numpy as np
 import pandas as pd
 
@@ -38,6 +41,9 @@ __all__ = [
     "step_unit",
     "calendar_feature_names",
     "calendar_features",
+    "MIN_STEP",
+    "MAX_STEP",
+    "seasonal_slots",
 ]
 
 Freq = str  # a pandas offset alias: "h", "D" or "W-<DAY>"
@@ -102,10 +108,19 @@ def base_freq(freq: str) -> str:
 
 
 def step_length(freq: str) -> pd.Timedelta:
-    """Length of one step of frequency ``freq`` (any spelling ``base_freq`` accepts): 1 hour, 1 day or 7 days.
+    """Length of one step of frequency ``freq``: 1 hour, 1 day or 7 days for any spelling ``base_freq`` accepts
+    (the forecaster's ``H``/``D``/``W``); any fixed pandas frequency from ``MIN_STEP`` to ``MAX_STEP``
+    otherwise (``"1min"``, ``"5min"``, ``"15min"``, ``"2h"``...: the volume detector's grids, which must divide a
+    day evenly when shorter than one).
 
-    The one step-length function: feature code, the forecaster, the baselines and the service use it."""
-    return {"H": pd.Timedelta(hours=1), "D": pd.Timedelta(days=1), "W": pd.Timedelta(days=7)}[base_freq(freq)]
+    The one step-length function: feature code, the forecaster, the baselines, the volume detector and the
+    service use it."""
+    try:
+        return {"H": pd.Timedelta(hours=1), "D": pd.Timedelta(days=1), "W": pd.Timedelta(days=7)}[
+            base_freq(freq)
+        ]
+    except ValueError:
+        return _fixed_step(freq)
 
 
 def step_unit(freq: str) -> str:
@@ -206,6 +221,49 @@ def calendar_features(ds: pd.Series, freq: str) -> pd.DataFrame:
         "cal_days_to_month_end": (days_in_month - u.day.to_numpy()).astype("int8"),
     }
     return pd.DataFrame({name: cols[name][codes] for name in names}, index=ds.index)
+
+
+MIN_STEP = pd.Timedelta(minutes=1)
+MAX_STEP = pd.Timedelta(days=7)
+_DAY = pd.Timedelta(days=1)
+
+
+def seasonal_slots(ds: pd.Series | pd.DatetimeIndex, freq: str) -> tuple[np.ndarray, int, np.ndarray, int]:
+    """``(time_of_day, n_time_of_day, day_of_week, n_day_of_week)`` slot indices of each timestamp.
+
+    Below a day: slot of the day (``n = 1 day / step``) and weekday (7). Daily: one time-of-day slot, the
+    weekday. Longer steps: one slot each (no within-week seasonality to learn). Slots depend only on the
+    timestamp, never on ``y``. Plain integer arithmetic on the nanoseconds (a streamed point costs microseconds).
+    """
+    step = step_length(freq)
+    ns = np.asarray(ds, dtype="datetime64[ns]").view("int64")
+    n = len(ns)
+    days, since_midnight = np.divmod(ns, _DAY.value)
+    weekday = (days + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
+    if step < _DAY:
+        n_tod = int(_DAY // step)
+        return np.minimum(since_midnight // step.value, n_tod - 1), n_tod, weekday, 7
+    if step == _DAY:
+        return np.zeros(n, "int64"), 1, weekday, 7
+    return np.zeros(n, "int64"), 1, np.zeros(n, "int64"), 1
+
+
+@functools.lru_cache(maxsize=64)  # pure in the string; a streamed point asks for its step each time
+def _fixed_step(freq: str) -> pd.Timedelta:
+    text = freq.strip() if isinstance(freq, str) else freq
+    try:
+        with warnings.catch_warnings():  # deprecated aliases ("M") warn before they fail below
+            warnings.simplefilter("ignore", FutureWarning)
+            offset = pd.tseries.frequencies.to_offset(text)
+        step = pd.Timedelta(offset.nanos, unit="ns")
+    except (ValueError, TypeError):
+        step = None
+    if step is None or not (MIN_STEP <= step <= MAX_STEP) or (step < _DAY and _DAY % step != pd.Timedelta(0)):
+        raise ValueError(
+            f"Unsupported frequency {freq!r}: use a regular step from 1 minute to 1 week that divides a day "
+            "evenly when shorter than one, e.g. '1min', '5min', '15min', '30min', 'H', 'D' or 'W'."
+        )
+    return step
 
 
 def _examples(values: pd.Series, k: int = 3) -> list[str]:

@@ -53,6 +53,7 @@ __all__ = [
     "category_codes",
     "lookup_rows",
     "snake_case",
+    "driver_flags",
 ]
 
 _ZERO_LIKE = frozenset({"0", "false", "no", "none", "n", "f"})
@@ -155,6 +156,48 @@ def covariate_features(
         feats[f"{prefix}_{u}_until_next"] = _until_next(flag, end, cap)
         feats[f"{prefix}_{u}_since_last"] = _since_last(flag, start, cap)
     return pd.DataFrame(feats, index=grid.index), covered, counts
+
+
+def driver_flags(keys: pd.DataFrame, covariates: pd.DataFrame) -> pd.DataFrame:
+    """0/1 activity of each promo and holiday column of ``covariates`` at the rows of ``keys``.
+
+    ``keys`` has ``series_id`` and ``ds`` at any frequency. Columns are named ``<prefix>_flag`` as in
+    ``covariate_features``. A covariates table whose dates are all at midnight is a daily calendar and covers
+    every time of its day (a daily promo calendar on a 5-minute grid); otherwise rows match on the exact
+    timestamp. Per-series rows override global ones; a missing value or no row is 0 (nothing planned), so a
+    deviation there is not explained away.
+    """
+    if "ds" not in covariates.columns:
+        raise ValueError(f"The covariates table needs a 'ds' column; got {list(covariates.columns)[:10]}.")
+    value_cols = [
+        c for c in covariates.columns if covariate_kind(c)[0] != "cov" and c not in ("ds", "series_id")
+    ]
+    names = [f"{covariate_kind(c)[1]}_flag" for c in value_cols]
+    _check_unique_names(value_cols, names)
+    cov_ds = pd.Series(pd.unique(covariates["ds"].dropna()))
+    daily = bool(len(cov_ds)) and bool((cov_ds == cov_ds.dt.normalize()).all())
+    key_ds = keys["ds"].dt.normalize() if daily else keys["ds"]
+    flags = pd.DataFrame({"_ds": covariates["ds"]})
+    for col, name in zip(value_cols, names, strict=True):
+        if _is_numeric(covariates[col]):
+            values = covariates[col].to_numpy(dtype="float64", na_value=np.nan)
+            flags[name] = np.where(np.isnan(values), np.nan, values != 0)
+        else:
+            codes, labels = category_codes(covariates[col])
+            label_flag = np.array([0.0 if v.lower() in _ZERO_LIKE else 1.0 for v in labels] + [np.nan])
+            flags[name] = label_flag[codes]
+    out = pd.DataFrame(np.nan, index=keys.index, columns=names)
+    own = covariates["series_id"].notna().to_numpy() if "series_id" in covariates.columns else None
+    left = pd.DataFrame({"_ds": key_ds.to_numpy()}, index=keys.index)
+    if own is None or (~own).any():
+        rows = flags[~own] if own is not None else flags
+        out = out.fillna(left.merge(rows, on="_ds", how="left")[names].set_axis(keys.index))
+    if own is not None and own.any():
+        left["_sid"] = keys["series_id"].astype("string").to_numpy()
+        rows = flags[own].assign(_sid=covariates.loc[own, "series_id"].astype("string").to_numpy())
+        mine = left.merge(rows, on=["_sid", "_ds"], how="left")[names].set_axis(keys.index)
+        out = mine.fillna(out)
+    return out.fillna(0.0).astype("float64")
 
 
 def static_features(series_id: pd.Series, static: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:

@@ -13,6 +13,7 @@ import typer
 from features.errors import OrderPulseError
 from orderpulse import __version__
 from orderpulse.commands import training as training_commands
+from orderpulse.commands.detect import detect_app
 from orderpulse.commands.features import data_app, features_app
 from orderpulse.commands.quickstart import quickstart
 from orderpulse.commands.report import report_app
@@ -36,6 +37,7 @@ app.command("serve")(serve_command)
 app.add_typer(keys_app, name="keys")
 app.command("quickstart")(quickstart)
 app.add_typer(report_app, name="report")
+app.add_typer(detect_app, name="detect")
 
 
 def _version(value: bool) -> None:

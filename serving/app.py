@@ -113,9 +113,15 @@ def create_app(
             await anyio.to_thread.run_sync(_freeze_startup_objects)
         holder.start_periodic_reload(settings.reload_interval_s)
         live.start(settings.events_refresh_interval_s)
+        app.state.volume = await anyio.to_thread.run_sync(
+            lambda: _volume_service(settings, app.state.audit, metrics)
+        )
         try:
             yield
         finally:
+            if app.state.volume is not None and app.state.volume.sender is not None:
+                app.state.volume.sender.stop()
+            app.state.volume = None
             holder.stop()
             live.stop()
             app.state.order_history = app.state.events = None
@@ -141,6 +147,7 @@ def create_app(
     app.state.audit = None
     app.state.events = None
     app.state.order_history = None
+    app.state.volume = None
     install_error_handlers(app)
     for router in (*ROUTERS, metrics_router, *extra_routers):
         app.include_router(router)
@@ -152,6 +159,38 @@ def create_app(
 def create_app_from_env() -> FastAPI:
     """Factory for ``uvicorn --factory serving.app:create_app_from_env`` (each worker reads ORDERPULSE_*)."""
     return create_app(Settings())
+
+
+def _volume_service(settings: Settings, audit: AuditStore, metrics: Metrics):
+    """The volume verdict service (``serving.services.volume``) when ``volume_freq`` is set, else None."""
+    if not settings.volume_freq:
+        return None
+    from serving.services.order_volume import OrderVolume, parse_event_keys
+    from serving.services.volume import VolumeService, WebhookSender
+    from serving.store.alerts import AlertStore
+    from training.volume.detector import VolumeDetector
+
+    store = AlertStore(audit.database)
+    if settings.volume_detector_uri:
+        import joblib
+        import mlflow
+
+        mlflow.set_tracking_uri(settings.tracking_uri)
+        detector = joblib.load(mlflow.artifacts.download_artifacts(settings.volume_detector_uri))
+    else:
+        detector = VolumeDetector(freq=settings.volume_freq, warmup=settings.volume_warmup)
+    sender = None
+    if settings.alert_webhook_url:
+        sender = WebhookSender(
+            settings.alert_webhook_url,
+            store,
+            timeout_s=settings.alert_webhook_timeout_s,
+            retry_s=settings.alert_webhook_retry_s,
+        )
+        sender.start()
+    keys = parse_event_keys(settings.volume_event_keys)
+    orders = OrderVolume(keys, settings.volume_freq) if keys is not None else None
+    return VolumeService(detector, store, metrics, sender, orders)
 
 
 def _freeze_startup_objects() -> None:

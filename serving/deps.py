@@ -29,6 +29,7 @@ __all__ = [
     "RequestIdDep",
     "EventsDep",
     "OrderHistoryDep",
+    "VolumeDep",
     "get_settings",
     "get_models",
     "get_holder",
@@ -65,6 +66,13 @@ async def get_order_history(request: Request) -> LiveOrderHistory:
     return _lifespan_state(request, "order_history", "the order history is not set up")
 
 
+async def get_volume(request: Request) -> Any:
+    """The volume verdict service (``serving.services.volume.VolumeService``), or None when
+    ``ORDERPULSE_VOLUME_FREQ`` is not set. Typed ``Any`` so importing the routes does not import the detector
+    (numba): only a service with volume detection on loads it."""
+    return getattr(request.app.state, "volume", None)
+
+
 async def get_metrics(request: Request) -> Metrics:
     return request.app.state.metrics
 
@@ -81,6 +89,7 @@ MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 RequestIdDep = Annotated[str, Depends(get_request_id)]
 EventsDep = Annotated[EventStore, Depends(get_events)]
 OrderHistoryDep = Annotated[LiveOrderHistory, Depends(get_order_history)]
+VolumeDep = Annotated[Any, Depends(get_volume)]
 
 
 def _lifespan_state(request: Request, name: str, missing: str) -> Any:

@@ -9,6 +9,9 @@ Exposed at ``GET /metrics`` (exempt from auth by default):
 - ``orderpulse_orders_scored_total{model_version}`` / ``orderpulse_orders_flagged_total{model_version}``.
 - ``orderpulse_model_info{kind,name,version,alias,source}`` = 1 for each loaded model (only the current ones).
 - ``orderpulse_model_reloads_total{kind,outcome}``: outcomes of registry reloads.
+- ``orderpulse_volume_verdicts_total{status}`` (judged, warmup, already_seen) and
+  ``orderpulse_volume_alerts_total{direction}``: volume verdicts given through ``POST /v1/actuals`` and the
+  alerts they opened (``serving.services.volume``).
 
 With several uvicorn workers each process has its own registry, so one scrape shows one worker's numbers;
 scrape each worker (or run one worker per container) until multiprocess mode is needed.
@@ -81,6 +84,12 @@ class Metrics:
         self.reloads = Counter(
             "orderpulse_model_reloads", "Model reload outcomes by kind", ["kind", "outcome"], registry=r
         )
+        self.volume_verdicts = Counter(
+            "orderpulse_volume_verdicts", "Volume verdicts given, by status", ["status"], registry=r
+        )
+        self.volume_alerts = Counter(
+            "orderpulse_volume_alerts", "Volume alerts opened, by direction", ["direction"], registry=r
+        )
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()
@@ -97,6 +106,13 @@ class Metrics:
         if n_flagged:
             self.flagged.labels(version).inc(n_flagged)
         _observe_many(self.scores.labels(version), values[np.isfinite(values)])
+
+    def on_volume_verdicts(self, verdicts: Sequence[dict], alerts: Sequence[Any]) -> None:
+        """Count a request's volume verdicts (by status) and the alerts they opened (by direction)."""
+        for verdict in verdicts:
+            self.volume_verdicts.labels(verdict.get("status", "judged")).inc()
+        for alert in alerts:
+            self.volume_alerts.labels(alert.direction).inc()
 
     def set_models(self, snapshot: ModelSnapshot) -> None:
         """Make ``orderpulse_model_info`` list exactly the models of ``snapshot``."""

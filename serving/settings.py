@@ -104,6 +104,30 @@ class Settings(BaseSettings):
         description="model kinds that must be loaded for /ready",
     )
 
+    volume_freq: str | None = Field(
+        None,
+        description="grid of the volume series posted to /v1/actuals (e.g. 5min); unset: no volume verdicts",
+    )
+    volume_warmup: str = Field(
+        "8d", description="learned from each volume series' first point before flagging"
+    )
+    volume_detector_uri: str | None = Field(
+        None,
+        description="continue from a detector logged by `orderpulse detect volume --log-mlflow` (runs:/...)",
+    )
+    volume_event_keys: str | None = Field(
+        None,
+        description="also judge order volume from /v1/events: 'total' or order fields, e.g. 'channel,region'",
+    )
+    alert_webhook_url: str | None = Field(
+        None, description="POST each volume alert here (JSON, Idempotency-Key)"
+    )
+    alert_webhook_timeout_s: float = Field(5.0, gt=0, description="timeout of one webhook POST")
+    alert_webhook_retry_s: float = Field(
+        2.0,
+        gt=0,
+        description="first retry delay of a failed webhook POST (doubles each attempt, at most 1 h)",
+    )
     _generated_api_key: str | None = PrivateAttr(None)
 
     # ------------------------------------------------------------------ public helpers
@@ -168,6 +192,43 @@ class Settings(BaseSettings):
                 f"the MLflow registry), got {value!r}"
             )
         return value
+
+    @field_validator("volume_freq")
+    @classmethod
+    def _volume_freq_is_a_grid(cls, value: str | None) -> str | None:
+        if value:
+            from features.calendar import step_length
+
+            step_length(value)  # raises naming the accepted steps
+        return value or None
+
+    @field_validator("volume_warmup")
+    @classmethod
+    def _volume_warmup_is_a_duration(cls, value: str) -> str:
+        import pandas as pd
+
+        try:
+            pd.Timedelta(value)
+        except ValueError:
+            raise ValueError(
+                f"ORDERPULSE_VOLUME_WARMUP must be a duration such as 8d or 12h, got {value!r}"
+            ) from None
+        return value
+
+    @field_validator("volume_event_keys")
+    @classmethod
+    def _event_keys_are_order_fields(cls, value: str | None) -> str | None:
+        from serving.services.order_volume import parse_event_keys
+
+        parse_event_keys(value)  # raises naming the accepted fields
+        return value or None
+
+    @field_validator("alert_webhook_url")
+    @classmethod
+    def _webhook_is_http(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError(f"ORDERPULSE_ALERT_WEBHOOK_URL must be an http(s) URL, got {value!r}")
+        return value or None
 
     @model_validator(mode="after")
     def _derive_defaults_and_check_keys(self) -> Settings:

@@ -1,8 +1,8 @@
 """The jobs the commands run: files in, frames through ``training/``, files and one summary dict out.
 
-``forecast.py`` (``train forecast``, ``forecast``, ``backtest``/``tune`` table loading) and ``anomaly.py``
-(``train anomaly``, ``score``) read and validate the input tables with ``features.io``, print what was read
-and repaired on stderr, call the training functions that take frames (rendering their progress with
+``forecast.py`` (``train forecast``, ``forecast``, ``backtest``/``tune`` table loading), ``anomaly.py``
+(``train anomaly``, ``score``) and ``volume.py`` (``detect volume``) read and validate the input tables with
+``features.io``, print what was read and repaired on stderr, call the training functions that take frames (rendering their progress with
 ``orderpulse.console.RichProgress``) and write the outputs with ``features.io``. The dask engine reads its
 inputs lazily, so for it these modules pass the paths on (``training.forecast.dask``, ``training.anomaly.dask``).
 """

@@ -6,7 +6,7 @@ it here. Every route needs an API key unless its path is in ``Settings.auth_exem
 
 from fastapi import APIRouter
 
-from serving.routes import decisions, events, forecast, health, models, orders
+from serving.routes import alerts, decisions, events, forecast, health, models, orders
 
 __all__ = ["ROUTERS"]
 
@@ -17,4 +17,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     orders.router,
     events.router,
     forecast.router,
+    alerts.router,
 )

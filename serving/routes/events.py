@@ -9,7 +9,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from serving.deps import EventsDep, ModelsDep, OrderHistoryDep, RequestIdDep, SettingsDep
+from serving.deps import EventsDep, ModelsDep, OrderHistoryDep, RequestIdDep, SettingsDep, VolumeDep
 from serving.errors import check_batch_size
 from serving.schemas.orders import EventsIn, EventsOut
 from serving.services.events import ingest_events
@@ -27,8 +27,12 @@ def post_events(
     models: ModelsDep,
     settings: SettingsDep,
     request_id: RequestIdDep,
+    volume: VolumeDep,
 ) -> dict[str, Any]:
-    """Store ``orders`` (same shape as scoring) and ``labels`` / ``exceptions`` ``{order_id, label, labeled_at}``."""
+    """Store ``orders`` (same shape as scoring) and ``labels`` / ``exceptions`` ``{order_id, label, labeled_at}``.
+
+    With ``ORDERPULSE_VOLUME_EVENT_KEYS`` the accepted orders are also counted per series and step, and the
+    steps this request closed are judged (``volume``; see ``serving.services.order_volume``)."""
     check_batch_size(len(body.orders) + len(body.labels), settings.max_batch_orders)
     loaded = models.models.get("anomaly")
     state = live.for_model(loaded) if loaded is not None else None
@@ -45,4 +49,9 @@ def post_events(
         else "; other replicas do not poll (interval 0)"
     )
     result["history"] = state.describe() if state is not None else None
+    if volume is not None and volume.orders is not None:
+        accepted = {
+            r["order_id"] for r in result["results"] if r["kind"] == "order" and r["status"] == "accepted"
+        }
+        result["volume"] = volume.observe_orders([o for o in body.orders if o.order_id in accepted])
     return result

@@ -10,7 +10,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from serving.deps import AuditDep, EventsDep, ModelsDep, RequestIdDep, SettingsDep
+from serving.deps import AuditDep, EventsDep, ModelsDep, RequestIdDep, SettingsDep, VolumeDep
 from serving.errors import PayloadTooLargeError
 from serving.schemas.forecast import ActualsIn, ActualsOut, ForecastIn, ForecastOut
 from serving.services import forecast_context, forecasting, hierarchy
@@ -50,8 +50,22 @@ def post_forecast(
     return result.response
 
 
-@router.post("/v1/actuals", response_model=ActualsOut)
-def post_actuals(body: ActualsIn, models: ModelsDep, events: EventsDep) -> dict[str, Any]:
-    """Append observed ``{series_id, ds, y, open?}``; a repeated value is a duplicate, a changed one ``updated``."""
-    ctx = forecast_context.context_for(models.get("forecast"))
-    return record_actuals(ctx, events, body.actuals)
+@router.post("/v1/actuals", response_model=ActualsOut, response_model_exclude_none=True)
+def post_actuals(body: ActualsIn, models: ModelsDep, events: EventsDep, volume: VolumeDep) -> dict[str, Any]:
+    """Append observed ``{series_id, ds, y, open?}``; a repeated value is a duplicate, a changed one ``updated``.
+
+    With volume detection on (``ORDERPULSE_VOLUME_FREQ``), every point also gets a volume verdict
+    (``volume``); only points of series the forecast model knows are then stored for forecasting (others are
+    volume series, not an error)."""
+    if volume is None:
+        ctx = forecast_context.context_for(models.get("forecast"))
+        return record_actuals(ctx, events, body.actuals)
+    verdicts = volume.observe(body.actuals)
+    result: dict[str, Any] = {"inserted": 0, "updated": 0, "duplicate": 0, "results": [], "latest": {}}
+    if "forecast" in models:
+        ctx = forecast_context.context_for(models.get("forecast"))
+        unknown = set(ctx.unknown(list(dict.fromkeys(a.series_id for a in body.actuals))))
+        known = [a for a in body.actuals if a.series_id not in unknown]
+        if known:
+            result = record_actuals(ctx, events, known)
+    return {**result, "volume": verdicts}

@@ -18,6 +18,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from serving.schemas.alerts import VolumeVerdict
 from serving.schemas.common import Id, ModelRef, OptionalId, UtcDatetime
 
 __all__ = [
@@ -241,4 +242,8 @@ class ActualsOut(BaseModel):
     results: list[ActualResult]
     latest: dict[str, datetime] = Field(
         description="per series, the last observed step forecasts now start from"
+    )
+    volume: list[VolumeVerdict] | None = Field(
+        None,
+        description="volume verdicts, one per posted point in order (when ORDERPULSE_VOLUME_FREQ is set)",
     )

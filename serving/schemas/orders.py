@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
+from serving.schemas.alerts import VolumeVerdict
 from serving.schemas.common import Id, ModelRef, OptionalId, OptionalText, UtcDatetime
 
 __all__ = [
@@ -189,3 +190,7 @@ class EventsOut(BaseModel):
     results: list[EventResult]
     visible: str = Field(description="when scoring sees these events, on this replica and on the others")
     history: dict[str, Any] | None = Field(None, description="the order history this replica scores with now")
+    volume: list[VolumeVerdict] | None = Field(
+        None,
+        description="verdicts of the order-volume steps this request closed (ORDERPULSE_VOLUME_EVENT_KEYS)",
+    )

@@ -10,6 +10,7 @@ from features.calendar import (
     calendar_feature_names,
     calendar_features,
     infer_freq,
+    seasonal_slots,
     step_length,
     step_unit,
 )
@@ -101,3 +102,40 @@ def test_hour_only_at_hourly_frequency_and_weekly_has_no_weekday():
 def test_calendar_features_keep_the_index():
     ds = pd.Series(pd.to_datetime(["2024-01-01", "2024-01-01"]), index=[10, 20])
     assert list(calendar_features(ds, "D").index) == [10, 20]
+
+
+@pytest.mark.parametrize(
+    ("freq", "minutes"),
+    [
+        ("1min", 1),
+        ("5min", 5),
+        ("15min", 15),
+        ("30min", 30),
+        ("2h", 120),
+        ("H", 60),
+        ("D", 1440),
+        ("W-SUN", 10080),
+    ],
+)
+def test_step_length_knows_every_regular_grid_from_a_minute_to_a_week(freq, minutes):
+    assert step_length(freq) == pd.Timedelta(minutes=minutes)
+
+
+@pytest.mark.parametrize("freq", ["7min", "30s", "8D", "M", "often"])
+def test_steps_that_do_not_divide_a_day_or_leave_the_range_are_refused_with_examples(freq):
+    with pytest.raises(ValueError, match=r"Unsupported frequency .*e\.g\. '1min', '5min'"):
+        step_length(freq)
+
+
+def test_the_forecaster_frequencies_stay_h_d_w_only():
+    with pytest.raises(ValueError, match="Unsupported frequency '5min'"):
+        base_freq("5min")
+
+
+def test_seasonal_slots_by_frequency():
+    ds = _ds("2024-01-01 00:00", "2024-01-01 13:47", "2024-01-07 23:55")
+    tod, n_tod, dow, n_dow = seasonal_slots(ds, "5min")
+    assert (tod.tolist(), n_tod, dow.tolist(), n_dow) == ([0, 165, 287], 288, [0, 0, 6], 7)
+    tod, n_tod, dow, n_dow = seasonal_slots(_ds("2024-01-01", "2024-01-03"), "D")
+    assert (tod.tolist(), n_tod, dow.tolist(), n_dow) == ([0, 0], 1, [0, 2], 7)
+    assert seasonal_slots(_ds("2024-01-01"), "W")[1:4:2] == (1, 1)

@@ -12,6 +12,7 @@ from features.covariates import (
     apply_categories,
     covariate_features,
     covariate_kind,
+    driver_flags,
     learn_categories,
     lookup_rows,
     snake_case,
@@ -215,3 +216,27 @@ def test_lookup_rows_matches_code_and_tick_and_ignores_masked_or_unknown_rows():
     )
     assert out.tolist() == [1, -1, -1, 0, -1]
     assert lookup_rows(np.array([5, 6, 7]), np.array([7, 5])).tolist() == [1, -1, 0]
+
+
+def test_driver_flags_spread_a_daily_calendar_over_the_day_and_prefer_per_series_rows():
+    keys = pd.DataFrame(
+        {
+            "series_id": ["a", "a", "b", "b"],
+            "ds": pd.to_datetime(
+                ["2024-01-01 10:05", "2024-01-02 00:00", "2024-01-01 23:55", "2024-01-03 08:00"]
+            ),
+        }
+    )
+    cov = pd.DataFrame(
+        {
+            "series_id": [None, None, "b"],
+            "ds": pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-01"]),
+            "promo": [1, 0, 0],
+            "StateHoliday": ["0", "a", "0"],
+            "temperature": [3.0, 4.0, 5.0],  # not a driver
+        }
+    )
+    flags = driver_flags(keys, cov)
+    assert list(flags.columns) == ["promo_flag", "holiday_state_flag"]
+    assert flags["promo_flag"].tolist() == [1.0, 0.0, 0.0, 0.0]  # b overrides the global promo; no row: 0
+    assert flags["holiday_state_flag"].tolist() == [0.0, 1.0, 0.0, 0.0]

@@ -31,7 +31,7 @@ def test_extra_routers_are_included_behind_auth(make_client, fakes):
 
 
 def test_route_modules_are_listed_in_one_place():
-    from serving.routes import decisions, events, forecast, health, models, orders
+    from serving.routes import alerts, decisions, events, forecast, health, models, orders
 
     assert (
         health.router,
@@ -40,6 +40,7 @@ def test_route_modules_are_listed_in_one_place():
         orders.router,
         events.router,
         forecast.router,
+        alerts.router,
     ) == ROUTERS
 
 

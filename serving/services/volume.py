@@ -1,0 +1,199 @@
+"""Volume verdicts for points posted to ``POST /v1/actuals``, alerts stored and sent to a webhook.
+
+Enabled by ``ORDERPULSE_VOLUME_FREQ`` (e.g. ``5min``): every posted actual then gets a verdict of the
+service's ``VolumeDetector`` (``training.volume``), which learns each series online from the points it is
+sent (``ORDERPULSE_VOLUME_WARMUP`` from a series' first point before anything is flagged), or continues from
+a detector logged by ``orderpulse detect volume --log-mlflow`` (``ORDERPULSE_VOLUME_DETECTOR_URI``). A point
+that opens an alert is stored in the audit database (``serving.store.alerts``) before the response, counted in
+``/metrics``, and, with ``ORDERPULSE_ALERT_WEBHOOK_URL``, POSTed to that URL as JSON with an
+``Idempotency-Key`` header (the alert id): right after the request, then by a background thread with
+exponential backoff until the receiver answers 2xx. A receiver that is down loses nothing: the alert stays in
+the outbox.
+
+The detector's state lives in this process (one verdict stream per series: run one worker for volume, or
+pin series to workers); a restart re-learns from the points that follow, with the warm-up.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+
+from serving.periodic import PeriodicThread
+from serving.prometheus import Metrics
+from serving.services.order_volume import OrderVolume
+from serving.store.alerts import AlertStore, VolumeAlert
+from training.volume.detector import VolumeDetector
+
+__all__ = ["VolumeService", "WebhookSender"]
+
+_log = logging.getLogger("orderpulse.serving.volume")
+
+
+class VolumeService:
+    """The service's detector, its alert store, metrics and (optional) webhook sender."""
+
+    def __init__(
+        self,
+        detector: VolumeDetector,
+        store: AlertStore,
+        metrics: Metrics | None = None,
+        sender: WebhookSender | None = None,
+        orders: OrderVolume | None = None,
+    ) -> None:
+        self.detector = detector
+        self.store = store
+        self.metrics = metrics
+        self.sender = sender
+        self.orders = orders
+        self._lock = threading.Lock()
+
+    def observe_orders(self, accepted: Sequence[Any]) -> list[dict[str, Any]]:
+        """Count accepted orders (``serving.services.order_volume``); verdicts of the steps this closed."""
+        if self.orders is None:
+            return []
+        return self.observe(self.orders.add(accepted))
+
+    def observe(self, points: Sequence[Any]) -> list[dict[str, Any]]:
+        """A verdict for each point (``series_id, ds, y, open``), in request order. Points of a series are
+        judged in time order; a point at or before the last one seen of its series is not judged again
+        (``status`` ``already_seen``)."""
+        order = sorted(range(len(points)), key=lambda i: (points[i].series_id, _naive(points[i].ds)))
+        verdicts: list[dict[str, Any]] = [{}] * len(points)
+        alerts: list[VolumeAlert] = []
+        with self._lock:
+            for i in order:
+                p = points[i]
+                ds = pd.Timestamp(_naive(p.ds))
+                last = self.detector.last_seen(p.series_id)
+                if last is not None and ds <= last:
+                    verdicts[i] = {"series_id": p.series_id, "ds": ds, "status": "already_seen"}
+                    continue
+                v = self.detector.update(p.series_id, ds, float(p.y), open=int(p.open))
+                verdicts[i] = _verdict(v)
+                if v["alert"]:
+                    alerts.append(_alert(v))
+            self.store.add(alerts, deliver=self.sender is not None)  # committed before the response
+        if self.metrics is not None:
+            self.metrics.on_volume_verdicts(verdicts, alerts)
+        if alerts and self.sender is not None:
+            self.sender.kick()
+        return verdicts
+
+
+class WebhookSender:
+    """Delivers pending alerts of ``store`` to ``url`` (POST JSON, ``Idempotency-Key: <alert_id>``).
+
+    ``deliver_due()`` tries every due alert once: 2xx marks it delivered; anything else (HTTP error, refused
+    connection, timeout) schedules the next attempt after ``retry_s * 2**attempts`` (at most one hour). A
+    daemon thread calls it every ``retry_s``; ``kick()`` runs it at once in the background.
+    """
+
+    def __init__(self, url: str, store: AlertStore, *, timeout_s: float = 5.0, retry_s: float = 2.0) -> None:
+        self.url = url
+        self.store = store
+        self.timeout_s = timeout_s
+        self.retry_s = retry_s
+        self._busy = threading.Lock()
+        self._thread = PeriodicThread(
+            "orderpulse-alert-webhook", self.deliver_due, "webhook delivery failed", _log
+        )
+
+    def start(self) -> None:
+        self._thread.start(self.retry_s)
+
+    def stop(self) -> None:
+        self._thread.stop()
+
+    def kick(self) -> None:
+        threading.Thread(target=self.deliver_due, name="orderpulse-alert-kick", daemon=True).start()
+
+    def deliver_due(self) -> int:
+        """Try each due alert once; returns how many were delivered."""
+        if not self._busy.acquire(blocking=False):
+            return 0  # another delivery pass is running
+        try:
+            delivered = 0
+            for row in self.store.due(datetime.now(UTC)):
+                error = self._post(row)
+                now = datetime.now(UTC)
+                if error is None:
+                    self.store.delivered(row["alert_id"], now)
+                    delivered += 1
+                else:
+                    wait = min(self.retry_s * 2 ** int(row["attempts"]), 3600.0)
+                    self.store.failed(row["alert_id"], error, now + timedelta(seconds=wait))
+                    _log.warning("alert %s not delivered (%s); retry in %.0f s", row["alert_id"], error, wait)
+            return delivered
+        finally:
+            self._busy.release()
+
+    def _post(self, row: dict[str, Any]) -> str | None:
+        body = {
+            k: row[k]
+            for k in ("alert_id", "series_id", "y", "expected", "lo", "hi", "score", "direction", "reason")
+        }
+        body["ds"] = _naive(row["ds"]).isoformat()
+        request = urllib.request.Request(
+            self.url,
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json", "Idempotency-Key": row["alert_id"]},
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+                return None if 200 <= response.status < 300 else f"HTTP {response.status}"
+        except urllib.error.HTTPError as exc:
+            return f"HTTP {exc.code}"
+        except (urllib.error.URLError, OSError) as exc:
+            return f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"
+
+
+def _verdict(v: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "series_id": v["series_id"],
+        "ds": v["ds"],
+        "status": "warmup" if v["in_warmup"] else "judged",
+        "expected": _finite(v["expected"]),
+        "lo": _finite(v["lo"]),
+        "hi": _finite(v["hi"]),
+        "score": _finite(v["score"]),
+        "flagged": bool(v["flagged"]),
+        "alert": bool(v["alert"]),
+        "direction": v["direction"] or None,
+        "reason": v["reason"] or None,
+    }
+
+
+def _alert(v: dict[str, Any]) -> VolumeAlert:
+    return VolumeAlert(
+        series_id=v["series_id"],
+        ds=pd.Timestamp(v["ds"]).to_pydatetime(),
+        y=float(v["y"]),
+        expected=float(v["expected"]),
+        lo=float(v["lo"]),
+        hi=float(v["hi"]),
+        score=float(v["score"]),
+        direction=v["direction"],
+        reason=v["reason"],
+    )
+
+
+def _finite(value: Any) -> float | None:
+    value = float(value)
+    return None if value != value else value
+
+
+def _naive(value: Any) -> datetime:
+    ts = pd.Timestamp(value)
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert("UTC").tz_localize(None)
+    return ts.to_pydatetime()

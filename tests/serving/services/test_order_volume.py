@@ -1,0 +1,43 @@
+"""serving/services/order_volume.py: accepted orders counted per series and step, closed by event time."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from types import SimpleNamespace
+
+import pytest
+
+from serving.services.order_volume import OrderVolume, parse_event_keys
+
+
+def _order(minute: int, channel: str = "web", hour: int = 10) -> SimpleNamespace:
+    return SimpleNamespace(created_at=datetime(2024, 1, 1, hour, minute), channel=channel, region=None)
+
+
+def test_a_step_is_judged_once_the_newest_order_is_a_whole_step_past_its_end():
+    volume = OrderVolume(("channel",), "5min")
+    assert volume.add([_order(0), _order(1), _order(4), _order(6)]) == []  # 10:00 open until 10:10
+    closed = volume.add([_order(10)])
+    assert [(p.series_id, p.ds, p.y) for p in closed] == [("channel=web", datetime(2024, 1, 1, 10, 0), 3)]
+
+
+def test_silent_series_and_empty_steps_count_zero_and_late_orders_are_not_rejudged():
+    volume = OrderVolume(("channel",), "5min")
+    volume.add([_order(0, "web"), _order(2, "app")])
+    closed = volume.add([_order(21, "web")])  # the app channel goes silent; web keeps ordering
+    by_series = {}
+    for p in closed:
+        by_series.setdefault(p.series_id, []).append((p.ds.minute, p.y))
+    assert by_series == {
+        "channel=web": [(0, 1), (5, 0), (10, 0)],
+        "channel=app": [(0, 1), (5, 0), (10, 0)],
+    }
+    volume.add([_order(3, "web")])
+    assert volume.late == 1
+
+
+def test_event_keys_are_checked():
+    assert parse_event_keys(None) is None and parse_event_keys("total") == ()
+    assert parse_event_keys("channel, region") == ("channel", "region")
+    with pytest.raises(ValueError, match=r"unknown order fields \['sku'\]"):
+        parse_event_keys("channel,sku")
