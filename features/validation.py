@@ -10,6 +10,10 @@ unparseable date / number       refused; with ``on_bad_rows="drop"`` the rows ar
 out-of-range value              (negative ``y``/``quantity``, ``open``/``label`` not 0/1, ``open=0`` with
                                 ``y>0``, empty id): same as above
 exact duplicate rows            dropped and counted (they carry no information)
+lines of one order whose        repaired: every line gets the order's first line time (counted as
+``created_at`` differ by at     ``order_lines_set_to_first_line_time`` and ``orders_with_line_times_spread``);
+most ``order_time_spread``      larger spreads are out-of-range values (refused or dropped as above)
+(default 5 minutes)
 conflicting duplicate keys      refused: e.g. two different ``y`` for one (series_id, ds)
 missing ``y``                   kept as missing (counted): not trained on, not used by lag features
 gaps in a series                repaired later by ``features.forecast_frame`` (rows inserted with missing
@@ -45,6 +49,15 @@ __all__ = [
 
 TableName = Literal["series", "orders", "covariates", "weather", "static", "labels"]
 OnBadRows = Literal["raise", "drop"]
+
+_ORDER_LOG_HINT = (
+    "; this looks like an order log (order_id, created_at): turn it into a series table first with "
+    "`orderpulse features build series --orders FILE --freq D --by COLUMN --out series.parquet` "
+    "(features.orders.aggregate_orders)"
+)
+
+ORDER_TIME_SPREAD = "5min"
+"""Largest spread of line times inside one order that validation repairs (to the order's first line time)."""
 
 _MAX_EXAMPLES = 3
 _SMALL_IDS = 256  # below this many values, normalising ids in Python beats pandas' per-call overhead
@@ -115,12 +128,18 @@ class ValidationReport:
 
 
 def validate(
-    df: pd.DataFrame, table: TableName, *, on_bad_rows: OnBadRows = "raise"
+    df: pd.DataFrame,
+    table: TableName,
+    *,
+    on_bad_rows: OnBadRows = "raise",
+    order_time_spread: str | pd.Timedelta = ORDER_TIME_SPREAD,
 ) -> tuple[pd.DataFrame, ValidationReport]:
     """Check and normalise one input table.
 
     Returns the cleaned frame (typed columns, sorted by its key) and a report of what was repaired.
-    Raises ``DataValidationError`` listing every problem when the table is refused.
+    Raises ``DataValidationError`` listing every problem when the table is refused. ``order_time_spread``
+    (orders only): lines of one order whose times differ by at most this much get the order's first line time
+    (an export that stamps each line as it is written); ``"0s"`` turns the repair off.
     """
     if table not in TABLES:
         raise ValueError(f"Unknown table {table!r}; expected one of {sorted(TABLES)}.")
@@ -130,15 +149,17 @@ def validate(
     report = ValidationReport(table=table, rows_in=len(df))
     missing = [c for c in spec.required if c not in df.columns]
     if missing:
+        hint = _ORDER_LOG_HINT if table == "series" and {"order_id", "created_at"} <= set(df.columns) else ""
         raise DataValidationError(
             [
                 Problem(
                     table,
                     c,
                     "required column is missing",
-                    f"add a column named exactly {c!r} (found columns: {list(df.columns)[:12]})",
+                    f"add a column named exactly {c!r} (found columns: {list(df.columns)[:12]})"
+                    + (hint if i == 0 else ""),
                 )
-                for c in missing
+                for i, c in enumerate(missing)
             ]
         )
     if df.empty:
@@ -181,6 +202,8 @@ def validate(
         )
         out[col] = parsed.where(~infinite)
 
+    if table == "orders":
+        _repair_order_time_spread(out, pd.Timedelta(order_time_spread), report)
     bad |= _check_values(out, table, problems)
     bad |= _check_table_rules(out, table, problems)
 
@@ -281,6 +304,21 @@ def _id_text(v: object) -> object:
     return text if text else pd.NA
 
 
+def _repair_order_time_spread(df: pd.DataFrame, tolerance: pd.Timedelta, report: ValidationReport) -> None:
+    """Give every line of an order whose line times spread by at most ``tolerance`` the first line's time."""
+    if tolerance < pd.Timedelta(0):
+        raise ValueError(f"order_time_spread must be >= 0 (e.g. '5min'). Got {tolerance} instead.")
+    times = df["created_at"].where(df["order_id"].notna())
+    g = times.groupby(df["order_id"], sort=False)
+    first = g.transform("min")
+    spread = g.transform("max") - first
+    repair = (spread > pd.Timedelta(0)) & (spread <= tolerance) & (times != first) & times.notna()
+    if repair.any():
+        report.count("orders_with_line_times_spread", df.loc[repair, "order_id"].nunique())
+        report.count("order_lines_set_to_first_line_time", int(repair.sum()))
+        df.loc[repair, "created_at"] = first[repair]
+
+
 def _value_schema(table: str, df: pd.DataFrame) -> pa.DataFrameSchema:
     cols: dict[str, pa.Column] = {}
     spec = TABLES[table]
@@ -346,7 +384,8 @@ def _check_table_rules(df: pd.DataFrame, table: str, problems: list[Problem]) ->
             table,
             "created_at",
             "lines of one order have different created_at",
-            "give every line of an order the same created_at",
+            f"give every line of an order the same created_at (spreads up to {ORDER_TIME_SPREAD} are set to "
+            "the order's first line time automatically)",
         )
         if "customer_id" in df.columns:
             n_cust = g["customer_id"].transform("nunique")

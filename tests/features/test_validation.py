@@ -139,15 +139,61 @@ def test_orders_with_non_positive_quantity_or_negative_price_are_refused():
         validate(_orders(quantity=[0, 2, 3], unit_price=[-1.0, 1.0, 2.5]), "orders")
 
 
-def test_lines_of_one_order_must_agree_on_time_and_customer():
+def test_lines_of_one_order_must_agree_on_time_beyond_the_spread_and_on_customer():
     with pytest.raises(DataValidationError, match="different created_at.*different customers"):
         validate(
             _orders(
-                created_at=["2024-01-01 10:00:00", "2024-01-01 10:05:00", "2024-01-01 11:00:00"],
+                created_at=["2024-01-01 10:00:00", "2024-01-01 10:05:01", "2024-01-01 11:00:00"],
                 customer_id=["c1", "c2", None],
             ),
             "orders",
         )
+
+
+def test_small_time_spread_inside_one_order_is_set_to_the_first_line_time_and_counted():
+    raw = _orders(
+        order_id=["o1", "o1", "o1", "o2"],
+        created_at=["2024-01-01 10:00:59", "2024-01-01 10:01:00", "2024-01-01 10:00:59", "2024-01-01 11:00"],
+        customer_id=["c1", "c1", "c1", None],
+        sku=["s1", "s2", "s3", "s1"],
+        quantity=[1, 2, 3, 4],
+        unit_price=[2.5, 1.0, 2.5, 1.0],
+    )
+    out, report = validate(raw, "orders")
+    assert out.loc[out["order_id"] == "o1", "created_at"].unique().tolist() == [
+        pd.Timestamp("2024-01-01 10:00:59")
+    ]
+    assert len(out) == 4  # nothing dropped
+    assert report.repairs == {"orders_with_line_times_spread": 1, "order_lines_set_to_first_line_time": 1}
+    assert "order_lines_set_to_first_line_time=1" in str(report)
+
+
+def test_time_spread_repair_limit_is_a_parameter_and_zero_turns_it_off():
+    raw = _orders(created_at=["2024-01-01 10:00:00", "2024-01-01 10:30:00", "2024-01-01 11:00:00"])
+    out, report = validate(raw, "orders", order_time_spread="1h")
+    assert out["created_at"].iloc[:2].tolist() == [pd.Timestamp("2024-01-01 10:00")] * 2
+    assert report.repairs["order_lines_set_to_first_line_time"] == 1
+    with pytest.raises(DataValidationError, match=r"different created_at.*first line time automatically"):
+        validate(
+            _orders(created_at=["2024-01-01 10:00", "2024-01-01 10:00:01", "2024-01-01 11:00"]),
+            "orders",
+            order_time_spread="0s",
+        )
+
+
+def test_larger_time_spread_is_dropped_and_counted_with_the_drop_policy():
+    raw = _orders(created_at=["2024-01-01 10:00:00", "2024-01-01 10:06:00", "2024-01-01 11:00:00"])
+    out, report = validate(raw, "orders", on_bad_rows="drop")
+    assert out["order_id"].tolist() == ["o2"]
+    assert report.repairs == {"bad_rows_dropped": 2}
+
+
+def test_an_order_log_given_as_series_gets_a_hint_to_build_series():
+    orders = _orders()
+    with pytest.raises(
+        DataValidationError, match=r"series\.series_id.*looks like an order log.*features build series"
+    ):
+        validate(orders, "series")
 
 
 def test_orders_without_customer_column_are_all_guests_and_counted():
