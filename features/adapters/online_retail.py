@@ -32,6 +32,7 @@ from pathlib import Path
 import pandas as pd
 
 from features.adapters.report import AdapterReport
+from features.labels import EVENT_TIME, outcome_labels
 from features.validation import parse_timestamps
 
 __all__ = ["DEFAULT_SOURCE", "SOURCE_FILES", "TABLES", "load", "read_raw", "adapt", "exception_labels"]
@@ -136,33 +137,11 @@ def exception_labels(
 
     ``orders``: order lines with ``order_id, created_at, customer_id, sku``; ``cancellations``: cancellation
     lines with ``customer_id, sku, cancelled_at``. Returns ``order_id, label (int8), labeled_at`` sorted by
-    ``order_id``'s creation time. Vectorised: cancellation lines are merged onto purchase lines on
-    (customer, sku), filtered to the window, and the first cancellation time is taken per order.
+    ``order_id``'s creation time. The rule is ``features.labels.outcome_labels`` matched by customer + SKU;
+    every window is closed here (``as_of`` = the end of time), so no order is left pending.
     """
-    window = pd.Timedelta(days=window_days)
-    bought = orders.loc[orders["customer_id"].notna(), ["order_id", "created_at", "customer_id", "sku"]]
-    bought = bought.drop_duplicates()
-    cancelled = cancellations.loc[
-        cancellations["customer_id"].notna(), ["customer_id", "sku", "cancelled_at"]
-    ]
-    cancelled = cancelled.drop_duplicates()
-    pairs = bought.merge(cancelled, on=["customer_id", "sku"], how="inner")
-    in_window = (pairs["cancelled_at"] > pairs["created_at"]) & (
-        pairs["cancelled_at"] <= pairs["created_at"] + window
-    )
-    first_cancel = pairs.loc[in_window].groupby("order_id", sort=False)["cancelled_at"].min()
-
-    per_order = bought.drop_duplicates("order_id")[["order_id", "created_at"]]
-    cancelled_at = per_order["order_id"].map(first_cancel)
-    labels = pd.DataFrame(
-        {
-            "order_id": per_order["order_id"].astype("string"),
-            "label": cancelled_at.notna().astype("int8"),
-            "labeled_at": cancelled_at.fillna(per_order["created_at"] + window).astype("datetime64[ns]"),
-        }
-    )
-    order = per_order["created_at"].argsort(kind="stable")
-    return labels.iloc[order].reset_index(drop=True)
+    events = cancellations.rename(columns={"cancelled_at": EVENT_TIME})[["customer_id", "sku", EVENT_TIME]]
+    return outcome_labels(orders, events, window_days=window_days, as_of=pd.Timestamp.max).labels
 
 
 # ---------------------------------------------------------------------------------------------------------
