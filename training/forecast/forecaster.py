@@ -45,6 +45,7 @@ from features.forecast_frame import (
     design_matrix,
     feature_family,
 )
+from features.holidays import add_holidays, holiday_covariates
 from training import progress
 
 __all__ = [
@@ -154,6 +155,10 @@ class LGBMForecaster(BaseEstimator):
         ``"refit"``: calibrate that way, then refit the boosters on all data (two fits); ``False``: no intervals
         until ``calibrate_from`` is called (e.g. with backtest residuals).
     n_jobs : LightGBM threads (default ``default_n_jobs()``).
+    holidays : public-holiday calendar added as the ``holiday_public`` covariate (``features.holidays``): a
+        country code such as ``"GB"`` or ``"DE-BY"``, or ``"static"`` for each series' ``country`` column of the
+        static table. It is generated for every date the model fits or forecasts (kept with the model, so any
+        later forecast has it for its horizon); default None (no holidays).
     engine, scheduler : "local" (default) or "dask": with "dask" the training frames are built per series
         partition and the boosters trained with lightgbm.dask on the cluster at ``scheduler`` (default: the
         running client or a LocalCluster); see ``training.engine``. Prediction is the same either way.
@@ -162,6 +167,8 @@ class LGBMForecaster(BaseEstimator):
     the ``training.forecast.backtest`` Model protocol: ``fit(series, covariates=..., weather=..., static=...)``,
     ``predict(horizon, future, levels)`` and ``update(series)`` for newer history without refitting.
     """
+
+    holidays: str | None = None  # the class default: models pickled before the parameter existed have none
 
     def __init__(
         self,
@@ -176,6 +183,7 @@ class LGBMForecaster(BaseEstimator):
         n_jobs: int | None = None,
         engine: str = "local",
         scheduler: str | None = None,
+        holidays: str | None = None,
     ):
         self.freq = freq
         self.horizon = horizon
@@ -188,6 +196,7 @@ class LGBMForecaster(BaseEstimator):
         self.n_jobs = n_jobs
         self.engine = engine
         self.scheduler = scheduler
+        self.holidays = holidays
 
     # ------------------------------------------------------------------------------------------ fitting
     def fit(
@@ -205,8 +214,8 @@ class LGBMForecaster(BaseEstimator):
         if any(not 0 < lv < 100 for lv in self.levels):
             raise ValueError(f"Interval levels must be percentages in (0, 100). Got {self.levels!r} instead.")
         self.buckets_ = self._make_buckets()
-        tables = {"covariates": covariates, "weather": weather, "static": static}
-        self.tables_ = tables
+        self.tables_ = {"covariates": covariates, "weather": weather, "static": static}
+        tables = self._with_holidays(self.tables_, series, series["ds"].max())
         self.residual_quantiles_: dict[int, dict[str, float]] = {}
         self.calibration_report_: dict[str, Any] = {"rows": 0}
         mode = self._calibration_mode()
@@ -298,6 +307,7 @@ class LGBMForecaster(BaseEstimator):
             "weather": self.tables_["weather"] if weather is None else weather,
             "static": self.tables_["static"] if static is None else static,
         }
+        tables = self._with_holidays(tables, history, origin_ts)
         parts = []
         for bucket in self.buckets_:
             if bucket.first > horizon:
@@ -343,6 +353,15 @@ class LGBMForecaster(BaseEstimator):
             seed=self.random_state, num_threads=self._n_jobs(), deterministic=True, force_row_wise=True
         )
         return params
+
+    def _with_holidays(self, tables: dict, series: pd.DataFrame, last: pd.Timestamp) -> dict:
+        """``tables`` with the holiday covariates up to ``last`` + the horizon merged in (when ``holidays``)."""
+        spec = self.holidays
+        if not spec:
+            return tables
+        end = pd.Timestamp(last) + int(self.horizon) * step_length(self.freq)
+        cal, _ = holiday_covariates(spec, series, end, self.freq, static=tables["static"])
+        return {**tables, "covariates": add_holidays(tables["covariates"], cal)}
 
     def _fit_boosters(
         self, series: pd.DataFrame, tables: dict
@@ -430,7 +449,7 @@ class LGBMForecaster(BaseEstimator):
             return None
         cal = clone(self).set_params(calibrate=False)
         cal.buckets_ = self.buckets_
-        cal.tables_ = tables
+        cal.tables_ = self.tables_  # the tables as given: cal.predict adds the holidays for its own horizon
         cal.boosters_, cal.fit_reports_ = cal._fit_boosters(train, tables)
         cal.feature_names_ = {b.last: list(cal.boosters_[b.last].feature_name()) for b in cal.buckets_}
         cal.residual_quantiles_ = {}

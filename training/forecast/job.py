@@ -79,6 +79,7 @@ def train_forecast(
     horizon: int = 42,
     until: Any = None,
     name: str = "orderpulse",
+    holidays: str | None = None,
     tune: int = 0,
     n_windows: int = 2,
     step: int | None = None,
@@ -134,6 +135,7 @@ def train_forecast(
                     "seed": seed,
                     "tune_trials": tune,
                     "engine": engine,
+                    "holidays": holidays,
                 }
             )
             log_fingerprint(data_fingerprint(s, "ds"), "series")
@@ -175,6 +177,7 @@ def train_forecast(
                     random_state=seed,
                     engine=engine,
                     scheduler=scheduler,
+                    holidays=holidays,
                 )
 
             progress.info(f"backtest: {n_windows} windows of {horizon} steps, every {step} steps")

@@ -97,6 +97,7 @@ def test_a_clone_keeps_every_constructor_parameter():
         "n_jobs": 1,
         "engine": "dask",
         "scheduler": "tcp://scheduler:8786",
+        "holidays": "GB",
     }
     assert set(not_defaults) == set(inspect.signature(LGBMForecaster).parameters)
     model = LGBMForecaster(**not_defaults)

@@ -1,0 +1,218 @@
+"""Public-holiday covariates from the ``holidays`` package, known for any date range by construction.
+
+``holiday_covariates("GB", series, horizon_end=..., freq="D")`` builds a covariates table with one column,
+``holiday_public``: the number of public holidays in the period (0/1 per day; a count per week). Because its
+name contains "holiday", the covariate features of ``features.covariates`` apply to it
+(``holiday_public_flag``, ``holiday_public_days_until_next``, ``holiday_public_days_since_last``), so "three
+days before Christmas" is expressible. It needs no data: the calendar is computed for any dates, the forecast
+horizon included (no leakage: a holiday date is known years ahead).
+
+``spec`` chooses the calendar:
+
+* a country, optionally with a subdivision: ``"GB"``, ``"DE-BY"``, ``"US-CA"`` (ISO 3166 codes as the
+  ``holidays`` package spells them; English names such as ``"United Kingdom"`` work too). Every series gets
+  that calendar (rows without ``series_id``).
+* ``"static"``: each series gets the calendar of the ``country`` column of the ``static`` table (and of its
+  ``subdivision`` column when present). Series whose country the package does not know (``"Unspecified"``,
+  ``"European Community"``...) or that have no country get a missing value (unknown, not "no holiday"); they
+  are counted in the report.
+
+``add_holidays`` merges the calendar into a user covariates table: the user's rows keep their values, and
+holiday rows are only added up to the last date the user's table covers, so a covariates table that stops
+before the horizon is still refused when a forecast is built.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from features.calendar import base_freq
+
+__all__ = [
+    "HOLIDAY_COLUMN",
+    "HolidayReport",
+    "add_holidays",
+    "country_code",
+    "holiday_calendar",
+    "holiday_covariates",
+]
+
+HOLIDAY_COLUMN = "holiday_public"
+STATIC_SPEC = "static"
+
+# names used by real order exports that the holidays registry does not spell this way
+_ALIASES = {"eire": "IE", "usa": "US", "rsa": "ZA", "korea": "KR", "uk": "GB", "great_britain": "GB"}
+
+
+@dataclass
+class HolidayReport:
+    """Which calendar each series got, and which series got none (unknown country)."""
+
+    spec: str
+    calendars: dict[str, int] = field(default_factory=dict)  # calendar ("GB", "DE-BY") -> series using it
+    series_without_calendar: int = 0
+    unknown_countries: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        cals = ", ".join(f"{k}={v}" for k, v in self.calendars.items()) or "none"
+        unknown = f" (unknown: {self.unknown_countries[:5]})" if self.unknown_countries else ""
+        return (
+            f"holidays {self.spec!r}: calendars {cals}; {self.series_without_calendar} series without a "
+            f"calendar, their {HOLIDAY_COLUMN} is missing{unknown}"
+        )
+
+
+def country_code(name: str) -> tuple[str, str | None] | None:
+    """``(country, subdivision)`` as the ``holidays`` package knows them, or None for an unknown name.
+
+    >>> country_code("DE-BY"), country_code("United Kingdom"), country_code("EIRE"), country_code("Unspecified")
+    (('DE', 'BY'), ('GB', None), ('IE', None), None)
+    """
+    import holidays
+
+    text = str(name).strip()
+    supported = holidays.list_supported_countries()
+    code, _, subdiv = text.partition("-")
+    if code.upper() in supported and (
+        not subdiv or subdiv.upper() in map(str.upper, supported[code.upper()])
+    ):
+        return code.upper(), subdiv.upper() or None
+    key = re.sub(r"[^0-9a-z]+", "_", text.lower()).strip("_")
+    if key in _ALIASES:
+        return _ALIASES[key], None
+    from holidays.registry import COUNTRIES
+
+    for module, names in COUNTRIES.items():
+        if key == module or key.replace("_", "") == names[0].lower() or text.upper() in names[1:3]:
+            return names[1], None
+    return None
+
+
+def holiday_calendar(country: str, subdivision: str | None, start: Any, end: Any) -> pd.DataFrame:
+    """Daily ``ds, holiday_public`` (1 on a public holiday, else 0) from ``start`` to ``end`` (days)."""
+    import holidays
+
+    days = pd.date_range(pd.Timestamp(start).normalize(), pd.Timestamp(end).normalize(), freq="D")
+    cal = holidays.country_holidays(country, subdiv=subdivision, years=range(days[0].year, days[-1].year + 1))
+    is_holiday = np.fromiter((d in cal for d in days.date), dtype=bool, count=len(days))
+    return pd.DataFrame({"ds": days, HOLIDAY_COLUMN: is_holiday.astype("float64")})
+
+
+def holiday_covariates(
+    spec: str,
+    series: pd.DataFrame,
+    end: Any,
+    freq: str,
+    static: pd.DataFrame | None = None,
+) -> tuple[pd.DataFrame, HolidayReport]:
+    """The holiday covariates table for ``series`` (``series_id, ds``) from its first ``ds`` to ``end``.
+
+    Daily rows for ``"H"`` and ``"D"`` (hourly grids join daily covariates by day); for weekly data one row
+    per week on the series' weekday holding the number of holidays in that week. See the module doc for
+    ``spec``.
+    """
+    if not isinstance(spec, str) or not spec.strip():
+        raise ValueError(
+            f"holidays must be a country code such as 'GB' or 'DE-BY', or 'static'. Got {spec!r}."
+        )
+    start = pd.Timestamp(series["ds"].min())
+    end = max(pd.Timestamp(end), pd.Timestamp(series["ds"].max()))
+    base = base_freq(freq)
+    report = HolidayReport(spec=spec)
+    if spec.strip().lower() != STATIC_SPEC:
+        code = country_code(spec)
+        if code is None:
+            raise ValueError(
+                f"Unknown holiday calendar {spec!r}: use an ISO 3166 country code the holidays package supports, "
+                f"optionally with a subdivision ('GB', 'DE-BY', 'US-CA'), or 'static' to take each series' "
+                f"country from the static table's 'country' column."
+            )
+        report.calendars[_label(code)] = int(series["series_id"].nunique())
+        return _at_freq(holiday_calendar(*code, start, end + pd.Timedelta(days=7)), series, base, end), report
+    if static is None or "country" not in static.columns:
+        raise ValueError(
+            "holidays='static' takes each series' country from the static table's 'country' column, but "
+            f"{'no static table was given' if static is None else 'it has no country column'}. Pass a static "
+            "table with series_id and country (features build series --by country writes one), or a "
+            "country code such as 'GB'."
+        )
+    return _per_series(static, series, start, end, base, report)
+
+
+def add_holidays(covariates: pd.DataFrame | None, holidays_table: pd.DataFrame) -> pd.DataFrame:
+    """Merge the holiday covariates into a user covariates table (see the module doc); returns a new table."""
+    if covariates is None or covariates.empty:
+        return holidays_table
+    if HOLIDAY_COLUMN in covariates.columns:
+        raise ValueError(
+            f"The covariates table already has a {HOLIDAY_COLUMN!r} column; rename it or do not pass holidays."
+        )
+    holidays_table = holidays_table.loc[holidays_table["ds"] <= covariates["ds"].max()]
+    keyed = "series_id" in covariates.columns or "series_id" in holidays_table.columns
+    both = pd.concat([covariates, holidays_table], ignore_index=True)
+    if not keyed:
+        return both.groupby("ds", sort=True, as_index=False).first()
+    both["series_id"] = both["series_id"].astype("string") if "series_id" in both.columns else pd.NA
+    return both.groupby(["series_id", "ds"], sort=True, dropna=False, as_index=False).first()
+
+
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _label(code: tuple[str, str | None]) -> str:
+    return code[0] if code[1] is None else f"{code[0]}-{code[1]}"
+
+
+def _per_series(
+    static: pd.DataFrame,
+    series: pd.DataFrame,
+    start: pd.Timestamp,
+    end: pd.Timestamp,
+    base: str,
+    report: HolidayReport,
+) -> tuple[pd.DataFrame, HolidayReport]:
+    ids = pd.Index(series["series_id"].astype("string").unique())
+    st = static.assign(series_id=static["series_id"].astype("string")).drop_duplicates("series_id")
+    st = st.set_index("series_id").reindex(ids)
+    names = st["country"].astype("string").str.strip()
+    if "subdivision" in st.columns:
+        sub = st["subdivision"].astype("string").str.strip()
+        names = names.where(sub.isna() | (sub == ""), names + "-" + sub)
+    parts = []
+    for name, sids in names.groupby(names, dropna=False, sort=True):
+        code = country_code(name) if pd.notna(name) else None
+        grid = series.loc[series["series_id"].astype("string").isin(sids.index)]
+        if code is None:
+            report.series_without_calendar += len(sids)
+            if pd.notna(name):
+                report.unknown_countries.append(str(name))
+            cal = pd.DataFrame({"ds": pd.date_range(start.normalize(), end + pd.Timedelta(days=7), freq="D")})
+            cal[HOLIDAY_COLUMN] = np.nan
+        else:
+            report.calendars[_label(code)] = report.calendars.get(_label(code), 0) + len(sids)
+            cal = holiday_calendar(*code, start, end + pd.Timedelta(days=7))
+        table = _at_freq(cal, grid, base, end)
+        parts.append(
+            table.merge(pd.DataFrame({"series_id": pd.array(sids.index, dtype="string")}), how="cross")
+        )
+    out = pd.concat(parts, ignore_index=True)[["series_id", "ds", HOLIDAY_COLUMN]]
+    return out.sort_values(["series_id", "ds"], kind="stable").reset_index(drop=True), report
+
+
+def _at_freq(daily: pd.DataFrame, series: pd.DataFrame, base: str, end: pd.Timestamp) -> pd.DataFrame:
+    """Daily calendar -> rows at the grid's frequency, up to ``end`` (weekly: holidays per week)."""
+    if base != "W":
+        return daily.loc[daily["ds"] <= end].reset_index(drop=True)
+    anchor = int(pd.Timestamp(series["ds"].min()).dayofweek)
+    weekday = daily["ds"].dt.dayofweek.to_numpy()
+    week_start = daily["ds"] - pd.to_timedelta((weekday - anchor) % 7, unit="D")
+    weekly = daily.groupby(week_start.rename("ds"), sort=True)[HOLIDAY_COLUMN].sum(min_count=1).reset_index()
+    return weekly.loc[(weekly["ds"] >= series["ds"].min()) & (weekly["ds"] <= end)].reset_index(drop=True)

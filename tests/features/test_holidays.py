@@ -1,0 +1,121 @@
+"""features/holidays.py: public-holiday covariates for any dates (the horizon included), per country."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.covariates import covariate_kind
+from features.holidays import HOLIDAY_COLUMN, add_holidays, country_code, holiday_covariates
+
+
+def _series(ids=("UK", "FR"), start="2010-11-01", end="2010-12-01", freq="D") -> pd.DataFrame:
+    ds = pd.date_range(start, end, freq=freq)
+    return pd.DataFrame(
+        {
+            "series_id": pd.array(np.repeat(ids, len(ds)), dtype="string"),
+            "ds": np.tile(ds, len(ids)),
+            "y": 1.0,
+        }
+    )
+
+
+def _on(table: pd.DataFrame, day: str, series_id: str | None = None) -> float:
+    rows = table.loc[table["ds"] == pd.Timestamp(day)]
+    if series_id is not None:
+        rows = rows.loc[rows["series_id"] == series_id]
+    assert len(rows) == 1
+    return float(rows[HOLIDAY_COLUMN].iloc[0])
+
+
+def test_country_codes_subdivisions_names_and_unknowns():
+    assert country_code("GB") == ("GB", None)
+    assert country_code("de-by") == ("DE", "BY")
+    assert country_code("United Kingdom") == ("GB", None)
+    assert country_code("EIRE") == ("IE", None)
+    assert country_code("France") == ("FR", None)
+    assert country_code("Unspecified") is None
+    assert country_code("DE-XX") is None
+
+
+def test_country_calendar_covers_the_horizon_without_any_data_for_it():
+    series = _series(ids=("UK",))
+    table, report = holiday_covariates("GB", series, end="2010-12-31", freq="D")
+    assert "series_id" not in table.columns  # one calendar for every series
+    assert table["ds"].min() == pd.Timestamp("2010-11-01") and table["ds"].max() == pd.Timestamp("2010-12-31")
+    assert table["ds"].diff().dropna().eq(pd.Timedelta(days=1)).all()
+    christmas = table.loc[table[HOLIDAY_COLUMN] == 1, "ds"].dt.strftime("%m-%d").tolist()
+    assert christmas == ["12-25", "12-26", "12-27", "12-28"]  # incl. the observed (substitute) days
+    assert report.calendars == {"GB": 1}
+
+
+def test_the_column_name_makes_it_a_holiday_covariate():
+    assert covariate_kind(HOLIDAY_COLUMN) == ("holiday", "holiday_public")
+
+
+def test_subdivision_calendars_differ_from_the_country_one():
+    series = _series(ids=("m",), start="2010-08-01", end="2010-08-31")
+    eng = holiday_covariates("GB-ENG", series, end="2010-08-31", freq="D")[0]
+    gb = holiday_covariates("GB", series, end="2010-08-31", freq="D")[0]
+    assert _on(eng, "2010-08-30") == 1.0 and _on(gb, "2010-08-30") == 0.0  # Summer Bank Holiday: not Scotland
+    series = _series(ids=("m",), start="2011-01-01", end="2011-01-10")
+    by = holiday_covariates("DE-BY", series, end="2011-01-10", freq="D")[0]
+    be = holiday_covariates("DE-BE", series, end="2011-01-10", freq="D")[0]
+    assert _on(by, "2011-01-06") == 1.0 and _on(be, "2011-01-06") == 0.0  # Epiphany: Bavaria only
+
+
+def test_static_country_column_gives_each_series_its_own_calendar_and_unknown_is_missing():
+    series = _series(ids=("s_uk", "s_fr", "s_x"), start="2010-07-01", end="2010-07-31")
+    static = pd.DataFrame(
+        {"series_id": ["s_uk", "s_fr", "s_x"], "country": ["United Kingdom", "France", "Unspecified"]}
+    )
+    table, report = holiday_covariates("static", series, end="2010-08-31", freq="D", static=static)
+    assert _on(table, "2010-07-14", "s_fr") == 1.0  # Bastille Day in France only
+    assert _on(table, "2010-07-14", "s_uk") == 0.0
+    assert _on(table, "2010-08-31", "s_uk") == 0.0  # the horizon is covered (GB-wide: no August holiday)
+    assert np.isnan(_on(table, "2010-07-14", "s_x"))  # unknown country: unknown, not "no holiday"
+    assert report.calendars == {"FR": 1, "GB": 1}
+    assert report.series_without_calendar == 1 and report.unknown_countries == ["Unspecified"]
+    assert table.groupby("series_id")["ds"].agg(["min", "max"]).astype(str).to_dict("list") == {
+        "min": ["2010-07-01"] * 3,
+        "max": ["2010-08-31"] * 3,
+    }
+
+
+def test_static_spec_needs_a_country_column():
+    with pytest.raises(ValueError, match=r"static table's 'country' column.*no static table was given"):
+        holiday_covariates("static", _series(), end="2010-12-31", freq="D")
+
+
+def test_unknown_calendar_is_refused_with_the_fix():
+    with pytest.raises(ValueError, match=r"Unknown holiday calendar 'Atlantis'.*'DE-BY'"):
+        holiday_covariates("Atlantis", _series(), end="2010-12-31", freq="D")
+
+
+def test_weekly_rows_count_the_holidays_of_each_week_on_the_series_weekday():
+    series = _series(ids=("UK",), start="2010-11-29", end="2010-12-13", freq="W-MON")
+    table, _ = holiday_covariates("GB", series, end="2011-01-03", freq="W")
+    assert (table["ds"].dt.dayofweek == 0).all()
+    weeks = dict(zip(table["ds"].dt.strftime("%m-%d"), table[HOLIDAY_COLUMN], strict=True))
+    assert weeks["12-20"] == 2.0  # Sat 25 + Sun 26 December
+    assert weeks["12-27"] == 3.0  # Mon 27, Tue 28 (observed) + Sat 1 January
+    assert weeks["12-06"] == 0.0
+
+
+def test_holiday_values_do_not_depend_on_the_data_or_how_far_it_goes():
+    short = holiday_covariates("GB", _series(end="2010-11-15"), end="2011-01-31", freq="D")[0]
+    long = holiday_covariates("GB", _series(end="2011-01-15"), end="2011-01-31", freq="D")[0]
+    pd.testing.assert_frame_equal(short, long)
+
+
+def test_add_holidays_keeps_user_values_and_stops_where_the_user_covariates_stop():
+    cov = pd.DataFrame({"ds": pd.to_datetime(["2010-12-24", "2010-12-25"]), "promo": [1.0, 0.0]})
+    hol = holiday_covariates("GB", _series(ids=("UK",)), end="2010-12-31", freq="D")[0]
+    merged = add_holidays(cov, hol)
+    assert merged["ds"].max() == pd.Timestamp("2010-12-25")  # the horizon check still sees the user's gap
+    row = merged.loc[merged["ds"] == pd.Timestamp("2010-12-25")].iloc[0]
+    assert (row["promo"], row[HOLIDAY_COLUMN]) == (0.0, 1.0)
+    assert merged.loc[merged["ds"] == pd.Timestamp("2010-11-01"), "promo"].isna().all()
+    with pytest.raises(ValueError, match="already has a 'holiday_public' column"):
+        add_holidays(merged, hol)
