@@ -12,9 +12,10 @@ import typer
 
 from features.errors import OrderPulseError
 from orderpulse import __version__
+from orderpulse.commands import order_log
 from orderpulse.commands import training as training_commands
 from orderpulse.commands.detect import detect_app
-from orderpulse.commands.features import data_app, features_app
+from orderpulse.commands.features import build_app, data_app, features_app
 from orderpulse.commands.quickstart import quickstart
 from orderpulse.commands.report import report_app
 from orderpulse.console import err
@@ -30,6 +31,8 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
     rich_markup_mode="rich",
 )
+build_app.command("series")(order_log.build_series)
+data_app.command("labels")(order_log.labels)
 app.add_typer(data_app, name="data")
 app.add_typer(features_app, name="features")
 training_commands.register(app)

@@ -10,7 +10,7 @@ import typer
 
 from orderpulse.console import err
 
-__all__ = ["data_app", "features_app", "load_optional"]
+__all__ = ["build_app", "data_app", "features_app", "load_optional"]
 
 data_app = typer.Typer(help="Turn public datasets into OrderPulse's input format.", no_args_is_help=True)
 features_app = typer.Typer(help="Build model-ready feature frames from input tables.", no_args_is_help=True)

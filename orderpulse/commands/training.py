@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from orderpulse.commands.features import EngineOpt, SchedulerOpt
+from orderpulse.commands.order_log import ByOpt, MeasureOpt, series_inputs
 from orderpulse.console import err, print_json_line
 
 __all__ = ["register"]
@@ -33,6 +34,13 @@ NameOpt = Annotated[
 UntilOpt = Annotated[str | None, typer.Option("--until", help="train on data up to this date (default: all)")]
 OnBadRows = Annotated[
     str, typer.Option("--on-bad-rows", help="raise: refuse bad rows; drop: drop and count them")
+]
+HolidaysOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--holidays",
+        help="public-holiday covariate: a country (GB, DE-BY) or 'static' (the static table's country column)",
+    ),
 ]
 WindowsOpt = Annotated[int, typer.Option("--n-windows", min=1, help="rolling-origin backtest windows")]
 HierarchyOpt = Annotated[
@@ -59,7 +67,18 @@ def register(app: typer.Typer) -> None:
 
 @train_app.command("forecast")
 def train_forecast(
-    series: SeriesOpt,
+    series: Annotated[
+        Path | None, typer.Option("--series", help="series table (series_id, ds, y[, open]); or --orders")
+    ] = None,
+    orders: Annotated[
+        Path | None,
+        typer.Option(
+            "--orders", help="an order log to aggregate first (with --by/--measure), instead of --series"
+        ),
+    ] = None,
+    by: ByOpt = None,
+    measure: MeasureOpt = "orders",
+    holidays: HolidaysOpt = None,
     covariates: CovOpt = None,
     weather: WeatherOpt = None,
     static: StaticOpt = None,
@@ -84,27 +103,41 @@ def train_forecast(
     levels: HierarchyOpt = None,
 ) -> None:
     """Train the global LightGBM forecaster, backtest it, log it to MLflow and register <name>-forecast."""
+    import tempfile
+
     from orderpulse.jobs.forecast import train_forecast as job
 
-    result = job(
-        series,
-        covariates,
-        weather,
-        static,
-        freq=freq,
-        horizon=horizon,
-        until=until,
-        name=name,
-        tune=tune,
-        n_windows=n_windows,
-        step=step,
-        on_bad_rows=on_bad_rows,
-        seed=seed,
-        params=_json_object(lgbm_params, "--lgbm-params"),
-        engine=engine,
-        scheduler=scheduler,
-        hierarchy_levels=levels,
-    )
+    with tempfile.TemporaryDirectory(prefix="orderpulse-series-") as workdir:
+        series, static = series_inputs(
+            series,
+            orders,
+            static,
+            freq=freq,
+            by=by,
+            measure=measure,
+            workdir=Path(workdir),
+            on_bad_rows=on_bad_rows,
+        )
+        result = job(
+            series,
+            covariates,
+            weather,
+            static,
+            freq=freq,
+            holidays=holidays,
+            horizon=horizon,
+            until=until,
+            name=name,
+            tune=tune,
+            n_windows=n_windows,
+            step=step,
+            on_bad_rows=on_bad_rows,
+            seed=seed,
+            params=_json_object(lgbm_params, "--lgbm-params"),
+            engine=engine,
+            scheduler=scheduler,
+            hierarchy_levels=levels,
+        )
     print_json_line(result)
 
 
@@ -253,6 +286,7 @@ def backtest_cmd(
     n_windows: WindowsOpt = 3,
     step: StepOpt = None,
     model: Annotated[str, typer.Option("--model", help="lgbm, seasonal_naive or ets")] = "lgbm",
+    holidays: HolidaysOpt = None,
     refit: Annotated[bool, typer.Option("--refit/--no-refit", help="refit every window")] = False,
     out: Annotated[
         Path | None, typer.Option("--out", help="write the backtest predictions (CSV/Parquet)")
@@ -269,7 +303,7 @@ def backtest_cmd(
     from training.forecast.job import run_backtest
 
     makers = {
-        "lgbm": lambda: LGBMForecaster(freq=freq, horizon=horizon),
+        "lgbm": lambda: LGBMForecaster(freq=freq, horizon=horizon, holidays=holidays),
         "seasonal_naive": lambda: SeasonalNaive(freq),
         "ets": lambda: StatsModelsETS(freq, n_jobs=2),
     }
