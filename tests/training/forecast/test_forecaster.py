@@ -262,3 +262,35 @@ def test_split_calibration_fits_once_before_the_holdout_and_refit_uses_all_data(
 def test_unknown_calibration_mode_is_refused(tables):
     with pytest.raises(ValueError, match="calibrate must be 'split', 'refit', True or False. Got 'both'"):
         LGBMForecaster(horizon=7, calibrate="both").fit(tables["series"])
+
+
+def test_holidays_are_learned_and_generated_for_a_horizon_no_table_covers():
+    from features.holidays import holiday_calendar
+
+    ds = pd.date_range("2009-01-01", "2010-12-20", freq="D")
+    holiday = holiday_calendar("GB", None, ds[0], ds[-1])["holiday_public"].to_numpy() == 1
+    rng = np.random.default_rng(0)
+    series = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "series_id": sid,
+                    "ds": ds,
+                    "y": level * np.where(holiday, 0.1, 1.0) * rng.lognormal(0, 0.05, len(ds)),
+                }
+            )
+            for sid, level in (("a", 100.0), ("b", 40.0))
+        ],
+        ignore_index=True,
+    ).astype({"series_id": "string"})
+    series["open"] = 1
+    model = LGBMForecaster(freq="D", horizon=14, params=SMALL, holidays="GB").fit(series)
+    assert "holiday_public_flag" in model.feature_names_[14]
+    pred = model.predict(14)  # 2010-12-21 .. 2011-01-03: no covariates table was ever given
+    off = pd.to_datetime(["2010-12-25", "2010-12-26", "2010-12-27", "2010-12-28", "2011-01-01", "2011-01-03"])
+    on_holiday = pred["ds"].isin(off)
+    assert on_holiday.sum() == 2 * 6
+    ratio = pred.loc[on_holiday, "yhat"].mean() / pred.loc[~on_holiday, "yhat"].mean()
+    plain = LGBMForecaster(freq="D", horizon=14, params=SMALL).fit(series).predict(14)
+    plain_ratio = plain.loc[on_holiday, "yhat"].mean() / plain.loc[~on_holiday, "yhat"].mean()
+    assert ratio < 0.2 and plain_ratio > 0.4  # 0.10 vs 0.57: last year's dates alone explain it far less
