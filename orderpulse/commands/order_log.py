@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
+from orderpulse.commands.features import OnBadRows
 from orderpulse.console import err, print_json_line
 
 __all__ = [
@@ -36,10 +37,6 @@ MeasureOpt = Annotated[
         "--measure", help="orders (distinct orders), quantity (units) or revenue (quantity x price)"
     ),
 ]
-_OnBadRows = Annotated[
-    str,
-    typer.Option("--on-bad-rows", help="raise: refuse tables with bad rows; drop: drop and count them."),
-]
 
 
 def build_series(
@@ -54,7 +51,7 @@ def build_series(
         Path | None,
         typer.Option("--static-out", help="static table to write (default: <out>_static next to --out)"),
     ] = None,
-    on_bad_rows: _OnBadRows = "raise",
+    on_bad_rows: OnBadRows = "raise",
 ) -> None:
     """Aggregate an order log to the series table (every series padded to the log's last period) + static."""
     t0 = time.perf_counter()
@@ -88,7 +85,7 @@ def labels(
         Path | None,
         typer.Option("--pending-out", help="also write the orders whose window is still open (not labelled)"),
     ] = None,
-    on_bad_rows: _OnBadRows = "raise",
+    on_bad_rows: OnBadRows = "raise",
 ) -> None:
     """Turn cancellation/return events into the labels table ("cancelled/returned within N days")."""
     from features.io import load_table, read_frame, write_frame
