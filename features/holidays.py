@@ -37,6 +37,7 @@ __all__ = [
     "HOLIDAY_COLUMN",
     "HolidayReport",
     "add_holidays",
+    "check_holidays",
     "country_code",
     "holiday_calendar",
     "holiday_covariates",
@@ -119,14 +120,26 @@ def holiday_covariates(
     per week on the series' weekday holding the number of holidays in that week. See the module doc for
     ``spec``.
     """
-    if not isinstance(spec, str) or not spec.strip():
-        raise ValueError(
-            f"holidays must be a country code such as 'GB' or 'DE-BY', or 'static'. Got {spec!r}."
-        )
+    code = check_holidays(spec, static)
     start = pd.Timestamp(series["ds"].min())
     end = max(pd.Timestamp(end), pd.Timestamp(series["ds"].max()))
     base = base_freq(freq)
     report = HolidayReport(spec=spec)
+    if code is not None:
+        report.calendars[_label(code)] = int(series["series_id"].nunique())
+        return _at_freq(holiday_calendar(*code, start, end + pd.Timedelta(days=7)), series, base, end), report
+    return _per_series(static, series, start, end, base, report)  # type: ignore[arg-type]
+
+
+def check_holidays(spec: str, static: pd.DataFrame | None) -> tuple[str, str | None] | None:
+    """The ``(country, subdivision)`` of ``spec``, or None for ``"static"``; refuses what cannot work.
+
+    Only the columns of ``static`` matter here (an empty frame with ``series_id, country`` is fine).
+    """
+    if not isinstance(spec, str) or not spec.strip():
+        raise ValueError(
+            f"holidays must be a country code such as 'GB' or 'DE-BY', or 'static'. Got {spec!r}."
+        )
     if spec.strip().lower() != STATIC_SPEC:
         code = country_code(spec)
         if code is None:
@@ -135,8 +148,7 @@ def holiday_covariates(
                 f"optionally with a subdivision ('GB', 'DE-BY', 'US-CA'), or 'static' to take each series' "
                 f"country from the static table's 'country' column."
             )
-        report.calendars[_label(code)] = int(series["series_id"].nunique())
-        return _at_freq(holiday_calendar(*code, start, end + pd.Timedelta(days=7)), series, base, end), report
+        return code
     if static is None or "country" not in static.columns:
         raise ValueError(
             "holidays='static' takes each series' country from the static table's 'country' column, but "
@@ -144,7 +156,7 @@ def holiday_covariates(
             "table with series_id and country (features build series --by country writes one), or a "
             "country code such as 'GB'."
         )
-    return _per_series(static, series, start, end, base, report)
+    return None
 
 
 def add_holidays(covariates: pd.DataFrame | None, holidays_table: pd.DataFrame) -> pd.DataFrame:

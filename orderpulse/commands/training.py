@@ -118,6 +118,8 @@ def train_forecast(
             workdir=Path(workdir),
             on_bad_rows=on_bad_rows,
         )
+        if holidays is not None:
+            _check_holidays(holidays, static)
         result = job(
             series,
             covariates,
@@ -208,6 +210,17 @@ def train_anomaly(
         scheduler=scheduler,
     )
     print_json_line(result)
+
+
+def _check_holidays(spec: str, static: Path | None) -> None:
+    """Refuse an unknown --holidays calendar (or 'static' without a country column) before any training."""
+    import pandas as pd
+
+    from features.holidays import check_holidays
+    from features.io import read_frame
+
+    columns = list(read_frame(static, "static").columns) if static is not None else None
+    check_holidays(spec, None if columns is None else pd.DataFrame(columns=columns))
 
 
 def _json_object(text: str | None, option: str) -> dict | None:

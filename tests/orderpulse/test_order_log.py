@@ -143,3 +143,18 @@ def test_train_forecast_from_orders_with_holidays_registers_a_model_that_forecas
     pred = model.predict(14)  # up to 2011-01-03: no covariates table was given, the calendar covers it
     assert pred["ds"].max() == pd.Timestamp("2011-01-03") and len(pred) == 2 * 14
     assert np.isfinite(pred["yhat"]).all()
+
+
+@pytest.mark.parametrize(
+    ("holidays", "message"),
+    [("Atlantis", "Unknown holiday calendar 'Atlantis'"), ("static", "no static table was given")],
+)
+def test_train_forecast_refuses_an_unusable_holiday_calendar_before_training(
+    capsys, tmp_path, holidays, message
+):
+    series = pd.DataFrame({"series_id": "a", "ds": pd.date_range("2024-01-01", periods=60), "y": 1.0})
+    series.to_csv(tmp_path / "series.csv", index=False)
+    argv = ["train", "forecast", "--series", str(tmp_path / "series.csv"), "--holidays", holidays]
+    code, stdout, err = _run(capsys, argv)
+    assert code == 2 and stdout == ""
+    assert message in err and "train forecast from" not in err
