@@ -270,3 +270,47 @@ def test_the_printed_logged_model_uri_resolves_and_forecasts(first, files, tmp_p
         ],
     )
     assert summary["rows"] == 5 * 7
+
+
+# ------------------------------------------------------------------------------------------ champion gate
+def test_a_model_that_loses_to_seasonal_naive_is_registered_but_never_champion(files, capsys):
+    weak = _cli(
+        capsys,
+        _train_args(files, "--until", "2015-05-31")
+        + ["--name", "weak", "--lgbm-params", '{"n_estimators": 1, "num_leaves": 2, "learning_rate": 0.01}'],
+    )
+    m = weak["metrics"]
+    assert m["backtest_wape"] > m["seasonal_naive_wape"]
+    assert (weak["version"], weak["alias"], weak["gate_passed"]) == (1, "challenger", False)
+    assert weak["decision"].startswith("never champion: metric.backtest_wape")
+    assert "does not beat seasonal naive's" in weak["decision"]
+    aliases = MlflowClient().get_registered_model("weak-forecast").aliases
+    assert aliases == {"challenger": 1}
+    tags = MlflowClient().get_model_version("weak-forecast", "1").tags
+    assert "does not beat seasonal naive" in tags["registry.gate"]
+
+
+def test_a_champion_trained_on_other_data_is_re_backtested_before_the_comparison(files, capsys, tmp_path):
+    series = pd.read_csv(files["series"], dtype={"series_id": str})
+    fewer = tmp_path / "series_3.csv"
+    series.loc[series["series_id"].isin(STORES[:3])].to_csv(fewer, index=False)
+    args = _train_args(files, "--until", "2015-05-31", "--name", "drift")
+    old = _cli(capsys, [fewer.as_posix() if a == str(files["series"]) else a for a in args])
+    new = _cli(capsys, args)
+    assert (old["alias"], old["gate_passed"]) == ("champion", True)
+    assert (new["version"], new["compared_with"], new["reevaluated"]) == (2, 1, True)
+    assert "re-evaluated on the same windows of the same data" in new["decision"]
+    client = MlflowClient()
+    v1, v2 = (client.get_model_version("drift-forecast", v).tags for v in ("1", "2"))
+    assert (
+        v1["eval_key"] != v2["eval_key"]
+    )  # same windows, other data: the keys differ by the data fingerprint
+    assert v1["eval_key"].rsplit(":data=", 1)[0] == v2["eval_key"].rsplit(":data=", 1)[0]
+    assert float(v1["metric.backtest_wape"]) == pytest.approx(old["metrics"]["backtest_wape"], abs=1e-6)
+    assert v1["registry.reevaluation"].endswith(f"on {v2['eval_key']} (for v2)")
+    # the same recipe re-backtested on the same windows of the same data gives the new version's WAPE
+    champion_wape = float(v1["registry.reevaluation"].split("=", 1)[1].split(" on ", 1)[0])
+    assert champion_wape == pytest.approx(
+        new["metrics"]["backtest_wape"], abs=1e-6
+    )  # JSON rounds to 6 places
+    assert new["alias"] == "challenger"  # an equal WAPE does not take champion
