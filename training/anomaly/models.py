@@ -525,9 +525,10 @@ class AnomalyPyfunc(SnapshotPyfunc):
 
     def history(self) -> OrderHistory:
         if self._history is None:
+            labels = self.table("labels")  # none known at the cutoff is valid (outcomes arrive weeks later)
             self._history = OrderHistory(
                 self.tables["orders"],
-                self.table("labels"),
+                labels if labels is not None and len(labels) else None,
                 prior_strength=getattr(self.model, "prior_strength", 10.0),
             )
         return self._history
