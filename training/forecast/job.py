@@ -43,9 +43,9 @@ from training.forecast.forecaster import LGBMForecaster
 from training.forecast.hierarchy import hierarchy_output, plan_hierarchy, train_hierarchy
 from training.progress import Progress, reporting
 from training.pyfunc import (
-    FORECAST_SIGNATURE,
     ForecastPyfunc,
     SnapshotPyfunc,
+    forecast_signature,
     load_snapshot_model,
     log_pyfunc,
 )
@@ -253,7 +253,9 @@ def train_forecast(
 
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message=".*input example was not provided.*")
-                model_uri = log_pyfunc(ForecastPyfunc(), model, {"series": s, **tables}, FORECAST_SIGNATURE)
+                model_uri = log_pyfunc(
+                    ForecastPyfunc(), model, {"series": s, **tables}, forecast_signature(tables["covariates"])
+                )
             # same windows of the same data: the windows key plus the series table's fingerprint
             eval_key = f"{bt.eval_key()}:data={series_fingerprint['sha256'][:16]}"
             decision = register(
