@@ -56,12 +56,15 @@ def forecast_rows(
     if "open" in req.columns:
         opens = req[["series_id", "ds", "open"]].dropna(subset=["open"])
         history = overlay(history, opens.assign(open=opens["open"].astype("float64")), REQUEST_KEYS)
+    steps = ((req["ds"] - origin) / step).to_numpy()
     parts = []
-    for when, group in req.assign(origin=origin).groupby("origin", sort=True):
+    for when, group in req.assign(origin=origin, steps=steps).groupby("origin", sort=True):
         ids = group["series_id"].unique()
+        # only the steps asked for: covariates are needed up to the last requested date, not the model's horizon
+        horizon = int(min(model.horizon, np.ceil(group["steps"].max())))
         parts.append(
             model.predict(
-                model.horizon,
+                horizon,
                 group[list(REQUEST_KEYS)],
                 series=history.loc[history["series_id"].isin(ids)],
                 covariates=covariates,
@@ -75,7 +78,6 @@ def forecast_rows(
     out = req[list(REQUEST_KEYS)].merge(pred, on=list(REQUEST_KEYS), how="left")
     missing = out["yhat"].isna().to_numpy()
     if missing.any():
-        steps = ((req["ds"] - origin) / step).to_numpy()
         i = int(np.flatnonzero(missing)[0])
         raise ValueError(
             f"{int(missing.sum())} requested rows could not be forecast, e.g. series {out['series_id'].iloc[i]!r} "

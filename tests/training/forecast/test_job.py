@@ -401,3 +401,29 @@ def test_mlflow_pyfunc_refuses_unknown_series_columns_and_rows_past_the_horizon(
         model.predict(pd.DataFrame({"series_id": "88", "ds": days}))
     with pytest.raises(ValueError, match="starts after the snapshot's history, which ends 2015-05-31"):
         model.predict(pd.DataFrame({"series_id": ["88"], "ds": ["2015-06-20"]}))
+
+
+def test_mlflow_pyfunc_forecasts_past_the_stored_plan_with_the_plan_in_the_request(first):
+    import mlflow
+
+    model = mlflow.pyfunc.load_model(first["model_uri"])
+    wrapper = model.unwrap_python_model()
+    stored = wrapper.tables["covariates"]
+    cut = stored.loc[stored["ds"] <= "2015-05-31"]  # a plan that stops where the snapshot stops
+    days = pd.date_range("2015-06-01", periods=3)
+    plan = stored.loc[(stored["series_id"].astype(str) == "88") & stored["ds"].isin(days)]
+    request = plan.assign(series_id="88", open=1)
+    wrapper.tables["covariates"] = cut
+    try:
+        got = model.predict(request)  # only the 3 requested steps need the plan, not the 14-step horizon
+    finally:
+        wrapper.tables["covariates"] = stored
+    snapshot = wrapper.tables["series"]
+    direct = wrapper.model.predict(
+        3,
+        series=snapshot.loc[snapshot["series_id"].astype(str) == "88"],
+        covariates=pd.concat([cut, plan], ignore_index=True),
+        origin="2015-05-31",
+    )
+    assert list(got["ds"]) == list(days)
+    np.testing.assert_allclose(got["yhat"], direct["yhat"], rtol=1e-9)
