@@ -7,6 +7,7 @@ import pytest
 import serving.cli
 from orderpulse.cli import main
 from orderpulse.commands import quickstart
+from training.registry import registered_name
 
 
 @pytest.mark.parametrize("name", ["shop", "orderpulse"])
@@ -19,7 +20,7 @@ def test_quickstart_serves_the_models_it_trained(monkeypatch, tmp_path, name):
         main(["quickstart", "--data", str(tmp_path), "--name", name, "--port", "8123"])
     assert exc.value.code in (0, None)
     assert trained == [name]
-    assert [s.registered_model_name(k) for s in served for k in ("forecast", "anomaly")] == [
+    assert [registered_name(s.model_name, k) for s in served for k in ("forecast", "anomaly")] == [
         f"{name}-forecast",
         f"{name}-anomaly",
     ]
