@@ -65,7 +65,16 @@ def test_first_version_becomes_champion(store):
     tags = MlflowClient().get_model_version(NAME, "1").tags
     assert tags["metric.backtest_wape"] == "0.2" and tags["eval_key"] == "backtest:A"
     assert tags["registry.decision"] == "@champion: no champion yet"
-    assert d.summary() == {"registered": f"models:/{NAME}/1", "version": 1, "alias": "champion"}
+    assert d.summary() == {
+        "registered": f"models:/{NAME}/1",
+        "version": 1,
+        "alias": "champion",
+        "decision": "no champion yet",
+        "gate": None,
+        "gate_passed": True,
+        "compared_with": None,
+        "reevaluated": False,
+    }
 
 
 def test_a_worse_version_becomes_challenger_and_the_champion_stays(store):
