@@ -7,7 +7,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -115,7 +114,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_mlflow_models_serve_with_the_local_env_manager_answers_like_load_model(logged_forecaster, tmp_path):
+def test_mlflow_models_serve_with_the_local_env_manager_answers_like_load_model(
+    logged_forecaster, tmp_path, wait_for_http
+):
     rows = pd.DataFrame(
         {"series_id": [88, 88, 126], "ds": ["2015-06-01", "2015-06-02", "2015-06-01"], "open": 1}
     )
@@ -130,20 +131,7 @@ def test_mlflow_models_serve_with_the_local_env_manager_answers_like_load_model(
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(
-                    f"mlflow models serve exited {proc.returncode}:\n{(tmp_path / 'serve.log').read_text()}"
-                )
-            try:
-                if httpx.get(f"{base}/ping", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"no answer on {base}/ping:\n{(tmp_path / 'serve.log').read_text()[-3000:]}")
-            time.sleep(0.5)
+        wait_for_http(proc, f"{base}/ping", tmp_path / "serve.log", timeout_s=120)
         body = {"dataframe_split": rows.to_dict(orient="split", index=False)}
         response = httpx.post(f"{base}/invocations", json=body, timeout=60)
         assert response.status_code == 200, response.text
