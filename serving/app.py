@@ -29,6 +29,7 @@ from fastapi import APIRouter, Depends, FastAPI
 from starlette.middleware import Middleware
 
 from serving.auth import require_api_key
+from serving.docs import install_offline_docs
 from serving.errors import install_error_handlers
 from serving.history import LiveOrderHistory
 from serving.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
@@ -134,6 +135,8 @@ def create_app(
         summary="Demand forecasts and exception-order scores, explained with SHAP.",
         version=_version(),
         lifespan=lifespan,
+        docs_url=None,  # /docs and /redoc come from bundled assets, not a CDN (serving.docs)
+        redoc_url=None,
         dependencies=[Depends(require_api_key)],
         middleware=[
             Middleware(RequestIdMiddleware),
@@ -149,6 +152,7 @@ def create_app(
     app.state.order_history = None
     app.state.volume = None
     install_error_handlers(app)
+    install_offline_docs(app)
     for router in (*ROUTERS, metrics_router, *extra_routers):
         app.include_router(router)
     if settings.generated_api_key:

@@ -77,14 +77,17 @@ class HistoryState:
 
 
 def snapshot_tables(loaded: LoadedModel) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """The ``orders`` and ``labels`` snapshot of a loaded anomaly model; raises when it has none."""
+    """The ``orders`` and ``labels`` snapshot of a loaded anomaly model (labels None when it holds none); raises
+    when it has no orders snapshot."""
     tables = getattr(loaded.model, "tables", None)
     if not isinstance(tables, dict) or not isinstance(tables.get("orders"), pd.DataFrame):
         raise TypeError(
             f"the anomaly model {loaded.name} v{loaded.version} has no orders snapshot (got "
             f"{type(loaded.model).__name__}): serve a model logged by `orderpulse train anomaly`"
         )
-    return tables["orders"], tables.get("labels")
+    labels = tables.get("labels")
+    # no label known at the cutoff (outcomes arrive weeks later) is a valid state: the same as no labels table
+    return tables["orders"], labels if labels is not None and len(labels) else None
 
 
 class LiveOrderHistory:

@@ -11,6 +11,7 @@ import os
 # Two pytest-xdist workers share 2 cores: one LightGBM/OpenMP thread each, or they slow each other down ~5x.
 os.environ.setdefault("ORDERPULSE_N_JOBS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+import time
 from pathlib import Path
 
 import pytest
@@ -54,3 +55,27 @@ def isolated_mlflow(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.setenv("ORDERPULSE_MLRUNS_DIR", str(root))
     return uri
+
+
+@pytest.fixture
+def wait_for_http():
+    """``wait(proc, url, log, timeout_s=90)``: poll ``url`` until it answers 200; fail with the tail of ``log``
+    when ``proc`` exits or ``timeout_s`` runs out (a start-up deadline for servers the tests start, not a speed
+    assertion)."""
+    import httpx
+
+    def wait(proc, url: str, log: Path, timeout_s: float = 90.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"the server exited with {proc.returncode}:\n{Path(log).read_text()[-3000:]}")
+            try:
+                if httpx.get(url, timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"no answer on {url}:\n{Path(log).read_text()[-3000:]}")
+            time.sleep(0.2)
+
+    return wait

@@ -1,12 +1,21 @@
 """Register model versions and move the ``champion`` / ``challenger`` aliases (never the deprecated stages).
 
 Rule applied by ``register``: the new version of ``<name>`` carries its evaluation as version tags
-(``metric.<metric>`` = the value, ``eval_key`` = what it was evaluated on, e.g. ``BacktestResult.eval_key()``,
-``metric_direction``). It becomes ``champion`` when there is no champion yet, or when its metric is strictly
-better (lower, or higher with ``higher_is_better=True``) than the champion's ``metric.<metric>`` tag **on the same
-``eval_key``**. Otherwise it becomes ``challenger``; that includes the cases where the comparison is refused
-(different ``eval_key``, champion without the metric tag, NaN metric), which the returned ``Decision`` reports in
-``reason`` and stores in the version tag ``registry.decision``. Aliases then move by hand with ``promote``.
+(``metric.<metric>`` = the value, ``eval_key`` = what it was evaluated on: the windows *and* a fingerprint of the
+data, ``metric_direction``). Then:
+
+1. **Baseline gate.** With a ``Baseline`` (seasonal naive's WAPE on the same backtest windows, the base rate of
+   the validation slice for AUPRC) the version must strictly beat it, else it never becomes champion: it becomes
+   ``challenger`` and the version tag ``registry.gate`` says why (``Decision.gate_passed``/``gate``).
+2. **Champion comparison on the same evaluation only.** It becomes ``champion`` when there is no champion yet, or
+   when its metric is strictly better (lower, or higher with ``higher_is_better=True``) than the champion's on the
+   same ``eval_key``. When the champion was evaluated on something else (other windows or other data), the
+   ``reevaluate`` callback (if given) evaluates the champion's recipe on this ``eval_key``; the result is compared
+   and recorded on the champion as the tag ``registry.reevaluation`` (its own ``metric.*`` tags stay as they
+   were). Without a callback, or when it raises ``NotComparableError``, the metrics are not compared.
+
+Every other case gives ``challenger``; the returned ``Decision`` reports why in ``reason`` and stores it in the
+version tag ``registry.decision``. Aliases then move by hand with ``promote``.
 
 ``serving/`` loads ``models:/<name>@champion``; ``resolve`` turns that (or ``models:/<name>/<version>``,
 ``models:/<name>/latest``, ``runs:/<run_id>/<path>``) into a pinned version with its tags.
@@ -16,7 +25,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import mlflow
@@ -31,6 +40,8 @@ __all__ = [
     "CHAMPION",
     "CHALLENGER",
     "ModelNotFoundError",
+    "NotComparableError",
+    "Baseline",
     "Decision",
     "Comparison",
     "ResolvedModel",
@@ -50,15 +61,35 @@ CHALLENGER = "challenger"
 _EVAL_KEY = "eval_key"
 _DIRECTION = "metric_direction"
 _DECISION = "registry.decision"
+_GATE = "registry.gate"
+_REEVALUATION = "registry.reevaluation"
 
 
 class ModelNotFoundError(OrderPulseError, LookupError):
     """A model name, version, alias or run that the registry does not know."""
 
 
+class NotComparableError(OrderPulseError, ValueError):
+    """Raised by a ``reevaluate`` callback when the champion's recipe cannot be evaluated on the new data."""
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """The reference a version must strictly beat to become champion, evaluated on the same ``eval_key``:
+    ``Baseline("seasonal naive", 0.238)`` for a backtest WAPE, ``Baseline("the base rate", 0.04)`` for AUPRC."""
+
+    name: str
+    value: float
+
+
 @dataclass(frozen=True)
 class Decision:
-    """What ``register`` did: the new version, the alias it got and why."""
+    """What ``register`` did: the new version, the alias it got and why.
+
+    ``gate`` is the baseline gate's verdict (``None`` when no baseline was given); ``gate_passed`` is False only
+    when a baseline was given and not beaten. ``reevaluated`` is True when the champion's metric was computed
+    again on this ``eval_key`` (``previous_value`` is then that value).
+    """
 
     name: str
     version: int
@@ -70,17 +101,26 @@ class Decision:
     previous_value: float | None
     compared: bool
     reason: str
+    gate: str | None = None
+    gate_passed: bool = True
+    reevaluated: bool = False
 
     def __str__(self) -> str:
         return f"{self.name} v{self.version} -> @{self.alias}: {self.reason}"
 
     def summary(self) -> dict[str, object]:
-        """``registered`` (``models:/<name>/<version>``), ``version`` and ``alias``: what the training
-        commands print of a registration in their JSON line."""
+        """What the training commands print of a registration in their JSON line: ``registered``
+        (``models:/<name>/<version>``), ``version``, ``alias``, ``decision`` (why), ``gate``, ``gate_passed``,
+        ``compared_with`` (the champion version compared with, or None) and ``reevaluated``."""
         return {
             "registered": f"models:/{self.name}/{self.version}",
             "version": self.version,
             "alias": self.alias,
+            "decision": self.reason,
+            "gate": self.gate,
+            "gate_passed": self.gate_passed,
+            "compared_with": self.previous_champion if self.compared else None,
+            "reevaluated": self.reevaluated,
         }
 
 
@@ -169,11 +209,15 @@ def register(
     higher_is_better: bool = False,
     metrics: Mapping[str, float] | None = None,
     tags: Mapping[str, str] | None = None,
+    baseline: Baseline | None = None,
+    reevaluate: Callable[[ModelVersion], float] | None = None,
 ) -> Decision:
     """Register ``model_uri`` as a new version of ``name`` and give it ``champion`` or ``challenger``.
 
-    ``metric``/``value`` decide (see the module docstring); ``metrics`` are further metrics stored as
-    ``metric.<k>`` tags for ``promote``'s comparison; ``tags`` are stored as they are.
+    ``metric``/``value`` decide (see the module docstring); ``baseline`` is the gate the value must beat;
+    ``reevaluate(champion_version)`` returns the champion's ``metric`` on this ``eval_key`` when the champion was
+    evaluated on something else (raise ``NotComparableError`` with the reason when it cannot). ``metrics`` are
+    further metrics stored as ``metric.<k>`` tags for ``promote``'s comparison; ``tags`` are stored as they are.
     """
     if not eval_key or not str(eval_key).strip():
         raise ValueError(
@@ -183,12 +227,15 @@ def register(
     client = MlflowClient()
     key = metric_tag(metric)
     value = float(value)
+    eval_key = str(eval_key)
     champion = _version_by_alias(client, name, CHAMPION)
+    gate, gate_passed = _gate(key, value, baseline, higher_is_better)
     version_tags = {
         **{metric_tag(k): repr(float(v)) for k, v in (metrics or {}).items()},
         key: repr(value),
-        _EVAL_KEY: str(eval_key),
+        _EVAL_KEY: eval_key,
         _DIRECTION: "higher_is_better" if higher_is_better else "lower_is_better",
+        **({_GATE: gate} if gate is not None else {}),
         **{str(k): str(v) for k, v in (tags or {}).items()},
     }
     mv = mlflow.register_model(model_uri, name, tags=version_tags)
@@ -196,42 +243,76 @@ def register(
 
     prev_version = int(champion.version) if champion is not None else None
     prev_value = _float_or_none(champion.tags.get(key)) if champion is not None else None
-    compared = False
-    if champion is None:
-        alias, reason = CHAMPION, "no champion yet"
+    compared = reevaluated = False
+    if not gate_passed:
+        alias, reason = CHALLENGER, f"never champion: {gate}"
+    elif champion is None:
+        alias, reason = CHAMPION, "no champion yet" + (f" ({gate})" if gate else "")
     elif math.isnan(value):
         alias, reason = CHALLENGER, f"{key} is NaN: not compared with champion v{prev_version}"
-    elif prev_value is None or math.isnan(prev_value):
+    elif champion.tags.get(_EVAL_KEY) != eval_key and reevaluate is None:
         alias, reason = (
             CHALLENGER,
             (
-                f"champion v{prev_version} has no usable tag {key}: not compared; "
-                "use promote() to move the alias by hand"
-            ),
-        )
-    elif champion.tags.get(_EVAL_KEY) != str(eval_key):
-        alias, reason = (
-            CHALLENGER,
-            (
-                f"not compared: champion v{prev_version} was evaluated on {champion.tags.get(_EVAL_KEY)!r}, this version "
-                f"on {eval_key!r}; re-evaluate both on the same windows or use promote() by hand"
+                f"not compared: champion v{prev_version} was evaluated on {champion.tags.get(_EVAL_KEY)!r}, this "
+                f"version on {eval_key!r}; re-evaluate both on the same windows of the same data or use "
+                "promote() by hand"
             ),
         )
     else:
-        compared = True
-        better = value > prev_value if higher_is_better else value < prev_value
-        sign = ">" if higher_is_better else "<"
-        if better:
-            alias, reason = CHAMPION, f"{key} {value:.6g} {sign} champion v{prev_version}'s {prev_value:.6g}"
-        else:
+        note = ""
+        if champion.tags.get(_EVAL_KEY) != eval_key:
+            try:
+                prev_value = float(reevaluate(champion))  # type: ignore[misc]
+            except NotComparableError as exc:
+                prev_value = None
+                note = str(exc)
+            else:
+                reevaluated = True
+                note = "re-evaluated on the same windows of the same data"
+                client.set_model_version_tag(
+                    name,
+                    str(prev_version),
+                    _REEVALUATION,
+                    f"{key}={prev_value!r} on {eval_key} (for v{version})",
+                )
+        if prev_value is None or math.isnan(prev_value):
             alias, reason = (
                 CHALLENGER,
-                f"{key} {value:.6g} does not beat champion v{prev_version}'s {prev_value:.6g}",
+                f"champion v{prev_version} has no usable {key} on this evaluation: not compared"
+                + (f" ({note})" if note else "; use promote() to move the alias by hand"),
             )
+        else:
+            compared = True
+            better = value > prev_value if higher_is_better else value < prev_value
+            sign = ">" if higher_is_better else "<"
+            suffix = f" ({note})" if note else ""
+            if better:
+                alias, reason = (
+                    CHAMPION,
+                    f"{key} {value:.6g} {sign} champion v{prev_version}'s {prev_value:.6g}{suffix}",
+                )
+            else:
+                alias, reason = (
+                    CHALLENGER,
+                    f"{key} {value:.6g} does not beat champion v{prev_version}'s {prev_value:.6g}{suffix}",
+                )
     client.set_registered_model_alias(name, alias, str(version))
     client.set_model_version_tag(name, str(version), _DECISION, f"@{alias}: {reason}")
     return Decision(
-        name, version, alias, key, value, str(eval_key), prev_version, prev_value, compared, reason
+        name,
+        version,
+        alias,
+        key,
+        value,
+        eval_key,
+        prev_version,
+        prev_value,
+        compared,
+        reason,
+        gate=gate,
+        gate_passed=gate_passed,
+        reevaluated=reevaluated,
     )
 
 
@@ -304,6 +385,25 @@ def resolve(model_uri: str) -> ResolvedModel:
 
 
 # ------------------------------------------------------------------------------------------ helpers
+def _gate(
+    key: str, value: float, baseline: Baseline | None, higher_is_better: bool
+) -> tuple[str | None, bool]:
+    """The baseline gate's verdict sentence and whether it passed (no baseline: no verdict, passed)."""
+    if baseline is None:
+        return None, True
+    base = float(baseline.value)
+    if math.isnan(value) or math.isnan(base):
+        return (
+            f"{key} {value:.6g} cannot be compared with {baseline.name} ({base:.6g}) on the same evaluation",
+            False,
+        )
+    better = value > base if higher_is_better else value < base
+    if better:
+        sign = ">" if higher_is_better else "<"
+        return f"{key} {value:.6g} {sign} {baseline.name}'s {base:.6g} on the same evaluation", True
+    return f"{key} {value:.6g} does not beat {baseline.name}'s {base:.6g} on the same evaluation", False
+
+
 def _aliases(client: MlflowClient, name: str) -> dict[str, int]:
     try:
         return {a: int(v) for a, v in client.get_registered_model(name).aliases.items()}

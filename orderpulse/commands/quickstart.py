@@ -2,7 +2,8 @@
 
 Trains the forecast and anomaly models on the bundled sample when no champion is registered yet (an existing
 champion is kept), then serves the API. The sample lives in ``data/sample/``: Rossmann stores for the
-forecaster, Online Retail orders and labels for the exception classifier.
+forecaster, Online Retail orders and labels for the exception classifier. ``--name X`` trains ``X-forecast`` /
+``X-anomaly`` and serves those (``Settings.model_name``).
 """
 
 from __future__ import annotations
@@ -58,12 +59,12 @@ def ensure_models(data: Path, name: str = "orderpulse") -> dict[str, str]:
             name=name,
             n_windows=2,
         )
-        done["forecast"] = f"trained v{result['version']} (@{result['alias']})"
+        done["forecast"] = _trained(result)
     if champion_exists(registered_name(name, "anomaly")):
         done["anomaly"] = "champion already registered"
     else:
         result = train_anomaly(retail / "orders.csv", retail / "labels.csv", name=name)
-        done["anomaly"] = f"trained v{result['version']} (@{result['alias']})"
+        done["anomaly"] = _trained(result)
     return done
 
 
@@ -82,5 +83,11 @@ def quickstart(
     if train_only:
         return
     from serving.cli import serve
+    from serving.settings import Settings
 
-    serve(host, port, workers=1)
+    serve(host, port, workers=1, settings=Settings(model_name=name))
+
+
+def _trained(result: dict) -> str:
+    text = f"trained v{result['version']} (@{result['alias']})"
+    return text if result.get("gate_passed", True) else f"{text}: {result.get('decision')}"

@@ -183,6 +183,9 @@ def _json_values(values: np.ndarray) -> np.ndarray:
 def anomaly_smoke_check(loaded: LoadedModel, tail_lines: int = 2_000) -> None:
     """Refuse an anomaly model that cannot score: score and explain the last order of its own snapshot.
 
+    Needs no labels: a model trained while the newest orders' outcomes are unknown (or an unsupervised one
+    without a labels table) passes.
+
     Uses a history of the snapshot's last ``tail_lines`` lines (building the full one is the history
     store's job), so the check stays cheap for large snapshots.
     """
@@ -202,9 +205,10 @@ def anomaly_smoke_check(loaded: LoadedModel, tail_lines: int = 2_000) -> None:
         )
     tail = snap_orders.tail(tail_lines)
     last_id = tail["order_id"].iloc[-1]
-    labels = None
+    labels = None  # the newest orders' outcomes are usually unknown yet: no labels is a valid state
     if snap_labels is not None and len(snap_labels):
         labels = snap_labels.loc[snap_labels["order_id"].isin(tail["order_id"])]
+        labels = labels if len(labels) else None
     history = OrderHistory(tail, labels, prior_strength=getattr(model, "prior_strength", 10.0))
     features, _ = history.features(tail.loc[tail["order_id"] == last_id])
     score = np.asarray(model.score(features), dtype="float64")

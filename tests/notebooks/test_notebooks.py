@@ -243,7 +243,7 @@ def test_forecast_notebook_shows_the_accuracy_tables(forecast_report):
         "Daily total across all series",
         "The 3 worst series by WAPE",
         "Interval coverage by forecast step",
-        "Average effect of each feature family on the coming forecast",
+        "Average effect of each feature family on the coming forecast (2 of 8 series)",
         "Champion vs challenger (backtest metrics from the registry)",
     ):
         assert caption in captions
@@ -251,7 +251,7 @@ def test_forecast_notebook_shows_the_accuracy_tables(forecast_report):
 
 def test_forecast_notebook_accuracy_table_has_one_row_per_series(forecast_report):
     table = _table(forecast_report["nb"], "Accuracy by series")
-    assert sorted(table["series_id"].astype(str)) == sorted(STORES)
+    assert list(table["series_id"].astype(str)) == sorted(STORES, key=int)  # numeric ids by number
     assert {"wape", "bias", "coverage_80"} <= set(table.columns)
 
 
@@ -267,6 +267,27 @@ def test_forecast_notebook_forecasts_the_next_weeks_after_the_training_history(f
     # trained until 28 days before the end: the promo plan covers the next 28 days, no fallback origin
     assert "Shown instead" not in md
     assert f"history 2013-01-01 .. {store['until']}" in md
+
+
+def test_forecast_notebook_shows_no_fitted_values_as_the_next_weeks(store, tmp_path):
+    """With a plan that ends on the last actual, nothing after it can be forecast: the notebook says so and
+    shows no forecast of the training period (it used to move the origin back and show fitted values)."""
+    covariates = pd.read_csv(ROSSMANN / "covariates.csv", dtype={"series_id": str}, parse_dates=["ds"])
+    cut = covariates.loc[covariates["series_id"].isin(STORES) & (covariates["ds"] <= store["until"])]
+    cut.to_csv(tmp_path / "plan.csv", index=False)
+    result = render_notebook(
+        "01_forecast_review.ipynb",
+        {"series_ids": ["88", "817"], "covariates_path": str(tmp_path / "plan.csv")},
+        tmp_path / "out",
+        "forecast_review",
+    )
+    nb = nbformat.read(result["notebook"], as_version=4)
+    _no_errors(nb)
+    md = _markdown(nb)
+    assert "No forward forecast is shown" in md and "No forecast of the next weeks to show" in md
+    assert "Shown instead" not in md
+    assert len(_images(nb)) == 6  # the next weeks and their drivers are not drawn
+    assert not any(c.startswith("Average effect of each feature family") for c in _captions(nb))
 
 
 def test_forecast_notebook_compares_champion_and_challenger(forecast_report):

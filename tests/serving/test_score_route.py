@@ -249,3 +249,36 @@ def test_anomaly_smoke_check_passes_the_real_model_and_refuses_an_empty_snapshot
     )
     with pytest.raises(ValueError, match="orders snapshot is empty"):
         anomaly_smoke_check(dataclasses.replace(real, model=empty))
+
+
+@pytest.mark.parametrize("labels", ["none_for_the_newest_orders", "empty_table", "no_table"])
+def test_anomaly_smoke_check_needs_no_labels(served_models, labels):
+    """A model trained while the newest orders' outcomes are unknown (labels arrive weeks later) is served."""
+    import dataclasses
+    from types import SimpleNamespace
+
+    real = served_models["anomaly"]
+    orders, all_labels = real.model.tables["orders"], real.model.tables["labels"]
+    newest = orders["order_id"].tail(2_000).unique()
+    snapshot_labels = {
+        "none_for_the_newest_orders": all_labels.loc[~all_labels["order_id"].isin(newest)],
+        "empty_table": all_labels.iloc[:0],
+        "no_table": None,
+    }[labels]
+    if snapshot_labels is not None:
+        assert not snapshot_labels["order_id"].isin(newest).any()
+    unlabelled = SimpleNamespace(model=real.model.model, tables={"orders": orders, "labels": snapshot_labels})
+    anomaly_smoke_check(dataclasses.replace(real, model=unlabelled))  # raised DataValidationError before
+
+
+def test_anomaly_pyfunc_scores_with_an_empty_labels_snapshot(served_models):
+    from training.anomaly.models import AnomalyPyfunc
+
+    real = served_models["anomaly"].model
+    wrapper = AnomalyPyfunc()
+    wrapper.model = real.model
+    wrapper.tables = {"orders": real.tables["orders"], "labels": real.tables["labels"].iloc[:0]}
+    last = real.tables["orders"].tail(1)
+    out = wrapper.predict(None, last)
+    assert list(out["order_id"]) == [str(last["order_id"].iloc[0])]
+    assert 0.0 <= float(out["score"].iloc[0]) <= 1.0

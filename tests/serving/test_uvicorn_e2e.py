@@ -6,7 +6,6 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import time
 
 import httpx
 import pytest
@@ -23,7 +22,7 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def server(trained, tmp_path):
+def server(trained, tmp_path, wait_for_http):
     port = _free_port()
     env = {
         **os.environ,
@@ -45,20 +44,7 @@ def server(trained, tmp_path):
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(
-                    f"the server exited with {proc.returncode}:\n{(tmp_path / 'server.log').read_text()[-3000:]}"
-                )
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"no answer on {base}/health:\n{(tmp_path / 'server.log').read_text()[-3000:]}")
-            time.sleep(0.2)
+        wait_for_http(proc, f"{base}/health", tmp_path / "server.log")
         yield {
             "base": base,
             "proc": proc,

@@ -7,7 +7,15 @@ import pytest
 from mlflow import MlflowClient
 
 from training import registry, tracking
-from training.registry import ModelNotFoundError, ResolvedModel, promote, register, resolve
+from training.registry import (
+    Baseline,
+    ModelNotFoundError,
+    NotComparableError,
+    ResolvedModel,
+    promote,
+    register,
+    resolve,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -57,7 +65,16 @@ def test_first_version_becomes_champion(store):
     tags = MlflowClient().get_model_version(NAME, "1").tags
     assert tags["metric.backtest_wape"] == "0.2" and tags["eval_key"] == "backtest:A"
     assert tags["registry.decision"] == "@champion: no champion yet"
-    assert d.summary() == {"registered": f"models:/{NAME}/1", "version": 1, "alias": "champion"}
+    assert d.summary() == {
+        "registered": f"models:/{NAME}/1",
+        "version": 1,
+        "alias": "champion",
+        "decision": "no champion yet",
+        "gate": None,
+        "gate_passed": True,
+        "compared_with": None,
+        "reevaluated": False,
+    }
 
 
 def test_a_worse_version_becomes_challenger_and_the_champion_stays(store):
@@ -107,6 +124,108 @@ def test_a_nan_metric_never_takes_champion(store):
     _register(store, 0.20)
     d = _register(store, float("nan"))
     assert d.alias == "challenger" and "is NaN" in d.reason
+
+
+# ------------------------------------------------------------------------------------------ baseline gate
+def test_a_first_version_that_loses_to_seasonal_naive_is_registered_but_never_champion(store):
+    d = _register(store, 0.316, baseline=Baseline("seasonal naive", 0.238))
+    assert (d.version, d.alias, d.gate_passed) == (1, "challenger", False)
+    assert d.reason == (
+        "never champion: metric.backtest_wape 0.316 does not beat seasonal naive's 0.238 on the same evaluation"
+    )
+    assert _aliases() == {"challenger": 1}
+    tags = MlflowClient().get_model_version(NAME, "1").tags
+    assert tags["registry.gate"].startswith("metric.backtest_wape 0.316 does not beat seasonal naive's 0.238")
+    assert tags["registry.decision"] == f"@challenger: {d.reason}"
+    assert d.summary()["gate_passed"] is False and d.summary()["decision"] == d.reason
+
+
+def test_a_version_that_loses_to_the_baseline_never_replaces_a_worse_champion(store):
+    _register(store, 0.40)  # an old champion registered without a gate
+    d = _register(store, 0.30, baseline=Baseline("seasonal naive", 0.25))
+    assert (d.alias, d.gate_passed, d.compared) == ("challenger", False, False)
+    assert _aliases() == {"champion": 1, "challenger": 2}
+
+
+def test_an_equal_baseline_value_does_not_pass_the_gate(store):
+    d = _register(store, 0.25, baseline=Baseline("seasonal naive", 0.25))
+    assert (d.alias, d.gate_passed) == ("challenger", False)
+
+
+def test_a_version_that_beats_the_baseline_becomes_champion_and_says_so(store):
+    d = _register(store, 0.20, baseline=Baseline("seasonal naive", 0.25))
+    assert (d.alias, d.gate_passed) == ("champion", True)
+    assert d.reason == (
+        "no champion yet (metric.backtest_wape 0.2 < seasonal naive's 0.25 on the same evaluation)"
+    )
+
+
+def test_auprc_must_beat_the_base_rate_upwards(store):
+    lose = _register(
+        store, 0.03, metric="valid_auprc", higher_is_better=True, baseline=Baseline("the base rate", 0.05)
+    )
+    win = _register(
+        store, 0.30, metric="valid_auprc", higher_is_better=True, baseline=Baseline("the base rate", 0.05)
+    )
+    assert (lose.alias, lose.gate_passed, win.alias, win.gate_passed) == (
+        "challenger",
+        False,
+        "champion",
+        True,
+    )
+    assert "0.03 does not beat the base rate's 0.05" in lose.reason
+
+
+def test_a_nan_metric_fails_the_gate(store):
+    d = _register(store, float("nan"), baseline=Baseline("seasonal naive", 0.25))
+    assert (d.alias, d.gate_passed) == ("challenger", False)
+    assert "cannot be compared with seasonal naive" in d.reason
+
+
+# ------------------------------------------------------------------------------------------ re-evaluation
+def test_a_champion_evaluated_on_other_data_is_re_evaluated_on_the_new_one(store):
+    _register(store, 0.10, eval_key="backtest:W:data=24-series")
+    seen = []
+
+    def reevaluate(champion):
+        seen.append(int(champion.version))
+        return 0.30  # the champion's recipe on the 40-series data
+
+    d = _register(store, 0.25, eval_key="backtest:W:data=40-series", reevaluate=reevaluate)
+    assert seen == [1]
+    assert (d.alias, d.compared, d.reevaluated, d.previous_value) == ("champion", True, True, 0.30)
+    assert "0.25 < champion v1's 0.3 (re-evaluated on the same windows of the same data)" in d.reason
+    tags = MlflowClient().get_model_version(NAME, "1").tags
+    assert tags["metric.backtest_wape"] == "0.1"  # its own evaluation is kept
+    assert tags["registry.reevaluation"] == "metric.backtest_wape=0.3 on backtest:W:data=40-series (for v2)"
+
+
+def test_a_re_evaluated_champion_that_is_still_better_keeps_champion(store):
+    _register(store, 0.10, eval_key="backtest:W:data=24-series")
+    d = _register(store, 0.25, eval_key="backtest:W:data=40-series", reevaluate=lambda mv: 0.20)
+    assert (d.alias, d.compared, d.previous_value) == ("challenger", True, 0.20)
+    assert _aliases() == {"champion": 1, "challenger": 2}
+
+
+def test_same_eval_key_needs_no_re_evaluation(store):
+    _register(store, 0.20)
+
+    def never(mv):
+        raise AssertionError("re-evaluated although the evaluation is the same")
+
+    d = _register(store, 0.15, reevaluate=never)
+    assert (d.alias, d.reevaluated) == ("champion", False)
+
+
+def test_a_champion_that_cannot_be_re_evaluated_is_not_compared(store):
+    _register(store, 0.10, eval_key="backtest:W:data=24-series")
+
+    def cannot(mv):
+        raise NotComparableError("champion v1 forecasts 7 steps at W: not comparable")
+
+    d = _register(store, 0.05, eval_key="backtest:W:data=40-series", reevaluate=cannot)
+    assert (d.alias, d.compared, d.reevaluated) == ("challenger", False, False)
+    assert "not compared (champion v1 forecasts 7 steps at W: not comparable)" in d.reason
 
 
 def test_register_refuses_an_empty_eval_key(store):

@@ -11,7 +11,8 @@ on the validation slice and on the calibration slice), the threshold policy and 
 tags, also in the pyfunc model's metadata), a calibration curve and a SHAP summary plot, and the pyfunc model
 (input: order lines; snapshot: the orders and labels known at the cutoff). The model is then
 registered as a new version of ``<name>-anomaly``; it becomes ``champion`` when its validation AUPRC beats the
-champion's on the same validation slice (``eval_key``), else ``challenger``. ``tune=N`` first runs N Optuna
+base rate of the validation slice (the gate, supervised models only: a classifier that does not is never
+champion) and the champion's on the same validation slice (``eval_key``), else ``challenger``. ``tune=N`` first runs N Optuna
 trials (seeded TPE, median pruner on validation AUPRC, each a nested MLflow run).
 
 ``score_orders`` takes a loaded model and scores every order created in ``[start, end)`` as of its own
@@ -56,7 +57,7 @@ from training.metrics import evaluate_classifier
 from training.progress import Progress, reporting
 from training.progress import resolve as resolve_progress
 from training.pyfunc import SnapshotPyfunc, log_pyfunc
-from training.registry import register, registered_name
+from training.registry import Baseline, register, registered_name
 from training.tracking import (
     data_fingerprint,
     log_figure,
@@ -200,6 +201,9 @@ def _train_anomaly(
             higher_is_better=True,
             metrics={k: v for k, v in metrics.items() if k.startswith("valid_") and np.isfinite(v)},
             tags={"kind": kind, "cutoff": str(data.cutoff)},
+            baseline=None
+            if unsupervised
+            else Baseline("the base rate", metrics.get("valid_base_rate", float("nan"))),
         )
         progress.info(str(decision))
         run_id = run.info.run_id

@@ -48,7 +48,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 from mlflow.models import ModelSignature
-from mlflow.types.schema import ColSpec, Schema
+from mlflow.types.schema import AnyType, ColSpec, Schema
 from sklearn.base import BaseEstimator
 from sklearn.ensemble import IsolationForest
 
@@ -100,22 +100,24 @@ DEFAULT_UNSUPERVISED_POLICY = ThresholdPolicy(target_precision=None, flag_budget
 ANOMALY_SIGNATURE = ModelSignature(
     inputs=Schema(
         [
-            ColSpec("string", "order_id"),
+            ColSpec(AnyType(), "order_id"),
             ColSpec("datetime", "created_at"),
-            ColSpec("string", "customer_id", required=False),
-            ColSpec("string", "sku"),
-            ColSpec("double", "quantity"),
-            ColSpec("double", "unit_price"),
-            ColSpec("string", "country", required=False),
-            ColSpec("string", "channel", required=False),
-            ColSpec("string", "region", required=False),
+            ColSpec(AnyType(), "customer_id", required=False),
+            ColSpec(AnyType(), "sku"),
+            ColSpec(AnyType(), "quantity"),
+            ColSpec(AnyType(), "unit_price"),
+            ColSpec(AnyType(), "country", required=False),
+            ColSpec(AnyType(), "channel", required=False),
+            ColSpec(AnyType(), "region", required=False),
         ]
     ),
     outputs=Schema(
         [ColSpec("string", "order_id"), ColSpec("double", "score"), ColSpec("boolean", "flagged")]
     ),
 )
-"""Input: order lines in the ``orders`` input shape; output: one row per order."""
+"""Input: order lines in the ``orders`` input shape (ids and numbers in any dtype: int quantities or ids are
+converted the way a validated ``orders`` table is, not refused by MLflow's schema enforcement); output: one row
+per order."""
 
 _log = logging.getLogger(__name__)
 _ECDF_POINTS = 1001
@@ -525,9 +527,10 @@ class AnomalyPyfunc(SnapshotPyfunc):
 
     def history(self) -> OrderHistory:
         if self._history is None:
+            labels = self.table("labels")  # none known at the cutoff is valid (outcomes arrive weeks later)
             self._history = OrderHistory(
                 self.tables["orders"],
-                self.table("labels"),
+                labels if labels is not None and len(labels) else None,
                 prior_strength=getattr(self.model, "prior_strength", 10.0),
             )
         return self._history

@@ -15,8 +15,10 @@ here take validated frames and report progress through a ``training.progress.Pro
 5. logs params, data fingerprints, metrics per window and overall (WAPE, RMSPE, MASE, and the coverage and
    mean width of each interval level: ``window_width_80`` next to ``window_coverage_80``), plots and the
    pyfunc model to MLflow, and registers a version of ``<name>-forecast``: ``champion`` when its backtest
-   WAPE beats the champion's on the same windows (the champion's recipe is re-backtested on these windows
-   when its own were different), ``challenger`` otherwise.
+   WAPE beats seasonal naive's on the same windows (the gate: a version that does not is never champion) and
+   the champion's on the same windows of the same data (the champion's recipe is re-backtested here when it
+   was evaluated on other windows or other data), ``challenger`` otherwise. The returned dict says why
+   (``decision``, ``gate``, ``gate_passed``, ``compared_with``, ``reevaluated``).
 
 Weather note: backtests read the weather observed on the target dates; in production those values are
 weather forecasts, so backtest accuracy is slightly optimistic where weather matters.
@@ -41,13 +43,13 @@ from training.forecast.forecaster import LGBMForecaster
 from training.forecast.hierarchy import hierarchy_output, plan_hierarchy, train_hierarchy
 from training.progress import Progress, reporting
 from training.pyfunc import (
-    FORECAST_SIGNATURE,
     ForecastPyfunc,
     SnapshotPyfunc,
+    forecast_signature,
     load_snapshot_model,
     log_pyfunc,
 )
-from training.registry import CHAMPION, metric_tag, register, registered_name
+from training.registry import Baseline, NotComparableError, register, registered_name
 from training.review import forecast_plots as plots
 from training.tracking import (
     data_fingerprint,
@@ -138,7 +140,8 @@ def train_forecast(
                     "holidays": holidays,
                 }
             )
-            log_fingerprint(data_fingerprint(s, "ds"), "series")
+            series_fingerprint = data_fingerprint(s, "ds")
+            log_fingerprint(series_fingerprint, "series")
             for tname, df in tables.items():
                 if df is not None:
                     log_fingerprint(data_fingerprint(df, "ds" if "ds" in df.columns else None), tname)
@@ -253,22 +256,11 @@ def train_forecast(
 
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message=".*input example was not provided.*")
-                model_uri = log_pyfunc(ForecastPyfunc(), model, {"series": s, **tables}, FORECAST_SIGNATURE)
-            eval_key = bt.eval_key()
-            _reevaluate_champion(
-                experiment,
-                eval_key,
-                s,
-                tables,
-                freq,
-                n_windows,
-                step,
-                horizon,
-                levels,
-                progress,
-                engine,
-                scheduler,
-            )
+                model_uri = log_pyfunc(
+                    ForecastPyfunc(), model, {"series": s, **tables}, forecast_signature(tables["covariates"])
+                )
+            # same windows of the same data: the windows key plus the series table's fingerprint
+            eval_key = f"{bt.eval_key()}:data={series_fingerprint['sha256'][:16]}"
             decision = register(
                 model_uri,
                 experiment,
@@ -277,6 +269,10 @@ def train_forecast(
                 eval_key=eval_key,
                 metrics={k: v for k, v in metrics.items() if k.startswith("backtest_") and np.isfinite(v)},
                 tags={"freq": freq, "horizon": str(horizon), "run_id": run.info.run_id},
+                baseline=Baseline("seasonal naive", naive.overall["wape"]),
+                reevaluate=_champion_rebacktest(
+                    experiment, s, tables, freq, n_windows, step, horizon, levels, progress, engine, scheduler
+                ),
             )
             progress.info(str(decision))
             run_id = run.info.run_id
@@ -356,9 +352,8 @@ def forecast_output(pred: pd.DataFrame, level: int, explain: bool) -> pd.DataFra
     return out_df[keep]
 
 
-def _reevaluate_champion(
+def _champion_rebacktest(
     experiment: str,
-    eval_key: str,
     series: pd.DataFrame,
     tables: dict,
     freq: str,
@@ -369,46 +364,39 @@ def _reevaluate_champion(
     progress: Progress,
     engine: str,
     scheduler: str | None,
-) -> None:
-    """When the champion was evaluated on other windows, backtest its recipe on ours and record the result.
+) -> Any:
+    """``register``'s ``reevaluate`` callback: backtest the champion's recipe on the same windows of this data
+    and return its WAPE; ``NotComparableError`` when it forecasts another horizon or frequency or cannot be
+    loaded.
 
     The recipe is every constructor parameter of the champion (``clone``), backtested the way the new model
     is: calibrated intervals at ``levels``, on this job's engine."""
-    from mlflow import MlflowClient
 
-    client = MlflowClient()
-    try:
-        champion = client.get_model_version_by_alias(experiment, CHAMPION)
-    except Exception:  # noqa: BLE001 - no registered model or no champion yet: nothing to compare
-        return
-    if champion.tags.get("eval_key") == eval_key:
-        return
-    try:
-        old: LGBMForecaster = load_snapshot_model(
-            f"models:/{experiment}/{champion.version}", kind=ForecastPyfunc
-        ).model
-    except Exception as exc:  # noqa: BLE001 - an unloadable champion cannot be compared; register() says so
-        progress.warning(f"champion v{champion.version} could not be loaded for re-evaluation: {exc}")
-        return
-    if old.horizon != horizon or old.freq != freq:
+    def reevaluate(champion: Any) -> float:
+        try:
+            old: LGBMForecaster = load_snapshot_model(
+                f"models:/{experiment}/{champion.version}", kind=ForecastPyfunc
+            ).model
+        except Exception as exc:  # noqa: BLE001 - an unloadable champion cannot be compared
+            raise NotComparableError(f"champion v{champion.version} could not be loaded: {exc}") from exc
+        if old.horizon != horizon or old.freq != freq:
+            raise NotComparableError(
+                f"champion v{champion.version} forecasts {old.horizon} steps at {old.freq}, this version "
+                f"{horizon} at {freq}"
+            )
         progress.info(
-            f"champion v{champion.version} forecasts {old.horizon} steps at {old.freq}: not comparable"
+            f"re-backtesting champion v{champion.version}'s recipe on the same windows of this data"
         )
-        return
-    progress.info(f"re-backtesting champion v{champion.version}'s recipe on the same windows")
 
-    def make_old() -> LGBMForecaster:
-        return clone(old).set_params(levels=levels, calibrate=True, engine=engine, scheduler=scheduler)
+        def make_old() -> LGBMForecaster:
+            return clone(old).set_params(levels=levels, calibrate=True, engine=engine, scheduler=scheduler)
 
-    bt = run_backtest(
-        make_old, series, tables, n_windows=n_windows, step=step, horizon=horizon, levels=levels
-    )
-    version = str(champion.version)
-    client.set_model_version_tag(
-        experiment, version, metric_tag("backtest_wape"), repr(float(bt.overall["wape"]))
-    )
-    client.set_model_version_tag(experiment, version, "eval_key", eval_key)
-    client.set_model_version_tag(experiment, version, "reevaluated_on", eval_key)
+        bt = run_backtest(
+            make_old, series, tables, n_windows=n_windows, step=step, horizon=horizon, levels=levels
+        )
+        return float(bt.overall["wape"])
+
+    return reevaluate
 
 
 def _log_forecast_artifacts(model: LGBMForecaster, bt: BacktestResult, series: pd.DataFrame) -> None:

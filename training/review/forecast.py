@@ -24,6 +24,7 @@ from training.forecast.job import run_backtest
 from training.metrics import daily_total_error, evaluate
 from training.pyfunc import ForecastPyfunc, load_snapshot_model
 from training.registry import CHALLENGER, CHAMPION, ModelNotFoundError, ResolvedModel, resolve
+from training.review.forecast_plots import series_order
 
 __all__ = [
     "ForecastModel",
@@ -152,6 +153,8 @@ def accuracy_by_series(predictions: pd.DataFrame, levels: tuple[int, ...] | None
         how="left",
     )
     cols = ["series_id", "n_scored", "actual_total", "forecast_total", "wape", "bias", "rmspe"]
+    per = per.set_index(per["series_id"].astype(str), drop=False)
+    per = per.loc[series_order(per.index)]
     return per[cols + [f"coverage_{lv}" for lv in levels]].reset_index(drop=True)
 
 
@@ -298,15 +301,9 @@ def forecast_origin(
     cover, and the note says so (and what to pass to forecast the real next weeks).
     """
     origin = pd.Timestamp(series.loc[series["y"].notna(), "ds"].max())
-    if covariates is None or covariates.empty:
+    cov_end = _plan_end(series, covariates)
+    if cov_end is None:
         return origin, ""
-    cov = covariates
-    if "series_id" in cov.columns:
-        ids = series["series_id"].astype("string").unique()
-        cov = cov.loc[cov["series_id"].astype("string").isin(ids)]
-        cov_end = pd.Timestamp(cov.groupby("series_id", observed=True)["ds"].max().min())
-    else:
-        cov_end = pd.Timestamp(cov["ds"].max())
     latest = cov_end - int(horizon) * step_length(model.freq)
     if latest >= origin:
         return origin, ""
@@ -333,8 +330,10 @@ def next_forecast(
 ) -> tuple[pd.DataFrame, list[str]]:
     """The forecast of the next ``horizon`` steps with its ``level``% interval and explanation, plus notes.
 
-    ``series``/``covariates`` default to the model's snapshot; the origin to ``forecast_origin`` over all
-    series. ``series_ids`` restricts the forecast to those series (the model is global but its features are
+    ``series``/``covariates`` default to the model's snapshot; the origin to the latest actual over all series,
+    never earlier: a forecast made before it would show the training period's fitted values as "the next weeks".
+    When the covariates (the promo/holiday plan) stop before the horizon, only the steps they cover are forecast
+    (none when they end at the latest actual: an empty frame), and a note says what to pass. ``series_ids`` restricts the forecast to those series (the model is global but its features are
     per series, so their forecasts are the same; explaining a large model costs milliseconds per row, so a
     notebook explains the series it shows). Closures (``open=0``) known after the origin are taken from
     ``series``; days without a known flag are forecast as open (counted in a note). Returns the ``predict``
@@ -346,9 +345,13 @@ def next_forecast(
     covariates = fm.tables.get("covariates") if covariates is None else covariates
     notes: list[str] = []
     if origin is None:
-        origin, note = forecast_origin(model, series, covariates, horizon)
+        origin = pd.Timestamp(series.loc[series["y"].notna(), "ds"].max())
+        horizon, note = _steps_the_plan_covers(model, series, covariates, origin, horizon)
         if note:
             notes.append(note)
+        if horizon == 0:
+            columns = ["series_id", "ds", "step", "yhat", f"yhat_lo_{level}", f"yhat_hi_{level}", "y"]
+            return pd.DataFrame(columns=columns), notes
     origin = pd.Timestamp(origin)
     if series_ids:
         series = _only_series(series, series_ids)
@@ -503,6 +506,43 @@ def show(fig: Any) -> None:
 
 
 # ------------------------------------------------------------------------------------------ helpers
+def _plan_end(series: pd.DataFrame, covariates: pd.DataFrame | None) -> pd.Timestamp | None:
+    """The last date the covariates cover for every series of ``series`` (None without covariates)."""
+    if covariates is None or covariates.empty:
+        return None
+    cov = covariates
+    if "series_id" in cov.columns:
+        ids = series["series_id"].astype("string").unique()
+        cov = cov.loc[cov["series_id"].astype("string").isin(ids)]
+        return pd.Timestamp(cov.groupby("series_id", observed=True)["ds"].max().min())
+    return pd.Timestamp(cov["ds"].max())
+
+
+def _steps_the_plan_covers(
+    model: Any, series: pd.DataFrame, covariates: pd.DataFrame | None, origin: pd.Timestamp, horizon: int
+) -> tuple[int, str]:
+    """How many of the ``horizon`` steps after ``origin`` the covariates cover, and a note when not all."""
+    cov_end = _plan_end(series, covariates)
+    if cov_end is None:
+        return horizon, ""
+    step = step_length(model.freq)
+    covered = int(max(0, min(horizon, (cov_end - origin) // step)))
+    if covered == horizon:
+        return horizon, ""
+    needed = origin + horizon * step
+    head = (
+        f"The covariates (promo and holiday plan) end on {cov_end:%Y-%m-%d}, but a {horizon}-step forecast after "
+        f"the latest actuals ({origin:%Y-%m-%d}) needs them through {needed:%Y-%m-%d}. "
+    )
+    tail = f"Pass the plan for the coming days (a covariates table through {needed:%Y-%m-%d}) to see the next weeks."
+    if covered == 0:
+        return 0, head + (
+            "No forward forecast is shown (a forecast made earlier would cover the training period: fitted "
+            "values, not the next weeks). " + tail
+        )
+    return covered, head + f"Shown: the {covered} steps the plan covers. " + tail
+
+
 def _scored(frame: pd.DataFrame) -> pd.DataFrame:
     """Open rows with a known actual: the rows every metric scores."""
     ok = frame["y"].notna()

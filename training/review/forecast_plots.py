@@ -6,7 +6,7 @@ non-engineer can read it. Nothing here computes a model output: the frames come 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import matplotlib
 
@@ -23,6 +23,8 @@ __all__ = [
     "feature_importance",
     "family_contributions",
     "pick_series",
+    "subset_note",
+    "series_order",
     "daily_total",
     "accuracy_bars",
     "coverage_by_step",
@@ -32,12 +34,26 @@ __all__ = [
 
 
 def pick_series(predictions: pd.DataFrame, k: int = 6) -> list[str]:
-    """``k`` series spread over the range of volumes (smallest to largest), deterministic."""
+    """``k`` series spread over the range of volumes, deterministic, in series order (numeric ids by number)."""
     totals = predictions.groupby("series_id", observed=True)["y"].sum().sort_values()
     if totals.empty:
         return []
     idx = np.unique(np.linspace(0, len(totals) - 1, min(k, len(totals))).round().astype(int))
-    return [str(s) for s in totals.index[idx]]
+    return series_order(str(s) for s in totals.index[idx])
+
+
+def series_order(ids: Iterable[object]) -> list[str]:
+    """Series ids as text, each once, sorted numerically when every id is a whole number (``9 < 88 < 1000``),
+    else alphabetically: the order of every review table and chart."""
+    text = sorted({str(i) for i in ids})
+    if text and all(t.lstrip("-").isdigit() for t in text):
+        return sorted(text, key=int)
+    return text
+
+
+def subset_note(shown: int, total: int, what: str = "series") -> str:
+    """``" (4 of 8 series)"`` when a chart shows part of the data, ``""`` when it shows all of it."""
+    return f" ({shown} of {total} {what})" if 0 < shown < total else ""
 
 
 def forecast_vs_actual(
@@ -53,26 +69,38 @@ def forecast_vs_actual(
 
     ``predictions`` needs ``series_id, ds, yhat`` (+ ``y`` to draw actuals, + ``yhat_lo_<L>/yhat_hi_<L>``);
     ``history`` (optional, ``series_id, ds, y``) adds the last ``history_steps`` actuals before the forecast.
-    Several backtest windows are drawn side by side on the same axis.
+    Backtest windows that do not overlap are drawn side by side on one axis; overlapping ones get a panel each
+    (titled with their origin), so no date shows two forecasts. The title says when only some series are shown.
     """
     ids = (
         list(series)
         if series is not None
         else pick_series(predictions if "y" in predictions else predictions.assign(y=predictions["yhat"]))
     )
-    n = max(len(ids), 1)
+    panels = []  # (series id, panel title, rows of predictions)
+    for sid in ids:
+        p = predictions.loc[predictions["series_id"].astype(str) == sid].sort_values("ds")
+        windows = [g for _, g in p.groupby("window")] if "window" in p.columns else [p]
+        if _overlap(windows):
+            for g in windows:
+                origin = (
+                    f", origin {pd.Timestamp(g['origin'].iloc[0]):%Y-%m-%d}" if "origin" in g.columns else ""
+                )
+                panels.append((sid, f"series {sid}, window {g['window'].iloc[0]}{origin}", [g]))
+        else:
+            panels.append((sid, f"series {sid}", windows))
+    n = max(len(panels), 1)
     cols = 2 if n > 1 else 1
     rows = int(np.ceil(n / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(6.5 * cols, 2.6 * rows), squeeze=False, sharex=False)
     lo, hi = f"yhat_lo_{level}", f"yhat_hi_{level}"
-    for ax, sid in zip(axes.flat, ids, strict=False):
-        p = predictions.loc[predictions["series_id"].astype(str) == sid].sort_values("ds")
+    for ax, (sid, panel_title, windows) in zip(axes.flat, panels, strict=False):
         if history is not None:
+            start = min(g["ds"].min() for g in windows)
             h = history.loc[history["series_id"].astype(str) == sid].sort_values("ds")
-            h = h.loc[h["ds"] < p["ds"].min()].tail(history_steps)
+            h = h.loc[h["ds"] < start].tail(history_steps)
             ax.plot(h["ds"], h["y"], color="black", linewidth=1, label="actual (history)")
-        groups = p.groupby("window") if "window" in p.columns else [(None, p)]
-        for i, (_, g) in enumerate(groups):
+        for i, g in enumerate(windows):
             if lo in g.columns and hi in g.columns:
                 ax.fill_between(
                     g["ds"],
@@ -92,16 +120,16 @@ def forecast_vs_actual(
                     linestyle="--",
                     label="actual" if i == 0 else None,
                 )
-        ax.set_title(f"series {sid}", fontsize=10)
+        ax.set_title(panel_title, fontsize=10)
         ax.set_ylabel(unit)
         ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))
         ax.tick_params(axis="x", labelrotation=30, labelsize=8)
-    for ax in list(axes.flat)[len(ids) :]:
+    for ax in list(axes.flat)[len(panels) :]:
         ax.set_visible(False)
     handles, labels = axes.flat[0].get_legend_handles_labels()
     if handles:
         fig.legend(handles, labels, loc="upper right", fontsize=8)
-    fig.suptitle(title)
+    fig.suptitle(title + subset_note(len(ids), int(predictions["series_id"].nunique())))
     fig.tight_layout()
     return fig
 
@@ -169,23 +197,27 @@ def daily_total(
     totals: pd.DataFrame, unit: str = "units", title: str = "Total across series per day"
 ) -> Figure:
     """Actual vs forecast total per day (``training.review.forecast.daily_totals``: ``ds, actual, forecast[, window]``)."""
-    fig, ax = plt.subplots(figsize=(9, 3.5))
-    groups = totals.groupby("window") if "window" in totals.columns else [(None, totals)]
-    for i, (_, g) in enumerate(groups):
-        g = g.sort_values("ds")
-        ax.plot(g["ds"], g["actual"], color="black", linewidth=1.2, label="actual" if i == 0 else None)
-        ax.plot(
-            g["ds"],
-            g["forecast"],
-            color="tab:blue",
-            linewidth=1.5,
-            linestyle="--",
-            label="forecast" if i == 0 else None,
-        )
-    ax.set(xlabel="date", ylabel=f"{unit} per day (all series)", title=title)
-    ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))
-    ax.tick_params(axis="x", labelrotation=30)
-    ax.legend(fontsize=8)
+    windows = (
+        [g.sort_values("ds") for _, g in totals.groupby("window")] if "window" in totals.columns else [totals]
+    )
+    panels = [[g] for g in windows] if _overlap(windows) else [windows]  # overlapping windows: a panel each
+    fig, axes = plt.subplots(len(panels), 1, figsize=(9, 3.5 * len(panels)), squeeze=False)
+    for ax, groups in zip(axes.flat, panels, strict=True):
+        for i, g in enumerate(groups):
+            ax.plot(g["ds"], g["actual"], color="black", linewidth=1.2, label="actual" if i == 0 else None)
+            ax.plot(
+                g["ds"],
+                g["forecast"],
+                color="tab:blue",
+                linewidth=1.5,
+                linestyle="--",
+                label="forecast" if i == 0 else None,
+            )
+        part = f" (window {groups[0]['window'].iloc[0]})" if len(panels) > 1 else ""
+        ax.set(xlabel="date", ylabel=f"{unit} per day (all series)", title=title + part)
+        ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))
+        ax.tick_params(axis="x", labelrotation=30)
+        ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -204,6 +236,7 @@ def accuracy_bars(
         if grouped
         else rows.sort_values(metric)
     )
+    n_rows = len(rows)
     rows = rows.tail(top)
     names = (
         rows["segment"].astype(str) + " = " + rows[label].astype(str) if grouped else rows[label].astype(str)
@@ -213,7 +246,8 @@ def accuracy_bars(
     ax.set(
         xlabel=f"{metric.upper()} (%)",
         ylabel="segment" if grouped else label.replace("_", " "),
-        title=title or f"{metric.upper()} by {label.replace('_', ' ')}",
+        title=(title or f"{metric.upper()} by {label.replace('_', ' ')}")
+        + (f" (the {len(rows)} highest of {n_rows})" if len(rows) < n_rows else ""),
     )
     ax.tick_params(axis="y", labelsize=8)
     fig.tight_layout()
@@ -312,3 +346,15 @@ def change_by_family(
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+# ------------------------------------------------------------------------------------------ helpers
+def _overlap(windows: Sequence[pd.DataFrame]) -> bool:
+    """True when two of the frames share a ``ds`` (overlapping backtest windows)."""
+    seen: set = set()
+    for g in windows:
+        days = set(pd.to_datetime(g["ds"]).unique())
+        if seen & days:
+            return True
+        seen |= days
+    return False

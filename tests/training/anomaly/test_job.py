@@ -180,3 +180,46 @@ def test_supervised_training_needs_labels(files):
 def test_score_refuses_an_empty_or_reversed_window(files, tmp_path):
     with pytest.raises(ValueError, match="end must be after start"):
         score_orders("models:/x@champion", files["orders"], tmp_path / "x.csv", "2020-10-01", "2020-09-01")
+
+
+def test_mlflow_pyfunc_scores_int_typed_order_lines_like_the_score_command(trained, files, tmp_path):
+    """``mlflow.pyfunc.load_model(uri).predict(orders)`` with int quantities and ids: the CLI's scores."""
+    snapshot = mlflow.pyfunc.load_model(trained["model_uri"]).unwrap_python_model().tables["orders"]
+    lines = pd.read_csv(files["orders"], dtype={"order_id": str, "customer_id": str})
+    lines["created_at"] = pd.to_datetime(lines["created_at"])
+    new = lines.loc[~lines["order_id"].isin(snapshot["order_id"].astype(str))]
+    end = new["created_at"].min() + pd.Timedelta(days=3)
+    request = new.loc[new["created_at"] < end].copy()
+    request["quantity"] = request["quantity"].round().astype("int64")
+    request["order_id"] = pd.factorize(request["order_id"])[0].astype("int64") + 10_000_000  # int ids
+    assert request["quantity"].dtype == "int64" and len(request["order_id"].unique()) > 20
+    request_ids = dict(zip(request["order_id"].astype(str), new.loc[request.index, "order_id"], strict=False))
+
+    file_lines = new.loc[request.index].assign(quantity=request["quantity"].to_numpy())
+    file_lines.to_csv(tmp_path / "orders.csv", index=False)
+    score_orders(
+        trained["model_uri"], tmp_path / "orders.csv", tmp_path / "cli.csv", new["created_at"].min(), end
+    )
+    cli = pd.read_csv(tmp_path / "cli.csv", dtype={"order_id": str})
+
+    got = mlflow.pyfunc.load_model(trained["model_uri"]).predict(request)
+    got["order_id"] = got["order_id"].map(request_ids)
+    merged = cli.merge(got, on="order_id", suffixes=("_cli", "_pyfunc"))
+    assert len(merged) == len(cli) == request["order_id"].nunique()
+    np.testing.assert_allclose(merged["score_pyfunc"], merged["score_cli"], rtol=1e-9, atol=1e-12)
+    assert (merged["flagged_pyfunc"] == merged["flagged_cli"]).all()
+
+
+def test_logged_models_carry_their_code_and_exact_requirements(trained):
+    from training.pyfunc import MODEL_REQUIREMENTS
+
+    requirements = Path(mlflow.pyfunc.get_model_dependencies(trained["model_uri"])).read_text().split()
+    names = {r.split("==")[0] for r in requirements}
+    assert all("==" in r for r in requirements), requirements
+    assert "orderpulse" not in names and set(MODEL_REQUIREMENTS) <= names
+    lock = (Path(__file__).resolve().parents[3] / "requirements.lock").read_text().splitlines()
+    assert next(r for r in requirements if r.startswith("lightgbm==")) in lock
+    local = Path(mlflow.artifacts.download_artifacts(trained["model_uri"]))
+    assert (local / "code" / "training" / "anomaly" / "models.py").is_file()
+    assert (local / "code" / "features" / "order_features.py").is_file()
+    assert not list((local / "code").rglob("__pycache__"))

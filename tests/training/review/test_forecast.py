@@ -303,3 +303,37 @@ def test_next_forecast_names_unknown_series():
         ValueError, match=r"Series \['zz'\] are not in the model's history; it knows 1 series"
     ):
         review.next_forecast(fm, series_ids=["zz"])
+
+
+def test_accuracy_by_series_lists_numeric_ids_in_numeric_order(preds):
+    frame = pd.concat(
+        [
+            preds.assign(series_id=preds["series_id"].map({"a": "1000", "b": "88"})),
+            preds.iloc[[3]].assign(series_id="9"),
+        ]
+    )
+    assert list(review.accuracy_by_series(frame)["series_id"]) == ["9", "88", "1000"]
+
+
+def _history_fm(days: int, covariate_days: int) -> tuple[review.ForecastModel, _RecordingModel]:
+    model = _RecordingModel()
+    model.horizon = 7
+    cov = pd.DataFrame({"ds": [_day(i) for i in range(covariate_days)], "promo": 0})
+    tables = {"series": _series(days), "covariates": cov}
+    return review.ForecastModel(ResolvedModel("u", None, None, None, "u"), model, tables), model
+
+
+def test_next_forecast_never_starts_inside_the_training_history():
+    # the plan ends on the last actual (day 9): no step after it can be forecast, and nothing earlier is shown
+    fm, model = _history_fm(days=10, covariate_days=10)
+    out, notes = review.next_forecast(fm, explain=False)
+    assert out.empty and not hasattr(model, "future")
+    assert "No forward forecast is shown" in notes[0] and "end on 2024-01-10" in notes[0]
+
+
+def test_next_forecast_shows_the_steps_the_plan_covers_after_the_latest_actual():
+    fm, model = _history_fm(days=10, covariate_days=13)  # plan through day 12: 3 of 7 steps
+    out, notes = review.next_forecast(fm, explain=False)
+    assert model.kwargs["origin"] == _day(9)
+    assert list(out["ds"]) == [_day(10), _day(11), _day(12)]
+    assert "Shown: the 3 steps the plan covers" in notes[0]

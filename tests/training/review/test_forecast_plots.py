@@ -103,3 +103,61 @@ def test_change_by_family_draws_one_bar_per_family_and_series():
         -1.0,
     ]  # the "all" row is not drawn
     assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["promo", "calendar"]
+
+
+def _windows(origins: list[int], series: tuple[str, ...] = ("7",), horizon: int = 4) -> pd.DataFrame:
+    """Backtest predictions: one window per origin day, ``horizon`` days each."""
+    rows = [
+        {"window": w, "origin": D + pd.Timedelta(days=o), "series_id": s, "ds": D + pd.Timedelta(days=o + k)}
+        for w, o in enumerate(origins)
+        for s in series
+        for k in range(1, horizon + 1)
+    ]
+    return pd.DataFrame(rows).assign(y=10.0, yhat=11.0, yhat_lo_80=9.0, yhat_hi_80=13.0)
+
+
+def test_overlapping_backtest_windows_are_drawn_in_panels_of_their_own():
+    fig = plots.forecast_vs_actual(_windows([0, 2]))  # days 1-4 and 3-6 overlap
+    visible = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in visible] == [
+        "series 7, window 0, origin 2024-01-01",
+        "series 7, window 1, origin 2024-01-03",
+    ]
+    for ax in visible:  # each panel holds one forecast line of 4 days
+        forecasts = [line for line in ax.get_lines() if line.get_label() == "forecast"]
+        assert len(forecasts) == 1 and len(forecasts[0].get_xdata()) == 4
+
+
+def test_windows_that_do_not_overlap_share_one_axis():
+    fig = plots.forecast_vs_actual(_windows([0, 4]))
+    visible = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in visible] == ["series 7"]
+
+
+def test_daily_total_draws_overlapping_windows_apart():
+    totals = pd.DataFrame(
+        {"window": [0, 0, 1, 1], "ds": [DAYS[0], DAYS[1], DAYS[1], DAYS[2]], "actual": 1.0, "forecast": 1.0}
+    )
+    fig = plots.daily_total(totals, title="Daily total")
+    assert [ax.get_title() for ax in fig.axes] == ["Daily total (window 0)", "Daily total (window 1)"]
+
+
+def test_charts_say_when_they_show_a_subset():
+    preds = _windows([0], series=("1", "2", "3"))
+    assert (
+        plots.forecast_vs_actual(preds, series=["2"], title="F")._suptitle.get_text() == "F (1 of 3 series)"
+    )
+    assert plots.forecast_vs_actual(preds, series=["1", "2", "3"], title="F")._suptitle.get_text() == "F"
+    table = pd.DataFrame({"series_id": [str(i) for i in range(30)], "wape": np.linspace(0.1, 0.4, 30)})
+    assert (
+        plots.accuracy_bars(table, label="series_id", title="W").axes[0].get_title()
+        == "W (the 25 highest of 30)"
+    )
+    assert plots.accuracy_bars(table.head(5), label="series_id", title="W").axes[0].get_title() == "W"
+
+
+def test_series_ids_sort_numerically_when_they_are_numbers():
+    assert plots.series_order(["1000", "88", "9", 88]) == ["9", "88", "1000"]
+    assert plots.series_order(["b", "10", "a"]) == ["10", "a", "b"]
+    preds = _windows([0], series=("1000", "88", "9")).assign(y=lambda d: d["series_id"].astype(float))
+    assert plots.pick_series(preds, k=3) == ["9", "88", "1000"]
