@@ -56,6 +56,8 @@ MODEL_REQUIREMENTS = (
     "shap",
     "joblib",
     "psutil",
+    "holidays",  # LGBMForecaster(holidays=...) builds its calendar at predict time
+    "hierarchicalforecast",  # models trained with --levels reconcile at predict time
 )
 """The distributions the logged model code imports; pinned exactly by ``model_requirements``."""
 
