@@ -34,6 +34,7 @@ from serving.history import LiveOrderHistory
 from serving.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
 from serving.model_source import RegistryModelSource
 from serving.models import ModelHolder, ModelSnapshot, ReloadReport
+from serving.openapi import docs_urls, install_openapi
 from serving.prometheus import Metrics, MetricsMiddleware
 from serving.prometheus import router as metrics_router
 from serving.routes import ROUTERS
@@ -93,7 +94,9 @@ def create_app(
             if own_audit
             else audit_store
         )
-        app.state.events = await anyio.to_thread.run_sync(lambda: EventStore(app.state.audit.database))
+        app.state.events = await anyio.to_thread.run_sync(
+            lambda: EventStore(app.state.audit.database, on_skip=metrics.on_skipped_rows)
+        )
         live = LiveOrderHistory(app.state.events, lambda: holder.snapshot().models.get("anomaly"))
         app.state.order_history = live
         holder.add_listener(metrics.on_reload)
@@ -129,6 +132,7 @@ def create_app(
         version=_version(),
         lifespan=lifespan,
         dependencies=[Depends(require_api_key)],
+        **docs_urls(settings),
         middleware=[
             Middleware(RequestIdMiddleware),
             Middleware(MetricsMiddleware, metrics=metrics),
@@ -144,6 +148,7 @@ def create_app(
     install_error_handlers(app)
     for router in (*ROUTERS, metrics_router, *extra_routers):
         app.include_router(router)
+    install_openapi(app, settings)
     if settings.generated_api_key:
         _log.warning("profile dev without ORDERPULSE_API_KEYS: an API key was generated for this run")
     return app

@@ -9,6 +9,8 @@ Exposed at ``GET /metrics`` (exempt from auth by default):
 - ``orderpulse_orders_scored_total{model_version}`` / ``orderpulse_orders_flagged_total{model_version}``.
 - ``orderpulse_model_info{kind,name,version,alias,source}`` = 1 for each loaded model (only the current ones).
 - ``orderpulse_model_reloads_total{kind,outcome}``: outcomes of registry reloads.
+- ``orderpulse_event_rows_skipped{table}``: stored event rows left out at the last read of ``table`` because
+  they are out of bounds (``serving.store.checks``; the log names them).
 
 With several uvicorn workers each process has its own registry, so one scrape shows one worker's numbers;
 scrape each worker (or run one worker per container) until multiprocess mode is needed.
@@ -81,6 +83,16 @@ class Metrics:
         self.reloads = Counter(
             "orderpulse_model_reloads", "Model reload outcomes by kind", ["kind", "outcome"], registry=r
         )
+        self.skipped_rows = Gauge(
+            "orderpulse_event_rows_skipped",
+            "Stored event rows left out at the last read because they are out of bounds",
+            ["table"],
+            registry=r,
+        )
+
+    def on_skipped_rows(self, table: str, n_rows: int) -> None:
+        """EventStore listener: rows of ``table`` left out at its last read."""
+        self.skipped_rows.labels(table).set(n_rows)
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()

@@ -53,6 +53,11 @@ class Settings(BaseSettings):
         default_factory=lambda: ["/health", "/ready", "/metrics"],
         description="route paths served without an API key (never a /v1 path)",
     )
+    docs_public: bool | None = Field(
+        None,
+        description="serve /docs, /redoc and /openapi.json without an API key; default: true in profile dev, "
+        "false in prod (then the pages are off and /openapi.json needs a key)",
+    )
     mlruns_dir: Path = Field(
         REPO_ROOT / "mlruns", description="where the default audit db and model cache live"
     )
@@ -172,6 +177,8 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _derive_defaults_and_check_keys(self) -> Settings:
         mlruns = Path(self.mlruns_dir).expanduser()
+        if self.docs_public is None:
+            self.docs_public = self.profile == "dev"
         if not self.audit_url:
             self.audit_url = f"sqlite:///{mlruns / 'audit.db'}"
         if self.model_cache_dir is None:
