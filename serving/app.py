@@ -35,6 +35,7 @@ from serving.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
 from serving.model_source import RegistryModelSource
 from serving.models import ModelHolder, ModelSnapshot, ReloadReport
 from serving.openapi import docs_urls, install_openapi
+from serving.process import die_with_supervisor
 from serving.prometheus import Metrics, MetricsMiddleware
 from serving.prometheus import router as metrics_router
 from serving.routes import ROUTERS
@@ -155,7 +156,11 @@ def create_app(
 
 
 def create_app_from_env() -> FastAPI:
-    """Factory for ``uvicorn --factory serving.app:create_app_from_env`` (each worker reads ORDERPULSE_*)."""
+    """Factory for ``uvicorn --factory serving.app:create_app_from_env`` (each worker reads ORDERPULSE_*).
+
+    A worker of ``orderpulse serve --workers N`` also arms its parent-death signal (``serving.process``).
+    """
+    die_with_supervisor()
     return create_app(Settings())
 
 
