@@ -6,7 +6,6 @@ out of bounds are skipped on read (``serving.store.checks``).
 
 from __future__ import annotations
 
-import os
 import uuid
 
 import pytest
@@ -14,32 +13,15 @@ from sqlalchemy import text
 
 AUTH = {"X-API-Key": "test-key"}
 SCORE = "/v1/orders/score"
-PG_URLS = (
-    [os.environ["ORDERPULSE_TEST_POSTGRES_URL"]]
-    if os.environ.get("ORDERPULSE_TEST_POSTGRES_URL")
-    else ["postgresql://postgres@127.0.0.1:5432/test", "postgresql://root@127.0.0.1:5432/test"]
-)
-
-
-def _pg_url() -> str | None:
-    import psycopg
-
-    for url in PG_URLS:
-        try:
-            with psycopg.connect(url, connect_timeout=3):
-                return url
-        except Exception:
-            continue
-    return None
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def database_settings(request):
+def database_settings(request, pg_url):
     """Settings overrides for an app on SQLite (the default) or on a fresh PostgreSQL schema."""
     if request.param == "sqlite":
         yield {}
         return
-    url = _pg_url()
+    url = pg_url
     if url is None:
         pytest.skip("no PostgreSQL server reachable")
     import psycopg

@@ -1,6 +1,5 @@
 """serving/store/events.py on SQLite and, when one answers at 127.0.0.1:5432 (database ``test``), PostgreSQL."""
 
-import os
 import threading
 import uuid
 from datetime import datetime
@@ -10,33 +9,15 @@ import pytest
 from serving.store.db import Database
 from serving.store.events import Actual, EventStore, LabelEvent, OrderEvent
 
-PG_URLS = (
-    [os.environ["ORDERPULSE_TEST_POSTGRES_URL"]]
-    if os.environ.get("ORDERPULSE_TEST_POSTGRES_URL")
-    else ["postgresql://postgres@127.0.0.1:5432/test", "postgresql://root@127.0.0.1:5432/test"]
-)
-
-
-def _pg_url() -> str | None:
-    import psycopg
-
-    for url in PG_URLS:
-        try:
-            with psycopg.connect(url, connect_timeout=3):
-                return url
-        except Exception:
-            continue
-    return None
-
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def store(request, tmp_path):
+def store(request, pg_url, tmp_path):
     if request.param == "sqlite":
         db = Database(f"sqlite:///{tmp_path / 'events.db'}")
         yield EventStore(db)
         db.dispose()
         return
-    url = _pg_url()
+    url = pg_url
     if url is None:
         pytest.skip("no PostgreSQL server reachable")
     import psycopg
