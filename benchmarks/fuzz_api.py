@@ -136,7 +136,8 @@ def main() -> None:
     from schemathesis.python.asgi import shutdown_lifespans
     from serving_bench import train
 
-    train(args.root)
+    with contextlib.redirect_stdout(sys.stderr):  # stdout carries the one JSON line
+        train(args.root)
     out: dict = {"examples": args.examples}
     for db in args.db:
         app, cleanup = build_app(args.root, db)

@@ -14,7 +14,15 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, Strict, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    Field,
+    Strict,
+    StringConstraints,
+    WithJsonSchema,
+)
 
 from features.bounds import (
     MAX_ID_LENGTH,
@@ -42,6 +50,7 @@ __all__ = [
 INPUT_CONFIG: dict[str, Any] = {"extra": "ignore"}
 """``model_config`` of the request schemas (unknown fields are ignored; nothing is coerced)."""
 
+_YEARS_PATTERN = r"^(19[0-9]{2}|2[01][0-9]{2}|2200)-"
 _EPOCH_LIKE = re.compile(r"^\s*[-+]?\d+(\.\d*)?\s*$")
 
 
@@ -102,6 +111,14 @@ UtcDatetime = Annotated[
     datetime,
     BeforeValidator(_iso_string),
     AfterValidator(naive_utc),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "date-time",
+            "pattern": _YEARS_PATTERN,
+            "description": "ISO 8601 date or timestamp in 1900-01-01 .. 2200-12-31 UTC",
+        }
+    ),
 ]
 """ISO 8601 date or timestamp in 1900-01-01 .. 2200-12-31 UTC; with an offset it is converted to UTC, without
 one it is taken as UTC."""

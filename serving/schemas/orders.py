@@ -165,7 +165,14 @@ class LabelIn(BaseModel):
 class EventsIn(BaseModel):
     """New orders and/or outcomes reported by the OMS (``exceptions`` is accepted as a name for ``labels``)."""
 
-    model_config = _INPUT
+    model_config = ConfigDict(
+        **INPUT_CONFIG,
+        json_schema_extra={  # at least one event (the validator below says so too)
+            "anyOf": [
+                {"required": [name], "properties": {name: {"minItems": 1}}} for name in ("orders", "labels")
+            ]
+        },
+    )
 
     orders: list[OrderIn] = Field(default_factory=list)
     labels: list[LabelIn] = Field(default_factory=list, validation_alias=AliasChoices("labels", "exceptions"))
