@@ -54,43 +54,23 @@ TABLE_RULES: dict[str, dict[str, Any]] = {
 
 
 def check_orders(orders: Sequence[OrderEvent]) -> None:
+    """Raise ``ValueError`` for the first order with a value out of bounds."""
     for order in orders:
-        problems = [
-            _text("order_id", order.order_id),
-            _text("customer_id", order.customer_id),
-            _time("created_at", order.created_at),
-            *(_text(f, getattr(order, f), MAX_TEXT_LENGTH) for f in ("country", "channel", "region")),
-        ]
-        for n, (sku, quantity, price) in enumerate(order.lines):
-            problems += [
-                _text(f"lines[{n}].sku", sku),
-                _number(f"lines[{n}].quantity", quantity, MIN_QUANTITY, MAX_QUANTITY),
-                _number(f"lines[{n}].unit_price", price, 0.0, MAX_UNIT_PRICE),
-            ]
-        _raise("order", order.order_id, problems)
+        _raise("order", order.order_id, _order_problems(order))
 
 
 def check_labels(labels: Sequence[LabelEvent]) -> None:
+    """Raise ``ValueError`` for the first label with a value out of bounds."""
     for label in labels:
-        problems = [
-            _text("order_id", label.order_id),
-            _time("labeled_at", label.labeled_at),
-            None
-            if label.label in (0, 1) and not isinstance(label.label, bool)
-            else f"label {label.label!r} is not 0 or 1",
-        ]
-        _raise("label", label.order_id, problems)
+        problems = [_text("order_id", label.order_id), _time("labeled_at", label.labeled_at)]
+        _raise("label", label.order_id, [*problems, _binary("label", label.label)])
 
 
 def check_actuals(actuals: Sequence[Actual]) -> None:
-    for actual in actuals:
-        problems = [
-            _text("series_id", actual.series_id),
-            _time("ds", actual.ds),
-            _number("y", actual.y, 0.0, MAX_ACTUAL),
-            None if actual.open in (0, 1) else f"open {actual.open!r} is not 0 or 1",
-        ]
-        _raise("actual", actual.series_id, problems)
+    """Raise ``ValueError`` for the first actual with a value out of bounds."""
+    for a in actuals:
+        problems = [_text("series_id", a.series_id), _time("ds", a.ds), _number("y", a.y, 0.0, MAX_ACTUAL)]
+        _raise("actual", a.series_id, [*problems, _binary("open", a.open)])
 
 
 def drop_unusable(frame: pd.DataFrame, table: str, on_skip: SkipListener | None = None) -> pd.DataFrame:
@@ -120,6 +100,26 @@ def drop_unusable(frame: pd.DataFrame, table: str, on_skip: SkipListener | None 
     if on_skip is not None:
         on_skip(table, n_bad)
     return frame
+
+
+def _order_problems(order: OrderEvent) -> list[str | None]:
+    problems = [
+        _text("order_id", order.order_id),
+        _text("customer_id", order.customer_id),
+        _time("created_at", order.created_at),
+        *(_text(f, getattr(order, f), MAX_TEXT_LENGTH) for f in ("country", "channel", "region")),
+    ]
+    for n, (sku, quantity, price) in enumerate(order.lines):
+        problems += [
+            _text(f"lines[{n}].sku", sku),
+            _number(f"lines[{n}].quantity", quantity, MIN_QUANTITY, MAX_QUANTITY),
+            _number(f"lines[{n}].unit_price", price, 0.0, MAX_UNIT_PRICE),
+        ]
+    return problems
+
+
+def _binary(field: str, value: Any) -> str | None:
+    return None if value in (0, 1) and not isinstance(value, bool) else f"{field} {value!r} is not 0 or 1"
 
 
 def _text(field: str, value: str | None, max_length: int = MAX_ID_LENGTH) -> str | None:
