@@ -88,6 +88,8 @@ def serve(
         sock = tcp_listen_socket(config.host, config.port)
         try:
             uvicorn.Server(config).run(sockets=[sock])
+        except KeyboardInterrupt:  # uvicorn re-raises the SIGINT it handled: a clean stop (as uvicorn.run)
+            pass
         finally:
             sock.close()
         return

@@ -6,8 +6,8 @@
 and a reload keeps whatever is loaded. The registry answering "no such model/alias" is not an outage: it is
 reported as ``not_found`` and the cache is not used.
 
-A tracking server that accepts connections but never answers is an outage too: every registry look-up runs
-under a deadline (``deadline_s``, ``ORDERPULSE_REGISTRY_DEADLINE_S``, default 5 s); past it the look-up counts
+A tracking server that accepts connections but never answers is an outage too: every look-up at an HTTP(S)
+tracking server runs under a deadline (``deadline_s``, ``ORDERPULSE_REGISTRY_DEADLINE_S``, default 5 s); past it the look-up counts
 as unreachable and the cache is used. While a timed-out look-up is still pending, the next one (the other
 model kind, the next reload) fails at once instead of waiting again, so a start or reload waits at most about
 one deadline in all.
@@ -136,8 +136,8 @@ class RegistryModelSource(ModelSource):
     # ------------------------------------------------------------------ registry
     def _resolve_within_deadline(self, name: str) -> dict[str, Any]:
         """``_resolve(name)`` in a daemon thread, given up after ``deadline_s`` (see the module docstring)."""
-        if self.deadline_s is None:
-            return self._resolve(name)
+        if self.deadline_s is None or urlparse(self.tracking_uri).scheme not in ("http", "https"):
+            return self._resolve(name)  # a local store (sqlite, file) has no server that could hang
         where = _safe_uri(self.tracking_uri)
         pending = self._pending
         if pending is not None and pending.is_alive():

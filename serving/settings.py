@@ -82,8 +82,8 @@ class Settings(BaseSettings):
     registry_deadline_s: float = Field(
         5.0,
         gt=0,
-        description="longest a start or reload waits for the registry (all retries included) before it "
-        "serves the cached models; covers a server that accepts connections but never answers",
+        description="longest a start or reload waits for an HTTP(S) tracking server (all retries included) "
+        "before it serves the cached models; covers a server that accepts connections but never answers",
     )
     registry_max_retries: int = Field(2, ge=0, le=10, description="retries of one registry request")
     max_batch_orders: int = Field(1000, ge=1, description="most orders one scoring request may carry")
