@@ -170,13 +170,27 @@ def write_frame(df: pd.DataFrame | dd.DataFrame, out: str | Path, *, client: Cli
 
 def _read_file(p: Path, table: str) -> pd.DataFrame:
     name = p.name.lower()
-    if name.endswith(PARQUET_SUFFIXES):
-        return pd.read_parquet(p)
-    if name.endswith(TEXT_SUFFIXES):
-        sep = "\t" if name.endswith(".tsv") else ","
-        header = pd.read_csv(p, sep=sep, nrows=0).columns
-        as_str = {c: "string" for c in header if is_id_column(c)}
-        return pd.read_csv(p, sep=sep, dtype=as_str, low_memory=False)
+    try:
+        if name.endswith(PARQUET_SUFFIXES):
+            return pd.read_parquet(p)
+        if name.endswith(TEXT_SUFFIXES):
+            sep = "\t" if name.endswith(".tsv") else ","
+            header = pd.read_csv(p, sep=sep, nrows=0).columns
+            as_str = {c: "string" for c in header if is_id_column(c)}
+            return pd.read_csv(p, sep=sep, dtype=as_str, low_memory=False)
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError, OSError, ValueError) as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise DataValidationError(  # a file that cannot be decoded: name it (the decoder's message does not)
+            [
+                Problem(
+                    table=table,
+                    column=None,
+                    issue=f"cannot read {str(p)!r}: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}",
+                    fix="pass a UTF-8 CSV/TSV with a header row, or a Parquet file, named by its format",
+                )
+            ]
+        ) from exc
     raise DataValidationError(
         [
             Problem(

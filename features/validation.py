@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
+from features.bounds import MAX_TIMESTAMP, MIN_TIMESTAMP
 from features.errors import DataValidationError, Problem
 
 __all__ = [
@@ -182,6 +183,16 @@ def validate(
             col,
             "unparseable date/time",
             "use ISO 8601 dates such as 2015-07-31 or 2015-07-31 14:05:00",
+        )
+        outside = parsed.notna() & ((parsed < MIN_TIMESTAMP) | (parsed > MAX_TIMESTAMP))
+        bad |= _record(
+            problems,
+            out,
+            outside,
+            table,
+            col,
+            f"date/time outside {MIN_TIMESTAMP:%Y-%m-%d} .. {MAX_TIMESTAMP:%Y-%m-%d}",
+            "correct the dates (a wrong century?) or leave the rows out",
         )
         out[col] = parsed
     for col in spec.numbers:

@@ -35,6 +35,8 @@ from serving.history import LiveOrderHistory
 from serving.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
 from serving.model_source import RegistryModelSource
 from serving.models import ModelHolder, ModelSnapshot, ReloadReport
+from serving.openapi import docs_urls, install_openapi
+from serving.process import die_with_supervisor
 from serving.prometheus import Metrics, MetricsMiddleware
 from serving.prometheus import router as metrics_router
 from serving.routes import ROUTERS
@@ -94,7 +96,9 @@ def create_app(
             if own_audit
             else audit_store
         )
-        app.state.events = await anyio.to_thread.run_sync(lambda: EventStore(app.state.audit.database))
+        app.state.events = await anyio.to_thread.run_sync(
+            lambda: EventStore(app.state.audit.database, on_skip=metrics.on_skipped_rows)
+        )
         live = LiveOrderHistory(app.state.events, lambda: holder.snapshot().models.get("anomaly"))
         app.state.order_history = live
         holder.add_listener(metrics.on_reload)
@@ -130,6 +134,7 @@ def create_app(
             if own_audit and audit is not None:
                 audit.close()
 
+    docs = docs_urls(settings)
     app = FastAPI(
         title="OrderPulse",
         summary="Demand forecasts and exception-order scores, explained with SHAP.",
@@ -137,6 +142,7 @@ def create_app(
         lifespan=lifespan,
         docs_url=None,  # /docs and /redoc come from bundled assets, not a CDN (serving.docs)
         redoc_url=None,
+        openapi_url=docs["openapi_url"],
         dependencies=[Depends(require_api_key)],
         middleware=[
             Middleware(RequestIdMiddleware),
@@ -152,16 +158,22 @@ def create_app(
     app.state.order_history = None
     app.state.volume = None
     install_error_handlers(app)
-    install_offline_docs(app)
+    if docs["docs_url"] is not None:
+        install_offline_docs(app, docs["docs_url"], docs["redoc_url"])
     for router in (*ROUTERS, metrics_router, *extra_routers):
         app.include_router(router)
+    install_openapi(app, settings)
     if settings.generated_api_key:
         _log.warning("profile dev without ORDERPULSE_API_KEYS: an API key was generated for this run")
     return app
 
 
 def create_app_from_env() -> FastAPI:
-    """Factory for ``uvicorn --factory serving.app:create_app_from_env`` (each worker reads ORDERPULSE_*)."""
+    """Factory for ``uvicorn --factory serving.app:create_app_from_env`` (each worker reads ORDERPULSE_*).
+
+    A worker of ``orderpulse serve --workers N`` also arms its parent-death signal (``serving.process``).
+    """
+    die_with_supervisor()
     return create_app(Settings())
 
 

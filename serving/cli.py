@@ -8,7 +8,9 @@
 With one worker the app object is built here from ``settings``; with several, uvicorn starts each worker from
 the import string ``serving.app:create_app_from_env`` and the settings travel as ``ORDERPULSE_*`` variables
 (hashed keys only, so a generated dev key is valid in every worker); the listening socket is bound here
-(``run_workers``: uvicorn's own would leave Nagle's algorithm on, +40 ms per response).
+(``run_workers``: uvicorn's own would leave Nagle's algorithm on, +40 ms per response). The socket is bound
+before anything starts, so a busy port is one clear error (``PortInUseError``, exit 2 in the CLI). Workers die
+with the supervisor (``serving.process``), so a restart after ``kill -9`` of the master finds the port free.
 """
 
 from __future__ import annotations
@@ -19,11 +21,14 @@ import sys
 
 import typer
 
+from features.errors import OrderPulseError
 from serving.auth import generate_api_key, hash_api_key
+from serving.process import SUPERVISOR_PID_ENV
 from serving.settings import Settings
 
 __all__ = [
     "serve",
+    "PortInUseError",
     "serve_command",
     "run_workers",
     "tcp_listen_socket",
@@ -33,6 +38,11 @@ __all__ = [
 ]
 
 APP_FACTORY = "serving.app:create_app_from_env"
+
+
+class PortInUseError(OrderPulseError):
+    """The address to listen on cannot be bound (another process holds the port, or no permission)."""
+
 
 keys_app = typer.Typer(
     help="Create API keys and the hashes ORDERPULSE_API_KEYS stores.", no_args_is_help=True
@@ -74,10 +84,17 @@ def serve(
     if workers == 1:
         from serving.app import create_app
 
-        uvicorn.run(create_app(settings), **common)
+        config = uvicorn.Config(create_app(settings), **common)
+        sock = tcp_listen_socket(config.host, config.port)
+        try:
+            uvicorn.Server(config).run(sockets=[sock])
+        except KeyboardInterrupt:  # uvicorn re-raises the SIGINT it handled: a clean stop (as uvicorn.run)
+            pass
+        finally:
+            sock.close()
         return
     os.environ.update(settings.to_env())
-    run_workers(workers, common)
+    run_workers(workers, {**common, "timeout_worker_healthcheck": settings.worker_healthcheck_timeout_s})
 
 
 def run_workers(workers: int, options: dict) -> None:
@@ -95,6 +112,7 @@ def run_workers(workers: int, options: dict) -> None:
 
     config = uvicorn.Config(APP_FACTORY, factory=True, workers=workers, **options)
     sock = tcp_listen_socket(config.host, config.port)
+    os.environ[SUPERVISOR_PID_ENV] = str(os.getpid())
     try:
         Multiprocess(config, sockets=[sock]).run()
     finally:
@@ -102,15 +120,21 @@ def run_workers(workers: int, options: dict) -> None:
 
 
 def tcp_listen_socket(host: str, port: int) -> socket.socket:
-    """A bound (not yet listening) TCP socket, protocol ``IPPROTO_TCP`` so accepted connections get TCP_NODELAY."""
+    """A bound (not yet listening) TCP socket, protocol ``IPPROTO_TCP`` so accepted connections get TCP_NODELAY.
+
+    Raises ``PortInUseError`` (one line: the address, the reason, what to do) when it cannot be bound.
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
-    except OSError:
+    except OSError as exc:
         sock.close()
-        raise
+        raise PortInUseError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}; stop the process that holds the port "
+            "(e.g. `ss -ltnp | grep :" + str(port) + "`) or choose another --port"
+        ) from exc
     sock.set_inheritable(True)
     return sock
 

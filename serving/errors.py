@@ -7,7 +7,8 @@ the request's ``X-Request-ID`` header. The mapping:
 exception                                              status  code
 =====================================================  ======  ============================================
 ``ApiError`` subclasses below                          its own  its own
-FastAPI ``RequestValidationError`` (request schema)    422     ``invalid_request`` (details: field errors)
+FastAPI ``RequestValidationError`` (request schema,    422     ``invalid_request`` (details: field errors)
+a body that is not JSON or not UTF-8 included)
 ``pydantic.ValidationError`` raised inside a route     422     ``invalid_request``
 ``features.errors.DataValidationError``                400     ``data_validation`` (details: the problems)
 ``features.errors.NotFittedError``                     503     ``model_not_fitted``
@@ -16,6 +17,12 @@ Starlette ``HTTPException`` (404 route, 405 ...)       same    by status (``not_
 anything else (a bug)                                  500     ``internal_error``: no stack trace in the
                                                                body; logged with the request id
 =====================================================  ======  ============================================
+
+One status per kind of mistake, on every route: 422 = the request does not match the schema (unparseable
+body, wrong type, out-of-bounds value); 400 = it matches the schema but cannot be used with the served model
+(covariates missing for the horizon, a date off the model's grid); 401 / 403 = no / a wrong API key; 404 = the
+named series or decision does not exist; 413 = too large; 503 = not ready (model or store missing). Every route
+documents its statuses in OpenAPI with the ``ErrorBody`` schema (``error_responses``).
 
 ``ApiError`` subclasses Starlette's ``HTTPException`` so that FastAPI passes it through unchanged even when it
 is raised while the body is being read (the streamed body-size limit).
@@ -31,6 +38,7 @@ import pydantic
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from features.errors import DataValidationError, NotFittedError, OrderPulseError
@@ -38,6 +46,9 @@ from serving._json import jsonable
 
 __all__ = [
     "ApiError",
+    "ErrorBody",
+    "ErrorInfo",
+    "error_responses",
     "AuthenticationError",
     "PermissionDeniedError",
     "NotFoundError",
@@ -67,6 +78,38 @@ _CODES_BY_STATUS = {
     429: "too_many_requests",
     503: "unavailable",
 }
+
+
+_PARSE_ERROR = "There was an error parsing the body"  # FastAPI's 400 for a body it cannot decode (not UTF-8)
+
+_RESPONSE_DESCRIPTIONS = {
+    400: "The request matches the schema but cannot be used with the served model (the message says why)",
+    401: "No API key was sent (X-API-Key header or Authorization: Bearer)",
+    403: "The API key is not valid for this service",
+    404: "The named resource (series, decision) does not exist",
+    413: "The body or the batch is larger than the configured limit",
+    422: "The request does not match the schema: unparseable body, wrong type, value out of bounds",
+    503: "Not ready: a required model or the audit/event store is not available (retry later)",
+}
+
+
+class ErrorInfo(BaseModel):
+    code: str = Field(description="stable machine-readable code", examples=["invalid_request"])
+    message: str = Field(description="what was wrong, the value received and how to fix it")
+    details: Any = Field(None, description="structured details (field errors, limits ...)")
+
+
+class ErrorBody(BaseModel):
+    """The body of every error response."""
+
+    error: ErrorInfo
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses=`` entries for ``statuses``, each with the shared ``ErrorBody`` schema."""
+    return {
+        status: {"model": ErrorBody, "description": _RESPONSE_DESCRIPTIONS[status]} for status in statuses
+    }
 
 
 class ApiError(StarletteHTTPException):
@@ -226,6 +269,13 @@ async def _value_error(request: Request, exc: ValueError) -> JSONResponse:
 
 async def _http_exception(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     status = exc.status_code
+    if (
+        status == 400 and exc.detail == _PARSE_ERROR
+    ):  # a body that is not UTF-8: a schema mistake like bad JSON
+        cause = exc.__cause__
+        message = f"the request body could not be decoded ({type(cause).__name__ if cause else 'error'}): send UTF-8 JSON"
+        details = [{"loc": ["body"], "msg": message, "type": "body_decode"}]
+        return error_response(request, 422, "invalid_request", message, details)
     code = _CODES_BY_STATUS.get(status, "http_error")
     phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "error"
     if isinstance(exc.detail, str) and exc.detail and exc.detail != phrase:

@@ -6,6 +6,12 @@
 and a reload keeps whatever is loaded. The registry answering "no such model/alias" is not an outage: it is
 reported as ``not_found`` and the cache is not used.
 
+A tracking server that accepts connections but never answers is an outage too: every look-up at an HTTP(S)
+tracking server runs under a deadline (``deadline_s``, ``ORDERPULSE_REGISTRY_DEADLINE_S``, default 5 s); past it the look-up counts
+as unreachable and the cache is used. While a timed-out look-up is still pending, the next one (the other
+model kind, the next reload) fails at once instead of waiting again, so a start or reload waits at most about
+one deadline in all.
+
 Metadata served by ``GET /v1/models`` comes from the model version and its run: the run's metrics, and the
 training data fingerprint from the first of ``FINGERPRINT_KEYS`` found in the version tags, run tags or run
 params.
@@ -21,6 +27,7 @@ import os
 import shutil
 import socket
 import tempfile
+import threading
 from collections.abc import Collection
 from pathlib import Path
 from types import MappingProxyType
@@ -67,6 +74,7 @@ class RegistryModelSource(ModelSource):
         timeout_s: float = 10.0,
         max_retries: int = 2,
         keep_versions: int = 3,
+        deadline_s: float | None = 5.0,
     ) -> None:
         self.model_name = model_name
         self.tracking_uri = tracking_uri
@@ -76,6 +84,8 @@ class RegistryModelSource(ModelSource):
         self.timeout_s = timeout_s
         self.keep_versions = keep_versions
         self.max_retries = max_retries
+        self.deadline_s = deadline_s
+        self._pending: threading.Thread | None = None  # a timed-out look-up that has not returned yet
 
     @classmethod
     def from_settings(cls, settings: Settings, *, loader: Loader | None = None) -> RegistryModelSource:
@@ -87,6 +97,7 @@ class RegistryModelSource(ModelSource):
             loader=loader,
             timeout_s=settings.registry_timeout_s,
             max_retries=settings.registry_max_retries,
+            deadline_s=settings.registry_deadline_s,
         )
 
     def registered_name(self, kind: str) -> str:
@@ -95,7 +106,7 @@ class RegistryModelSource(ModelSource):
     def fetch(self, kind: str, current: LoadedModel | None, refused: Collection[str] = ()) -> LoadedModel:
         name = self.registered_name(kind)
         try:
-            meta = self._resolve(name)
+            meta = self._resolve_within_deadline(name)
         except RegistryUnreachableError as exc:
             if current is not None:  # keep serving what is loaded; the next reload tries again
                 raise
@@ -123,6 +134,37 @@ class RegistryModelSource(ModelSource):
         self._prune(folder, keep=loaded.version)
 
     # ------------------------------------------------------------------ registry
+    def _resolve_within_deadline(self, name: str) -> dict[str, Any]:
+        """``_resolve(name)`` in a daemon thread, given up after ``deadline_s`` (see the module docstring)."""
+        if self.deadline_s is None or urlparse(self.tracking_uri).scheme not in ("http", "https"):
+            return self._resolve(name)  # a local store (sqlite, file) has no server that could hang
+        where = _safe_uri(self.tracking_uri)
+        pending = self._pending
+        if pending is not None and pending.is_alive():
+            raise RegistryUnreachableError(
+                f"the registry at {where} has not answered an earlier request (over {self.deadline_s:g} s)"
+            )
+        box: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                box["meta"] = self._resolve(name)
+            except BaseException as exc:  # handed to the caller below
+                box["error"] = exc
+
+        thread = threading.Thread(target=run, name=f"orderpulse-registry-{name}", daemon=True)
+        thread.start()
+        thread.join(self.deadline_s)
+        if thread.is_alive():
+            self._pending = thread
+            raise RegistryUnreachableError(
+                f"the registry at {where} did not answer for {name}@{self.alias} within {self.deadline_s:g} s "
+                "(ORDERPULSE_REGISTRY_DEADLINE_S)"
+            )
+        if "error" in box:
+            raise box["error"]
+        return box["meta"]
+
     def _resolve(self, name: str) -> dict[str, Any]:
         """Ask the registry which version carries the alias, and collect its metadata."""
         self._probe()

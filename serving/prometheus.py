@@ -12,6 +12,8 @@ Exposed at ``GET /metrics`` (exempt from auth by default):
 - ``orderpulse_volume_verdicts_total{status}`` (judged, warmup, already_seen) and
   ``orderpulse_volume_alerts_total{direction}``: volume verdicts given through ``POST /v1/actuals`` and the
   alerts they opened (``serving.services.volume``).
+- ``orderpulse_event_rows_skipped{table}``: stored event rows left out at the last read of ``table`` because
+  they are out of bounds (``serving.store.checks``; the log names them).
 
 With several uvicorn workers each process has its own registry, so one scrape shows one worker's numbers;
 scrape each worker (or run one worker per container) until multiprocess mode is needed.
@@ -90,6 +92,16 @@ class Metrics:
         self.volume_alerts = Counter(
             "orderpulse_volume_alerts", "Volume alerts opened, by direction", ["direction"], registry=r
         )
+        self.skipped_rows = Gauge(
+            "orderpulse_event_rows_skipped",
+            "Stored event rows left out at the last read because they are out of bounds",
+            ["table"],
+            registry=r,
+        )
+
+    def on_skipped_rows(self, table: str, n_rows: int) -> None:
+        """EventStore listener: rows of ``table`` left out at its last read."""
+        self.skipped_rows.labels(table).set(n_rows)
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()

@@ -53,6 +53,11 @@ class Settings(BaseSettings):
         default_factory=lambda: ["/health", "/ready", "/metrics"],
         description="route paths served without an API key (never a /v1 path)",
     )
+    docs_public: bool | None = Field(
+        None,
+        description="serve /docs, /redoc and /openapi.json without an API key; default: true in profile dev, "
+        "false in prod (then the pages are off and /openapi.json needs a key)",
+    )
     mlruns_dir: Path = Field(
         REPO_ROOT / "mlruns", description="where the default audit db and model cache live"
     )
@@ -74,6 +79,12 @@ class Settings(BaseSettings):
         description="MLflow tracking/registry URI; default $MLFLOW_TRACKING_URI or sqlite:///<mlruns_dir>/mlflow.db",
     )
     registry_timeout_s: float = Field(10.0, gt=0, description="timeout of one registry request")
+    registry_deadline_s: float = Field(
+        5.0,
+        gt=0,
+        description="longest a start or reload waits for an HTTP(S) tracking server (all retries included) "
+        "before it serves the cached models; covers a server that accepts connections but never answers",
+    )
     registry_max_retries: int = Field(2, ge=0, le=10, description="retries of one registry request")
     max_batch_orders: int = Field(1000, ge=1, description="most orders one scoring request may carry")
     max_body_bytes: int = Field(1_048_576, ge=1024, description="largest request body accepted (bytes)")
@@ -94,6 +105,13 @@ class Settings(BaseSettings):
         gt=0,
         description="idle keep-alive connections are closed after N s; keep it above the load balancer's idle "
         "timeout (60 s on AWS ALB), else the server closes connections the balancer is about to reuse",
+    )
+    worker_healthcheck_timeout_s: int = Field(
+        60,
+        ge=5,
+        description="with several workers: how long the supervisor waits for a worker to answer its health ping "
+        "before it kills and restarts it; it must cover a worker's start (imports) on a busy machine (uvicorn's "
+        "default of 5 s restarted workers forever under load)",
     )
     gc_freeze_at_startup: bool = Field(
         True,
@@ -233,6 +251,8 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _derive_defaults_and_check_keys(self) -> Settings:
         mlruns = Path(self.mlruns_dir).expanduser()
+        if self.docs_public is None:
+            self.docs_public = self.profile == "dev"
         if not self.audit_url:
             self.audit_url = f"sqlite:///{mlruns / 'audit.db'}"
         if self.model_cache_dir is None:

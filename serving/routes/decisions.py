@@ -1,13 +1,14 @@
 """``GET /v1/decisions/{decision_id}``: one recorded decision from the audit trail."""
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path
 from pydantic import BaseModel
 
+from features.bounds import MAX_ID_LENGTH, NO_CONTROL_CHARACTERS
 from serving.deps import AuditDep
-from serving.errors import NotFoundError
+from serving.errors import NotFoundError, error_responses
 
 __all__ = ["router", "DecisionOut"]
 
@@ -27,8 +28,13 @@ class DecisionOut(BaseModel):
     output: Any
 
 
-@router.get("/v1/decisions/{decision_id}", response_model=DecisionOut)
-def get_decision(decision_id: str, audit: AuditDep) -> dict[str, Any]:
+@router.get(
+    "/v1/decisions/{decision_id}", response_model=DecisionOut, responses=error_responses(404, 422, 503)
+)
+def get_decision(
+    decision_id: Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH, pattern=NO_CONTROL_CHARACTERS)],
+    audit: AuditDep,
+) -> dict[str, Any]:
     """The decision with this id as it was recorded before it was returned; 404 when there is none."""
     record = audit.get(decision_id)
     if record is None:

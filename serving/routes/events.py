@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from serving.deps import EventsDep, ModelsDep, OrderHistoryDep, RequestIdDep, SettingsDep, VolumeDep
-from serving.errors import check_batch_size
+from serving.errors import check_batch_size, error_responses
 from serving.schemas.orders import EventsIn, EventsOut
 from serving.services.events import ingest_events
 
@@ -19,7 +19,7 @@ __all__ = ["router"]
 router = APIRouter(tags=["events"])
 
 
-@router.post("/v1/events", response_model=EventsOut)
+@router.post("/v1/events", response_model=EventsOut, responses=error_responses(400, 413, 422, 503))
 def post_events(
     body: EventsIn,
     events: EventsDep,

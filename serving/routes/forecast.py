@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from serving.deps import AuditDep, EventsDep, ModelsDep, RequestIdDep, SettingsDep, VolumeDep
-from serving.errors import PayloadTooLargeError
+from serving.errors import PayloadTooLargeError, error_responses
 from serving.schemas.forecast import ActualsIn, ActualsOut, ForecastIn, ForecastOut
 from serving.services import forecast_context, forecasting, hierarchy
 from serving.services.actuals import record_actuals
@@ -21,7 +21,7 @@ __all__ = ["router"]
 router = APIRouter(tags=["forecast"])
 
 
-@router.post("/v1/forecast", response_model=ForecastOut)
+@router.post("/v1/forecast", response_model=ForecastOut, responses=error_responses(400, 404, 413, 422, 503))
 def post_forecast(
     body: ForecastIn,
     models: ModelsDep,
@@ -50,7 +50,12 @@ def post_forecast(
     return result.response
 
 
-@router.post("/v1/actuals", response_model=ActualsOut, response_model_exclude_none=True)
+@router.post(
+    "/v1/actuals",
+    response_model=ActualsOut,
+    response_model_exclude_none=True,
+    responses=error_responses(400, 404, 413, 422, 503),
+)
 def post_actuals(body: ActualsIn, models: ModelsDep, events: EventsDep, volume: VolumeDep) -> dict[str, Any]:
     """Append observed ``{series_id, ds, y, open?}``; a repeated value is a duplicate, a changed one ``updated``.
 

@@ -16,7 +16,7 @@ import orjson
 from fastapi import APIRouter, Query, Response
 
 from serving.deps import AuditDep, MetricsDep, ModelsDep, OrderHistoryDep, RequestIdDep, SettingsDep
-from serving.errors import check_batch_size
+from serving.errors import check_batch_size, error_responses
 from serving.schemas.orders import ExplainMode, ScoreBatchIn, ScoreBatchOut, ScoredOrder, ScoreRequest
 from serving.services import scoring
 
@@ -25,7 +25,11 @@ __all__ = ["router"]
 router = APIRouter(tags=["orders"])
 
 
-@router.post("/v1/orders/score", response_model=ScoredOrder | ScoreBatchOut)
+@router.post(
+    "/v1/orders/score",
+    response_model=ScoredOrder | ScoreBatchOut,
+    responses=error_responses(400, 413, 422, 503),
+)
 def score_orders(
     body: ScoreRequest,
     models: ModelsDep,

@@ -18,8 +18,19 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from features.bounds import MAX_ACTUAL, MAX_ID_LENGTH, MAX_TEXT_LENGTH, text_problem
 from serving.schemas.alerts import VolumeVerdict
-from serving.schemas.common import Id, ModelRef, OptionalId, UtcDatetime
+from serving.schemas.common import (
+    INPUT_CONFIG,
+    Binary,
+    Id,
+    ModelRef,
+    OptionalId,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    UtcDatetime,
+)
 
 __all__ = [
     "CovariateRowIn",
@@ -35,8 +46,9 @@ __all__ = [
     "ActualsOut",
 ]
 
-_INPUT = ConfigDict(coerce_numbers_to_str=True, extra="ignore")
-_PLAN = ConfigDict(coerce_numbers_to_str=True, extra="allow")
+_INPUT = ConfigDict(**INPUT_CONFIG)
+_PLAN = ConfigDict(**{**INPUT_CONFIG, "extra": "allow"})
+_MAX_PLAN_VALUE = 1e12
 
 
 def _is_number(value: int | str) -> bool:
@@ -44,12 +56,26 @@ def _is_number(value: int | str) -> bool:
 
 
 def _check_plan_values(row: BaseModel) -> None:
+    """Plan columns: safe names; values null, bool, a short string without control characters or a finite
+    number within +-1e12."""
     for name, value in (row.model_extra or {}).items():
-        if isinstance(value, bool) or value is None or isinstance(value, str):
+        problem = text_problem(name, MAX_ID_LENGTH)
+        if problem is not None:
+            raise ValueError(
+                f"the column name {name[:40]!r} {problem}: name a covariate the model was trained with"
+            )
+        if isinstance(value, bool) or value is None:
+            continue
+        if isinstance(value, str):
+            problem = text_problem(value, MAX_TEXT_LENGTH) if value else None
+            if problem is not None:
+                raise ValueError(f"{name}: the value {value[:40]!r} {problem}")
             continue
         if isinstance(value, int | float):
-            if not math.isfinite(value):
-                raise ValueError(f"{name} must be a finite number or a string, got {value!r}")
+            if not math.isfinite(value) or abs(value) > _MAX_PLAN_VALUE:
+                raise ValueError(
+                    f"{name} must be a finite number within +-{_MAX_PLAN_VALUE:g} or a string, got {value!r}"
+                )
             continue
         raise ValueError(f"{name} must be a number, a string or null, got {type(value).__name__}")
 
@@ -89,9 +115,7 @@ class ClosureIn(BaseModel):
 
     series_id: OptionalId = Field(None, description="absent: the row applies to every requested series")
     ds: UtcDatetime
-    open: Literal[0, 1] = Field(
-        0, description="0: closed (the default); 1: open, overriding a stored closure"
-    )
+    open: Binary = Field(0, description="0: closed (the default); 1: open, overriding a stored closure")
 
 
 class ForecastIn(BaseModel):
@@ -101,18 +125,19 @@ class ForecastIn(BaseModel):
 
     series_ids: list[Id] | None = Field(None, min_length=1, examples=[["88", "126"]])
     series_id: Id | None = Field(None, examples=["88"])
-    horizon: int | None = Field(
+    horizon: StrictInt | None = Field(
         None, ge=1, le=366, description="steps; default and maximum: the model's horizon"
     )
-    level: int | None = Field(None, ge=1, le=99, description="interval level in percent (default 80)")
-    levels: list[int | str] | None = Field(
+    level: StrictInt | None = Field(None, ge=1, le=99, description="interval level in percent (default 80)")
+    levels: list[StrictInt | Id] | None = Field(
         None,
         min_length=1,
+        max_length=20,
         description="several interval levels (numbers), and/or hierarchy levels to forecast every aggregate of "
         "(names such as 'region', 'total': the model must be trained with them)",
     )
     origin: UtcDatetime | None = Field(None, description="last observed step to forecast from")
-    explain: bool = False
+    explain: StrictBool = False
     covariates: list[CovariateRowIn] | None = None
     weather: list[WeatherRowIn] | None = None
     closures: list[ClosureIn] | None = Field(
@@ -211,8 +236,8 @@ class ActualIn(BaseModel):
 
     series_id: Id
     ds: UtcDatetime
-    y: float = Field(ge=0, allow_inf_nan=False)
-    open: Literal[0, 1] = 1
+    y: StrictFloat = Field(ge=0, le=MAX_ACTUAL)
+    open: Binary = 1
 
     @model_validator(mode="after")
     def _closed_is_zero(self) -> ActualIn:

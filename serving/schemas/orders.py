@@ -2,9 +2,11 @@
 
 An order is the JSON form of the order lines of the input format: one object with the order's fields and its
 ``lines``. Everything that would make a feature undefined is refused here with a field-level 422, before any
-model runs: a quantity <= 0 (returns and cancellations are exception events, not order lines), a negative
-price, NaN or infinite numbers (JSON has none, but ``NaN`` / ``Infinity`` literals and strings are refused
-too), no lines, an unparseable ``created_at``, the same ``order_id`` twice in one request.
+model runs or anything is stored (the bounds are ``features.bounds``'): a quantity outside 0.001 .. 1,000,000
+(returns and cancellations are exception events, not order lines), a price outside 0 .. 1,000,000, NaN or
+infinite numbers (``NaN`` / ``Infinity`` literals), a number where a string belongs or the reverse, no lines,
+a ``created_at`` that is not an ISO 8601 string in 1900-01-01 .. 2200-12-31, a control character in a string,
+the same ``order_id`` twice in one request.
 
 Unknown categories are *not* an error: a ``country`` (``channel``, ``region``) the model never saw is scored
 as a missing category, and the response lists it in ``unknown`` (``{"country": "Atlantis"}``), so a caller can
@@ -18,8 +20,18 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
+from features.bounds import MAX_QUANTITY, MAX_UNIT_PRICE, MIN_QUANTITY
 from serving.schemas.alerts import VolumeVerdict
-from serving.schemas.common import Id, ModelRef, OptionalId, OptionalText, UtcDatetime
+from serving.schemas.common import (
+    INPUT_CONFIG,
+    Binary,
+    Id,
+    ModelRef,
+    OptionalId,
+    OptionalText,
+    StrictFloat,
+    UtcDatetime,
+)
 
 __all__ = [
     "OrderLineIn",
@@ -38,17 +50,17 @@ __all__ = [
 
 ExplainMode = Literal["flagged", "all", "none"]
 
-_INPUT = ConfigDict(coerce_numbers_to_str=True, extra="ignore")
+_INPUT = ConfigDict(**INPUT_CONFIG)
 
 
 class OrderLineIn(BaseModel):
-    """One line: a SKU, how many units (> 0) and the unit price (>= 0)."""
+    """One line: a SKU, how many units (0.001 .. 1,000,000) and the unit price (0 .. 1,000,000)."""
 
     model_config = _INPUT
 
     sku: Id = Field(examples=["85123A"])
-    quantity: float = Field(gt=0, allow_inf_nan=False, examples=[6])
-    unit_price: float = Field(ge=0, allow_inf_nan=False, examples=[2.55])
+    quantity: StrictFloat = Field(ge=MIN_QUANTITY, le=MAX_QUANTITY, examples=[6])
+    unit_price: StrictFloat = Field(ge=0, le=MAX_UNIT_PRICE, examples=[2.55])
 
 
 class OrderIn(BaseModel):
@@ -147,14 +159,21 @@ class LabelIn(BaseModel):
     model_config = _INPUT
 
     order_id: Id
-    label: Literal[0, 1]
+    label: Binary
     labeled_at: UtcDatetime
 
 
 class EventsIn(BaseModel):
     """New orders and/or outcomes reported by the OMS (``exceptions`` is accepted as a name for ``labels``)."""
 
-    model_config = _INPUT
+    model_config = ConfigDict(
+        **INPUT_CONFIG,
+        json_schema_extra={  # at least one event (the validator below says so too)
+            "anyOf": [
+                {"required": [name], "properties": {name: {"minItems": 1}}} for name in ("orders", "labels")
+            ]
+        },
+    )
 
     orders: list[OrderIn] = Field(default_factory=list)
     labels: list[LabelIn] = Field(default_factory=list, validation_alias=AliasChoices("labels", "exceptions"))

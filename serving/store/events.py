@@ -14,6 +14,9 @@ table                rows
 ``actuals``          one per (``series_id``, ``ds``): ``y``, ``open``, ``revisions`` (corrections so far)
 ==================== ======================================================================================
 
+Bounds (``serving.store.checks``, after ``features.bounds``): a row out of bounds is refused with ``ValueError``
+before it is stored, and rows already stored out of bounds are skipped (counted and logged) when read back.
+
 Idempotency. Orders and labels are keyed by ``order_id``: the same event sent again is a ``duplicate`` (not
 stored twice); a different order or label under a stored ``order_id`` is a ``conflict`` and is not applied
 (the first one stays: correct it at the source, or retrain). Inserts use ``INSERT .. ON CONFLICT DO NOTHING
@@ -54,6 +57,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
+from serving.store.checks import SkipListener, check_actuals, check_labels, check_orders, drop_unusable
 from serving.store.db import Database
 
 __all__ = [
@@ -125,9 +129,12 @@ def order_content_hash(order: OrderEvent) -> str:
 class EventStore:
     """Orders, labels and actuals reported to the service (see the module docstring)."""
 
-    def __init__(self, database: Database, *, schema: str | None = None) -> None:
+    def __init__(
+        self, database: Database, *, schema: str | None = None, on_skip: SkipListener | None = None
+    ) -> None:
         self.database = database
         self.schema = schema
+        self.on_skip = on_skip
         self.metadata = MetaData(schema=schema)
         self.orders, self.lines, self.labels, self.actuals = _tables(self.metadata)
         database.create_tables(self.metadata, schema)
@@ -137,6 +144,7 @@ class EventStore:
         """Store new orders (one transaction); per order ``accepted``, ``duplicate`` or ``conflict``."""
         if not orders:
             return []
+        check_orders(orders)
         hashes = [o.content_hash for o in orders]
         now = datetime.now(UTC)
         with self.database.connection() as conn:
@@ -180,6 +188,7 @@ class EventStore:
         """Store new labels (one transaction); per label ``accepted``, ``duplicate`` or ``conflict``."""
         if not labels:
             return []
+        check_labels(labels)
         keys = [_label_key(lab) for lab in labels]
         now = datetime.now(UTC)
         with self.database.connection() as conn:
@@ -243,7 +252,7 @@ class EventStore:
             rows = conn.execute(stmt).all()
         columns = ["order_id", "created_at", "customer_id", "sku", "quantity", "unit_price"]
         columns += ["country", "channel", "region"]
-        frame = pd.DataFrame(rows, columns=columns)
+        frame = drop_unusable(pd.DataFrame(rows, columns=columns), "order_events", self.on_skip)
         for col in ("order_id", "customer_id", "sku", "country", "channel", "region"):
             frame[col] = frame[col].astype("string")
         frame["created_at"] = _naive_datetimes(frame["created_at"])
@@ -256,7 +265,9 @@ class EventStore:
         stmt = select(self.labels.c.order_id, self.labels.c.label, self.labels.c.labeled_at)
         with self.database.connection(begin=False) as conn:
             rows = conn.execute(stmt.order_by(self.labels.c.order_id)).all()
-        frame = pd.DataFrame(rows, columns=["order_id", "label", "labeled_at"])
+        frame = drop_unusable(
+            pd.DataFrame(rows, columns=["order_id", "label", "labeled_at"]), "label_events", self.on_skip
+        )
         frame["order_id"] = frame["order_id"].astype("string")
         frame["label"] = frame["label"].astype("int8")
         frame["labeled_at"] = _naive_datetimes(frame["labeled_at"])
@@ -270,6 +281,7 @@ class EventStore:
         """
         if not actuals:
             return []
+        check_actuals(actuals)
         now = datetime.now(UTC)
         keys = [(a.series_id, a.ds) for a in actuals]
         with self.database.connection() as conn:
@@ -314,7 +326,9 @@ class EventStore:
             for chunk in _chunks(ids):
                 stmt = select(a.c.series_id, a.c.ds, a.c.y, a.c.open).where(a.c.series_id.in_(chunk))
                 rows.extend(conn.execute(stmt).all())
-        frame = pd.DataFrame(rows, columns=["series_id", "ds", "y", "open"])
+        frame = drop_unusable(
+            pd.DataFrame(rows, columns=["series_id", "ds", "y", "open"]), "actuals", self.on_skip
+        )
         frame["series_id"] = frame["series_id"].astype("string")
         frame["ds"] = _naive_datetimes(frame["ds"])
         frame["y"] = frame["y"].astype("float64")

@@ -258,3 +258,15 @@ def test_validate_and_ids_as_text_give_the_same_ids():
     assert validated == ["007", "12.5", "7", "x"]  # sorted by series_id
     assert sorted(ids_as_text(raw["series_id"])[0].tolist()) == validated
     assert normalize_ids(pd.Series([3.0, 4.0, None])).tolist() == ["3", "4", pd.NA]
+
+
+def test_dates_outside_1900_2200_are_refused_not_wrapped_around():
+    df = pd.DataFrame(
+        {"series_id": ["a"] * 3, "ds": ["2015-01-01", "1899-12-31", "2201-01-01"], "y": [1, 2, 3]}
+    )
+    with pytest.raises(
+        DataValidationError, match=r"series.ds: date/time outside 1900-01-01 .. 2200-12-31 \(2 rows"
+    ):
+        validate(df, "series")
+    kept, report = validate(df, "series", on_bad_rows="drop")
+    assert kept["ds"].tolist() == [pd.Timestamp("2015-01-01")]

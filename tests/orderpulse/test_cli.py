@@ -75,3 +75,48 @@ def test_train_anomaly_refuses_a_bad_threshold_policy_with_one_line(capsys, tmp_
     assert code == 2 and out == ""
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert len(lines) == 1 and message in lines[0]
+
+
+def _error_lines(err: str) -> list[str]:
+    return [ln for ln in err.splitlines() if ln.startswith(("error:", "internal error:"))]
+
+
+def test_a_file_that_cannot_be_decoded_exits_2_naming_the_file(capsys, tmp_path):
+    path = tmp_path / "latin1.csv"
+    path.write_bytes(b"series_id,ds,y\n\xff\xfe,2015-01-01,1\n")
+    code, out, err = _run(
+        capsys, ["features", "build", "forecast", "--series", str(path), "--out", str(tmp_path / "f.parquet")]
+    )
+    assert code == 2 and out == ""
+    (line,) = _error_lines(err)
+    assert str(path) in line and "UnicodeDecodeError" in line
+    assert "Traceback" not in err
+
+
+def test_scoring_with_an_unknown_registered_model_exits_2_with_one_line(capsys, tmp_path, isolated_mlflow):
+    orders = tmp_path / "orders.csv"
+    orders.write_text("order_id,created_at,customer_id,sku,quantity,unit_price\n1,2011-07-01,c,s,1,1.0\n")
+    argv = ["score", "--model", "models:/unknown@champion", "--orders", str(orders)]
+    argv += ["--from", "2011-07-01", "--to", "2011-08-01", "--out", str(tmp_path / "scores.csv")]
+    code, out, err = _run(capsys, argv)
+    assert code == 2 and out == ""
+    (line,) = _error_lines(err)
+    assert "unknown" in line and "not found" in line
+    assert "Traceback" not in err
+
+
+def test_an_internal_error_exits_1_with_one_line_and_the_traceback_only_with_debug(capsys, monkeypatch):
+    import serving.cli
+
+    def broken() -> str:
+        raise RuntimeError("the key generator broke")
+
+    monkeypatch.setattr(serving.cli, "generate_api_key", broken)
+    code, out, err = _run(capsys, ["keys", "new"])
+    assert code == 1 and out == ""
+    (line,) = _error_lines(err)
+    assert "RuntimeError: the key generator broke" in line and "--debug" in line
+    assert "Traceback" not in err
+    code, _, err = _run(capsys, ["--debug", "keys", "new"])
+    assert code == 1
+    assert "Traceback (most recent call last)" in err and "the key generator broke" in err

@@ -72,6 +72,27 @@ class FakeSource(ModelSource):
         )
 
 
+PG_URLS = (
+    [os.environ["ORDERPULSE_TEST_POSTGRES_URL"]]
+    if os.environ.get("ORDERPULSE_TEST_POSTGRES_URL")
+    else ["postgresql://postgres@127.0.0.1:5432/test", "postgresql://root@127.0.0.1:5432/test"]
+)
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> str | None:
+    """The first PostgreSQL URL that answers (``ORDERPULSE_TEST_POSTGRES_URL`` or the local ``test`` db), else None."""
+    import psycopg
+
+    for url in PG_URLS:
+        try:
+            with psycopg.connect(url, connect_timeout=3):
+                return url
+        except Exception:
+            continue
+    return None
+
+
 @pytest.fixture
 def make_settings(tmp_path: Path) -> Callable[..., Settings]:
     def make(**overrides: object) -> Settings:

@@ -311,3 +311,54 @@ def test_describe_shows_the_metadata_a_pyfunc_model_was_logged_with():
     described = LoadedModel(kind="anomaly", name="x-anomaly", version="3", model=pyfunc_like).describe()
     assert described["metadata"] == meta
     assert LoadedModel(kind="anomaly", name="x", version="1", model=object()).describe()["metadata"] == {}
+
+
+@pytest.fixture
+def silent_server():
+    """A local TCP server that accepts connections and never answers (a hung tracking server)."""
+    import socket
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    accepted = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                accepted.append(server.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.getsockname()[1]}", accepted
+    stop.set()
+    thread.join()
+    for conn in accepted:
+        conn.close()
+    server.close()
+
+
+def test_a_registry_that_never_answers_delays_a_start_by_one_deadline_then_serves_the_cache(
+    registry, tmp_path, silent_server
+):
+    cache = tmp_path / "cache"
+    assert _registry_holder(registry["uri"], cache).reload().ok  # an earlier run filled the cache
+    uri, accepted = silent_server
+    source = RegistryModelSource(
+        model_name="test", tracking_uri=uri, cache_dir=cache, timeout_s=60, deadline_s=1.0
+    )
+    holder = ModelHolder(source, kinds=["forecast", "anomaly"])
+    started = time.monotonic()
+    report = holder.reload()
+    assert time.monotonic() - started < 30  # without the deadline: MLflow's 60 s timeout and its retries
+    assert accepted  # the server took the connection and never answered
+    assert report.outcomes["forecast"].status == "loaded"
+    assert holder.snapshot().get("forecast").source == "cache"
+    assert "did not answer for test-forecast@champion within 1 s" not in (
+        report.outcomes["forecast"].error or ""
+    )
+    assert "has not answered an earlier request" in holder.last_errors["anomaly"]  # no second wait

@@ -182,8 +182,16 @@ def _line(**change):
 BAD_ORDERS = {
     "nan_quantity": ({"lines": "NaN_QUANTITY"}, ["lines", 0, "quantity"], "finite number"),
     "inf_price": ({"lines": "INF_PRICE"}, ["lines", 0, "unit_price"], "finite number"),
-    "negative_quantity": ({"lines": _line(quantity=-3)}, ["lines", 0, "quantity"], "greater than 0"),
-    "zero_quantity": ({"lines": _line(quantity=0)}, ["lines", 0, "quantity"], "greater than 0"),
+    "negative_quantity": (
+        {"lines": _line(quantity=-3)},
+        ["lines", 0, "quantity"],
+        "greater than or equal to 0.001",
+    ),
+    "zero_quantity": (
+        {"lines": _line(quantity=0)},
+        ["lines", 0, "quantity"],
+        "greater than or equal to 0.001",
+    ),
     "negative_price": (
         {"lines": _line(unit_price=-0.5)},
         ["lines", 0, "unit_price"],
