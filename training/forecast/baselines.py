@@ -389,7 +389,6 @@ class StatsModelsETS(_PerSeriesStatsModels):
         from statsmodels.tsa.exponential_smoothing.ets import ETSModel
 
         m = self.season_
-        errors = []
         options = {
             "damped_trend_seasonal": (
                 len(y) >= 2 * m + 2 and m > 1,
@@ -398,20 +397,14 @@ class StatsModelsETS(_PerSeriesStatsModels):
             "damped_trend": (len(y) >= 10, {"trend": "add", "damped_trend": True}),
             "level": (len(y) >= 3, {}),
         }
-        for spec, (feasible, kwargs) in options.items():
-            if not feasible:
-                errors.append(f"{spec}: only {len(y)} periods")
-                continue
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    result = ETSModel(pd.Series(y), error="add", **kwargs).fit(disp=False)
-                if not np.all(np.isfinite(result.forecast(1))):
-                    raise ValueError("non-finite forecast")
-                return _Fitted(spec, result, error="; ".join(errors) or None)
-            except Exception as exc:  # noqa: BLE001 - any statsmodels failure means: try the next model
-                errors.append(f"{spec}: {type(exc).__name__}: {exc}"[:200])
-        return _naive(y, "; ".join(errors))
+
+        def fit(kwargs: dict[str, Any]) -> Any:
+            result = ETSModel(pd.Series(y), error="add", **kwargs).fit(disp=False)
+            if not np.all(np.isfinite(result.forecast(1))):
+                raise ValueError("non-finite forecast")
+            return result
+
+        return _first_that_fits(y, options, fit, f"only {len(y)} periods")
 
     def _forecast_model(
         self, fitted: _Fitted, steps: int, x: np.ndarray | None
@@ -464,27 +457,20 @@ class StatsModelsSARIMAX(_PerSeriesStatsModels):
     def _fit_one(self, y: np.ndarray, x: np.ndarray | None) -> _Fitted:
         from statsmodels.tsa.statespace.sarimax import SARIMAX
 
-        errors = []
         n_obs = int(np.isfinite(y).sum())
         options = {
             "sarimax": (n_obs >= 3 * self.season_ and self.season_ > 1, (*self.seasonal_order, self.season_)),
             "arimax": (n_obs >= 10, (0, 0, 0, 0)),
         }
-        for spec, (feasible, seasonal) in options.items():
-            if not feasible:
-                errors.append(f"{spec}: only {n_obs} observed periods")
-                continue
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    model = SARIMAX(y, exog=x, order=self.order, seasonal_order=seasonal, trend=self.trend)
-                    result = model.fit(disp=False)
-                if not np.all(np.isfinite(result.params)):
-                    raise ValueError("non-finite parameters")
-                return _Fitted(spec, result, error="; ".join(errors) or None)
-            except Exception as exc:  # noqa: BLE001 - any statsmodels failure means: try the next model
-                errors.append(f"{spec}: {type(exc).__name__}: {exc}"[:200])
-        return _naive(y, "; ".join(errors))
+
+        def fit(seasonal: tuple[int, ...]) -> Any:
+            model = SARIMAX(y, exog=x, order=self.order, seasonal_order=seasonal, trend=self.trend)
+            result = model.fit(disp=False)
+            if not np.all(np.isfinite(result.params)):
+                raise ValueError("non-finite parameters")
+            return result
+
+        return _first_that_fits(y, options, fit, f"only {n_obs} observed periods")
 
     def _forecast_model(
         self, fitted: _Fitted, steps: int, x: np.ndarray | None
@@ -496,6 +482,26 @@ class StatsModelsSARIMAX(_PerSeriesStatsModels):
 
 
 # ------------------------------------------------------------------------------------------ helpers
+def _first_that_fits(
+    y: np.ndarray, options: dict[str, tuple[bool, Any]], fit: Any, too_short: str
+) -> _Fitted:
+    """The first of ``options`` (``spec -> (feasible, argument of fit)``) that ``fit`` fits without an error,
+    else the naive fallback; every spec that was skipped or failed is named in ``_Fitted.error``."""
+    errors = []
+    for spec, (feasible, arg) in options.items():
+        if not feasible:
+            errors.append(f"{spec}: {too_short}")
+            continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                result = fit(arg)
+            return _Fitted(spec, result, error="; ".join(errors) or None)
+        except Exception as exc:  # noqa: BLE001 - any statsmodels failure means: try the next model
+            errors.append(f"{spec}: {type(exc).__name__}: {exc}"[:200])
+    return _naive(y, "; ".join(errors))
+
+
 def _naive(y: np.ndarray, error: str) -> _Fitted:
     obs = y[np.isfinite(y)]
     diffs = np.diff(obs)

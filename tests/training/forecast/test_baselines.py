@@ -233,3 +233,29 @@ def test_ets_parallel_fits_match_sequential_fits():
     seq = StatsModelsETS("D", n_jobs=1).fit(frame).predict(7)
     par = StatsModelsETS("D", n_jobs=2).fit(frame).predict(7)
     pd.testing.assert_frame_equal(seq, par)
+
+
+# ------------------------------------------------------------------------------------------ spec fallback
+def test_first_that_fits_names_every_skipped_and_failed_spec_and_falls_back_to_naive():
+    from training.forecast.baselines import _first_that_fits
+
+    y = np.array([1.0, 2.0, np.nan, 4.0])
+
+    def fit(arg):
+        if arg == "boom":
+            raise RuntimeError("singular matrix")
+        return f"fitted {arg}"
+
+    chosen = _first_that_fits(
+        y, {"big": (False, "x"), "bad": (True, "boom"), "ok": (True, "o")}, fit, "too short"
+    )
+    assert (chosen.spec, chosen.result) == ("ok", "fitted o")
+    assert chosen.error == "big: too short; bad: RuntimeError: singular matrix"
+
+    fallback = _first_that_fits(y, {"big": (False, "x"), "bad": (True, "boom")}, fit, "too short")
+    assert (fallback.spec, fallback.last, fallback.sigma) == (
+        "naive",
+        4.0,
+        0.5,
+    )  # std of the steps 1, 2 between observed values
+    assert fallback.error == "big: too short; bad: RuntimeError: singular matrix"
