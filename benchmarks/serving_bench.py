@@ -204,12 +204,24 @@ def wait_for(url: str, proc: subprocess.Popen, log: Path, timeout: float = 180) 
     raise RuntimeError(f"{url} did not answer within {timeout}s:\n{log.read_text()[-3000:]}")
 
 
-def start_service(root: Path, workers: int, audit_sync: str) -> tuple[subprocess.Popen, str, Path]:
+def start_service(
+    root: Path,
+    workers: int,
+    audit_sync: str,
+    *,
+    mlruns: Path | None = None,
+    fresh: bool = True,
+    env_extra: dict[str, str] | None = None,
+    ready_timeout: float = 180,
+) -> tuple[subprocess.Popen, str, Path]:
+    """``orderpulse serve`` on a free port over ``root``'s models; its audit trail, event store and model cache
+    under ``mlruns`` (default ``root/service-<N>w``, emptied first unless ``fresh`` is false)."""
     from serving.auth import hash_api_key
 
     port = free_port()
-    mlruns = root / f"service-{workers}w"
-    shutil.rmtree(mlruns, ignore_errors=True)
+    mlruns = mlruns or root / f"service-{workers}w"
+    if fresh:
+        shutil.rmtree(mlruns, ignore_errors=True)
     env = {
         **os.environ,
         "ORDERPULSE_PROFILE": "prod",
@@ -218,6 +230,7 @@ def start_service(root: Path, workers: int, audit_sync: str) -> tuple[subprocess
         "ORDERPULSE_MODEL_NAME": NAME,
         "ORDERPULSE_MLRUNS_DIR": str(mlruns),
         "ORDERPULSE_AUDIT_SQLITE_SYNCHRONOUS": audit_sync,
+        **(env_extra or {}),
     }
     if workers > 1:
         env["ORDERPULSE_N_JOBS"] = "1"  # one LightGBM thread per worker process on 2 cores
@@ -242,7 +255,7 @@ def start_service(root: Path, workers: int, audit_sync: str) -> tuple[subprocess
         start_new_session=True,
     )
     base = f"http://127.0.0.1:{port}"
-    wait_for(f"{base}/ready", proc, log)
+    wait_for(f"{base}/ready", proc, log, timeout=ready_timeout)
     settle(f"{base}/health")
     return proc, base, mlruns / "audit.db"
 

@@ -5,25 +5,27 @@ returned ``next_since`` to continue after the last alert. 404 ``volume_disabled`
 ``ORDERPULSE_VOLUME_FREQ``.
 """
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
 from serving.deps import VolumeDep
-from serving.errors import NotFoundError
+from serving.errors import NotFoundError, error_responses
 from serving.schemas.alerts import AlertsOut
+from serving.schemas.common import UtcDatetime
 
 __all__ = ["router"]
 
 router = APIRouter(tags=["alerts"])
 
 
-@router.get("/v1/alerts", response_model=AlertsOut)
+@router.get("/v1/alerts", response_model=AlertsOut, responses=error_responses(404, 422))
 def get_alerts(
     volume: VolumeDep,
     since: Annotated[
-        datetime, Query(description="alerts created at or after this time (ISO 8601; naive = UTC)")
+        UtcDatetime,
+        Query(description="alerts created at or after this time (ISO 8601, 1900..2200; naive = UTC)"),
     ],
     limit: Annotated[int, Query(ge=1, le=1000, description="most alerts returned")] = 100,
 ) -> dict[str, Any]:
