@@ -92,6 +92,7 @@ def kill_master_under_load(root: Path, body: object, clients: int, seconds: floa
     port_free_after = None
     while time.monotonic() - killed_at < 30:
         with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds on a restart
             try:
                 s.bind(("127.0.0.1", _port_of(base)))
                 port_free_after = time.monotonic() - killed_at
@@ -122,6 +123,7 @@ def registry_down_at_start(root: Path) -> dict:
         fresh=False,
         env_extra={"ORDERPULSE_TRACKING_URI": url, "MLFLOW_TRACKING_URI": url},
         ready_timeout=300,
+        settle_health=False,  # the figure is the time to /ready
     )
     seconds = time.monotonic() - t0
     sb.stop(proc)
