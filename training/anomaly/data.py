@@ -42,6 +42,7 @@ __all__ = [
     "FeatureEncoder",
     "prepare_training_data",
     "resolve_cutoff",
+    "parse_timestamp",
     "time_split",
     "label_maturity",
 ]
@@ -85,15 +86,21 @@ def resolve_cutoff(until: Any, orders: pd.DataFrame, labels: pd.DataFrame | None
         if labels is not None and len(labels):
             last = max(last, labels["labeled_at"].max())
         return pd.Timestamp(last) + pd.Timedelta(1, "ns")
+    ts = parse_timestamp(until, "until")
+    return ts + pd.Timedelta(days=1) if ts == ts.normalize() else ts
+
+
+def parse_timestamp(value: Any, what: str) -> pd.Timestamp:
+    """``value`` as a naive UTC timestamp; a clear ``ValueError`` naming ``what`` when it is not one."""
     try:
-        ts = pd.Timestamp(until)
+        ts = pd.Timestamp(value)
     except (TypeError, ValueError):
         raise ValueError(
-            f"until must be a date or timestamp such as 2011-06-30. Got {until!r} instead."
+            f"{what} must be a date or timestamp such as 2011-07-01. Got {value!r} instead."
         ) from None
-    if ts.tzinfo is not None:
-        ts = ts.tz_convert("UTC").tz_localize(None)
-    return ts + pd.Timedelta(days=1) if ts == ts.normalize() else ts
+    if ts is pd.NaT:
+        raise ValueError(f"{what} must be a date or timestamp such as 2011-07-01. Got {value!r} instead.")
+    return ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo is not None else ts
 
 
 def label_maturity(orders_created: pd.Series, labeled_at: pd.Series) -> pd.Timedelta:

@@ -40,7 +40,7 @@ from features.order_features import order_features
 from features.order_lines import merge_by_order
 from features.validation import ValidationReport
 from training.anomaly.calibration import ThresholdPolicy
-from training.anomaly.data import AnomalyTrainingData
+from training.anomaly.data import AnomalyTrainingData, parse_timestamp
 from training.anomaly.models import (
     ANOMALY_SIGNATURE,
     DEFAULT_LGBM_PARAMS,
@@ -224,7 +224,7 @@ def scoring_window(start: Any, end: Any, reasons: str = "flagged") -> tuple[pd.T
     """Check ``score``'s arguments before anything is loaded; returns ``[start, end)`` as naive timestamps."""
     if reasons not in ("flagged", "all", "none"):
         raise ValueError(f"reasons must be 'flagged', 'all' or 'none'. Got {reasons!r} instead.")
-    t_start, t_end = _timestamp(start, "start"), _timestamp(end, "end")
+    t_start, t_end = parse_timestamp(start, "start"), parse_timestamp(end, "end")
     if t_end <= t_start:
         raise ValueError(
             f"end must be after start: got start={t_start}, end={t_end}. Scoring covers [start, end)."
@@ -503,18 +503,6 @@ def _merge_history(
     """Snapshot + given tables; the given copy of an order (or label) wins over the snapshot's."""
     history = merge_by_order(snap_orders, orders)
     return history.frame, merge_by_order(snap_labels, labels).frame, history.older_orders_kept
-
-
-def _timestamp(value: Any, what: str) -> pd.Timestamp:
-    try:
-        ts = pd.Timestamp(value)
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"{what} must be a date or timestamp such as 2011-07-01. Got {value!r} instead."
-        ) from None
-    if ts is pd.NaT:
-        raise ValueError(f"{what} must be a date or timestamp such as 2011-07-01. Got {value!r} instead.")
-    return ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo is not None else ts
 
 
 def _round(value: Any) -> Any:
