@@ -14,7 +14,16 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import time
 from pathlib import Path
 
+import anyio
 import pytest
+
+# anyio 4.16 imports its submodules lazily on first attribute access (e.g. ``anyio.open_file`` when starlette
+# serves a static file, from a worker thread). anyio is a pytest plugin, so pytest rewrites (re-parses) its
+# modules on import, and CPython 3.11's parser is not thread-safe ("SystemError: AST constructor recursion depth
+# mismatch", seen once in tests/serving/test_docs.py under load). Resolving every lazy name here, in the main thread
+# at collection, keeps such imports out of request threads.
+for _name in dir(anyio):
+    getattr(anyio, _name)
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "sample"
