@@ -40,6 +40,7 @@ from serving.process import die_with_supervisor
 from serving.prometheus import Metrics, MetricsMiddleware
 from serving.prometheus import router as metrics_router
 from serving.routes import ROUTERS
+from serving.services.monitoring_job import reference_recorder
 from serving.settings import Settings
 from serving.store.audit import AuditStore
 from serving.store.events import EventStore
@@ -102,6 +103,7 @@ def create_app(
         live = LiveOrderHistory(app.state.events, lambda: holder.snapshot().models.get("anomaly"))
         app.state.order_history = live
         holder.add_listener(metrics.on_reload)
+        holder.add_listener(reference_recorder(app.state.audit.database, app.state.audit.predictions))
         holder.add_listener(_history_refresher(live))
         report = await anyio.to_thread.run_sync(holder.reload)
         for kind, outcome in report.outcomes.items():
@@ -121,9 +123,12 @@ def create_app(
         app.state.volume = await anyio.to_thread.run_sync(
             lambda: _volume_service(settings, app.state.audit, metrics)
         )
+        app.state.monitoring = _monitoring_refresher(settings, app.state.audit, metrics, app.state.volume)
+        app.state.monitoring.start(settings.monitoring_interval_s)
         try:
             yield
         finally:
+            app.state.monitoring.stop()
             if app.state.volume is not None and app.state.volume.sender is not None:
                 app.state.volume.sender.stop()
             app.state.volume = None
@@ -157,6 +162,7 @@ def create_app(
     app.state.events = None
     app.state.order_history = None
     app.state.volume = None
+    app.state.monitoring = None
     install_error_handlers(app)
     if docs["docs_url"] is not None:
         install_offline_docs(app, docs["docs_url"], docs["redoc_url"])
@@ -207,6 +213,39 @@ def _volume_service(settings: Settings, audit: AuditStore, metrics: Metrics):
     keys = parse_event_keys(settings.volume_event_keys)
     orders = OrderVolume(keys, settings.volume_freq) if keys is not None else None
     return VolumeService(detector, store, metrics, sender, orders)
+
+
+def _monitoring_refresher(settings: Settings, audit: AuditStore, metrics: Metrics, volume: object):
+    """The periodic monitoring refresh (gauges + alerts through the volume alerts' store and webhook)."""
+    from serving.services.monitoring_job import MonitoringRefresher
+
+    alerts, sender, own_sender = getattr(volume, "store", None), getattr(volume, "sender", None), False
+    if alerts is None:
+        from serving.services.volume import WebhookSender
+        from serving.store.alerts import AlertStore
+
+        alerts = AlertStore(audit.database)
+        if settings.alert_webhook_url and settings.monitoring_interval_s > 0:
+            sender, own_sender = (
+                WebhookSender(
+                    settings.alert_webhook_url,
+                    alerts,
+                    timeout_s=settings.alert_webhook_timeout_s,
+                    retry_s=settings.alert_webhook_retry_s,
+                ),
+                True,
+            )
+    return MonitoringRefresher(
+        audit.database,
+        metrics,
+        schema=audit.schema,
+        window_days=settings.monitoring_window_days,
+        label_maturity_days=settings.monitoring_label_maturity_days,
+        late_actual_days=settings.monitoring_late_actual_days,
+        alerts=alerts,
+        sender=sender,
+        own_sender=own_sender,
+    )
 
 
 def _freeze_startup_objects() -> None:

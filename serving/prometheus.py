@@ -12,6 +12,11 @@ Exposed at ``GET /metrics`` (exempt from auth by default):
 - ``orderpulse_volume_verdicts_total{status}`` (judged, warmup, already_seen) and
   ``orderpulse_volume_alerts_total{direction}``: volume verdicts given through ``POST /v1/actuals`` and the
   alerts they opened (``serving.services.volume``).
+- ``orderpulse_monitoring_forecast{model_version,figure}`` / ``orderpulse_monitoring_anomaly{model_version,figure}``:
+  the figures of ``GET /v1/monitoring`` (``model_version="all"`` = pooled), ``orderpulse_monitoring_feature_psi
+  {kind,feature}``, ``orderpulse_monitoring_status`` (0 ok, 1 warning, 2 alert) and
+  ``orderpulse_monitoring_refreshed_timestamp_seconds``: set by the periodic monitoring refresh
+  (``serving.services.monitoring_job``), never computed at scrape time.
 - ``orderpulse_event_rows_skipped{table}``: stored event rows left out at the last read of ``table`` because
   they are out of bounds (``serving.store.checks``; the log names them).
 
@@ -43,6 +48,26 @@ if TYPE_CHECKING:
 
 __all__ = ["Metrics", "MetricsMiddleware", "router", "SCORE_BUCKETS"]
 
+_FORECAST_FIGURES = (
+    "answered_steps",
+    "matched_steps",
+    "pending_steps",
+    "wape",
+    "bias",
+    "coverage",
+    "backtest_wape",
+)
+_ANOMALY_FIGURES = (
+    "scored_orders",
+    "matched_orders",
+    "pending_orders",
+    "auprc",
+    "precision",
+    "recall",
+    "ece",
+    "base_rate",
+    "validation_auprc",
+)
 SCORE_BUCKETS: tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(1, 21))
 
 router = APIRouter(tags=["operations"])
@@ -98,6 +123,52 @@ class Metrics:
             ["table"],
             registry=r,
         )
+
+        self.monitoring_forecast = Gauge(
+            "orderpulse_monitoring_forecast",
+            "Live forecast accuracy of the monitoring window (figure: matched_steps, wape, bias, coverage...)",
+            ["model_version", "figure"],
+            registry=r,
+        )
+        self.monitoring_anomaly = Gauge(
+            "orderpulse_monitoring_anomaly",
+            "Live exception-score accuracy of the monitoring window (figure: matched_orders, auprc, ...)",
+            ["model_version", "figure"],
+            registry=r,
+        )
+        self.monitoring_psi = Gauge(
+            "orderpulse_monitoring_feature_psi",
+            "PSI of a live input feature against the training profile",
+            ["kind", "feature"],
+            registry=r,
+        )
+        self.monitoring_status = Gauge(
+            "orderpulse_monitoring_status", "Monitoring status: 0 ok, 1 warning, 2 alert", registry=r
+        )
+        self.monitoring_refreshed = Gauge(
+            "orderpulse_monitoring_refreshed_timestamp_seconds",
+            "When the monitoring gauges were last refreshed (Unix time)",
+            registry=r,
+        )
+
+    def set_monitoring(self, summary: dict[str, Any]) -> None:
+        """Set the monitoring gauges from a ``monitoring_summary`` body (figures that are None are left out)."""
+        for gauge, block, figures in (
+            (self.monitoring_forecast, summary["forecast"], _FORECAST_FIGURES),
+            (self.monitoring_anomaly, summary["anomaly"], _ANOMALY_FIGURES),
+        ):
+            gauge.clear()
+            for version, values in [("all", block), *((v["model_version"], v) for v in block["by_version"])]:
+                for figure in figures:
+                    if values.get(figure) is not None:
+                        gauge.labels(version, figure).set(float(values[figure]))
+        self.monitoring_psi.clear()
+        for kind, drift in summary["drift"].items():
+            for feature, f in (drift.get("features") or {}).items():
+                if f.get("psi") is not None:
+                    self.monitoring_psi.labels(kind, feature).set(float(f["psi"]))
+        self.monitoring_status.set(("ok", "warning", "alert").index(summary["status"]))
+        self.monitoring_refreshed.set(time.time())
 
     def on_skipped_rows(self, table: str, n_rows: int) -> None:
         """EventStore listener: rows of ``table`` left out at its last read."""

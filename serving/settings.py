@@ -122,6 +122,23 @@ class Settings(BaseSettings):
         description="model kinds that must be loaded for /ready",
     )
 
+    monitoring_interval_s: float = Field(
+        60.0,
+        ge=0,
+        description="refresh the monitoring gauges (and raise monitoring alerts) every N s; 0 = off",
+    )
+    monitoring_window_days: float = Field(
+        7.0, gt=0, description="the periodic monitoring refresh judges the answers of the last N days"
+    )
+    monitoring_label_maturity_days: float = Field(
+        14.0,
+        ge=0,
+        description="label maturity of anomaly models that did not log one (data.label_maturity_days)",
+    )
+    monitoring_late_actual_days: float = Field(
+        2.0, gt=0, description="an actual received more than N days after its ds counts as late"
+    )
+
     volume_freq: str | None = Field(
         None,
         description="grid of the volume series posted to /v1/actuals (e.g. 5min); unset: no volume verdicts",

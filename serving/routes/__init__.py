@@ -6,7 +6,7 @@ it here. Every route needs an API key unless its path is in ``Settings.auth_exem
 
 from fastapi import APIRouter
 
-from serving.routes import alerts, decisions, events, forecast, health, models, orders
+from serving.routes import alerts, decisions, events, forecast, health, models, monitoring, orders
 
 __all__ = ["ROUTERS"]
 
@@ -18,4 +18,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     events.router,
     forecast.router,
     alerts.router,
+    monitoring.router,
 )

@@ -17,6 +17,9 @@ Thread-safe: the SQLAlchemy engine hands each call its own pooled connection (an
 has only one connection, is serialised with a lock). Engine, pragmas and connections live in ``serving.store.db``,
 shared with the event store (``serving.store.events``), whose tables sit in the same database.
 
+Monitoring: the same transaction writes the narrow prediction rows of ``serving.store.predictions`` (one per
+answered forecast step and scored order), so nothing answered is missing from ``GET /v1/monitoring``.
+
 Tables are created when missing (``metadata.create_all``); there is no migration tool yet, so a later
 change of columns needs one (Alembic is already installed as an MLflow dependency).
 
@@ -47,6 +50,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 
 from serving.store.db import Database
+from serving.store.predictions import PredictionTables, prediction_rows
 
 __all__ = ["AuditRecord", "AuditStore", "DecisionKind", "DECISION_KINDS"]
 
@@ -119,6 +123,7 @@ class AuditStore:
         self.engine = database.engine
         self.metadata = MetaData(schema=schema)
         self.table = _decisions_table(self.metadata)
+        self.predictions = PredictionTables(self.metadata)
         database.create_tables(self.metadata, schema)
 
     @property
@@ -130,8 +135,13 @@ class AuditStore:
         if not records:
             return []
         rows = [_to_row(r) for r in records]
-        with self.database.connection() as conn:
+        forecast_rows, score_rows = prediction_rows(records)
+        with self.database.connection() as conn:  # one transaction: audit rows and their monitoring rows
             conn.execute(insert(self.table), rows)
+            if forecast_rows:
+                conn.execute(insert(self.predictions.forecasts), forecast_rows)
+            if score_rows:
+                conn.execute(insert(self.predictions.scores), score_rows)
         return [r.decision_id for r in records]
 
     def write(self, record: AuditRecord) -> str:

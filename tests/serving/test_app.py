@@ -31,7 +31,7 @@ def test_extra_routers_are_included_behind_auth(make_client, fakes):
 
 
 def test_route_modules_are_listed_in_one_place():
-    from serving.routes import alerts, decisions, events, forecast, health, models, orders
+    from serving.routes import alerts, decisions, events, forecast, health, models, monitoring, orders
 
     assert (
         health.router,
@@ -41,6 +41,7 @@ def test_route_modules_are_listed_in_one_place():
         events.router,
         forecast.router,
         alerts.router,
+        monitoring.router,
     ) == ROUTERS
 
 

@@ -54,6 +54,7 @@ from training.anomaly.tuning import tune_classifier
 from training.engine import check_engine, engine_context
 from training.explain import import_shap
 from training.metrics import evaluate_classifier
+from training.profile import build_profile, profile_table
 from training.progress import Progress, reporting
 from training.progress import resolve as resolve_progress
 from training.pyfunc import SnapshotPyfunc, log_pyfunc
@@ -188,7 +189,7 @@ def _train_anomaly(
             model_uri = log_pyfunc(
                 AnomalyPyfunc(),
                 model,
-                {"orders": data.orders, "labels": data.labels},
+                {"orders": data.orders, "labels": data.labels, "profile": _profile(data, model)},
                 ANOMALY_SIGNATURE,
                 metadata=threshold_meta,
             )
@@ -492,6 +493,12 @@ def _chosen_on(model: Any) -> str:
     if isinstance(model, UnsupervisedDetector):
         return "training ECDF (flag budget)"
     return "calib" if model.refit else "valid"
+
+
+def _profile(data: AnomalyTrainingData, model: Any) -> pd.DataFrame:
+    """The reference profile of the training features (``training.profile``), logged with the model."""
+    names = [c for c in model.feature_names_ if c in data.features.columns]
+    return profile_table(build_profile(data.features, names))
 
 
 def _merge_history(

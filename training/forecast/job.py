@@ -41,6 +41,7 @@ from training.forecast.backtest import BacktestResult, backtest
 from training.forecast.baselines import SeasonalNaive
 from training.forecast.forecaster import LGBMForecaster
 from training.forecast.hierarchy import hierarchy_output, plan_hierarchy, train_hierarchy
+from training.profile import build_profile, profile_table
 from training.progress import Progress, reporting
 from training.pyfunc import (
     ForecastPyfunc,
@@ -257,7 +258,10 @@ def train_forecast(
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message=".*input example was not provided.*")
                 model_uri = log_pyfunc(
-                    ForecastPyfunc(), model, {"series": s, **tables}, forecast_signature(tables["covariates"])
+                    ForecastPyfunc(),
+                    model,
+                    {"series": s, **tables, "profile": _profile(s, tables["covariates"])},
+                    forecast_signature(tables["covariates"]),
                 )
             # same windows of the same data: the windows key plus the series table's fingerprint
             eval_key = f"{bt.eval_key()}:data={series_fingerprint['sha256'][:16]}"
@@ -282,6 +286,17 @@ def train_forecast(
             **decision.summary(),
             "metrics": {k: round(float(v), 6) for k, v in metrics.items() if np.isfinite(v)},
         }
+
+
+def _profile(series: pd.DataFrame, covariates: pd.DataFrame | None) -> pd.DataFrame:
+    """The reference profile (``training.profile``) of the training ``y`` and covariate columns."""
+    y = series.loc[series["open"] != 0, ["y"]] if "open" in series.columns else series[["y"]]
+    profile = build_profile(y)
+    if covariates is not None:
+        profile |= build_profile(
+            covariates, [c for c in covariates.columns if c not in ("series_id", "ds", "region")]
+        )
+    return profile_table(profile)
 
 
 def run_backtest(

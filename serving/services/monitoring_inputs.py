@@ -1,0 +1,206 @@
+"""Drift and data quality of what the service received, for ``serving.services.monitoring``.
+
+Drift compares live inputs with the training profile logged with the model (``training.profile``):
+
+- anomaly: the features of the newest ``sample`` scored orders of the window (the ``features`` the audit trail
+  recorded for each decision: exactly what the model saw) against the profile of the model's training
+  features;
+- forecast: the actuals received in the window (``y``) and the covariate rows of the newest ``sample``
+  forecast answers (the plan each forecast used) against the profile of the training ``series`` / ``covariates``.
+
+A model logged without a profile (trained before profiles existed) reports ``available: false`` with the
+reason, never an error.
+
+Data quality is one scorecard per input table (``order_events``, ``label_events``, ``actuals``): rows in total
+and received in the window, problems by kind, and freshness (time since the newest row was received).
+Duplicated events are not stored (``serving.store.events`` is idempotent: a repeat is answered ``duplicate``),
+so only stored problems are counted here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Table, and_, func, select
+
+from serving.store.db import Database
+from serving.store.predictions import ModelFilter
+from training.profile import compare_to_profile
+
+__all__ = ["input_drift", "data_quality", "DRIFT_SAMPLE"]
+
+DRIFT_SAMPLE = 2_000
+_COVARIATE_IDS = ("series_id", "ds", "region")
+
+
+def input_drift(
+    database: Database,
+    decisions: Table,
+    actuals: Table,
+    *,
+    kind: str,
+    reference: Mapping[str, Any] | None,
+    since: datetime | None,
+    until: datetime | None,
+    sample: int = DRIFT_SAMPLE,
+) -> dict[str, Any]:
+    """Drift of one model version's live inputs against its training profile (see the module docstring)."""
+    if reference is None:
+        return {"available": False, "reason": f"no {kind} model answered in the window"}
+    head = {"model_name": reference["model_name"], "model_version": reference["model_version"]}
+    profile = reference.get("profile")
+    if not profile:
+        return {
+            **head,
+            "available": False,
+            "reason": f"{reference['model_name']} v{reference['model_version']} was logged without a training "
+            "profile (trained before profiles existed): retrain it to get drift",
+        }
+    model = ModelFilter(reference["model_name"], reference["model_version"])
+    if kind == "anomaly":
+        rows = _recorded(database, decisions, "score", "features", model, since, until, sample)
+        live = pd.DataFrame([r for r in rows if isinstance(r, dict)])
+    else:
+        plans = _recorded(database, decisions, "forecast", "features", model, since, until, sample)
+        cov = [row for f in plans if isinstance(f, dict) for row in f.get("covariates") or ()]
+        live = pd.DataFrame(cov).drop(columns=[c for c in _COVARIATE_IDS if cov and c in cov[0]])
+        y = _received_actuals(database, actuals, since, until)
+        live = pd.concat([live, pd.DataFrame({"y": y})], axis=1) if len(y) else live
+    wanted = {k: v for k, v in profile.items() if k in live.columns}
+    features = compare_to_profile(wanted, live) if len(live) else {}
+    scored = [v["psi"] for v in features.values() if v["psi"] is not None]
+    return {
+        **head,
+        "available": True,
+        "n": int(len(live)),
+        "max_psi": max(scored) if scored else None,
+        "features": features,
+    }
+
+
+def data_quality(
+    database: Database,
+    orders: Table,
+    labels: Table,
+    actuals: Table,
+    *,
+    since: datetime | None,
+    until: datetime | None,
+    now: datetime,
+    late_after: timedelta,
+) -> dict[str, Any]:
+    """One scorecard per input table: ``rows``, ``rows_in_window``, ``problems`` by kind, ``last_received_at``,
+    ``freshness_s``."""
+    late_days = late_after / timedelta(days=1)
+    with database.connection(begin=False) as conn:
+        cards = {
+            "order_events": _card(
+                conn, orders, since, until, now, {"missing_customer_id": orders.c.customer_id.is_(None)}
+            ),
+            "label_events": _card(
+                conn,
+                labels,
+                since,
+                until,
+                now,
+                {
+                    "label_without_order": ~select(orders.c.order_id)
+                    .where(orders.c.order_id == labels.c.order_id)
+                    .exists(),
+                    "labeled_before_created": select(orders.c.order_id)
+                    .where(orders.c.order_id == labels.c.order_id, labels.c.labeled_at < orders.c.created_at)
+                    .exists(),
+                },
+            ),
+            "actuals": _card(
+                conn,
+                actuals,
+                since,
+                until,
+                now,
+                {
+                    "late": _days_between(database, actuals.c.ds, actuals.c.received_at) > late_days,
+                    "revised": actuals.c.revisions > 0,
+                    "closed": actuals.c.open == 0,
+                },
+            ),
+        }
+    cards["actuals"]["late_after_days"] = late_days
+    return cards
+
+
+def _card(
+    conn: Any, table: Table, since: datetime | None, until: datetime | None, now: datetime, problems: dict
+) -> dict[str, Any]:
+    window = [w for w in _received_window(table, since, until)]
+    in_window = and_(*window) if window else None
+    cols = [func.count().label("rows"), func.max(table.c.received_at).label("last")]
+    if in_window is not None:
+        cols.append(func.sum(_flag(in_window)).label("rows_in_window"))
+    cols += [func.sum(_flag(and_(cond, *window))).label(name) for name, cond in problems.items()]
+    row = conn.execute(select(*cols).select_from(table)).mappings().one()
+    last = row["last"]
+    if last is not None and last.tzinfo is None:
+        last = last.replace(tzinfo=UTC)
+    rows = int(row["rows"])
+    return {
+        "rows": rows,
+        "rows_in_window": int(row["rows_in_window"] or 0) if in_window is not None else rows,
+        "problems": {name: int(row[name] or 0) for name in problems},
+        "last_received_at": last.isoformat() if last is not None else None,
+        "freshness_s": (now - last).total_seconds() if last is not None else None,
+    }
+
+
+def _recorded(
+    database: Database,
+    decisions: Table,
+    kind: str,
+    column: str,
+    model: ModelFilter,
+    since: datetime | None,
+    until: datetime | None,
+    limit: int,
+) -> list[Any]:
+    d = decisions
+    where = [d.c.kind == kind, d.c.model_name == model.name, d.c.model_version == model.version]
+    if since is not None:
+        where.append(d.c.created_at >= since)
+    if until is not None:
+        where.append(d.c.created_at <= until)
+    stmt = select(d.c[column]).where(*where).order_by(d.c.created_at.desc()).limit(int(limit))
+    with database.connection(begin=False) as conn:
+        return [r[0] for r in conn.execute(stmt)]
+
+
+def _received_actuals(
+    database: Database, actuals: Table, since: datetime | None, until: datetime | None
+) -> pd.Series:
+    stmt = select(actuals.c.y).where(actuals.c.open != 0, *_received_window(actuals, since, until))
+    with database.connection(begin=False) as conn:
+        return pd.Series([r[0] for r in conn.execute(stmt)], dtype="float64")
+
+
+def _received_window(table: Table, since: datetime | None, until: datetime | None) -> list[Any]:
+    where = []
+    if since is not None:
+        where.append(table.c.received_at >= since)
+    if until is not None:
+        where.append(table.c.received_at <= until)
+    return where
+
+
+def _flag(condition: Any) -> Any:
+    from sqlalchemy import case
+
+    return case((condition, 1), else_=0)
+
+
+def _days_between(database: Database, naive_start: Any, aware_end: Any) -> Any:
+    """``aware_end - naive_start`` in days (the naive column is UTC wall time)."""
+    if database.dialect == "postgresql":
+        return func.extract("epoch", func.timezone("UTC", aware_end) - naive_start) / 86400.0
+    return func.julianday(func.substr(aware_end, 1, 26)) - func.julianday(naive_start)

@@ -1,0 +1,387 @@
+"""Narrow, indexed copies of every answered prediction, for monitoring; and the reference of each served model.
+
+The audit trail (``serving.store.audit``) keeps each decision whole, as JSON; monitoring needs a few numbers of
+millions of them, joined with the actuals and labels (``serving.store.events``). So ``AuditStore.write_many``
+also writes, *in the same transaction* as the audit rows, one row per answered forecast step and per scored
+order into the tables below (``prediction_rows`` derives them from the audit records): a decision the client
+received is in the audit trail and in monitoring, or in neither.
+
+==========================  ========================================================================================
+table                       rows
+==========================  ========================================================================================
+``forecast_predictions``    one per answered forecast step: ``decision_id``, ``created_at`` (aware UTC), model name
+                            and version, ``series_id``, ``ds`` (naive UTC), ``step`` (1 = first step after the
+                            origin), ``yhat``, ``lo``/``hi`` of the first requested interval level, ``level``
+``score_predictions``       one per scored order: ``decision_id``, ``created_at``, model name and version,
+                            ``order_id``, ``order_created_at`` (naive UTC), ``score``, ``threshold``, ``flagged``
+``model_references``        one per (model name, version) the service loaded: kind, the training figures
+                            monitoring compares with (``backtest_wape``, ``valid_auprc``, label maturity...) and the
+                            training profile (``training.profile``), written when the model is loaded
+==========================  ========================================================================================
+
+Indexes: both prediction tables on ``created_at`` (the monitoring window) and on their join key
+(``series_id, ds`` / ``order_id``), so the monitoring query reads only the window's rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Double,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    SmallInteger,
+    String,
+    Table,
+    and_,
+    case,
+    func,
+    literal,
+    select,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+
+from serving.store.db import Database
+
+__all__ = [
+    "PredictionTables",
+    "prediction_tables",
+    "prediction_rows",
+    "record_reference",
+    "read_references",
+    "ModelFilter",
+    "forecast_sums",
+    "score_outcomes",
+]
+
+_ID = 200
+
+
+class PredictionTables:
+    """The three monitoring tables in ``metadata`` (one instance per schema)."""
+
+    def __init__(self, metadata: MetaData) -> None:
+        aware = DateTime(timezone=True)
+        self.forecasts = Table(
+            "forecast_predictions",
+            metadata,
+            Column("decision_id", String(36), nullable=False),
+            Column("created_at", aware, nullable=False),
+            Column("model_name", String(_ID), nullable=False),
+            Column("model_version", String(64), nullable=False),
+            Column("series_id", String(_ID), nullable=False),
+            Column("ds", DateTime(), nullable=False),
+            Column("step", Integer, nullable=False),
+            Column("yhat", Double, nullable=True),
+            Column("lo", Double, nullable=True),
+            Column("hi", Double, nullable=True),
+            Column("level", SmallInteger, nullable=True),
+            PrimaryKeyConstraint("decision_id", "ds", name="forecast_predictions_pk"),
+            Index("forecast_predictions_created", "created_at"),
+            Index("forecast_predictions_key", "series_id", "ds"),
+        )
+        self.scores = Table(
+            "score_predictions",
+            metadata,
+            Column("decision_id", String(36), primary_key=True),
+            Column("created_at", aware, nullable=False),
+            Column("model_name", String(_ID), nullable=False),
+            Column("model_version", String(64), nullable=False),
+            Column("order_id", String(_ID), nullable=False),
+            Column("order_created_at", DateTime(), nullable=True),
+            Column("score", Double, nullable=False),
+            Column("threshold", Double, nullable=False),
+            Column("flagged", SmallInteger, nullable=False),
+            Index("score_predictions_created", "created_at"),
+            Index("score_predictions_order", "order_id"),
+        )
+        self.references = Table(
+            "model_references",
+            metadata,
+            Column("model_name", String(_ID), nullable=False),
+            Column("model_version", String(64), nullable=False),
+            Column("kind", String(16), nullable=False),
+            Column("metrics", JSON(), nullable=True),
+            Column("profile", JSON(), nullable=True),
+            Column("recorded_at", aware, nullable=False),
+            PrimaryKeyConstraint("model_name", "model_version", name="model_references_pk"),
+        )
+
+
+def prediction_tables(metadata: MetaData) -> PredictionTables:
+    return PredictionTables(metadata)
+
+
+def prediction_rows(records: Sequence[Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """``(forecast step rows, score rows)`` of audit records (``serving.store.audit.AuditRecord``).
+
+    A forecast record gives one row per point of ``output["points"]`` (its ``input["series_id"]``; interval of
+    ``output["levels"][0]``); a score record one row (``input["order_id"]``, ``input["created_at"]``,
+    ``output["score"]``, ``["threshold"]``, ``["flagged"]``). Records without those fields give no row.
+    """
+    forecasts: list[dict[str, Any]] = []
+    scores: list[dict[str, Any]] = []
+    for r in records:
+        inp = r.input if isinstance(r.input, Mapping) else {}
+        out = r.output if isinstance(r.output, Mapping) else {}
+        created = r.created_at.astimezone(UTC)
+        if r.kind == "forecast":
+            sid = inp.get("series_id")
+            levels = out.get("levels") or [None]
+            if sid is None:
+                continue
+            for p in out.get("points") or ():
+                forecasts.append(
+                    {
+                        "decision_id": r.decision_id,
+                        "created_at": created,
+                        "model_name": r.model_name,
+                        "model_version": str(r.model_version),
+                        "series_id": str(sid),
+                        "ds": _naive(p["ds"]),
+                        "step": int(p["step"]),
+                        "yhat": _float(p.get("yhat")),
+                        "lo": _float(p.get("yhat_lo")),
+                        "hi": _float(p.get("yhat_hi")),
+                        "level": None if levels[0] is None else int(levels[0]),
+                    }
+                )
+        elif r.kind == "score" and "order_id" in inp and "score" in out:
+            scores.append(
+                {
+                    "decision_id": r.decision_id,
+                    "created_at": created,
+                    "model_name": r.model_name,
+                    "model_version": str(r.model_version),
+                    "order_id": str(inp["order_id"]),
+                    "order_created_at": _naive(inp["created_at"]) if inp.get("created_at") else None,
+                    "score": float(out["score"]),
+                    "threshold": float(out.get("threshold", float("nan"))),
+                    "flagged": int(bool(out.get("flagged"))),
+                }
+            )
+    return forecasts, scores
+
+
+def record_reference(
+    database: Database,
+    tables: PredictionTables,
+    *,
+    kind: str,
+    name: str,
+    version: str,
+    metrics: Mapping[str, float],
+    profile: Mapping[str, Any] | None,
+) -> None:
+    """Insert or replace the reference of one model version (called when the service loads it)."""
+    row = {
+        "model_name": name,
+        "model_version": str(version),
+        "kind": kind,
+        "metrics": {k: float(v) for k, v in metrics.items() if v == v},  # NaN is not JSON
+        "profile": dict(profile) if profile is not None else None,
+        "recorded_at": datetime.now(UTC),
+    }
+    dialect = postgresql if database.dialect == "postgresql" else sqlite
+    stmt = dialect.insert(tables.references)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["model_name", "model_version"],
+        set_={k: stmt.excluded[k] for k in ("kind", "metrics", "profile", "recorded_at")},
+    )
+    with database.connection() as conn:
+        conn.execute(stmt, row)
+
+
+def read_references(database: Database, tables: PredictionTables) -> dict[tuple[str, str], dict[str, Any]]:
+    """Every stored reference (``model_name, model_version, kind, metrics, profile``) by (name, version)."""
+    with database.connection(begin=False) as conn:
+        rows = conn.execute(select(tables.references)).mappings().all()
+    return {(r["model_name"], r["model_version"]): dict(r) for r in rows}
+
+
+def _naive(value: Any) -> datetime:
+    ts = pd.Timestamp(value)
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert("UTC").tz_localize(None)
+    return ts.to_pydatetime()
+
+
+def _float(value: Any) -> float | None:
+    if value is None:
+        return None
+    out = float(value)
+    return out if out == out else None
+
+
+# ---------------------------------------------------------------------------------------------- queries
+def forecast_sums(
+    database: Database,
+    tables: PredictionTables,
+    actuals: Table,
+    *,
+    since: datetime | None,
+    until: datetime | None,
+    model: ModelFilter,
+) -> pd.DataFrame:
+    """Additive sums of the answered forecast steps of the window, matched with their actuals, per model
+    version, UTC day of the answer, horizon step and interval level (one SQL aggregate; the rows never leave
+    the database).
+
+    Columns: ``model_name, model_version, day, step, level, answered, matched, closed, abs_err, sum_y, err,
+    n_interval, covered``. A step is ``matched`` when an open actual of its (series_id, ds) is stored (the
+    latest value: the actuals table keeps one row per key), ``closed`` when the actual says closed (``open``
+    0: not scored, like the backtest); sums run over matched steps only.
+    """
+    p, a = tables.forecasts, actuals
+    is_open = and_(a.c.y.is_not(None), a.c.open != 0)
+    matched = case((is_open, 1), else_=0)
+    y = case((is_open, a.c.y), else_=None)
+    has_interval = and_(is_open, p.c.lo.is_not(None), p.c.hi.is_not(None))
+    day = _day(database, p.c.created_at)
+    stmt = (
+        select(
+            p.c.model_name,
+            p.c.model_version,
+            day.label("day"),
+            p.c.step,
+            p.c.level,
+            func.count().label("answered"),
+            func.sum(matched).label("matched"),
+            func.sum(case((a.c.open == 0, 1), else_=0)).label("closed"),
+            func.sum(func.abs(p.c.yhat - y)).label("abs_err"),
+            func.sum(y).label("sum_y"),
+            func.sum(p.c.yhat - y).label("err"),
+            func.sum(case((has_interval, 1), else_=0)).label("n_interval"),
+            func.sum(case((and_(has_interval, a.c.y >= p.c.lo, a.c.y <= p.c.hi), 1), else_=0)).label(
+                "covered"
+            ),
+        )
+        .select_from(p.outerjoin(a, and_(a.c.series_id == p.c.series_id, a.c.ds == p.c.ds)))
+        .where(*_window(p, since, until, model))
+        .group_by(p.c.model_name, p.c.model_version, day, p.c.step, p.c.level)
+    )
+    with database.connection(begin=False) as conn:
+        rows = conn.execute(stmt).all()
+    frame = pd.DataFrame(rows, columns=list(_FORECAST_SUM_COLUMNS))
+    return frame.astype(_FORECAST_SUM_COLUMNS)
+
+
+def score_outcomes(
+    database: Database,
+    tables: PredictionTables,
+    labels: Table,
+    *,
+    since: datetime | None,
+    until: datetime | None,
+    model: ModelFilter,
+    mature_before: Mapping[tuple[str, str], datetime],
+    default_mature_before: datetime,
+) -> pd.DataFrame:
+    """The scored orders of the window with their outcome: ``model_name, model_version, day, score, threshold,
+    flagged, outcome`` (1 / 0 from the order's label event; an order without one is 0 when it was created
+    before its model's ``mature_before`` (naive UTC), else -1 = pending).
+    """
+    p, lab = tables.scores, labels
+    cut = (
+        case(
+            *[
+                (and_(p.c.model_name == name, p.c.model_version == version), when)
+                for (name, version), when in mature_before.items()
+            ],
+            else_=default_mature_before,
+        )
+        if mature_before
+        else literal(default_mature_before, DateTime())
+    )
+    outcome = case(
+        (lab.c.label.is_not(None), lab.c.label),
+        (p.c.order_created_at < cut, 0),
+        else_=-1,
+    )
+    stmt = (
+        select(
+            p.c.model_name,
+            p.c.model_version,
+            _day(database, p.c.created_at).label("day"),
+            p.c.score,
+            p.c.threshold,
+            p.c.flagged,
+            outcome.label("outcome"),
+        )
+        .select_from(p.outerjoin(lab, lab.c.order_id == p.c.order_id))
+        .where(*_window(p, since, until, model))
+    )
+    with database.connection(begin=False) as conn:
+        rows = conn.execute(stmt).all()
+    frame = pd.DataFrame.from_records(rows, columns=list(_SCORE_COLUMNS), coerce_float=True)
+    return frame.astype(_SCORE_COLUMNS)
+
+
+class ModelFilter:
+    """Which predictions a query reads: all, one registered model name, or one name and version."""
+
+    def __init__(self, name: str | None = None, version: str | None = None) -> None:
+        self.name = name
+        self.version = version
+
+    def __repr__(self) -> str:
+        return f"ModelFilter(name={self.name!r}, version={self.version!r})"
+
+
+_FORECAST_SUM_COLUMNS = {
+    "model_name": "string",
+    "model_version": "string",
+    "day": "string",
+    "step": "int64",
+    "level": "Int64",
+    "answered": "int64",
+    "matched": "int64",
+    "closed": "int64",
+    "abs_err": "float64",
+    "sum_y": "float64",
+    "err": "float64",
+    "n_interval": "int64",
+    "covered": "int64",
+}
+_SCORE_COLUMNS = {
+    "model_name": "string",
+    "model_version": "string",
+    "day": "string",
+    "score": "float64",
+    "threshold": "float64",
+    "flagged": "int8",
+    "outcome": "int8",
+}
+
+
+def _window(table: Table, since: datetime | None, until: datetime | None, model: ModelFilter) -> list[Any]:
+    where: list[Any] = []
+    if since is not None:
+        where.append(table.c.created_at >= _aware(since))
+    if until is not None:
+        where.append(table.c.created_at <= _aware(until))
+    if model.name is not None:
+        where.append(table.c.model_name == model.name)
+    if model.version is not None:
+        where.append(table.c.model_version == model.version)
+    return where
+
+
+def _day(database: Database, column: Any) -> Any:
+    """The UTC calendar day of an aware timestamp column, as 'YYYY-MM-DD' text."""
+    if database.dialect == "postgresql":
+        return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD")
+    return func.substr(column, 1, 10)  # SQLite stores UTC 'YYYY-MM-DD HH:MM:SS...' text
+
+
+def _aware(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
