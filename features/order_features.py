@@ -12,7 +12,10 @@ customer       the customer's orders and known labels before this order; ``custo
                days since the last exception; the basket against the customer's usual ones (distinct SKUs
                vs its mean, share of the SKUs it bought before, SKUs on which it had an exception before)
 sku            how often the order's SKUs were ordered before, their smoothed exception rate (plain and
-               decayed with a 90-day half-life; max and mean over the order's SKUs)
+               decayed with a 90-day half-life; max and mean over the order's SKUs; mean weighted by the
+               value of each SKU's lines), and the units of each SKU against its usual units per order
+               (``log(1 + units)`` minus the mean of it over the SKU's earlier orders: a bulk order of an
+               item usually bought by ones is ``log(1 + n) - log(2)``; max and mean over the order's SKUs)
 time           hour, day of week, weekend, month of ``created_at`` (as given; UTC if the input had offsets)
 categorical    ``order_country`` / ``order_channel`` / ``order_region`` when the input has those columns, and
                the smoothed exception rate of the order's value of each (``order_country_exception_rate``)
@@ -108,6 +111,9 @@ ORDER_FEATURE_FAMILIES: dict[str, tuple[str, ...]] = {
         "sku_prior_exception_rate_mean",
         "sku_exception_rate_halflife_90d_max",
         "sku_exception_rate_halflife_90d_mean",
+        "sku_exception_rate_value_weighted",
+        "sku_quantity_vs_usual_max",
+        "sku_quantity_vs_usual_mean",
     ),
     "time": ("time_hour", "time_dayofweek", "time_is_weekend", "time_month"),
     "categorical": (
@@ -127,6 +133,10 @@ CATEGORICAL_COLUMNS = ("country", "channel", "region")
 _FAMILY_OF = {name: fam for fam, names in ORDER_FEATURE_FAMILIES.items() for name in names}
 _NS_HOUR = 3_600 * 10**9
 _NS_DAY = NS_DAY
+_LOG_UNIT_SCALE = 1e6
+"""``log(1 + units)`` is summed as an integer number of millionths: exact prefix sums, so a request scored
+against a history gets bit for bit the usual units of the batch computation (float prefix sums would differ
+in the last digits with the offset of the SKU's events in the history)."""
 _log = logging.getLogger(__name__)
 
 
@@ -283,6 +293,7 @@ class OrderHistory:
         self._skus = pd.Index(h.skus, dtype=object)
         self._sku_of_pair = h.pair_sku
         self._sku = AsOfIndex(self._sku_of_pair, h.t[h.pair_order], len(h.skus))
+        self._sku_log_units = prefix_sum(_micro_log_units(h.pair_quantity)[self._sku.order])
         pair_cust = self._customer_of_order[
             h.pair_order
         ]  # customer x SKU: has this customer bought it before
@@ -337,6 +348,7 @@ class OrderHistory:
         pair_t = q.t[q.pair_order]
         lo, hi = self._sku.before(sku, pair_t)
         raw["pair_orders"] = hi - lo
+        raw["pair_log_units"] = self._sku_log_units[hi] - self._sku_log_units[lo]
         pair_cust = cust[q.pair_order]
         key = pair_cust * len(self._skus) + sku
         at = np.minimum(np.searchsorted(self._cs_keys, key), max(len(self._cs_keys) - 1, 0))
@@ -398,7 +410,7 @@ class OrderHistory:
         out["cust_n"] = raw["cust_n"] + extra["cust_n"]
         out["cust_first"] = np.minimum(raw["cust_first"], extra["cust_first"])
         out["cust_last"] = np.maximum(raw["cust_last"], extra["cust_last"])
-        for key in ("cust_skus", "cust_n_recent", "pair_orders", "pair_cust_orders"):
+        for key in ("cust_skus", "cust_n_recent", "pair_orders", "pair_log_units", "pair_cust_orders"):
             out[key] = raw[key] + extra[key]
         mixed = np.flatnonzero(extra["cust_n"] > 0)
         if len(mixed):  # median over the union of the history's and the batch's prior order values
@@ -439,6 +451,11 @@ def _assemble(q: OrderTable, raw: dict[str, np.ndarray], k: float) -> dict[str, 
         n_skus = q.comp["order_n_distinct_skus"]
         pair_starts = np.searchsorted(q.pair_order, np.arange(n_orders))
         guest = q.guest
+        sku_seen = raw["pair_orders"] > 0
+        usual_units = raw["pair_log_units"] / _LOG_UNIT_SCALE / raw["pair_orders"]
+        units_vs_usual = np.where(sku_seen, np.log1p(np.maximum(q.pair_quantity, 0.0)) - usual_units, nan)
+        pair_value = np.maximum(q.pair_value, 0.0)
+        order_pair_value = np.bincount(q.pair_order, weights=pair_value, minlength=n_orders)
         data: dict[str, np.ndarray] = {
             "order_id": q.order_id,
             "created_at": q.t.view("datetime64[ns]"),
@@ -473,6 +490,17 @@ def _assemble(q: OrderTable, raw: dict[str, np.ndarray], k: float) -> dict[str, 
                 q.pair_order, weights=pair_decayed, minlength=n_orders
             )
             / n_skus,
+            "sku_exception_rate_value_weighted": np.where(
+                order_pair_value > 0,
+                np.bincount(q.pair_order, weights=pair_rate * pair_value, minlength=n_orders)
+                / order_pair_value,
+                nan,
+            ),
+            "sku_quantity_vs_usual_max": np.fmax.reduceat(units_vs_usual, pair_starts),
+            "sku_quantity_vs_usual_mean": np.bincount(
+                q.pair_order, weights=np.nan_to_num(units_vs_usual), minlength=n_orders
+            )
+            / np.bincount(q.pair_order, weights=sku_seen, minlength=n_orders),
             "_p": p,
         }
     day = q.t // _NS_DAY
@@ -510,6 +538,11 @@ def _positions(index: pd.Index, values: np.ndarray) -> np.ndarray:
         with contextlib.suppress(KeyError, TypeError):  # absent, or not hashable / comparable (<NA>)
             out[i] = index.get_loc(value)
     return out
+
+
+def _micro_log_units(units: np.ndarray) -> np.ndarray:
+    """``log(1 + units)`` in integer millionths (see ``_LOG_UNIT_SCALE``)."""
+    return np.round(np.log1p(np.maximum(units, 0.0)) * _LOG_UNIT_SCALE).astype("int64")
 
 
 def _take(values: np.ndarray, idx: np.ndarray, mask: np.ndarray, fill: float | int) -> np.ndarray:

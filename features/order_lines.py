@@ -43,6 +43,8 @@ class OrderTable:
     cats: dict[str, np.ndarray]  # optional categorical columns, value of the order's first line
     pair_order: np.ndarray  # (order, distinct SKU) pairs, sorted by order then SKU
     pair_sku: np.ndarray  # code of the pair's SKU in ``skus``
+    pair_quantity: np.ndarray  # units of the pair's SKU in the order (its lines added up)
+    pair_value: np.ndarray  # value (quantity x unit price) of the pair's SKU in the order
     skus: np.ndarray  # object (str), sorted distinct SKUs of these lines
     n_lines: int
 
@@ -168,8 +170,10 @@ def order_table(lines: dict[str, np.ndarray], categoricals: tuple[str, ...]) -> 
     starts = np.concatenate([[0], np.cumsum(n_lines)[:-1]])
     perm = np.argsort(line_order, kind="stable")
     sku_codes, skus = pd.factorize(lines["sku"], sort=True)  # sorted: pair order does not depend on the batch
-    pairs = sorted_unique(line_order * len(skus) + sku_codes)
+    line_pair = line_order * len(skus) + sku_codes
+    pairs = sorted_unique(line_pair)
     pair_order = pairs // len(skus)
+    line_pair = np.searchsorted(pairs, line_pair)
     # bincount adds each order's lines in input order, so the same lines give bit-identical sums anywhere
     comp = {
         "order_n_lines": n_lines.astype("int64"),
@@ -192,6 +196,8 @@ def order_table(lines: dict[str, np.ndarray], categoricals: tuple[str, ...]) -> 
         cats=cats,
         pair_order=pair_order,
         pair_sku=pairs % len(skus),
+        pair_quantity=np.bincount(line_pair, weights=qty, minlength=len(pairs)),
+        pair_value=np.bincount(line_pair, weights=qty * price, minlength=len(pairs)),
         skus=np.asarray(skus, dtype=object),
         n_lines=len(line_order),
     )

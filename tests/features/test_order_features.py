@@ -208,6 +208,43 @@ def test_sku_rates_take_max_and_mean_over_the_distinct_skus_of_the_order():
     assert n1["sku_prior_orders_mean"] == 1.0
 
 
+def test_quantity_vs_usual_compares_log_units_with_the_skus_earlier_orders_only(orders):
+    f = order_features(orders)[0].set_index("order_id")
+    log = np.log
+    # o2 buys 1 a; a's only earlier order is o1 with 2 + 3 units (its lines of one SKU add up)
+    assert f.loc["o2", "sku_quantity_vs_usual_max"] == pytest.approx(log(2) - log(6), abs=1e-6)
+    # o3 (a guest, same instant as o2) buys 6 b: b's earlier order is o1 with 1 unit
+    assert f.loc["o3", "sku_quantity_vs_usual_mean"] == pytest.approx(log(7) - log(2), abs=1e-6)
+    # o5 buys 1 a: earlier a orders o1 (5 units) and o2 (1 unit); o2's instant-mates do not matter
+    assert f.loc["o5", "sku_quantity_vs_usual_max"] == pytest.approx(log(2) - (log(6) + log(2)) / 2, abs=1e-6)
+    assert np.isnan(f.loc["o1", "sku_quantity_vs_usual_max"])  # nothing before it
+    assert np.isnan(f.loc["o4", "sku_quantity_vs_usual_mean"])  # c was never ordered before
+
+
+def test_quantity_vs_usual_takes_max_and_mean_over_the_skus_with_history_and_ignores_later_orders(orders):
+    more = pd.concat(
+        [
+            orders,
+            _orders(
+                [
+                    ("o6", "2024-01-07 10:00", "c2", "a", 10, 1.0, "UK"),  # a: 3 earlier orders
+                    ("o6", "2024-01-07 10:00", "c2", "new", 1, 1.0, "UK"),  # no history: left out
+                    ("o6", "2024-01-07 10:00", "c2", "b", 1, 1.0, "UK"),  # b: o1 and o3
+                    ("o7", "2024-01-07 10:00", "c1", "a", 500, 1.0, "UK"),  # same instant: not seen by o6
+                    ("o8", "2024-01-09 10:00", "c1", "b", 900, 1.0, "UK"),  # later: not seen by o6
+                ]
+            ),
+        ],
+        ignore_index=True,
+    )
+    o6 = _row(order_features(more)[0], "o6")
+    log = np.log
+    dev_a = log(11) - (log(6) + log(2) + log(2)) / 3
+    dev_b = log(2) - (log(2) + log(7)) / 2
+    assert o6["sku_quantity_vs_usual_max"] == pytest.approx(max(dev_a, dev_b), abs=1e-6)
+    assert o6["sku_quantity_vs_usual_mean"] == pytest.approx((dev_a + dev_b) / 2, abs=1e-6)
+
+
 def test_label_dated_before_its_order_counts_only_from_the_order_creation_and_is_reported():
     orders = _orders(
         [

@@ -77,6 +77,24 @@ def test_sku_exception_rates_decay_per_sku_and_take_max_and_mean_over_the_orders
     assert n1["sku_exception_rate_halflife_90d_mean"] == pytest.approx((rate_a + rate_c + rate_d) / 3)
 
 
+def test_value_weighted_sku_rate_weights_each_skus_rate_by_its_line_value(history):
+    orders, labels = history
+    orders = orders.copy()
+    orders.loc[(orders["order_id"] == "n1") & (orders["sku"] == "a"), "quantity"] = 3.0  # value 6; c, d: 2
+    n1 = order_features(orders, labels, prior_strength=1.0)[0].set_index("order_id").loc["n1"]
+    rate_a, rate_c, rate_d = (1 + P) / (2 + 1), (1 + P) / (1 + 1), P  # plain smoothed rates
+    assert n1["sku_exception_rate_value_weighted"] == pytest.approx((6 * rate_a + 2 * rate_c + 2 * rate_d) / 10)
+    assert n1["sku_prior_exception_rate_mean"] == pytest.approx((rate_a + rate_c + rate_d) / 3)
+
+
+def test_value_weighted_sku_rate_ignores_labels_known_at_or_after_the_order(history):
+    orders, labels = history
+    flipped = labels.assign(label=np.where(labels["order_id"] == "h4", 0, labels["label"]))
+    a = order_features(orders, labels, prior_strength=1.0)[0].set_index("order_id").loc["n1"]
+    b = order_features(orders, flipped, prior_strength=1.0)[0].set_index("order_id").loc["n1"]
+    assert a["sku_exception_rate_value_weighted"] == b["sku_exception_rate_value_weighted"]  # h4: at n1
+
+
 def test_recent_orders_count_the_customers_orders_of_the_last_30_days_only(n1):
     assert n1["customer_orders_last_30d"] == 1  # h4 (Feb 20); h1 and h2 are older than 30 days
 

@@ -19,7 +19,8 @@ ExceptionClassifier, step by step (``training.anomaly.data`` documents which ord
    means 80% *now*): centered isotonic when the slice is large enough, Platt otherwise
    (``training.anomaly.calibration``).
 4. The threshold is chosen on ``valid`` (calibrated scores) by the ``ThresholdPolicy``
-   (``training.anomaly.calibration``): best F1 by default, or a target precision, a flag budget, a review
+   (``training.anomaly.calibration``): by default the best F1 among thresholds flagging at most 15% of the
+   orders (``f1:0.15``), or plain best F1, a target precision, a flag budget, a review
    budget per day or a cost ratio; an unreachable target falls back to best F1 and says so in
    ``threshold_report_.fallback`` and a warning. ``threshold_metadata()`` states policy and numbers.
 5. No refit by default: the served booster is exactly the one whose calibration and threshold were measured;
@@ -94,7 +95,7 @@ DEFAULT_LGBM_PARAMS: dict[str, Any] = {
     "max_cat_to_onehot": 8,
     "verbose": -1,
 }
-DEFAULT_POLICY = ThresholdPolicy.parse("f1")
+DEFAULT_POLICY = ThresholdPolicy.parse("f1:0.15")
 DEFAULT_UNSUPERVISED_POLICY = ThresholdPolicy(target_precision=None, flag_budget=0.05)
 
 ANOMALY_SIGNATURE = ModelSignature(

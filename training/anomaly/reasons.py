@@ -265,6 +265,23 @@ def _sku_decayed_mean(v: Any, row: Row) -> str:
     return f"its SKUs had exceptions on {_pct(v)} of their recent orders on average"
 
 
+def _sku_rate_value_weighted(v: Any, row: Row) -> str:
+    if _missing(v):
+        return "no exception history for its SKUs yet"
+    return f"weighted by line value, its SKUs had exceptions on {_pct(v)} of their orders"
+
+
+def _quantity_vs_usual(which: str) -> Template:
+    """``log(1 + units) - mean log(1 + units)`` of earlier orders, said as a ratio of (1 + units)."""
+
+    def template(v: Any, row: Row) -> str:
+        if _missing(v):
+            return "no earlier order of its SKUs to compare quantities with"
+        return f"{which} ordered in {_times(np.exp(float(v)))} its usual quantity (1 + units, geometric mean)"
+
+    return template
+
+
 def _category_rate(what: str) -> Template:
     column = f"order_{what}"
 
@@ -348,6 +365,9 @@ REASON_TEMPLATES: dict[str, Template] = {
     "sku_prior_exception_rate_mean": _sku_rate_mean,
     "sku_exception_rate_halflife_90d_max": _sku_decayed_max,
     "sku_exception_rate_halflife_90d_mean": _sku_decayed_mean,
+    "sku_exception_rate_value_weighted": _sku_rate_value_weighted,
+    "sku_quantity_vs_usual_max": _quantity_vs_usual("one SKU is"),
+    "sku_quantity_vs_usual_mean": _quantity_vs_usual("its SKUs are on average"),
     # time
     "time_hour": _hour,
     "time_dayofweek": _dayofweek,

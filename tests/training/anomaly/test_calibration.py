@@ -119,7 +119,7 @@ def test_policy_parse_and_validation():
 
 
 def test_policy_text_forms_round_trip_and_keep_one_kind():
-    for text in ("f1", "precision:0.7", "budget:0.05", "reviews:40", "cost:5"):
+    for text in ("f1", "f1:0.15", "precision:0.7", "budget:0.05", "reviews:40", "cost:5"):
         assert str(ThresholdPolicy.parse(text)) == text
     reviews = ThresholdPolicy.parse("reviews:40")
     assert reviews.kind == "reviews" and reviews.reviews_per_day == 40 and reviews.target_precision is None
@@ -135,6 +135,35 @@ def test_best_f1_policy_takes_the_cut_of_highest_f1_without_a_fallback():
     choice = choose_threshold(SCORES, Y, ThresholdPolicy.parse("f1"))
     assert choice.threshold == 0.6 and choice.recall == 1.0 and choice.precision == 0.75
     assert choice.fallback is None and choice.policy == "f1"
+
+
+def test_capped_best_f1_takes_the_best_cut_within_the_flag_cap_and_says_it_was_capped():
+    # F1 by cut: 0.5, 0.8, 0.67, 0.857, 0.75; a 50% cap allows 2 of 5 flags -> the top 2 (F1 0.8)
+    choice = choose_threshold(SCORES, Y, ThresholdPolicy.parse("f1:0.5"))
+    assert choice.threshold == 0.8 and choice.n_flagged == 2 and choice.flag_rate == 0.4
+    assert choice.precision == 1.0 and choice.recall == pytest.approx(2 / 3)
+    assert choice.policy == "f1:0.5" and choice.fallback is None
+    assert "would flag 80.0% of the orders (F1 0.857); capped at 50.0% (F1 0.800)" in choice.note
+    assert choice.metadata()["threshold.note"] == choice.note
+
+
+def test_capped_best_f1_equals_best_f1_when_the_cap_does_not_bind():
+    capped = choose_threshold(SCORES, Y, ThresholdPolicy.parse("f1:0.8"))
+    assert capped.threshold == 0.6 and capped.n_flagged == 4 and capped.note is None
+
+
+def test_capped_best_f1_flags_at_least_the_top_order_under_a_tiny_cap():
+    choice = choose_threshold(SCORES, Y, ThresholdPolicy.parse("f1:0.1"))
+    assert choice.threshold == 0.9 and choice.n_flagged == 1
+
+
+def test_flag_cap_is_validated_and_only_kept_for_best_f1():
+    with pytest.raises(ValueError, match=r"max_flag_rate must be a fraction in \(0, 1\). Got 15"):
+        ThresholdPolicy.parse("f1:15")
+    assert ThresholdPolicy(flag_budget=0.1, max_flag_rate=0.2).max_flag_rate is None
+    assert ThresholdPolicy.parse("f1:0.15") == ThresholdPolicy(
+        target_precision=None, max_f1=True, max_flag_rate=0.15
+    )
 
 
 def test_review_budget_flags_that_many_orders_per_day_of_the_scored_period():

@@ -95,9 +95,10 @@ def test_train_logs_registers_and_scores_round_trip(trained, files, tmp_path):
 
 def test_threshold_policy_and_its_numbers_are_stated_in_the_run_and_the_model_metadata(trained):
     run = MlflowClient().get_run(trained["run_id"])
-    assert trained["threshold_policy"] == "f1" and run.data.params["threshold_policy"] == "f1"
+    assert trained["threshold_policy"] == "f1:0.15" and run.data.params["threshold_policy"] == "f1:0.15"
     tags = run.data.tags
-    assert tags["threshold.policy"] == "f1" and tags["threshold.chosen_on"] == "valid"
+    assert tags["threshold.policy"] == "f1:0.15" and tags["threshold.chosen_on"] == "valid"
+    assert float(tags["threshold.flag_rate"]) <= 0.15
     assert float(tags["threshold.threshold"]) == pytest.approx(trained["threshold"], rel=1e-5)
     assert 0 < float(tags["threshold.recall"]) <= 1 and float(tags["threshold.flags_per_day"]) > 0
     metadata = mlflow.pyfunc.load_model(trained["model_uri"]).metadata.metadata

@@ -122,14 +122,24 @@ def test_calibration_undoes_class_weighting(data):
     assert m["valid_ece"] < m["valid_ece_uncalibrated"]
 
 
-def test_default_threshold_is_the_best_f1_cut_of_validation(model):
+def test_default_threshold_is_the_best_f1_cut_of_validation_flagging_at_most_15_percent(model, data):
     report = model.threshold_report_
-    assert report.policy == "f1" and report.fallback is None
+    assert report.policy == "f1:0.15" and report.fallback is None
+    assert report.flag_rate <= 0.15
     precision, recall = model.metrics_["valid_precision"], model.metrics_["valid_recall"]
     assert report.precision == pytest.approx(precision) and report.recall == pytest.approx(recall)
+    assert model.threshold_metadata()["threshold.policy"] == "f1:0.15"
+    orders, labels = data
+    uncapped = ExceptionClassifier(threshold_policy="f1").fit(orders, labels, until=UNTIL)
+    f1 = lambda r: 2 * r.precision * r.recall / (r.precision + r.recall)  # noqa: E731
+    best = uncapped.threshold_report_
     base = model.metrics_["valid_base_rate"]
-    assert 2 * precision * recall / (precision + recall) >= 2 * base / (1 + base)  # at least flag-all
-    assert model.threshold_metadata()["threshold.policy"] == "f1"
+    assert f1(best) >= 2 * base / (1 + base)  # plain best F1: at least as good as flagging everything
+    assert f1(best) >= f1(report)
+    if best.flag_rate > 0.15:  # the cap bound: the choice says so
+        assert report.note is not None and "capped at 15.0%" in report.note
+    else:
+        assert report.threshold == best.threshold
 
 
 def test_threshold_reaches_the_target_precision_on_validation(data):

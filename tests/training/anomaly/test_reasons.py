@@ -211,3 +211,18 @@ def test_issue_17_signals_read_as_sentences_with_their_values():
         reason_text("order_country_exception_rate", 0.31, row)
         == "orders from country EIRE had exceptions 31% of the time"
     )
+
+
+def test_quantity_vs_usual_and_value_weighted_rate_read_as_sentences():
+    assert reason_text("sku_quantity_vs_usual_max", np.log(11) - np.log(2)) == (
+        "one SKU is ordered in 6x its usual quantity (1 + units, geometric mean)"
+    )
+    assert reason_text("sku_quantity_vs_usual_mean", 0.0) == (
+        "its SKUs are on average ordered in 1.0x its usual quantity (1 + units, geometric mean)"
+    )
+    assert reason_text("sku_quantity_vs_usual_max", np.nan) == (
+        "no earlier order of its SKUs to compare quantities with"
+    )
+    assert reason_text("sku_exception_rate_value_weighted", 0.25) == (
+        "weighted by line value, its SKUs had exceptions on 25% of their orders"
+    )
