@@ -159,8 +159,9 @@ def train_anomaly(
         str | None,
         typer.Option(
             "--threshold-policy",
-            help="how the flag threshold is chosen: f1 (default: best F1), precision:0.6, budget:0.05, "
-            "reviews:40 (flags per day) or cost:5 (a missed exception costs 5 needless reviews)",
+            help="how the flag threshold is chosen: f1:0.15 (default: best F1 flagging at most 15% of the "
+            "orders), f1 (best F1), precision:0.6, budget:0.05, reviews:40 (flags per day) or cost:5 (a "
+            "missed exception costs 5 needless reviews)",
         ),
     ] = None,
     target_precision: Annotated[

@@ -83,7 +83,9 @@ def test_value_weighted_sku_rate_weights_each_skus_rate_by_its_line_value(histor
     orders.loc[(orders["order_id"] == "n1") & (orders["sku"] == "a"), "quantity"] = 3.0  # value 6; c, d: 2
     n1 = order_features(orders, labels, prior_strength=1.0)[0].set_index("order_id").loc["n1"]
     rate_a, rate_c, rate_d = (1 + P) / (2 + 1), (1 + P) / (1 + 1), P  # plain smoothed rates
-    assert n1["sku_exception_rate_value_weighted"] == pytest.approx((6 * rate_a + 2 * rate_c + 2 * rate_d) / 10)
+    assert n1["sku_exception_rate_value_weighted"] == pytest.approx(
+        (6 * rate_a + 2 * rate_c + 2 * rate_d) / 10
+    )
     assert n1["sku_prior_exception_rate_mean"] == pytest.approx((rate_a + rate_c + rate_d) / 3)
 
 
