@@ -195,8 +195,8 @@ class ThresholdPolicy:
         if kind in field_of and number is not None:
             return cls(**{"target_precision": None, field_of[kind]: number})
         raise ValueError(
-            f"threshold policy must be 'f1:0.15' (best F1 flagging at most 15% of the orders), 'f1' (best "
-            f"F1), 'precision:0.6' (target precision), 'budget:0.05' (flag the top 5% of orders), "
+            f"threshold policy must be 'f1' (best F1), 'f1:0.15' (best F1 flagging at most 15% of the "
+            f"orders), 'precision:0.6' (target precision), 'budget:0.05' (flag the top 5% of orders), "
             f"'reviews:40' (about 40 flags per day) or 'cost:5' (a missed exception costs 5 needless "
             f"reviews). Got {text!r} instead."
         )
