@@ -5,7 +5,7 @@ documented there and in the README's "Monitoring" section). The query reads the 
 the audit JSON, so it stays fast over millions of decisions.
 """
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -26,7 +26,11 @@ def get_monitoring(
     audit: AuditDep,
     settings: SettingsDep,
     since: Annotated[
-        UtcDatetime | None, Query(description="answers given at or after this time (ISO 8601; naive = UTC)")
+        UtcDatetime | None,
+        Query(
+            description="answers given at or after this time (ISO 8601; naive = UTC); default: "
+            "ORDERPULSE_MONITORING_WINDOW_DAYS (7) before until"
+        ),
     ] = None,
     until: Annotated[
         UtcDatetime | None, Query(description="answers given at or before this time (default: now)")
@@ -50,6 +54,9 @@ def get_monitoring(
             code="invalid_request",
             details={"since": _iso(since), "until": _iso(until), "model": model},
         ) from None
+    until = until if until is not None else datetime.now(UTC).replace(tzinfo=None)
+    if since is None:
+        since = until - timedelta(days=settings.monitoring_window_days)
     return monitoring_summary(
         audit.database,
         since=since,

@@ -30,7 +30,7 @@ class StepFigures(BaseModel):
 class ForecastVersion(StepFigures):
     model_name: str
     model_version: str
-    last_day: str
+    last_answer_at: str
     backtest_wape: float | None
     backtest_coverage: float | None
     nominal_coverage: float | None
@@ -67,7 +67,7 @@ class AnomalyFigures(BaseModel):
 class AnomalyVersion(AnomalyFigures):
     model_name: str
     model_version: str
-    last_day: str
+    last_answer_at: str
     validation_auprc: float | None
     label_maturity_days: float
     label_maturity_source: Literal["model", "setting"]

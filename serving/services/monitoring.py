@@ -131,9 +131,11 @@ def monitoring_summary(
     sums = forecast_sums(
         database, tables.audit.predictions, tables.events.actuals, since=since, until=until, model=filt
     )
-    outcomes = _outcomes(database, tables, refs, since, until, filt, now, default_label_maturity_days)
+    outcomes, last_at = _outcomes(
+        database, tables, refs, since, until, filt, now, default_label_maturity_days
+    )
     forecast = _forecast_block(sums, refs)
-    anomaly = _anomaly_block(outcomes, refs, default_label_maturity_days)
+    anomaly = _anomaly_block(outcomes, last_at, refs, default_label_maturity_days)
     drift = {
         kind: input_drift(
             database,
@@ -196,9 +198,17 @@ def monitoring_timeline(
     tables = _tables(database, schema)
     refs = read_references(database, tables.audit.predictions)
     sums = forecast_sums(
-        database, tables.audit.predictions, tables.events.actuals, since=since, until=until, model=filt
+        database,
+        tables.audit.predictions,
+        tables.events.actuals,
+        since=since,
+        until=until,
+        model=filt,
+        by_day=True,
     )
-    outcomes = _outcomes(database, tables, refs, since, until, filt, now, default_label_maturity_days)
+    outcomes, _ = _outcomes(
+        database, tables, refs, since, until, filt, now, default_label_maturity_days, by_day=True
+    )
     rows: list[dict[str, Any]] = []
     sums["period"] = _periods(sums["day"], freq)
     for (period, name, version), part in sums.groupby(["period", "model_name", "model_version"], sort=True):
@@ -261,7 +271,7 @@ def _forecast_block(sums: pd.DataFrame, refs: Mapping[tuple[str, str], dict]) ->
             {
                 "model_name": name,
                 "model_version": version,
-                "last_day": part["day"].max(),
+                "last_answer_at": part["last_at"].max().isoformat(),
                 **_forecast_figures(part, public=True),
                 **_forecast_reference(ref, part),
             }
@@ -290,7 +300,10 @@ def _forecast_block(sums: pd.DataFrame, refs: Mapping[tuple[str, str], dict]) ->
 
 
 def _anomaly_block(
-    outcomes: pd.DataFrame, refs: Mapping[tuple[str, str], dict], default_days: float
+    outcomes: pd.DataFrame,
+    last_at: Mapping[tuple[str, str], datetime],
+    refs: Mapping[tuple[str, str], dict],
+    default_days: float,
 ) -> dict[str, Any]:
     figures = _anomaly_figures(outcomes)
     by_version = []
@@ -300,7 +313,7 @@ def _anomaly_block(
             {
                 "model_name": name,
                 "model_version": version,
-                "last_day": part["day"].max(),
+                "last_answer_at": last_at[(name, version)].isoformat(),
                 **_public_anomaly(_anomaly_figures(part)),
                 **_anomaly_reference(ref, default_days),
             }
@@ -553,7 +566,8 @@ def _outcomes(
     filt: ModelFilter,
     now: datetime,
     default_days: float,
-) -> pd.DataFrame:
+    by_day: bool = False,
+) -> tuple[pd.DataFrame, dict[tuple[str, str], datetime]]:
     naive_now = now.astimezone(UTC).replace(tzinfo=None)
     mature_before = {
         key: naive_now - timedelta(days=_anomaly_reference(ref, default_days)["label_maturity_days"])
@@ -569,14 +583,15 @@ def _outcomes(
         model=filt,
         mature_before=mature_before,
         default_mature_before=naive_now - timedelta(days=default_days),
+        by_day=by_day,
     )
 
 
 def _newest(by_version: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The version that answered last (latest day; the higher version number on a tie)."""
+    """The version that answered last (the higher version number on a tie)."""
     if not by_version:
         return None
-    return max(by_version, key=lambda v: (v["last_day"], _version_key(v["model_version"])))
+    return max(by_version, key=lambda v: (v["last_answer_at"], _version_key(v["model_version"])))
 
 
 def _newest_reference(block: dict[str, Any], refs: Mapping[tuple[str, str], dict]) -> dict[str, Any] | None:

@@ -4,7 +4,8 @@ Drift compares live inputs with the training profile logged with the model (``tr
 
 - anomaly: the features of the newest ``sample`` scored orders of the window (the ``features`` the audit trail
   recorded for each decision: exactly what the model saw) against the profile of the model's training
-  features;
+  features. A category value the model never saw reaches it as missing (so it raises the missing rate); the
+  answer names it (``unknown``), and its share is the feature's ``unknown_rate``;
 - forecast: the actuals received in the window (``y``) and the covariate rows of the newest ``sample``
   forecast answers (the plan each forecast used) against the profile of the training ``series`` / ``covariates``.
 
@@ -24,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Table, and_, func, select
+from sqlalchemy import Table, and_, case, func, select
 
 from serving.store.db import Database
 from serving.store.predictions import ModelFilter
@@ -60,17 +61,22 @@ def input_drift(
             "profile (trained before profiles existed): retrain it to get drift",
         }
     model = ModelFilter(reference["model_name"], reference["model_version"])
+    unknown: dict[str, float] = {}
     if kind == "anomaly":
-        rows = _recorded(database, decisions, "score", "features", model, since, until, sample)
-        live = pd.DataFrame([r for r in rows if isinstance(r, dict)])
+        rows = _recorded(database, decisions, "score", model, since, until, sample)
+        live = pd.DataFrame([f for f, _ in rows if isinstance(f, dict)])
+        unknown = _unknown_rates([o.get("unknown") if isinstance(o, dict) else None for _, o in rows])
     else:
-        plans = _recorded(database, decisions, "forecast", "features", model, since, until, sample)
+        plans = [f for f, _ in _recorded(database, decisions, "forecast", model, since, until, sample)]
         cov = [row for f in plans if isinstance(f, dict) for row in f.get("covariates") or ()]
         live = pd.DataFrame(cov).drop(columns=[c for c in _COVARIATE_IDS if cov and c in cov[0]])
         y = _received_actuals(database, actuals, since, until)
         live = pd.concat([live, pd.DataFrame({"y": y})], axis=1) if len(y) else live
     wanted = {k: v for k, v in profile.items() if k in live.columns}
     features = compare_to_profile(wanted, live) if len(live) else {}
+    for col, rate in unknown.items():  # the model saw these values as missing; the answer named them
+        if f"order_{col}" in features:
+            features[f"order_{col}"]["unknown_rate"] = rate
     scored = [v["psi"] for v in features.values() if v["psi"] is not None]
     return {
         **head,
@@ -135,12 +141,12 @@ def data_quality(
 def _card(
     conn: Any, table: Table, since: datetime | None, until: datetime | None, now: datetime, problems: dict
 ) -> dict[str, Any]:
-    window = [w for w in _received_window(table, since, until)]
+    window = _received_window(table, since, until)
     in_window = and_(*window) if window else None
     cols = [func.count().label("rows"), func.max(table.c.received_at).label("last")]
     if in_window is not None:
         cols.append(func.sum(_flag(in_window)).label("rows_in_window"))
-    cols += [func.sum(_flag(and_(cond, *window))).label(name) for name, cond in problems.items()]
+    cols += [func.sum(_flag(and_(*window, cond))).label(name) for name, cond in problems.items()]
     row = conn.execute(select(*cols).select_from(table)).mappings().one()
     last = row["last"]
     if last is not None and last.tzinfo is None:
@@ -159,21 +165,33 @@ def _recorded(
     database: Database,
     decisions: Table,
     kind: str,
-    column: str,
     model: ModelFilter,
     since: datetime | None,
     until: datetime | None,
     limit: int,
-) -> list[Any]:
+) -> list[tuple[Any, Any]]:
+    """``(features, output)`` of the newest ``limit`` decisions of ``kind`` by the model in the window."""
     d = decisions
     where = [d.c.kind == kind, d.c.model_name == model.name, d.c.model_version == model.version]
     if since is not None:
         where.append(d.c.created_at >= since)
     if until is not None:
         where.append(d.c.created_at <= until)
-    stmt = select(d.c[column]).where(*where).order_by(d.c.created_at.desc()).limit(int(limit))
+    stmt = select(d.c.features, d.c.output).where(*where).order_by(d.c.created_at.desc()).limit(int(limit))
     with database.connection(begin=False) as conn:
-        return [r[0] for r in conn.execute(stmt)]
+        return [(r[0], r[1]) for r in conn.execute(stmt)]
+
+
+def _unknown_rates(unknown: list[Any]) -> dict[str, float]:
+    """Per category field, the share of scored orders whose value the model never saw (``output.unknown``)."""
+    if not unknown:
+        return {}
+    counts: dict[str, int] = {}
+    for u in unknown:
+        for col in u or {}:
+            counts[col] = counts.get(col, 0) + 1
+    fields = set(counts) | {"country", "channel", "region"}
+    return {c: counts.get(c, 0) / len(unknown) for c in fields}
 
 
 def _received_actuals(
@@ -194,8 +212,6 @@ def _received_window(table: Table, since: datetime | None, until: datetime | Non
 
 
 def _flag(condition: Any) -> Any:
-    from sqlalchemy import case
-
     return case((condition, 1), else_=0)
 
 

@@ -231,31 +231,31 @@ def forecast_sums(
     since: datetime | None,
     until: datetime | None,
     model: ModelFilter,
+    by_day: bool = False,
 ) -> pd.DataFrame:
     """Additive sums of the answered forecast steps of the window, matched with their actuals, per model
-    version, UTC day of the answer, horizon step and interval level (one SQL aggregate; the rows never leave
-    the database).
+    version, horizon step and interval level (and UTC day of the answer with ``by_day``): one SQL aggregate,
+    the rows never leave the database.
 
-    Columns: ``model_name, model_version, day, step, level, answered, matched, closed, abs_err, sum_y, err,
-    n_interval, covered``. A step is ``matched`` when an open actual of its (series_id, ds) is stored (the
-    latest value: the actuals table keeps one row per key), ``closed`` when the actual says closed (``open``
-    0: not scored, like the backtest); sums run over matched steps only.
+    Columns: ``model_name, model_version, [day,] step, level, last_at, answered, matched, closed, abs_err,
+    sum_y, err, n_interval, covered``. A step is ``matched`` when an open actual of its (series_id, ds) is
+    stored (the latest value: the actuals table keeps one row per key), ``closed`` when the actual says closed
+    (``open`` 0: not scored, like the backtest); sums run over matched steps only.
     """
     p, a = tables.forecasts, actuals
     is_open = and_(a.c.y.is_not(None), a.c.open != 0)
-    matched = case((is_open, 1), else_=0)
     y = case((is_open, a.c.y), else_=None)
     has_interval = and_(is_open, p.c.lo.is_not(None), p.c.hi.is_not(None))
-    day = _day(database, p.c.created_at)
+    keys = [p.c.model_name, p.c.model_version]
+    if by_day:
+        keys.append(_day(database, p.c.created_at).label("day"))
+    keys += [p.c.step, p.c.level]
     stmt = (
         select(
-            p.c.model_name,
-            p.c.model_version,
-            day.label("day"),
-            p.c.step,
-            p.c.level,
+            *keys,
+            func.max(p.c.created_at).label("last_at"),
             func.count().label("answered"),
-            func.sum(matched).label("matched"),
+            func.sum(case((is_open, 1), else_=0)).label("matched"),
             func.sum(case((a.c.open == 0, 1), else_=0)).label("closed"),
             func.sum(func.abs(p.c.yhat - y)).label("abs_err"),
             func.sum(y).label("sum_y"),
@@ -267,12 +267,14 @@ def forecast_sums(
         )
         .select_from(p.outerjoin(a, and_(a.c.series_id == p.c.series_id, a.c.ds == p.c.ds)))
         .where(*_window(p, since, until, model))
-        .group_by(p.c.model_name, p.c.model_version, day, p.c.step, p.c.level)
+        .group_by(*keys)
     )
     with database.connection(begin=False) as conn:
         rows = conn.execute(stmt).all()
-    frame = pd.DataFrame(rows, columns=list(_FORECAST_SUM_COLUMNS))
-    return frame.astype(_FORECAST_SUM_COLUMNS)
+    columns = {k: v for k, v in _FORECAST_SUM_COLUMNS.items() if by_day or k != "day"}
+    frame = pd.DataFrame(rows, columns=list(columns)).astype(columns)
+    frame["last_at"] = pd.to_datetime(frame["last_at"], utc=True)
+    return frame
 
 
 def score_outcomes(
@@ -285,45 +287,51 @@ def score_outcomes(
     model: ModelFilter,
     mature_before: Mapping[tuple[str, str], datetime],
     default_mature_before: datetime,
-) -> pd.DataFrame:
-    """The scored orders of the window with their outcome: ``model_name, model_version, day, score, threshold,
-    flagged, outcome`` (1 / 0 from the order's label event; an order without one is 0 when it was created
-    before its model's ``mature_before`` (naive UTC), else -1 = pending).
+    by_day: bool = False,
+) -> tuple[pd.DataFrame, dict[tuple[str, str], datetime]]:
+    """The scored orders of the window with their outcome, and when each model version answered last.
+
+    Frame columns: ``model_name, model_version, [day,] score, flagged, outcome``; ``outcome`` is 1 / 0 from
+    the order's label event; an order without one is 0 when it was created before its model's
+    ``mature_before`` (naive UTC), else -1 (pending). One aggregate finds the versions of the window; then
+    only the numbers of each version's rows are fetched.
     """
     p, lab = tables.scores, labels
-    cut = (
-        case(
-            *[
-                (and_(p.c.model_name == name, p.c.model_version == version), when)
-                for (name, version), when in mature_before.items()
-            ],
-            else_=default_mature_before,
-        )
-        if mature_before
-        else literal(default_mature_before, DateTime())
-    )
-    outcome = case(
-        (lab.c.label.is_not(None), lab.c.label),
-        (p.c.order_created_at < cut, 0),
-        else_=-1,
-    )
-    stmt = (
-        select(
-            p.c.model_name,
-            p.c.model_version,
-            _day(database, p.c.created_at).label("day"),
-            p.c.score,
-            p.c.threshold,
-            p.c.flagged,
-            outcome.label("outcome"),
-        )
-        .select_from(p.outerjoin(lab, lab.c.order_id == p.c.order_id))
-        .where(*_window(p, since, until, model))
-    )
+    where = _window(p, since, until, model)
+    versions = select(p.c.model_name, p.c.model_version, func.max(p.c.created_at)).where(*where)
+    columns = [p.c.score, p.c.flagged]
+    if by_day:
+        columns.insert(0, _day(database, p.c.created_at).label("day"))
+    parts: list[pd.DataFrame] = []
+    last_at: dict[tuple[str, str], datetime] = {}
     with database.connection(begin=False) as conn:
-        rows = conn.execute(stmt).all()
-    frame = pd.DataFrame.from_records(rows, columns=list(_SCORE_COLUMNS), coerce_float=True)
-    return frame.astype(_SCORE_COLUMNS)
+        found = conn.execute(versions.group_by(p.c.model_name, p.c.model_version)).all()
+        for name, version, last in found:
+            cut = mature_before.get((name, version), default_mature_before)
+            outcome = case(
+                (lab.c.label.is_not(None), lab.c.label),
+                (p.c.order_created_at < literal(cut, DateTime()), 0),
+                else_=-1,
+            )
+            stmt = (
+                select(*columns, outcome.label("outcome"))
+                .select_from(p.outerjoin(lab, lab.c.order_id == p.c.order_id))
+                .where(*where, p.c.model_name == name, p.c.model_version == version)
+            )
+            rows = conn.execute(stmt).all()
+            names = (["day"] if by_day else []) + ["score", "flagged", "outcome"]
+            part = pd.DataFrame.from_records(rows, columns=names, coerce_float=True)
+            part.insert(0, "model_version", version)
+            part.insert(0, "model_name", name)
+            parts.append(part)
+            last_at[(name, version)] = (
+                pd.Timestamp(last).tz_localize("UTC")
+                if pd.Timestamp(last).tzinfo is None
+                else pd.Timestamp(last).tz_convert("UTC")
+            )
+    types = {k: v for k, v in _SCORE_COLUMNS.items() if by_day or k != "day"}
+    frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(types))
+    return frame.astype(types), last_at
 
 
 class ModelFilter:
@@ -343,6 +351,7 @@ _FORECAST_SUM_COLUMNS = {
     "day": "string",
     "step": "int64",
     "level": "Int64",
+    "last_at": "object",
     "answered": "int64",
     "matched": "int64",
     "closed": "int64",
@@ -357,7 +366,6 @@ _SCORE_COLUMNS = {
     "model_version": "string",
     "day": "string",
     "score": "float64",
-    "threshold": "float64",
     "flagged": "int8",
     "outcome": "int8",
 }

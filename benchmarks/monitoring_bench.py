@@ -1,0 +1,263 @@
+"""Benchmark: ``GET /v1/monitoring`` over a million recorded decisions, and what recording adds to scoring.
+
+    python benchmarks/monitoring_bench.py [--decisions 1000000] [--postgres URL] [--skip-latency]
+
+1. Query: bulk-inserts ``--decisions`` synthetic decisions (70 % order scores, 30 % forecasts of 7 steps, over
+   365 days and 1,000 series; every decision also in ``decisions`` with small JSON columns, as the service
+   writes them) with their actuals (one per series and day, 5 % revised) and labels (12 % positive, 80 % of
+   the orders labeled, the rest matured or pending) into SQLite (a file, as served) and PostgreSQL
+   (``--postgres``, default the local ``test`` database, in a schema of its own dropped afterwards). Then times
+   ``monitoring_summary`` (what the route returns) over the whole year and over the last 7 days, 3 runs each
+   (median and max), with the time of each part. Target (issue 16): under 1 s over the million decisions.
+2. Latency: trains the anomaly model on data/sample (temporary MLflow store), then scores one order (with
+   reasons) and a batch of 100 orders through the app (in-process ``TestClient``, audit trail in a SQLite file
+   with ``synchronous=FULL``), with the monitoring rows recorded and without (``AuditStore(monitoring=False)``),
+   interleaved in rounds so the machine's load drifts equally over both. Target: recording adds < 10 %.
+
+Prints numbers and ratios; run it under ``nice`` on a shared machine and quote ``uptime`` with the numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from serving.services import monitoring as mon  # noqa: E402
+from serving.store.audit import AuditStore  # noqa: E402
+from serving.store.db import Database  # noqa: E402
+from serving.store.events import EventStore  # noqa: E402
+from serving.store.predictions import record_reference  # noqa: E402
+
+N_SERIES = 1_000
+DAYS = 365
+HORIZON = 7
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+START = NOW - timedelta(days=DAYS)
+
+
+def synthetic(n_decisions: int, seed: int = 0) -> dict[str, list[tuple]]:
+    """Rows of every table, as tuples in column order (see the module docstring)."""
+    rng = np.random.default_rng(seed)
+    n_forecast = int(n_decisions * 0.3)
+    n_score = n_decisions - n_forecast
+    rows: dict[str, list[tuple]] = {}
+    # scores
+    created = START + timedelta(seconds=1) * np.sort(rng.integers(0, DAYS * 86400, n_score))
+    score = rng.beta(1, 5, n_score)
+    label = (rng.random(n_score) < 0.1 + 0.5 * score).astype(int)
+    ids = [str(uuid.UUID(int=int(i), version=4)) for i in rng.integers(0, 2**62, n_decisions)]
+    order_created = [c.replace(tzinfo=None) - timedelta(minutes=5) for c in created.tolist()]
+    rows["score_predictions"] = [
+        (ids[i], created[i], "bench-anomaly", "3" if i > n_score // 2 else "2", f"O{i}", order_created[i],
+         float(score[i]), 0.4, int(score[i] >= 0.4))
+        for i in range(n_score)
+    ]
+    labeled = rng.random(n_score) < 0.8
+    rows["label_events"] = [
+        (f"O{i}", int(label[i]), order_created[i] + timedelta(days=3), NOW) for i in np.flatnonzero(labeled)
+    ]
+    # forecasts
+    f_created = START + timedelta(seconds=1) * np.sort(rng.integers(0, DAYS * 86400, n_forecast))
+    series = rng.integers(0, N_SERIES, n_forecast)
+    level = rng.normal(1000, 200, N_SERIES)
+    steps = []
+    for j in range(n_forecast):
+        did = ids[n_score + j]
+        origin = f_created[j].replace(tzinfo=None, hour=0, minute=0, second=0, microsecond=0)
+        for step in range(1, HORIZON + 1):
+            yhat = float(level[series[j]] * (1 + 0.1 * rng.standard_normal()))
+            steps.append((did, f_created[j], "bench-forecast", "5", f"S{series[j]}", origin + timedelta(days=step),
+                          step, yhat, yhat * 0.8, yhat * 1.2, 80))
+    rows["forecast_predictions"] = steps
+    # actuals: one per series and day up to NOW (the last week's steps stay pending)
+    actuals = []
+    for s in range(N_SERIES):
+        y = level[s] * (1 + 0.12 * rng.standard_normal(DAYS))
+        for d in range(DAYS):
+            ds = START.replace(tzinfo=None) + timedelta(days=d)
+            actuals.append((f"S{s}", ds, float(y[d]), 1, ds.replace(tzinfo=UTC) + timedelta(hours=20),
+                            NOW, int(rng.random() < 0.05)))
+    rows["actuals"] = actuals
+    # decisions: what the audit trail holds for each (small JSON)
+    rows["decisions"] = [
+        (ids[i], created[i], "score", "bench-anomaly", "3", None, None, f'{{"order_id": "O{i}"}}',
+         '{"order_value": 10.0}', f'{{"score": {score[i]:.4f}}}')
+        for i in range(n_score)
+    ] + [
+        (ids[n_score + j], f_created[j], "forecast", "bench-forecast", "5", None, None,
+         f'{{"series_id": "S{series[j]}"}}', '{"covariates": []}', '{"levels": [80]}')
+        for j in range(n_forecast)
+    ]
+    return rows
+
+
+def load(database: Database, schema: str | None, rows: dict[str, list[tuple]]) -> float:
+    """Bulk-insert ``rows`` (driver-level executemany / COPY); returns seconds."""
+    audit = AuditStore(database=database, schema=schema)
+    EventStore(database, schema=schema)
+    t0 = time.perf_counter()
+    prefix = f'"{schema}".' if schema else ""
+    raw = database.engine.raw_connection()
+    try:
+        cur = raw.cursor()
+        for table, data in rows.items():
+            cols = _COLUMNS[table]
+            if database.dialect == "postgresql":
+                with cur.copy(f"COPY {prefix}{table} ({', '.join(cols)}) FROM STDIN") as copy:
+                    for row in data:
+                        copy.write_row(row)
+            else:
+                marks = ", ".join("?" * len(cols))
+                cur.executemany(
+                    f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({marks})", [_sqlite(r) for r in data]
+                )
+        raw.commit()
+        if database.dialect == "postgresql":
+            cur.execute("ANALYZE")
+        else:
+            cur.execute("ANALYZE")
+        raw.commit()
+    finally:
+        raw.close()
+    for kind, name, version, metrics in (
+        ("anomaly", "bench-anomaly", "2", {"valid_auprc": 0.5, "data.label_maturity_days": 14.0}),
+        ("anomaly", "bench-anomaly", "3", {"valid_auprc": 0.5, "data.label_maturity_days": 14.0}),
+        ("forecast", "bench-forecast", "5", {"backtest_wape": 0.1, "backtest_coverage_80": 0.8}),
+    ):
+        record_reference(database, audit.predictions, kind=kind, name=name, version=version, metrics=metrics,
+                         profile=None)
+    return time.perf_counter() - t0
+
+
+_COLUMNS = {
+    "score_predictions": ["decision_id", "created_at", "model_name", "model_version", "order_id",
+                          "order_created_at", "score", "threshold", "flagged"],
+    "label_events": ["order_id", "label", "labeled_at", "received_at"],
+    "forecast_predictions": ["decision_id", "created_at", "model_name", "model_version", "series_id", "ds",
+                             "step", "yhat", "lo", "hi", "level"],
+    "actuals": ["series_id", "ds", "y", "open", "received_at", "updated_at", "revisions"],
+    "decisions": ["decision_id", "created_at", "kind", "model_name", "model_version", "model_alias",
+                  "request_id", "input", "features", "output"],
+}
+
+
+def _sqlite(row: tuple) -> tuple:
+    """SQLAlchemy's SQLite storage of datetimes: 'YYYY-MM-DD HH:MM:SS.ffffff' (UTC, no offset)."""
+    return tuple(
+        v.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f") if isinstance(v, datetime) and v.tzinfo
+        else v.strftime("%Y-%m-%d %H:%M:%S.%f") if isinstance(v, datetime) else v
+        for v in row
+    )
+
+
+def time_query(database: Database, schema: str | None, since: datetime | None, runs: int = 3) -> dict:
+    """Median and max seconds of ``monitoring_summary`` (and of its parts, from a profiled run)."""
+    times = []
+    out = None
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        out = mon.monitoring_summary(database, since=since, until=NOW, model=None, schema=schema, now=NOW)
+        times.append(time.perf_counter() - t0)
+    return {"median_s": statistics.median(times), "max_s": max(times), "summary": out}
+
+
+def bench_query(n: int, postgres: str | None) -> None:
+    print(f"generating {n:,} decisions ...", flush=True)
+    t0 = time.perf_counter()
+    rows = synthetic(n)
+    print(f"  {time.perf_counter() - t0:.1f} s: " + ", ".join(f"{k} {len(v):,}" for k, v in rows.items()))
+    targets = []
+    tmp = tempfile.mkdtemp(prefix="monbench-")
+    targets.append(("sqlite", Database(f"sqlite:///{tmp}/audit.db"), None))
+    if postgres:
+        targets.append(("postgresql", Database(postgres), f"monbench_{uuid.uuid4().hex[:8]}"))
+    for name, database, schema in targets:
+        try:
+            seconds = load(database, schema, rows)
+            print(f"\n{name}: loaded in {seconds:.1f} s")
+            for label, since in (("whole year", None), ("last 7 days", NOW - timedelta(days=7))):
+                r = time_query(database, schema, since)
+                s = r["summary"]
+                print(
+                    f"  {label:12s} monitoring_summary median {r['median_s']:.3f} s (max {r['max_s']:.3f} s; "
+                    f"target < 1 s: {'met' if r['median_s'] < 1 else 'MISSED'}); "
+                    f"{s['forecast']['answered_steps']:,} forecast steps ({s['forecast']['matched_steps']:,} matched), "
+                    f"{s['anomaly']['scored_orders']:,} scores ({s['anomaly']['matched_orders']:,} matched); "
+                    f"wape {s['forecast']['wape']:.4f}, auprc {s['anomaly']['auprc']:.4f}"
+                )
+            _parts(database, schema)
+        finally:
+            if schema:
+                from sqlalchemy import text
+
+                with database.connection() as conn:
+                    conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+            database.dispose()
+
+
+def _parts(database: Database, schema: str | None) -> None:
+    """Seconds of each part of one whole-year summary."""
+    from serving.services import monitoring_inputs as inputs
+    from serving.store import predictions as preds
+
+    timings: dict[str, float] = {}
+
+    def timed(name, fn):
+        def wrapper(*a, **k):
+            t0 = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                timings[name] = timings.get(name, 0.0) + time.perf_counter() - t0
+
+        return wrapper
+
+    saved = {k: getattr(mon, k) for k in ("forecast_sums", "score_outcomes", "input_drift", "data_quality")}
+    mon.forecast_sums = timed("forecast query", preds.forecast_sums)
+    mon.score_outcomes = timed("score query", preds.score_outcomes)
+    mon.input_drift = timed("drift", inputs.input_drift)
+    mon.data_quality = timed("data quality", inputs.data_quality)
+    try:
+        t0 = time.perf_counter()
+        mon.monitoring_summary(database, since=None, until=NOW, model=None, schema=schema, now=NOW)
+        total = time.perf_counter() - t0
+    finally:
+        for k, v in saved.items():
+            setattr(mon, k, v)
+    print("  parts (whole year): " + ", ".join(f"{k} {v:.3f} s" for k, v in timings.items())
+          + f", rest {total - sum(timings.values()):.3f} s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--decisions", type=int, default=1_000_000)
+    parser.add_argument("--postgres", default=os.environ.get("ORDERPULSE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"))
+    parser.add_argument("--skip-latency", action="store_true")
+    parser.add_argument("--skip-query", action="store_true")
+    parser.add_argument("--rounds", type=int, default=6)
+    args = parser.parse_args()
+    print(f"load: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} (1/5/15 min)")
+    if not args.skip_query:
+        bench_query(args.decisions, args.postgres or None)
+    if not args.skip_latency:
+        from benchmarks.monitoring_latency import bench_latency
+
+        bench_latency(args.rounds)
+    print(f"load: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} (1/5/15 min)")
+
+
+if __name__ == "__main__":
+    main()
