@@ -56,6 +56,7 @@ __all__ = [
 ]
 
 STATUSES = ("ok", "warning", "alert")
+_EPS = 1e-9  # thresholds are met by values equal to them up to float rounding (115 / 100 - 1 < 0.15)
 
 
 @dataclass(frozen=True)
@@ -417,7 +418,7 @@ def _reasons(
         live, ref = v["wape"], v["backtest_wape"]
         if v["matched_steps"] >= rules.min_steps and live is not None and ref:
             ratio = live / ref
-            sev = _severity(ratio >= rules.wape_alert, ratio >= rules.wape_warning)
+            sev = _severity(ratio >= rules.wape_alert - _EPS, ratio >= rules.wape_warning - _EPS)
             if sev:
                 out.append(
                     _reason(
@@ -433,7 +434,7 @@ def _reasons(
         cov, nominal = v["coverage"], v["nominal_coverage"]
         if v["matched_steps"] >= rules.min_steps and cov is not None and nominal is not None:
             off = abs(cov - nominal)
-            sev = _severity(off >= rules.coverage_alert - 1e-12, off >= rules.coverage_warning - 1e-12)
+            sev = _severity(off >= rules.coverage_alert - _EPS, off >= rules.coverage_warning - _EPS)
             if sev:
                 out.append(
                     _reason(
@@ -529,6 +530,7 @@ def _reason(
         "severity": severity,
         "model_name": v["model_name"],
         "model_version": v["model_version"],
+        "feature": None,
         "value": value,
         "reference": reference,
         "message": message,

@@ -41,7 +41,9 @@ def test_monitoring_matches_an_independent_computation(service, trained, make_or
     rng = np.random.default_rng(3)
     days = pd.date_range("2015-06-06", periods=10, freq="D")  # steps 11..14 of the first answer stay pending
     actuals = [
-        {"series_id": s, "ds": str(d.date()), "y": float(rng.integers(3000, 9000))} for s in stores for d in days
+        {"series_id": s, "ds": str(d.date()), "y": float(rng.integers(3000, 9000))}
+        for s in stores
+        for d in days
     ]
     actuals[14]["open"], actuals[14]["y"] = 0, 0.0  # a closed day (2nd store) is not scored
     _post(service, "/v1/actuals", {"actuals": actuals})
