@@ -91,7 +91,7 @@ def profile_table(profile: dict[str, Any]) -> pd.DataFrame:
     rows: list[dict[str, Any]] = []
     for feature, p in profile.items():
         if p["kind"] == "numeric":
-            uppers = [*p["edges"], np.inf]
+            uppers = [*p["edges"], np.inf] if p["shares"] else []
             for b, (upper, share) in enumerate(zip(uppers, p["shares"], strict=True)):
                 rows.append(
                     {
