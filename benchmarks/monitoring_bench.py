@@ -61,8 +61,17 @@ def synthetic(n_decisions: int, seed: int = 0) -> dict[str, list[tuple]]:
     ids = [str(uuid.UUID(int=int(i), version=4)) for i in rng.integers(0, 2**62, n_decisions)]
     order_created = [c.replace(tzinfo=None) - timedelta(minutes=5) for c in created.tolist()]
     rows["score_predictions"] = [
-        (ids[i], created[i], "bench-anomaly", "3" if i > n_score // 2 else "2", f"O{i}", order_created[i],
-         float(score[i]), 0.4, int(score[i] >= 0.4))
+        (
+            ids[i],
+            created[i],
+            "bench-anomaly",
+            "3" if i > n_score // 2 else "2",
+            f"O{i}",
+            order_created[i],
+            float(score[i]),
+            0.4,
+            int(score[i] >= 0.4),
+        )
         for i in range(n_score)
     ]
     labeled = rng.random(n_score) < 0.8
@@ -79,8 +88,21 @@ def synthetic(n_decisions: int, seed: int = 0) -> dict[str, list[tuple]]:
         origin = f_created[j].replace(tzinfo=None, hour=0, minute=0, second=0, microsecond=0)
         for step in range(1, HORIZON + 1):
             yhat = float(level[series[j]] * (1 + 0.1 * rng.standard_normal()))
-            steps.append((did, f_created[j], "bench-forecast", "5", f"S{series[j]}", origin + timedelta(days=step),
-                          step, yhat, yhat * 0.8, yhat * 1.2, 80))
+            steps.append(
+                (
+                    did,
+                    f_created[j],
+                    "bench-forecast",
+                    "5",
+                    f"S{series[j]}",
+                    origin + timedelta(days=step),
+                    step,
+                    yhat,
+                    yhat * 0.8,
+                    yhat * 1.2,
+                    80,
+                )
+            )
     rows["forecast_predictions"] = steps
     # actuals: one per series and day up to NOW (the last week's steps stay pending)
     actuals = []
@@ -88,17 +110,46 @@ def synthetic(n_decisions: int, seed: int = 0) -> dict[str, list[tuple]]:
         y = level[s] * (1 + 0.12 * rng.standard_normal(DAYS))
         for d in range(DAYS):
             ds = START.replace(tzinfo=None) + timedelta(days=d)
-            actuals.append((f"S{s}", ds, float(y[d]), 1, ds.replace(tzinfo=UTC) + timedelta(hours=20),
-                            NOW, int(rng.random() < 0.05)))
+            actuals.append(
+                (
+                    f"S{s}",
+                    ds,
+                    float(y[d]),
+                    1,
+                    ds.replace(tzinfo=UTC) + timedelta(hours=20),
+                    NOW,
+                    int(rng.random() < 0.05),
+                )
+            )
     rows["actuals"] = actuals
     # decisions: what the audit trail holds for each (small JSON)
     rows["decisions"] = [
-        (ids[i], created[i], "score", "bench-anomaly", "3", None, None, f'{{"order_id": "O{i}"}}',
-         '{"order_value": 10.0}', f'{{"score": {score[i]:.4f}}}')
+        (
+            ids[i],
+            created[i],
+            "score",
+            "bench-anomaly",
+            "3",
+            None,
+            None,
+            f'{{"order_id": "O{i}"}}',
+            '{"order_value": 10.0}',
+            f'{{"score": {score[i]:.4f}}}',
+        )
         for i in range(n_score)
     ] + [
-        (ids[n_score + j], f_created[j], "forecast", "bench-forecast", "5", None, None,
-         f'{{"series_id": "S{series[j]}"}}', '{"covariates": []}', '{"levels": [80]}')
+        (
+            ids[n_score + j],
+            f_created[j],
+            "forecast",
+            "bench-forecast",
+            "5",
+            None,
+            None,
+            f'{{"series_id": "S{series[j]}"}}',
+            '{"covariates": []}',
+            '{"levels": [80]}',
+        )
         for j in range(n_forecast)
     ]
     return rows
@@ -137,28 +188,62 @@ def load(database: Database, schema: str | None, rows: dict[str, list[tuple]]) -
         ("anomaly", "bench-anomaly", "3", {"valid_auprc": 0.5, "data.label_maturity_days": 14.0}),
         ("forecast", "bench-forecast", "5", {"backtest_wape": 0.1, "backtest_coverage_80": 0.8}),
     ):
-        record_reference(database, audit.predictions, kind=kind, name=name, version=version, metrics=metrics,
-                         profile=None)
+        record_reference(
+            database, audit.predictions, kind=kind, name=name, version=version, metrics=metrics, profile=None
+        )
     return time.perf_counter() - t0
 
 
 _COLUMNS = {
-    "score_predictions": ["decision_id", "created_at", "model_name", "model_version", "order_id",
-                          "order_created_at", "score", "threshold", "flagged"],
+    "score_predictions": [
+        "decision_id",
+        "created_at",
+        "model_name",
+        "model_version",
+        "order_id",
+        "order_created_at",
+        "score",
+        "threshold",
+        "flagged",
+    ],
     "label_events": ["order_id", "label", "labeled_at", "received_at"],
-    "forecast_predictions": ["decision_id", "created_at", "model_name", "model_version", "series_id", "ds",
-                             "step", "yhat", "lo", "hi", "level"],
+    "forecast_predictions": [
+        "decision_id",
+        "created_at",
+        "model_name",
+        "model_version",
+        "series_id",
+        "ds",
+        "step",
+        "yhat",
+        "lo",
+        "hi",
+        "level",
+    ],
     "actuals": ["series_id", "ds", "y", "open", "received_at", "updated_at", "revisions"],
-    "decisions": ["decision_id", "created_at", "kind", "model_name", "model_version", "model_alias",
-                  "request_id", "input", "features", "output"],
+    "decisions": [
+        "decision_id",
+        "created_at",
+        "kind",
+        "model_name",
+        "model_version",
+        "model_alias",
+        "request_id",
+        "input",
+        "features",
+        "output",
+    ],
 }
 
 
 def _sqlite(row: tuple) -> tuple:
     """SQLAlchemy's SQLite storage of datetimes: 'YYYY-MM-DD HH:MM:SS.ffffff' (UTC, no offset)."""
     return tuple(
-        v.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f") if isinstance(v, datetime) and v.tzinfo
-        else v.strftime("%Y-%m-%d %H:%M:%S.%f") if isinstance(v, datetime) else v
+        v.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+        if isinstance(v, datetime) and v.tzinfo
+        else v.strftime("%Y-%m-%d %H:%M:%S.%f")
+        if isinstance(v, datetime)
+        else v
         for v in row
     )
 
@@ -237,25 +322,108 @@ def _parts(database: Database, schema: str | None) -> None:
     finally:
         for k, v in saved.items():
             setattr(mon, k, v)
-    print("  parts (whole year): " + ", ".join(f"{k} {v:.3f} s" for k, v in timings.items())
-          + f", rest {total - sum(timings.values()):.3f} s")
+    print(
+        "  parts (whole year): "
+        + ", ".join(f"{k} {v:.3f} s" for k, v in timings.items())
+        + f", rest {total - sum(timings.values()):.3f} s"
+    )
+
+
+def bench_latency(rounds: int, requests: int) -> None:
+    """Scoring latency through the app with and without the monitoring rows (see the module docstring)."""
+    import pandas as pd
+    from fastapi.testclient import TestClient
+
+    from orderpulse.jobs.anomaly import train_anomaly
+    from serving.app import create_app
+    from serving.settings import Settings
+
+    root = Path(tempfile.mkdtemp(prefix="monbench-latency-"))
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    os.environ.update({"MLFLOW_TRACKING_URI": uri, "ORDERPULSE_MLRUNS_DIR": str(root)})
+    sample = REPO / "data" / "sample" / "online_retail"
+    print("\ntraining the anomaly model on data/sample ...", flush=True)
+    train_anomaly(sample / "orders.csv", sample / "labels.csv", name="bench")
+    orders = pd.read_csv(sample / "orders.csv", dtype={"customer_id": str, "sku": str, "order_id": str})
+    last = orders.loc[orders["order_id"].isin(orders["order_id"].drop_duplicates().tail(100))]
+    batch = [
+        {
+            "order_id": f"B{oid}",
+            "created_at": str(g["created_at"].iloc[0]).replace(" ", "T"),
+            "customer_id": None if pd.isna(g["customer_id"].iloc[0]) else g["customer_id"].iloc[0],
+            "country": g["country"].iloc[0] if "country" in g else None,
+            "lines": [
+                {"sku": r.sku, "quantity": float(r.quantity), "unit_price": float(r.unit_price)}
+                for r in g.itertuples()
+            ],
+        }
+        for oid, g in last.groupby("order_id", sort=False)
+    ]
+    clients = {}
+    for name, monitoring in (("with monitoring rows", True), ("without", False)):
+        settings = Settings(
+            profile="dev",
+            api_keys="bench-key",
+            mlruns_dir=root / name.split()[0],
+            tracking_uri=uri,
+            model_name="bench",
+            require_models=["anomaly"],
+            gc_freeze_at_startup=False,
+            events_refresh_interval_s=0,
+            monitoring_interval_s=0,
+        )
+        audit = AuditStore(f"sqlite:///{root / name.split()[0]}/audit.db", monitoring=monitoring)
+        client = TestClient(create_app(settings, audit_store=audit))
+        client.__enter__()
+        clients[name] = client
+    headers = {"X-API-Key": "bench-key"}
+    for label, url, bodies in (
+        ("one order, reasons", "/v1/orders/score?explain=all", [b for b in batch]),
+        ("batch of 100 orders", "/v1/orders/score", [{"orders": batch}]),
+    ):
+        times: dict[str, list[float]] = {name: [] for name in clients}
+        order = list(clients)
+        for r in range(rounds):
+            for name in order if r % 2 == 0 else order[::-1]:
+                client = clients[name]
+                for i in range(requests):
+                    body = bodies[i % len(bodies)]
+                    t0 = time.perf_counter()
+                    response = client.post(url, json=body, headers=headers)
+                    times[name].append(time.perf_counter() - t0)
+                    assert response.status_code == 200, response.text
+        med = {name: statistics.median(v) * 1000 for name, v in times.items()}
+        mean = {name: statistics.fmean(v) * 1000 for name, v in times.items()}
+        ratio = med["with monitoring rows"] / med["without"]
+        print(
+            f"  {label:22s} median {med['with monitoring rows']:.2f} ms with vs {med['without']:.2f} ms without "
+            f"(mean {mean['with monitoring rows']:.2f} vs {mean['without']:.2f}); added "
+            f"{(ratio - 1) * 100:+.1f} % (target < 10 %: {'met' if ratio < 1.10 else 'MISSED'}); "
+            f"{len(times['without'])} requests each"
+        )
+    for client in clients.values():
+        client.__exit__(None, None, None)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--decisions", type=int, default=1_000_000)
-    parser.add_argument("--postgres", default=os.environ.get("ORDERPULSE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"))
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get("ORDERPULSE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"),
+    )
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--skip-query", action="store_true")
-    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--rounds", type=int, default=6, help="latency: alternating rounds per configuration")
+    parser.add_argument("--requests", type=int, default=50, help="latency: requests per round")
     args = parser.parse_args()
     print(f"load: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} (1/5/15 min)")
     if not args.skip_query:
         bench_query(args.decisions, args.postgres or None)
     if not args.skip_latency:
-        from benchmarks.monitoring_latency import bench_latency
-
-        bench_latency(args.rounds)
+        bench_latency(args.rounds, args.requests)
     print(f"load: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} (1/5/15 min)")
 
 

@@ -112,6 +112,7 @@ class AuditStore:
         sqlite_synchronous: str = "FULL",
         busy_timeout_ms: int = 10_000,
         database: Database | None = None,
+        monitoring: bool = True,
     ) -> None:
         if database is None:
             if url is None:
@@ -124,6 +125,9 @@ class AuditStore:
         self.metadata = MetaData(schema=schema)
         self.table = _decisions_table(self.metadata)
         self.predictions = PredictionTables(self.metadata)
+        self.monitoring = (
+            monitoring  # False: no monitoring rows (benchmarks/monitoring_bench.py measures the cost)
+        )
         database.create_tables(self.metadata, schema)
 
     @property
@@ -135,7 +139,7 @@ class AuditStore:
         if not records:
             return []
         rows = [_to_row(r) for r in records]
-        forecast_rows, score_rows = prediction_rows(records)
+        forecast_rows, score_rows = prediction_rows(records) if self.monitoring else ([], [])
         with self.database.connection() as conn:  # one transaction: audit rows and their monitoring rows
             conn.execute(insert(self.table), rows)
             if forecast_rows:
