@@ -50,6 +50,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
+from features.hierarchy import SERIES_LEVEL
 from serving.store.db import Database
 
 __all__ = [
@@ -125,7 +126,8 @@ def prediction_rows(records: Sequence[Any]) -> tuple[list[dict[str, Any]], list[
     """``(forecast step rows, score rows)`` of audit records (``serving.store.audit.AuditRecord``).
 
     A forecast record gives one row per point of ``output["points"]`` (its ``input["series_id"]``; interval of
-    ``output["levels"][0]``); a score record one row (``input["order_id"]``, ``input["created_at"]``,
+    ``output["levels"][0]``), except the aggregates of a hierarchy forecast (``input["level"]`` other than
+    the series level), whose actuals are never posted; a score record one row (``input["order_id"]``, ``input["created_at"]``,
     ``output["score"]``, ``["threshold"]``, ``["flagged"]``). Records without those fields give no row.
     """
     forecasts: list[dict[str, Any]] = []
@@ -137,8 +139,8 @@ def prediction_rows(records: Sequence[Any]) -> tuple[list[dict[str, Any]], list[
         if r.kind == "forecast":
             sid = inp.get("series_id")
             levels = out.get("levels") or [None]
-            if sid is None:
-                continue
+            if sid is None or inp.get("level", SERIES_LEVEL) != SERIES_LEVEL:
+                continue  # aggregates (hierarchy levels) get no actuals through /v1/actuals: nothing to match
             for p in out.get("points") or ():
                 forecasts.append(
                     {

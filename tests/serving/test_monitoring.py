@@ -142,3 +142,11 @@ def test_the_model_filter_keeps_one_model(service, trained, make_order):
     version = service.app.state.models.snapshot().get("anomaly").version
     assert _monitoring(service, model=f"{name}/{version}")["anomaly"]["scored_orders"] == 1
     assert _monitoring(service, model=f"{name}/999")["anomaly"]["scored_orders"] == 0
+
+
+def test_aggregate_forecasts_are_not_waiting_for_actuals(service, trained):
+    store = trained["stores"][0]
+    out = _post(service, "/v1/forecast", {"series_ids": [store, "total"], "origin": ORIGIN, "horizon": 3})
+    assert [s["series_id"] for s in out["series"]] == [store, "total"]
+    f = _monitoring(service)["forecast"]
+    assert f["answered_steps"] == 3 and f["pending_steps"] == 3  # the store's steps; "total" gets no actuals
