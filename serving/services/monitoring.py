@@ -41,7 +41,7 @@ from typing import Any
 
 import pandas as pd
 
-from serving.services.monitoring_inputs import DRIFT_SAMPLE, data_quality, input_drift
+from serving.services.monitoring_inputs import DRIFT_SAMPLE, data_quality, input_drift, received_at_indexes
 from serving.services.monitoring_rules import MonitoringRules, reasons
 from serving.store.audit import AuditStore
 from serving.store.db import Database
@@ -379,6 +379,8 @@ class _Tables:
     def __init__(self, database: Database, schema: str | None) -> None:
         self.audit = AuditStore(database=database, schema=schema)
         self.events = EventStore(database, schema=schema)
+        ev = self.events
+        received_at_indexes(database, [ev.orders, ev.labels, ev.actuals])
 
 
 _TABLES: weakref.WeakKeyDictionary[Database, dict[str | None, _Tables]] = weakref.WeakKeyDictionary()

@@ -322,7 +322,8 @@ def score_outcomes(
             )
             rows = conn.execute(stmt).all()
             names = (["day"] if by_day else []) + ["score", "flagged", "outcome"]
-            part = pd.DataFrame.from_records(rows, columns=names, coerce_float=True)
+            columns_of_rows = list(zip(*rows, strict=True)) if rows else [() for _ in names]
+            part = pd.DataFrame(dict(zip(names, columns_of_rows, strict=True)))
             part.insert(0, "model_version", version)
             part.insert(0, "model_name", name)
             parts.append(part)
