@@ -91,14 +91,9 @@ def monitoring_summary(
     rules = rules or MonitoringRules()
     now = _aware(now or datetime.now(UTC))
     since, until = _check_window(since, until)
-    filt = parse_model_filter(model)
     tables = _tables(database, schema)
-    refs = read_references(database, tables.audit.predictions)
-    sums = forecast_sums(
-        database, tables.audit.predictions, tables.events.actuals, since=since, until=until, model=filt
-    )
-    outcomes, last_at = _outcomes(
-        database, tables, refs, since, until, filt, now, default_label_maturity_days
+    refs, sums, outcomes, last_at = _read(
+        database, tables, since, until, model, now, default_label_maturity_days, by_day=False
     )
     forecast = _forecast_block(sums, refs)
     anomaly = _anomaly_block(outcomes, last_at, refs, default_label_maturity_days)
@@ -160,20 +155,15 @@ def monitoring_timeline(
     (forecast rows leave the anomaly figures NaN and the reverse)."""
     now = _aware(now or datetime.now(UTC))
     since, until = _check_window(since, until)
-    filt = parse_model_filter(model)
-    tables = _tables(database, schema)
-    refs = read_references(database, tables.audit.predictions)
-    sums = forecast_sums(
+    _, sums, outcomes, _ = _read(
         database,
-        tables.audit.predictions,
-        tables.events.actuals,
-        since=since,
-        until=until,
-        model=filt,
+        _tables(database, schema),
+        since,
+        until,
+        model,
+        now,
+        default_label_maturity_days,
         by_day=True,
-    )
-    outcomes, _ = _outcomes(
-        database, tables, refs, since, until, filt, now, default_label_maturity_days, by_day=True
     )
     rows: list[dict[str, Any]] = []
     sums["period"] = _periods(sums["day"], freq)
@@ -394,24 +384,36 @@ def _tables(database: Database, schema: str | None) -> _Tables:
     return per_db[schema]
 
 
-def _outcomes(
+def _read(
     database: Database,
     tables: _Tables,
-    refs: Mapping[tuple[str, str], dict],
     since: datetime | None,
     until: datetime | None,
-    filt: ModelFilter,
+    model: str | None,
     now: datetime,
     default_days: float,
-    by_day: bool = False,
-) -> tuple[pd.DataFrame, dict[tuple[str, str], datetime]]:
+    *,
+    by_day: bool,
+) -> tuple[dict, pd.DataFrame, pd.DataFrame, dict[tuple[str, str], datetime]]:
+    """References, forecast sums, score outcomes and each score version's last answer, for one window."""
+    filt = parse_model_filter(model)
+    refs = read_references(database, tables.audit.predictions)
+    sums = forecast_sums(
+        database,
+        tables.audit.predictions,
+        tables.events.actuals,
+        since=since,
+        until=until,
+        model=filt,
+        by_day=by_day,
+    )
     naive_now = now.astimezone(UTC).replace(tzinfo=None)
     mature_before = {
         key: naive_now - timedelta(days=_anomaly_reference(ref, default_days)["label_maturity_days"])
         for key, ref in refs.items()
         if ref.get("kind") == "anomaly"
     }
-    return score_outcomes(
+    outcomes, last_at = score_outcomes(
         database,
         tables.audit.predictions,
         tables.events.labels,
@@ -422,6 +424,7 @@ def _outcomes(
         default_mature_before=naive_now - timedelta(days=default_days),
         by_day=by_day,
     )
+    return refs, sums, outcomes, last_at
 
 
 def _newest(by_version: list[dict[str, Any]]) -> dict[str, Any] | None:
