@@ -16,7 +16,8 @@ Sub-packages, one per concept (the way Darts keeps forecasting models and anomal
 Shared flat modules, used by both kinds of model:
 
 - ``progress``: how jobs report progress (``Progress``: ``info``/``warning``/``task``; logging by default).
-- ``metrics``: forecast and classification metrics; ``explain``: exact TreeSHAP contributions.
+- ``metrics``: forecast and classification metrics; ``explain``: exact TreeSHAP contributions; ``profile``: the
+  training profile logged with each model, and PSI / missing / unknown rates of live inputs against it.
 - ``tracking``: where MLflow runs go and what they log; ``pyfunc``: how models are logged and the one loader
   (``load_snapshot_model(uri, kind=...)``); ``registry``: the ``<name>-<kind>`` rule (``registered_name``),
   versions, the ``champion``/``challenger`` aliases.
