@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
+from features.bounds import NO_CONTROL_CHARACTERS
 from serving.deps import AuditDep, SettingsDep
 from serving.errors import ApiError, error_responses
 from serving.schemas.common import UtcDatetime
@@ -37,7 +38,11 @@ def get_monitoring(
     ] = None,
     model: Annotated[
         str | None,
-        Query(max_length=300, description="a registered model name, or '<name>/<version>' (default: all)"),
+        Query(
+            max_length=300,
+            pattern=NO_CONTROL_CHARACTERS,
+            description="a registered model name, or '<name>/<version>' (default: all)",
+        ),
     ] = None,
 ) -> dict[str, Any]:
     """Live accuracy of the answered forecasts and scores, drift of their inputs, data quality, status."""

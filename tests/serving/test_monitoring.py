@@ -125,6 +125,7 @@ def test_bad_query_parameters_are_422_with_the_fix(service):
         ({"since": "yesterday"}, "since"),
         ({"model": "a/b/c"}, "model"),
         ({"model": "name/"}, "model"),
+        ({"model": "bad\x00name"}, "model"),
     ]
     for params, word in cases:
         response = service.get("/v1/monitoring", params=params, headers=AUTH)
