@@ -139,7 +139,8 @@ def prediction_rows(records: Sequence[Any]) -> tuple[list[dict[str, Any]], list[
         if r.kind == "forecast":
             sid = inp.get("series_id")
             levels = out.get("levels") or [None]
-            if sid is None or inp.get("level", SERIES_LEVEL) != SERIES_LEVEL:
+            level = inp.get("level")  # a hierarchy answer names its level; a series answer's is the interval
+            if sid is None or (isinstance(level, str) and level != SERIES_LEVEL):
                 continue  # aggregates (hierarchy levels) get no actuals through /v1/actuals: nothing to match
             for p in out.get("points") or ():
                 forecasts.append(

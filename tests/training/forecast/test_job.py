@@ -130,7 +130,9 @@ def test_run_logs_params_fingerprint_metrics_plots_and_model(first, files):
     } <= artifacts
     wrapper = load_snapshot_model(first["model_uri"])
     assert wrapper.model.horizon == 14
-    assert set(wrapper.tables) == {"series", "covariates", "weather", "static"}
+    assert set(wrapper.tables) == {"series", "covariates", "weather", "static", "profile"}
+    profiled = set(wrapper.tables["profile"]["feature"])  # training.profile: y and the covariate columns
+    assert "y" in profiled and "promo" in profiled and "series_id" not in profiled
 
 
 def test_until_keeps_later_actuals_out_of_training(first):
