@@ -344,7 +344,7 @@ def _parts(database: Database, schema: str | None) -> None:
         for k, v in saved.items():
             setattr(mon, k, v)
     print(
-        "  parts (whole year): "
+        "  parts (last 7 days): "
         + ", ".join(f"{k} {v:.3f} s" for k, v in timings.items())
         + f", rest {total - sum(timings.values()):.3f} s"
     )
