@@ -107,6 +107,10 @@ def train_forecast(
 
     from orderpulse.jobs.forecast import train_forecast as job
 
+    # what to record for `orderpulse retrain` (an order log is recorded as such: its series is a temporary file)
+    given = {"series": series, "covariates": covariates, "weather": weather, "static": static}
+    if orders is not None:
+        given |= {"series": None, "orders": orders, "by": by, "measure": measure}
     with tempfile.TemporaryDirectory(prefix="orderpulse-series-") as workdir:
         series, static = series_inputs(
             series,
@@ -140,6 +144,7 @@ def train_forecast(
             scheduler=scheduler,
             hierarchy_levels=levels,
         )
+    _record_inputs(result, given)
     print_json_line(result)
 
 
@@ -210,7 +215,15 @@ def train_anomaly(
         engine=engine,
         scheduler=scheduler,
     )
+    _record_inputs(result, {"orders": orders, "labels": labels})
     print_json_line(result)
+
+
+def _record_inputs(result: dict, inputs: dict) -> None:
+    """The input paths as ``input.<table>`` run tags, so ``orderpulse retrain`` can read them again."""
+    from orderpulse.jobs.retrain import record_inputs
+
+    record_inputs(result["run_id"], inputs)
 
 
 def _check_holidays(spec: str, static: Path | None) -> None:
