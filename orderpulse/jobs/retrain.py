@@ -50,6 +50,7 @@ __all__ = [
     "merge_actuals",
     "merge_order_events",
     "read_events",
+    "service_database_url",
     "retrain_forecast",
     "retrain_anomaly",
 ]
@@ -404,7 +405,7 @@ def read_events(url: str | None, what: str) -> pd.DataFrame:
     from serving.store.db import Database
     from serving.store.events import EventStore
 
-    url = url or _service_database_url()
+    url = url or service_database_url()
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
         err.print(f"  [yellow]no event store at {url}[/]: nothing received to add")
         return pd.DataFrame()
@@ -424,11 +425,11 @@ def read_events(url: str | None, what: str) -> pd.DataFrame:
         database.dispose()
 
 
-def _service_database_url() -> str:
+def service_database_url() -> str:
     """The database the service stores events in: ``ORDERPULSE_AUDIT_URL`` or its default (``serving.settings``)."""
     from serving.settings import Settings
 
-    return Settings(profile="dev").audit_url  # dev: the retrain needs no API key, only the URL
+    return Settings(profile="dev").audit_url  # dev: no API key is needed to read the URL
 
 
 def _finish(

@@ -288,18 +288,22 @@ def test_bad_input_exits_2_with_one_line(capsys, forecast_champion, tmp_path):
     assert _aliases(FORECAST) == {"champion": 1}
 
 
-def test_a_running_service_serves_the_retrained_champion_after_a_reload(capsys, forecast_champion, tmp_path):
+def test_a_running_service_serves_the_retrained_champion_after_a_reload(
+    capsys, forecast_champion, tmp_path, monkeypatch
+):
     from fastapi.testclient import TestClient
 
     from serving.app import create_app, default_model_holder
     from serving.settings import Settings
 
+    monkeypatch.setenv(
+        "ORDERPULSE_AUDIT_URL", forecast_champion["events"]
+    )  # the service's and the cron's setting
     settings = Settings(
         profile="dev",
         api_keys=["service-key"],
         mlruns_dir=tmp_path / "service",
         tracking_uri=os.environ["MLFLOW_TRACKING_URI"],
-        audit_url=forecast_champion["events"],
         model_name=NAME,
         require_models=["forecast"],
         gc_freeze_at_startup=False,
