@@ -40,9 +40,9 @@ def monitoring_report(
 ) -> dict[str, Any]:
     """Write the report of ``[since, until)`` to ``out``; returns ``html``, ``status``, the matched counts."""
     import matplotlib.pyplot as plt
-    from serving.services.monitoring import monitoring_outcomes, monitoring_summary, monitoring_timeline
 
     from orderpulse.jobs.retrain import service_database_url
+    from serving.services.monitoring import monitoring_outcomes, monitoring_summary, monitoring_timeline
     from serving.store.db import Database
 
     url = database_url or service_database_url()
