@@ -28,7 +28,7 @@ import contextlib
 import math
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import mlflow
 from mlflow import MlflowClient
@@ -306,23 +306,24 @@ def register(
                     CHALLENGER,
                     f"{key} {value:.6g} does not beat champion v{prev_version}'s {prev_value:.6g}{suffix}",
                 )
+    decision = Decision(
+        name,
+        0,
+        alias,
+        key,
+        value,
+        eval_key,
+        prev_version,
+        prev_value,
+        compared,
+        reason,
+        gate=gate,
+        gate_passed=gate_passed,
+        reevaluated=reevaluated,
+        dry_run=dry_run,
+    )
     if dry_run:
-        return Decision(
-            name,
-            0,
-            alias,
-            key,
-            value,
-            eval_key,
-            prev_version,
-            prev_value,
-            compared,
-            reason,
-            gate=gate,
-            gate_passed=gate_passed,
-            reevaluated=reevaluated,
-            dry_run=True,
-        )
+        return decision
     # everything that can fail slowly (the re-evaluation) is done: register with the decision as a version tag,
     # then move the alias last, so a failure never leaves a new version holding an alias
     mv = mlflow.register_model(model_uri, name, tags={**version_tags, _DECISION: f"@{alias}: {reason}"})
@@ -336,21 +337,7 @@ def register(
     except BaseException:
         _discard_version(client, name, version)
         raise
-    return Decision(
-        name,
-        version,
-        alias,
-        key,
-        value,
-        eval_key,
-        prev_version,
-        prev_value,
-        compared,
-        reason,
-        gate=gate,
-        gate_passed=gate_passed,
-        reevaluated=reevaluated,
-    )
+    return replace(decision, version=version)
 
 
 def promote(name: str, version_or_alias: int | str, to_alias: str = CHAMPION) -> Comparison:

@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 
 from orderpulse.commands.order_log import ByOpt
+from orderpulse.commands.training import NameOpt, OnBadRows, UntilOpt, json_object
 from orderpulse.console import err, print_json_line
 
 __all__ = ["retrain_app"]
@@ -24,9 +25,6 @@ retrain_app = typer.Typer(
     no_args_is_help=True,
 )
 
-NameOpt = Annotated[
-    str, typer.Option("--name", help="registered models are <name>-forecast / <name>-anomaly")
-]
 EventsOpt = Annotated[
     str | None,
     typer.Option(
@@ -40,10 +38,6 @@ DryRunOpt = Annotated[
 LockOpt = Annotated[
     float,
     typer.Option("--lock-timeout", min=0.0, help="seconds to wait for a retrain already running (0: none)"),
-]
-UntilOpt = Annotated[str | None, typer.Option("--until", help="train on data up to this date (default: all)")]
-OnBadRows = Annotated[
-    str, typer.Option("--on-bad-rows", help="raise: refuse bad rows; drop: drop and count them")
 ]
 
 
@@ -75,7 +69,6 @@ def retrain_forecast(
     on_bad_rows: OnBadRows = "raise",
 ) -> None:
     """Retrain <name>-forecast: original series + the service's actuals, champion's recipe, gate, promote."""
-    from orderpulse.commands.training import _json_object
     from orderpulse.jobs.retrain import retrain_forecast as job
 
     if series is not None and orders is not None:
@@ -94,7 +87,7 @@ def retrain_forecast(
         name,
         inputs=inputs,
         events_url=events_db,
-        params=_json_object(lgbm_params, "--lgbm-params"),
+        params=json_object(lgbm_params, "--lgbm-params"),
         until=until,
         dry_run=dry_run,
         lock_timeout=lock_timeout,

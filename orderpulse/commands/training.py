@@ -15,7 +15,7 @@ from orderpulse.commands.features import EngineOpt, SchedulerOpt
 from orderpulse.commands.order_log import ByOpt, MeasureOpt, series_inputs
 from orderpulse.console import err, print_json_line
 
-__all__ = ["register"]
+__all__ = ["register", "json_object"]
 
 train_app = typer.Typer(help="Train, backtest, log to MLflow and register a model.", no_args_is_help=True)
 tune_app = typer.Typer(
@@ -139,7 +139,7 @@ def train_forecast(
             step=step,
             on_bad_rows=on_bad_rows,
             seed=seed,
-            params=_json_object(lgbm_params, "--lgbm-params"),
+            params=json_object(lgbm_params, "--lgbm-params"),
             engine=engine,
             scheduler=scheduler,
             hierarchy_levels=levels,
@@ -237,7 +237,7 @@ def _check_holidays(spec: str, static: Path | None) -> None:
     check_holidays(spec, None if columns is None else pd.DataFrame(columns=columns))
 
 
-def _json_object(text: str | None, option: str) -> dict | None:
+def json_object(text: str | None, option: str) -> dict | None:
     import json
 
     if text is None:
