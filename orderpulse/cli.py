@@ -22,6 +22,7 @@ from orderpulse.commands.detect import detect_app
 from orderpulse.commands.features import build_app, data_app, features_app
 from orderpulse.commands.quickstart import quickstart
 from orderpulse.commands.report import report_app
+from orderpulse.commands.retrain import retrain_app
 from orderpulse.console import err
 from serving.cli import keys_app, serve_command
 
@@ -56,6 +57,7 @@ app.command("serve")(serve_command)
 app.add_typer(keys_app, name="keys")
 app.command("quickstart")(quickstart)
 app.add_typer(report_app, name="report")
+app.add_typer(retrain_app, name="retrain")
 app.add_typer(detect_app, name="detect")
 
 

@@ -14,7 +14,8 @@ data, ``metric_direction``). Then:
    and recorded on the champion as the tag ``registry.reevaluation`` (its own ``metric.*`` tags stay as they
    were). Without a callback, or when it raises ``NotComparableError``, the metrics are not compared.
 
-Every other case gives ``challenger``; the returned ``Decision`` reports why in ``reason`` and stores it in the
+With ``promote_ties`` (``orderpulse retrain``) a value equal to the champion's is enough. Every other case gives
+``challenger``; the returned ``Decision`` reports why in ``reason`` and stores it in the
 version tag ``registry.decision``. Aliases then move by hand with ``promote``.
 
 ``serving/`` loads ``models:/<name>@champion``; ``resolve`` turns that (or ``models:/<name>/<version>``,
@@ -23,10 +24,11 @@ version tag ``registry.decision``. Aliases then move by hand with ``promote``.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import mlflow
 from mlflow import MlflowClient
@@ -104,23 +106,28 @@ class Decision:
     gate: str | None = None
     gate_passed: bool = True
     reevaluated: bool = False
+    dry_run: bool = False
 
     def __str__(self) -> str:
+        if self.dry_run:
+            return f"{self.name} (dry run, not registered) would be @{self.alias}: {self.reason}"
         return f"{self.name} v{self.version} -> @{self.alias}: {self.reason}"
 
     def summary(self) -> dict[str, object]:
         """What the training commands print of a registration in their JSON line: ``registered``
         (``models:/<name>/<version>``), ``version``, ``alias``, ``decision`` (why), ``gate``, ``gate_passed``,
-        ``compared_with`` (the champion version compared with, or None) and ``reevaluated``."""
+        ``compared_with`` (the champion version compared with, or None) and ``reevaluated``; a dry run has
+        ``registered`` and ``version`` None and ``dry_run`` True."""
         return {
-            "registered": f"models:/{self.name}/{self.version}",
-            "version": self.version,
+            "registered": None if self.dry_run else f"models:/{self.name}/{self.version}",
+            "version": None if self.dry_run else self.version,
             "alias": self.alias,
             "decision": self.reason,
             "gate": self.gate,
             "gate_passed": self.gate_passed,
             "compared_with": self.previous_champion if self.compared else None,
             "reevaluated": self.reevaluated,
+            **({"dry_run": True} if self.dry_run else {}),
         }
 
 
@@ -211,6 +218,8 @@ def register(
     tags: Mapping[str, str] | None = None,
     baseline: Baseline | None = None,
     reevaluate: Callable[[ModelVersion], float] | None = None,
+    promote_ties: bool = False,
+    dry_run: bool = False,
 ) -> Decision:
     """Register ``model_uri`` as a new version of ``name`` and give it ``champion`` or ``challenger``.
 
@@ -218,6 +227,12 @@ def register(
     ``reevaluate(champion_version)`` returns the champion's ``metric`` on this ``eval_key`` when the champion was
     evaluated on something else (raise ``NotComparableError`` with the reason when it cannot). ``metrics`` are
     further metrics stored as ``metric.<k>`` tags for ``promote``'s comparison; ``tags`` are stored as they are.
+    ``promote_ties``: a value equal to the champion's makes the new version champion (a retrain of the champion's
+    own recipe on newer data ties on the same windows; the newer fit has seen more). ``dry_run``: decide and
+    return the decision (``version`` 0) without registering anything or tagging the champion.
+
+    Nothing is registered until the decision is made (a failing ``reevaluate`` leaves the registry as it was);
+    the alias moves last, and a version whose alias could not be set is deleted again.
     """
     if not eval_key or not str(eval_key).strip():
         raise ValueError(
@@ -238,9 +253,6 @@ def register(
         **({_GATE: gate} if gate is not None else {}),
         **{str(k): str(v) for k, v in (tags or {}).items()},
     }
-    mv = mlflow.register_model(model_uri, name, tags=version_tags)
-    version = int(mv.version)
-
     prev_version = int(champion.version) if champion is not None else None
     prev_value = _float_or_none(champion.tags.get(key)) if champion is not None else None
     compared = reevaluated = False
@@ -270,12 +282,6 @@ def register(
             else:
                 reevaluated = True
                 note = "re-evaluated on the same windows of the same data"
-                client.set_model_version_tag(
-                    name,
-                    str(prev_version),
-                    _REEVALUATION,
-                    f"{key}={prev_value!r} on {eval_key} (for v{version})",
-                )
         if prev_value is None or math.isnan(prev_value):
             alias, reason = (
                 CHALLENGER,
@@ -285,23 +291,24 @@ def register(
         else:
             compared = True
             better = value > prev_value if higher_is_better else value < prev_value
+            tie = value == prev_value and promote_ties
             sign = ">" if higher_is_better else "<"
             suffix = f" ({note})" if note else ""
-            if better:
+            if better or tie:
                 alias, reason = (
                     CHAMPION,
-                    f"{key} {value:.6g} {sign} champion v{prev_version}'s {prev_value:.6g}{suffix}",
+                    f"{key} {value:.6g} {'=' if tie and not better else sign} champion v{prev_version}'s "
+                    f"{prev_value:.6g}{suffix}"
+                    + (" (a tie goes to the newer fit)" if tie and not better else ""),
                 )
             else:
                 alias, reason = (
                     CHALLENGER,
                     f"{key} {value:.6g} does not beat champion v{prev_version}'s {prev_value:.6g}{suffix}",
                 )
-    client.set_registered_model_alias(name, alias, str(version))
-    client.set_model_version_tag(name, str(version), _DECISION, f"@{alias}: {reason}")
-    return Decision(
+    decision = Decision(
         name,
-        version,
+        0,
         alias,
         key,
         value,
@@ -313,7 +320,24 @@ def register(
         gate=gate,
         gate_passed=gate_passed,
         reevaluated=reevaluated,
+        dry_run=dry_run,
     )
+    if dry_run:
+        return decision
+    # everything that can fail slowly (the re-evaluation) is done: register with the decision as a version tag,
+    # then move the alias last, so a failure never leaves a new version holding an alias
+    mv = mlflow.register_model(model_uri, name, tags={**version_tags, _DECISION: f"@{alias}: {reason}"})
+    version = int(mv.version)
+    try:
+        if reevaluated:
+            client.set_model_version_tag(
+                name, str(prev_version), _REEVALUATION, f"{key}={prev_value!r} on {eval_key} (for v{version})"
+            )
+        client.set_registered_model_alias(name, alias, str(version))
+    except BaseException:
+        _discard_version(client, name, version)
+        raise
+    return replace(decision, version=version)
 
 
 def promote(name: str, version_or_alias: int | str, to_alias: str = CHAMPION) -> Comparison:
@@ -402,6 +426,12 @@ def _gate(
         sign = ">" if higher_is_better else "<"
         return f"{key} {value:.6g} {sign} {baseline.name}'s {base:.6g} on the same evaluation", True
     return f"{key} {value:.6g} does not beat {baseline.name}'s {base:.6g} on the same evaluation", False
+
+
+def _discard_version(client: MlflowClient, name: str, version: int) -> None:
+    """Delete a version whose registration failed half-way (best effort: the original error is what matters)."""
+    with contextlib.suppress(Exception):  # the caller re-raises the original failure
+        client.delete_model_version(name, str(version))
 
 
 def _aliases(client: MlflowClient, name: str) -> dict[str, int]:

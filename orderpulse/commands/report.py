@@ -1,4 +1,5 @@
-"""``orderpulse report forecast|anomalies``: the planner notebooks rendered to static HTML.
+"""``orderpulse report forecast|anomalies``: the planner notebooks rendered to static HTML; ``orderpulse report
+monitoring``: the live monitoring figures of the service (``orderpulse.jobs.monitoring_report``), no notebook.
 
 Each command executes a notebook of ``notebooks/`` top to bottom with its parameters injected papermill-style
 (a new cell tagged ``injected-parameters`` right after the cell tagged ``parameters``), in a fresh ``python3``
@@ -220,6 +221,35 @@ def anomalies_report(
     if labels is not None:
         params["labels_path"] = str(labels.resolve())
     _render(ANOMALIES_NOTEBOOK, params, out, "flagged_orders_review", timeout, show_code)
+
+
+@report_app.command("monitoring")
+def monitoring_report(
+    start: Annotated[str | None, typer.Option("--from", help="answers at or after this time (UTC)")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="... and before this time")] = None,
+    out: Annotated[
+        Path, typer.Option("--out", help="output folder for monitoring.html and its figures")
+    ] = Path("reports"),
+    model: Annotated[
+        str | None, typer.Option("--model", help="one registered model (name or name/version); default all")
+    ] = None,
+    events_db: Annotated[
+        str | None,
+        typer.Option(
+            "--events-db", help="the service's database URL (default: ORDERPULSE_AUDIT_URL, as the service)"
+        ),
+    ] = None,
+    freq: Annotated[str, typer.Option("--freq", help="period of the timeline: D, W or M")] = "D",
+) -> None:
+    """Live monitoring page: accuracy vs backtest over time, coverage by step, calibration, drift, data quality."""
+    from orderpulse.jobs.monitoring_report import monitoring_report as job
+    from training.anomaly.data import parse_timestamp
+
+    since = parse_timestamp(start, "--from").to_pydatetime() if start is not None else None
+    until = parse_timestamp(end, "--to").to_pydatetime() if end is not None else None
+    result = job(out, since=since, until=until, model=model, database_url=events_db, freq=freq)
+    err.print(f"[green]wrote[/] {result['html']} (status {result['status']})")
+    print_json_line(result)
 
 
 def _render(

@@ -15,7 +15,7 @@ from orderpulse.commands.features import EngineOpt, SchedulerOpt
 from orderpulse.commands.order_log import ByOpt, MeasureOpt, series_inputs
 from orderpulse.console import err, print_json_line
 
-__all__ = ["register"]
+__all__ = ["register", "json_object"]
 
 train_app = typer.Typer(help="Train, backtest, log to MLflow and register a model.", no_args_is_help=True)
 tune_app = typer.Typer(
@@ -107,6 +107,10 @@ def train_forecast(
 
     from orderpulse.jobs.forecast import train_forecast as job
 
+    # what to record for `orderpulse retrain` (an order log is recorded as such: its series is a temporary file)
+    given = {"series": series, "covariates": covariates, "weather": weather, "static": static}
+    if orders is not None:
+        given |= {"series": None, "orders": orders, "by": by, "measure": measure}
     with tempfile.TemporaryDirectory(prefix="orderpulse-series-") as workdir:
         series, static = series_inputs(
             series,
@@ -135,11 +139,12 @@ def train_forecast(
             step=step,
             on_bad_rows=on_bad_rows,
             seed=seed,
-            params=_json_object(lgbm_params, "--lgbm-params"),
+            params=json_object(lgbm_params, "--lgbm-params"),
             engine=engine,
             scheduler=scheduler,
             hierarchy_levels=levels,
         )
+    _record_inputs(result, given)
     print_json_line(result)
 
 
@@ -210,7 +215,15 @@ def train_anomaly(
         engine=engine,
         scheduler=scheduler,
     )
+    _record_inputs(result, {"orders": orders, "labels": labels})
     print_json_line(result)
+
+
+def _record_inputs(result: dict, inputs: dict) -> None:
+    """The input paths as ``input.<table>`` run tags, so ``orderpulse retrain`` can read them again."""
+    from orderpulse.jobs.retrain import record_inputs
+
+    record_inputs(result["run_id"], inputs)
 
 
 def _check_holidays(spec: str, static: Path | None) -> None:
@@ -224,7 +237,7 @@ def _check_holidays(spec: str, static: Path | None) -> None:
     check_holidays(spec, None if columns is None else pd.DataFrame(columns=columns))
 
 
-def _json_object(text: str | None, option: str) -> dict | None:
+def json_object(text: str | None, option: str) -> dict | None:
     import json
 
     if text is None:

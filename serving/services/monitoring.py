@@ -53,6 +53,7 @@ __all__ = [
     "MonitoringRules",
     "monitoring_summary",
     "monitoring_timeline",
+    "monitoring_outcomes",
     "parse_model_filter",
     "STATUSES",
 ]
@@ -211,6 +212,26 @@ def monitoring_timeline(
     return frame.sort_values(["period", "kind", "model_name", "model_version"], kind="stable").reset_index(
         drop=True
     )
+
+
+def monitoring_outcomes(
+    database: Database,
+    *,
+    since: datetime | None,
+    until: datetime | None,
+    model: str | None,
+    schema: str | None = None,
+    now: datetime | None = None,
+    default_label_maturity_days: float = 14.0,
+) -> pd.DataFrame:
+    """The scored orders behind the anomaly figures, one row per answer (``score_outcomes``: ``model_name,
+    model_version, day, score, threshold, flagged, outcome``, -1 = pending), e.g. for a reliability diagram."""
+    now = _aware(now or datetime.now(UTC))
+    since, until = _check_window(since, until)
+    tables = _tables(database, schema)
+    refs = read_references(database, tables.audit.predictions)
+    filt = parse_model_filter(model)
+    return _outcomes(database, tables, refs, since, until, filt, now, default_label_maturity_days)
 
 
 # ---------------------------------------------------------------------------------------------- blocks

@@ -35,6 +35,7 @@ from typing import Any, Literal
 import mlflow
 import numpy as np
 import pandas as pd
+from sklearn.base import clone
 
 from features.order_features import order_features
 from features.order_lines import merge_by_order
@@ -57,8 +58,8 @@ from training.metrics import evaluate_classifier
 from training.profile import build_profile, profile_table
 from training.progress import Progress, reporting
 from training.progress import resolve as resolve_progress
-from training.pyfunc import SnapshotPyfunc, log_pyfunc
-from training.registry import Baseline, register, registered_name
+from training.pyfunc import SnapshotPyfunc, load_snapshot_model, log_pyfunc
+from training.registry import Baseline, NotComparableError, register, registered_name
 from training.tracking import (
     data_fingerprint,
     log_figure,
@@ -105,8 +106,16 @@ def train_anomaly(
     scheduler: str | None = None,
     reports: dict[str, ValidationReport] | None = None,
     progress: Progress | None = None,
+    recipe: dict[str, Any] | None = None,
+    promote_ties: bool = False,
+    dry_run: bool = False,
 ) -> dict[str, Any]:
     """Train, log and register an exception-order model; returns run_id, model_uri, metrics, version, alias.
+
+    ``recipe``: further constructor parameters of the model (e.g. a champion's ``get_params()``, as
+    ``orderpulse retrain`` passes them); ``promote_ties`` and ``dry_run`` go to ``training.registry.register``.
+    When the champion was validated on another slice, its recipe is refitted on this job's training slice and
+    scored on its validation slice, so the two are compared on the same orders.
 
     ``orders`` and ``labels`` are validated frames (``features.io.load_table``); ``reports`` are the validation
     reports of their reading (``orders``, ``labels``), logged as ``validation.*`` metrics. ``engine="dask"``
@@ -130,6 +139,7 @@ def train_anomaly(
             reports.get("orders"),
             reports.get("labels"),
             progress,
+            {"recipe": recipe or {}, "promote_ties": promote_ties, "dry_run": dry_run},
         )
 
 
@@ -147,16 +157,17 @@ def _train_anomaly(
     orders_report: ValidationReport | None,
     labels_report: ValidationReport | None,
     progress: Progress,
+    registration: dict[str, Any],
 ) -> dict[str, Any]:
     model: ExceptionClassifier | UnsupervisedDetector
-    if unsupervised:
-        model = UnsupervisedDetector(
-            threshold_policy=threshold_policy, random_state=seed, engine=engine, scheduler=scheduler
-        )
-    else:
-        model = ExceptionClassifier(
-            threshold_policy=threshold_policy, random_state=seed, engine=engine, scheduler=scheduler
-        )
+    given = {
+        "threshold_policy": threshold_policy,
+        "random_state": seed,
+        "engine": engine,
+        "scheduler": scheduler,
+    }
+    recipe = {**registration.pop("recipe"), **{k: v for k, v in given.items() if v is not None}}
+    model = (UnsupervisedDetector if unsupervised else ExceptionClassifier)(**recipe)
     with engine_context(engine, scheduler):
         data = model.prepare(orders, labels, until)
     progress.info(str(data))
@@ -205,6 +216,8 @@ def _train_anomaly(
             baseline=None
             if unsupervised
             else Baseline("the base rate", metrics.get("valid_base_rate", float("nan"))),
+            reevaluate=None if unsupervised else _champion_revalidation(experiment, data, progress),
+            **registration,
         )
         progress.info(str(decision))
         run_id = run.info.run_id
@@ -487,6 +500,27 @@ def _eval_key(data: AnomalyTrainingData) -> str:
         f"anomaly-valid:{created.min()}..{created.max()}:n={len(rows)}:"
         f"pos={int(data.y[rows].sum())}:h={int(digest) & 0xFFFFFFFF:08x}"
     )
+
+
+def _champion_revalidation(experiment: str, data: AnomalyTrainingData, progress: Progress) -> Any:
+    """``register``'s ``reevaluate`` callback: refit the champion's recipe (``clone``) on this training slice and
+    return its validation AUPRC on this validation slice; ``NotComparableError`` when it cannot be loaded or is
+    not a supervised classifier."""
+
+    def reevaluate(champion: Any) -> float:
+        try:
+            old = load_snapshot_model(f"models:/{experiment}/{champion.version}", kind=AnomalyPyfunc).model
+        except Exception as exc:  # noqa: BLE001 - an unloadable champion cannot be compared
+            raise NotComparableError(f"champion v{champion.version} could not be loaded: {exc}") from exc
+        if not isinstance(old, ExceptionClassifier):
+            raise NotComparableError(f"champion v{champion.version} is not a supervised classifier")
+        progress.info(f"refitting champion v{champion.version}'s recipe on the same training slice")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            refitted = clone(old).fit_prepared(data)
+        return float(refitted.metrics_.get("valid_auprc", float("nan")))
+
+    return reevaluate
 
 
 def _chosen_on(model: Any) -> str:

@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import clone
 
+from features.forecast_config import ForecastFeatureConfig
 from features.validation import ValidationReport
 from training.engine import check_engine, engine_context
 from training.forecast.backtest import BacktestResult, backtest
@@ -94,8 +95,14 @@ def train_forecast(
     reports: dict[str, ValidationReport] | None = None,
     progress: Progress | None = None,
     hierarchy_levels: str | None = None,
+    feature_config: ForecastFeatureConfig | None = None,
+    promote_ties: bool = False,
+    dry_run: bool = False,
 ) -> dict[str, Any]:
     """Train, backtest, log and register a forecaster; returns ``run_id, model_uri, metrics, version, alias``.
+
+    ``feature_config`` (when not tuning): the feature recipe, e.g. a champion's (``orderpulse retrain``);
+    ``promote_ties`` and ``dry_run`` go to ``training.registry.register``.
 
     ``hierarchy_levels`` (``"region,total"``): also learn coherent aggregate forecasts for those levels
     (``training.forecast.hierarchy``: aggregate model, reconciliation chosen by backtest, intervals per level).
@@ -151,7 +158,6 @@ def train_forecast(
                 | {"data.series_rows_after_until_dropped": float(dropped_after_until)}
             )
 
-            feature_config = None
             if tune:
                 from training.forecast.tuning import tune_forecaster
 
@@ -277,6 +283,8 @@ def train_forecast(
                 reevaluate=_champion_rebacktest(
                     experiment, s, tables, freq, n_windows, step, horizon, levels, progress, engine, scheduler
                 ),
+                promote_ties=promote_ties,
+                dry_run=dry_run,
             )
             progress.info(str(decision))
             run_id = run.info.run_id

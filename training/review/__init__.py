@@ -7,6 +7,8 @@ the MLflow plots of the training jobs.
   history, recurring reasons, and their figures.
 - ``scenarios``: promo/weather what-if scenarios for the planner notebook (computed by
   ``training.forecast.whatif``).
+- ``monitoring_plots``: live accuracy vs the training reference, coverage by step, live calibration and input
+  drift, from the figures ``serving.services.monitoring`` computes (``orderpulse report monitoring``).
 
 Nothing here fits or re-implements a model: the numbers come from the models' own outputs and
 ``training.metrics``, so a notebook, the HTML report and MLflow show the same values.
