@@ -143,7 +143,7 @@ def _connect(port: int, proc) -> object:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source", type=Path, default=None, help="default: ../shared/data/nab")
-    parser.add_argument("--warmup", default="8d")
+    parser.add_argument("--warmup", default="auto", help="default: the detector's (auto: 2 days at 5/30 min)")
     parser.add_argument("--latency", type=int, default=3000, help="points posted one by one (0: skip)")
     args = parser.parse_args()
     args.source = args.source or shared_data("nab")
@@ -156,11 +156,13 @@ def main() -> None:
     for name, freq in FILES.items():
         series = load(args.source, name)
         t0 = time.perf_counter()
-        verdicts = VolumeDetector(freq=freq, warmup=args.warmup).detect(series, include_warmup=True)
+        verdicts = (detector := VolumeDetector(freq=freq, warmup=args.warmup)).detect(
+            series, include_warmup=True
+        )
         seconds += time.perf_counter() - t0
         points += len(series)
         ours = event_score(verdicts["ds"], verdicts["flagged"], windows[name])
-        base = event_score(series["ds"], rolling_z(series, freq, args.warmup), windows[name])
+        base = event_score(series["ds"], rolling_z(series, freq, detector.warmup_duration()), windows[name])
         totals["orderpulse"] += ours
         totals["rolling_z"] += base
         rows.append((name, freq, ours, base, int(verdicts["reason"].str.contains("similar|first").sum())))

@@ -54,7 +54,10 @@ class VolumeDetector(BaseEstimator):
     Parameters
     ----------
     freq: the grid, e.g. ``"5min"``, ``"30min"``, ``"H"``, ``"D"``, ``"W"``.
-    warmup: duration learned from each series' first point before anything is flagged (e.g. ``"8d"``).
+    warmup: duration learned from each series' first point before anything is flagged (e.g. ``"8d"``), or
+        ``"auto"`` (default): scaled to the grid, two days below a day (576 points of 5 minutes: each
+        time-of-day slot seen twice, two scale half-lives), four weeks for daily and 13 weeks for weekly data
+        (one scale half-life; each weekday seen four times).
     threshold: score that opens an alert event (0.99999, about 4.4 sd: a deviation an exact model would
         show once in 100,000 normal points, about a year of 5-minute points).
     exit_z: an open event stays open while points deviate the same way by at least this many sd ...
@@ -67,10 +70,13 @@ class VolumeDetector(BaseEstimator):
     unit: the noun in reasons ("412 orders in 5 min ...").
     """
 
+    TOW_HALF_LIFE = 4.0  # visits (weeks) of a time-of-week slot
+    SHORT_HALF_LIFE = pd.Timedelta("1h")  # the short time scale of the smoothed z
+
     def __init__(
         self,
         freq: str = "5min",
-        warmup: str = "8d",
+        warmup: str = "auto",
         threshold: float = 0.99999,
         exit_z: float = 2.0,
         hold: str = "1h",
@@ -165,6 +171,13 @@ class VolumeDetector(BaseEstimator):
         verdict["alert"] = bool(out[0, 7])
         return verdict
 
+    def warmup_duration(self) -> str:
+        """``warmup`` as a duration (``"auto"`` resolved for ``freq``)."""
+        if str(self.warmup).strip().lower() != "auto":
+            return self.warmup
+        step = step_length(self.freq)
+        return "2D" if step < _DAY else ("28D" if step == _DAY else "91D")
+
     def last_seen(self, series_id: str) -> pd.Timestamp | None:
         """Timestamp of the last point of ``series_id`` this detector has judged (None: none yet)."""
         state = getattr(self, "states_", {}).get(str(series_id))
@@ -181,19 +194,20 @@ class VolumeDetector(BaseEstimator):
         if hasattr(self, "states_"):
             return
         self.step_ = step_length(self.freq)
-        durations = [("warmup", self.warmup), ("hold", self.hold)]
+        durations = [("warmup", self.warmup_duration()), ("hold", self.hold)]
         if self.return_period is not None:
             durations.append(("return_period", self.return_period))
         for name, value in durations:
+            auto = " (or 'auto')" if name == "warmup" else ""
             try:
                 pd.Timedelta(value)
             except ValueError:
                 raise ValueError(
-                    f"{name} must be a duration such as '8d', '12h' or '30min'. Got {value!r}."
+                    f"{name} must be a duration such as '8d', '12h' or '30min'{auto}. Got {value!r}."
                 ) from None
         if not 0.5 < float(self.threshold) < 1.0:
             raise ValueError(f"threshold must be in (0.5, 1), e.g. 0.99999. Got {self.threshold!r}.")
-        self.warmup_seconds_ = pd.Timedelta(self.warmup).value / _SECOND
+        self.warmup_seconds_ = pd.Timedelta(self.warmup_duration()).value / _SECOND
         _, self.n_tod_, _, self.n_dow_ = seasonal_slots(pd.DatetimeIndex([]), self.freq)
         keys = pd.DataFrame({"series_id": pd.Series([], dtype="string"), "ds": pd.DatetimeIndex([])})
         self.drivers_ = [] if covariates is None else list(_flags(keys, covariates).columns)
@@ -236,6 +250,8 @@ class VolumeDetector(BaseEstimator):
                 z95,
                 min_driver,
                 return_blocks,
+                _gain(self.TOW_HALF_LIFE),
+                _gain(max(1.0, self.SHORT_HALF_LIFE / step)),
             ]
         )
 
