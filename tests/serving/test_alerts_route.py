@@ -22,7 +22,9 @@ def test_posted_points_get_verdicts_and_the_alert_is_listed_and_counted(make_cli
     out = client.post("/v1/actuals", json={"actuals": rows[:290]}, headers=AUTH)
     assert out.status_code == 200, out.text
     first = out.json()
-    assert first["inserted"] == 0 and [v["status"] for v in first["volume"]] == ["warmup"] * 288 + ["judged"] * 2
+    assert (
+        first["inserted"] == 0 and [v["status"] for v in first["volume"]] == ["warmup"] * 288 + ["judged"] * 2
+    )
     out = client.post("/v1/actuals", json={"actuals": rows[290:]}, headers=AUTH).json()
     alerts = [v for v in out["volume"] if v["alert"]]
     assert len(alerts) == 1 and alerts[0]["ds"] in ("2024-01-02T01:00:00", "2024-01-02T01:05:00")
