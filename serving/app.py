@@ -188,7 +188,7 @@ def _volume_service(settings: Settings, audit: AuditStore, metrics: Metrics):
     if not settings.volume_freq:
         return None
     from serving.services.order_volume import OrderVolume, parse_event_keys
-    from serving.services.volume import VolumeService, WebhookSender
+    from serving.services.volume import PROMO_DRIVER, VolumeService, WebhookSender
     from serving.store.alerts import AlertStore
     from training.volume.detector import VolumeDetector
 
@@ -200,7 +200,9 @@ def _volume_service(settings: Settings, audit: AuditStore, metrics: Metrics):
         mlflow.set_tracking_uri(settings.tracking_uri)
         detector = joblib.load(mlflow.artifacts.download_artifacts(settings.volume_detector_uri))
     else:
-        detector = VolumeDetector(freq=settings.volume_freq, warmup=settings.volume_warmup)
+        detector = VolumeDetector(
+            freq=settings.volume_freq, warmup=settings.volume_warmup, drivers=(PROMO_DRIVER,)
+        )
     sender = None
     if settings.alert_webhook_url:
         sender = WebhookSender(

@@ -33,7 +33,9 @@ from serving.services.order_volume import OrderVolume
 from serving.store.alerts import AlertStore, VolumeAlert
 from training.volume.detector import VolumeDetector
 
-__all__ = ["VolumeService", "WebhookSender"]
+__all__ = ["VolumeService", "WebhookSender", "PROMO_DRIVER"]
+
+PROMO_DRIVER = "promo_flag"  # the driver a point's ``promo`` sets (the name covariates' promo columns get)
 
 _log = logging.getLogger("orderpulse.serving.volume")
 
@@ -66,6 +68,7 @@ class VolumeService:
         """A verdict for each point (``series_id, ds, y, open``), in request order. Points of a series are
         judged in time order; a point at or before the last one seen of its series is not judged again
         (``status`` ``already_seen``)."""
+        _check_promo(self.detector, points)
         order = sorted(range(len(points)), key=lambda i: (points[i].series_id, _naive(points[i].ds)))
         verdicts: list[dict[str, Any]] = [{}] * len(points)
         alerts: list[VolumeAlert] = []
@@ -77,7 +80,9 @@ class VolumeService:
                 if last is not None and ds <= last:
                     verdicts[i] = {"series_id": p.series_id, "ds": ds, "status": "already_seen"}
                     continue
-                v = self.detector.update(p.series_id, ds, float(p.y), open=int(p.open))
+                promo = getattr(p, "promo", None)
+                drivers = None if promo is None else {PROMO_DRIVER: promo}
+                v = self.detector.update(p.series_id, ds, float(p.y), drivers, open=int(p.open))
                 verdicts[i] = _verdict(v)
                 if v["alert"]:
                     alerts.append(_alert(v))
@@ -155,6 +160,19 @@ class WebhookSender:
             return f"HTTP {exc.code}"
         except (urllib.error.URLError, OSError) as exc:
             return f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"
+
+
+def _check_promo(detector: VolumeDetector, points: Sequence[Any]) -> None:
+    """Refuse ``promo`` before anything is judged when the detector has no promo driver to learn it with."""
+    if PROMO_DRIVER in detector.driver_names():
+        return
+    given = [p for p in points if getattr(p, "promo", None) is not None]
+    if given:
+        raise ValueError(
+            f"{len(given)} actuals carry 'promo', but the volume detector knows no promo driver "
+            f"(drivers: {detector.driver_names() or 'none'}). Fix: leave 'promo' out, or serve a detector "
+            "logged with a promo covariate (or unset ORDERPULSE_VOLUME_DETECTOR_URI)."
+        )
 
 
 def _verdict(v: dict[str, Any]) -> dict[str, Any]:

@@ -94,3 +94,32 @@ def test_orders_posted_as_events_are_counted_and_judged_per_channel(make_client,
     assert alerts[0]["reason"].startswith("100 orders in 5 min, expected 2")
     again = client.post("/v1/events", json={"orders": orders[:5]}, headers=AUTH).json()
     assert again["orders"]["duplicate"] == 5 and again["volume"] == []
+
+
+def test_a_planned_promo_posted_with_the_actuals_is_not_an_alert_but_the_same_surge_unplanned_is(
+    make_client, fakes
+):
+    client = make_client(source=fakes.FakeSource({}), volume_freq="5min", volume_warmup="1d")
+    rows = _rows(n=288 + 72, spike_at=0)[3:]  # a day of warm-up and six hours, no spike yet
+    rows = [
+        dict(r, y=int(v)) for r, v in zip(rows, np.random.default_rng(1).poisson(100, len(rows)), strict=True)
+    ]
+    promo = range(288, 300)  # an hour at 3x, planned
+    unplanned = range(330, 342)  # the same hour-long surge later, not planned
+    for i in [*promo, *unplanned]:
+        rows[i]["y"] *= 3
+    for i in promo:
+        rows[i]["promo"] = 1
+    out = client.post("/v1/actuals", json={"actuals": rows}, headers=AUTH)
+    assert out.status_code == 200, out.text
+    verdicts = out.json()["volume"]
+    assert not any(verdicts[i]["flagged"] for i in promo)
+    assert all("promo planned" in verdicts[i].get("reason") for i in promo if verdicts[i].get("reason"))
+    assert any(verdicts[i].get("reason") for i in promo)
+    alerts = [i for i, v in enumerate(verdicts) if v["alert"]]
+    assert len(alerts) == 1 and alerts[0] in unplanned
+    assert verdicts[alerts[0]]["direction"] == "surge"
+    assert verdicts[alerts[0]].get("reason", "").endswith("no promo planned; first surge seen") or (
+        "no known driver" in verdicts[alerts[0]].get("reason", "")
+        or "no promo" in verdicts[alerts[0]].get("reason", "")
+    )

@@ -68,6 +68,9 @@ class VolumeDetector(BaseEstimator):
         online from the series (self-calibration: a series whose normal days hold bursts the model scores as
         extreme needs a larger one to alert). None: the model's tail probability alone.
     unit: the noun in reasons ("412 orders in 5 min ...").
+    drivers: names of drivers given point by point (``update(drivers=...)``, e.g. ``("promo_flag",)`` for a
+        planned promo posted with each actual), in addition to the covariates tables' driver columns; in a
+        ``detect`` without covariates they are 0 (nothing planned).
     """
 
     TOW_HALF_LIFE = 4.0  # visits (weeks) of a time-of-week slot
@@ -83,6 +86,7 @@ class VolumeDetector(BaseEstimator):
         clip: float = 3.0,
         return_period: str | None = "14d",
         unit: str = "orders",
+        drivers: tuple[str, ...] = (),
     ) -> None:
         self.freq = freq
         self.warmup = warmup
@@ -92,6 +96,7 @@ class VolumeDetector(BaseEstimator):
         self.clip = clip
         self.return_period = return_period
         self.unit = unit
+        self.drivers = drivers
 
     # ------------------------------------------------------------------------------------------ public
     def fit(self, series: pd.DataFrame, covariates: Covariates = None) -> VolumeDetector:
@@ -171,6 +176,11 @@ class VolumeDetector(BaseEstimator):
         verdict["alert"] = bool(out[0, 7])
         return verdict
 
+    def driver_names(self) -> list[str]:
+        """The drivers this detector knows (``update`` accepts these names)."""
+        self._prepare(None)
+        return list(self.drivers_)
+
     def warmup_duration(self) -> str:
         """``warmup`` as a duration (``"auto"`` resolved for ``freq``)."""
         if str(self.warmup).strip().lower() != "auto":
@@ -211,6 +221,7 @@ class VolumeDetector(BaseEstimator):
         _, self.n_tod_, _, self.n_dow_ = seasonal_slots(pd.DatetimeIndex([]), self.freq)
         keys = pd.DataFrame({"series_id": pd.Series([], dtype="string"), "ds": pd.DatetimeIndex([])})
         self.drivers_ = [] if covariates is None else list(_flags(keys, covariates).columns)
+        self.drivers_ += [str(d) for d in self.drivers if str(d) not in self.drivers_]
         self.params_ = self._params()
         self.states_: dict[str, np.ndarray] = {}
         self.memory_: dict[str, AlertMemory] = {}
@@ -345,13 +356,14 @@ class VolumeDetector(BaseEstimator):
         }
 
     def _driver_matrix(self, frame: pd.DataFrame, covariates: Covariates) -> np.ndarray:
-        if not self.drivers_:
-            return np.zeros((len(frame), 0))
+        if covariates is None and set(self.drivers_) <= {str(d) for d in self.drivers}:
+            return np.zeros((len(frame), len(self.drivers_)))  # point-by-point drivers: nothing planned
         if covariates is None:
             raise ValueError(
                 f"This detector learned the drivers {self.drivers_}; pass the covariates table with them."
             )
         flags = _flags(frame[["series_id", "ds"]], covariates)
+        flags = flags.assign(**{str(d): 0.0 for d in self.drivers if str(d) not in flags.columns})
         missing = [d for d in self.drivers_ if d not in flags.columns]
         if missing:
             raise ValueError(f"The covariates table lacks the drivers {missing} this detector learned.")
