@@ -25,6 +25,7 @@ day, or a week / a quarter for daily / weekly data; profiles: a week of days, fo
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
@@ -175,6 +176,37 @@ class VolumeDetector(BaseEstimator):
         verdict["in_warmup"] = not bool(can_flag[0])
         verdict["alert"] = bool(out[0, 7])
         return verdict
+
+    def series_state(self, series_id: str) -> tuple[np.ndarray, AlertMemory, int] | None:
+        """``(state vector, alert memory, alerts opened)`` of one series (copies; None: never seen), to store
+        and ``restore_series_state`` in another process."""
+        self._prepare(None)
+        sid = str(series_id)
+        if sid not in self.states_:
+            return None
+        memory = self.memory_.get(sid, AlertMemory())
+        copy = AlertMemory(
+            alerts=deque(memory.alerts, maxlen=memory.alerts.maxlen), open_since=memory.open_since
+        )
+        return self.states_[sid].copy(), copy, int(self.alerts_.get(sid, 0))
+
+    def restore_series_state(
+        self, series_id: str, state: np.ndarray, memory: AlertMemory, alerts: int
+    ) -> None:
+        """Continue ``series_id`` from a state saved by ``series_state`` of a detector with the same
+        parameters (a state of another grid or set of drivers is refused)."""
+        self._prepare(None)
+        size = kernel.state_size(self.n_tod_, self.n_dow_, len(self.drivers_))
+        if np.shape(state) != (size,):
+            raise ValueError(
+                f"Series {series_id!r}: a stored detector state of {np.size(state)} values does not fit this "
+                f"detector ({size} for freq {self.freq!r} and drivers {self.drivers_}). Fix: serve the detector "
+                "the state was written by, or delete the series' stored state to learn it again."
+            )
+        sid = str(series_id)
+        self.states_[sid] = np.array(state, dtype=np.float64)
+        self.memory_[sid] = memory
+        self.alerts_[sid] = int(alerts)
 
     def driver_names(self) -> list[str]:
         """The drivers this detector knows (``update`` accepts these names)."""
