@@ -72,10 +72,12 @@ class VolumeDetector(BaseEstimator):
     drivers: names of drivers given point by point (``update(drivers=...)``, e.g. ``("promo_flag",)`` for a
         planned promo posted with each actual), in addition to the covariates tables' driver columns; in a
         ``detect`` without covariates they are 0 (nothing planned).
+    short: the short time scale: half-life of the smoothed z an opening point must agree with (a run, not a
+        blip) and that keeps an ongoing event open.
+    time_of_week: learn the time-of-week profile (the interaction of time of day and weekday) too.
     """
 
     TOW_HALF_LIFE = 4.0  # visits (weeks) of a time-of-week slot
-    SHORT_HALF_LIFE = pd.Timedelta("1h")  # the short time scale of the smoothed z
 
     def __init__(
         self,
@@ -88,6 +90,8 @@ class VolumeDetector(BaseEstimator):
         return_period: str | None = "14d",
         unit: str = "orders",
         drivers: tuple[str, ...] = (),
+        short: str = "1h",
+        time_of_week: bool = True,
     ) -> None:
         self.freq = freq
         self.warmup = warmup
@@ -98,6 +102,8 @@ class VolumeDetector(BaseEstimator):
         self.return_period = return_period
         self.unit = unit
         self.drivers = drivers
+        self.short = short
+        self.time_of_week = time_of_week
 
     # ------------------------------------------------------------------------------------------ public
     def fit(self, series: pd.DataFrame, covariates: Covariates = None) -> VolumeDetector:
@@ -236,7 +242,7 @@ class VolumeDetector(BaseEstimator):
         if hasattr(self, "states_"):
             return
         self.step_ = step_length(self.freq)
-        durations = [("warmup", self.warmup_duration()), ("hold", self.hold)]
+        durations = [("warmup", self.warmup_duration()), ("hold", self.hold), ("short", self.short)]
         if self.return_period is not None:
             durations.append(("return_period", self.return_period))
         for name, value in durations:
@@ -293,8 +299,8 @@ class VolumeDetector(BaseEstimator):
                 z95,
                 min_driver,
                 return_blocks,
-                _gain(self.TOW_HALF_LIFE),
-                _gain(max(1.0, self.SHORT_HALF_LIFE / step)),
+                _gain(self.TOW_HALF_LIFE) if self.time_of_week else 0.0,
+                _gain(max(1.0, pd.Timedelta(self.short) / step)),
             ]
         )
 
