@@ -45,6 +45,7 @@ VERDICT_COLUMNS = ("series_id", "ds", "y", "expected", "lo", "hi", "score", "fla
 Covariates = pd.DataFrame | Sequence[pd.DataFrame] | None  # one covariates table or several
 
 _DAY = pd.Timedelta(days=1)
+_N_PARAMS = 14  # length of the kernel's parameter vector (``_params``)
 _SECOND = 1_000_000_000
 
 
@@ -310,6 +311,13 @@ class VolumeDetector(BaseEstimator):
         state = self.states_.get(sid)
         if state is None:
             state = kernel.new_state(self.n_tod_, self.n_dow_, len(self.drivers_))
+        size = kernel.state_size(self.n_tod_, self.n_dow_, len(self.drivers_))
+        if len(state) != size or len(self.params_) != _N_PARAMS:  # the kernel does not check its bounds
+            raise ValueError(
+                f"Series {sid!r}: this detector's state ({len(state)} values, {len(self.params_)} parameters) was "
+                f"written by another version of the volume detector (now {size} and {_N_PARAMS}). Fix: run "
+                "`orderpulse detect volume --log-mlflow` again and serve the new detector."
+            )
         secs = ds.astype("datetime64[s]").astype("int64").astype("float64")
         if not np.isnan(state[kernel.LAST_DS]) and secs[0] <= state[kernel.LAST_DS]:
             last = pd.Timestamp(int(state[kernel.LAST_DS]), unit="s")

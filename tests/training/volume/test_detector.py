@@ -276,3 +276,11 @@ def test_an_event_does_not_widen_the_band_of_the_next_one():
     assert flagged.iloc[3:].all()
     phi_after = det.states_["web"][kernel.PHI]
     assert phi_after < 1.2 * phi_before
+
+
+def test_a_detector_saved_by_another_version_is_refused_not_run_out_of_bounds():
+    s = _series(days=1)
+    det = VolumeDetector(freq="5min", warmup="1h").fit(s.iloc[:100])
+    det.states_["web"] = det.states_["web"][:-70]  # an older, shorter state layout
+    with pytest.raises(ValueError, match=r"written by another version of the volume detector.*--log-mlflow"):
+        det.update("web", s["ds"].iloc[100], 3.0)
