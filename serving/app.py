@@ -188,8 +188,9 @@ def _volume_service(settings: Settings, audit: AuditStore, metrics: Metrics):
     if not settings.volume_freq:
         return None
     from serving.services.order_volume import OrderVolume, parse_event_keys
-    from serving.services.volume import VolumeService, WebhookSender
+    from serving.services.volume import PROMO_DRIVER, VolumeService, WebhookSender
     from serving.store.alerts import AlertStore
+    from serving.store.volume_state import VolumeStateStore
     from training.volume.detector import VolumeDetector
 
     store = AlertStore(audit.database)
@@ -200,7 +201,9 @@ def _volume_service(settings: Settings, audit: AuditStore, metrics: Metrics):
         mlflow.set_tracking_uri(settings.tracking_uri)
         detector = joblib.load(mlflow.artifacts.download_artifacts(settings.volume_detector_uri))
     else:
-        detector = VolumeDetector(freq=settings.volume_freq, warmup=settings.volume_warmup)
+        detector = VolumeDetector(
+            freq=settings.volume_freq, warmup=settings.volume_warmup, drivers=(PROMO_DRIVER,)
+        )
     sender = None
     if settings.alert_webhook_url:
         sender = WebhookSender(
@@ -212,7 +215,8 @@ def _volume_service(settings: Settings, audit: AuditStore, metrics: Metrics):
         sender.start()
     keys = parse_event_keys(settings.volume_event_keys)
     orders = OrderVolume(keys, settings.volume_freq) if keys is not None else None
-    return VolumeService(detector, store, metrics, sender, orders)
+    states = VolumeStateStore(audit.database)  # shared by the workers, kept across restarts
+    return VolumeService(detector, store, metrics, sender, orders, states)
 
 
 def _monitoring_refresher(settings: Settings, audit: AuditStore, metrics: Metrics, volume: object):

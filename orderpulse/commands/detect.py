@@ -34,8 +34,13 @@ def volume(
         str, typer.Option("--freq", help="grid step from 1min to W, e.g. 5min, 30min, H, D")
     ] = "5min",
     warmup: Annotated[
-        str, typer.Option("--warmup", help="learned from each series' first point, never flagged, e.g. 8d")
-    ] = "8d",
+        str,
+        typer.Option(
+            "--warmup",
+            help="learned from each series' first point, never flagged, e.g. 8d; auto: 2 days below a "
+            "daily grid, 4 weeks daily, 13 weeks weekly",
+        ),
+    ] = "auto",
     threshold: Annotated[
         float | None,
         typer.Option(

@@ -238,6 +238,11 @@ class ActualIn(BaseModel):
     ds: UtcDatetime
     y: StrictFloat = Field(ge=0, le=MAX_ACTUAL)
     open: Binary = 1
+    promo: Binary | None = Field(
+        None,
+        description="1: a promotion was planned for this point, so a surge it explains is not a volume alert "
+        "(volume verdicts only; not stored with the actual)",
+    )
 
     @model_validator(mode="after")
     def _closed_is_zero(self) -> ActualIn:

@@ -10,8 +10,11 @@ that opens an alert is stored in the audit database (``serving.store.alerts``) b
 exponential backoff until the receiver answers 2xx. A receiver that is down loses nothing: the alert stays in
 the outbox.
 
-The detector's state lives in this process (one verdict stream per series: run one worker for volume, or
-pin series to workers); a restart re-learns from the points that follow, with the warm-up.
+The detector's state per series is kept in the audit database (``serving.store.volume_state``): every
+worker reads a series' latest state before judging its points and writes it back with compare-and-swap, in
+one transaction with the alerts, so several workers agree on one verdict stream per series and a restart
+resumes without a second warm-up. A planned promotion posted with a point (``"promo": 1``) is the detector's
+``promo_flag`` driver: a surge it explains is not an alert.
 """
 
 from __future__ import annotations
@@ -31,11 +34,15 @@ from serving.periodic import PeriodicThread
 from serving.prometheus import Metrics
 from serving.services.order_volume import OrderVolume
 from serving.store.alerts import AlertStore, VolumeAlert
+from serving.store.volume_state import SeriesState, StateConflict, VolumeStateStore
 from training.volume.detector import VolumeDetector
 
-__all__ = ["VolumeService", "WebhookSender"]
+__all__ = ["VolumeService", "WebhookSender", "PROMO_DRIVER"]
+
+PROMO_DRIVER = "promo_flag"  # the driver a point's ``promo`` sets (the name covariates' promo columns get)
 
 _log = logging.getLogger("orderpulse.serving.volume")
+_CAS_ATTEMPTS = 8
 
 
 class VolumeService:
@@ -48,12 +55,19 @@ class VolumeService:
         metrics: Metrics | None = None,
         sender: WebhookSender | None = None,
         orders: OrderVolume | None = None,
+        states: VolumeStateStore | None = None,
     ) -> None:
         self.detector = detector
         self.store = store
         self.metrics = metrics
         self.sender = sender
         self.orders = orders
+        self.states = states
+        if states is not None and states.database is not store.database:
+            raise ValueError(
+                "the volume state and the alerts must live in the same database (one transaction)"
+            )
+        self._versions: dict[str, int] = {}  # series -> stored version our detector's copy is at
         self._lock = threading.Lock()
 
     def observe_orders(self, accepted: Sequence[Any]) -> list[dict[str, Any]]:
@@ -63,30 +77,82 @@ class VolumeService:
         return self.observe(self.orders.add(accepted))
 
     def observe(self, points: Sequence[Any]) -> list[dict[str, Any]]:
-        """A verdict for each point (``series_id, ds, y, open``), in request order. Points of a series are
-        judged in time order; a point at or before the last one seen of its series is not judged again
-        (``status`` ``already_seen``)."""
+        """A verdict for each point (``series_id, ds, y, open[, promo]``), in request order. Points of a series
+        are judged in time order; a point at or before the last one seen of its series is not judged again
+        (``status`` ``already_seen``). With a state store, each series' state is read from and written back to
+        the database with its alerts (compare-and-swap; see ``serving.store.volume_state``)."""
+        _check_promo(self.detector, points)
         order = sorted(range(len(points)), key=lambda i: (points[i].series_id, _naive(points[i].ds)))
+        by_series: dict[str, list[int]] = {}
+        for i in order:
+            by_series.setdefault(points[i].series_id, []).append(i)
         verdicts: list[dict[str, Any]] = [{}] * len(points)
         alerts: list[VolumeAlert] = []
         with self._lock:
-            for i in order:
-                p = points[i]
-                ds = pd.Timestamp(_naive(p.ds))
-                last = self.detector.last_seen(p.series_id)
-                if last is not None and ds <= last:
-                    verdicts[i] = {"series_id": p.series_id, "ds": ds, "status": "already_seen"}
-                    continue
-                v = self.detector.update(p.series_id, ds, float(p.y), open=int(p.open))
-                verdicts[i] = _verdict(v)
-                if v["alert"]:
-                    alerts.append(_alert(v))
-            self.store.add(alerts, deliver=self.sender is not None)  # committed before the response
+            for sid, index in by_series.items():
+                judged, raised = self._judge_series(sid, [points[i] for i in index])
+                for i, v in zip(index, judged, strict=True):
+                    verdicts[i] = v
+                alerts += raised
         if self.metrics is not None:
             self.metrics.on_volume_verdicts(verdicts, alerts)
         if alerts and self.sender is not None:
             self.sender.kick()
         return verdicts
+
+    def _judge_series(self, sid: str, points: list[Any]) -> tuple[list[dict[str, Any]], list[VolumeAlert]]:
+        deliver = self.sender is not None
+        if self.states is None:
+            verdicts, alerts = self._judge(points)
+            self.store.add(alerts, deliver=deliver)  # committed before the response
+            return verdicts, alerts
+        for _ in range(_CAS_ATTEMPTS):
+            read = self._sync(sid)
+            verdicts, alerts = self._judge(points)
+            if all(v["status"] == "already_seen" for v in verdicts):
+                return verdicts, alerts
+            state, memory, count = self.detector.series_state(sid)
+            try:
+                with self.store.database.connection() as conn:  # alerts and state in one transaction
+                    self.store.add_in(conn, alerts, deliver=deliver)
+                    self._versions[sid] = self.states.save(
+                        conn, sid, read, SeriesState(read, state, memory, count)
+                    )
+                return verdicts, alerts
+            except StateConflict:
+                self._versions.pop(sid, None)  # another worker wrote first: re-read its state, judge again
+                _log.info("volume state of %r changed under us; judging again from the stored state", sid)
+        raise RuntimeError(
+            f"the volume state of series {sid!r} kept changing under {_CAS_ATTEMPTS} attempts; retry the request"
+        )
+
+    def _sync(self, sid: str) -> int:
+        """Bring the detector's copy of ``sid`` up to the stored version; returns that version (0: none)."""
+        stored = self.states.version(sid)
+        if stored == 0 or stored == self._versions.get(sid):
+            return stored
+        row = self.states.load(sid)
+        if row is None:  # deleted meanwhile
+            return 0
+        self.detector.restore_series_state(sid, row.state, row.memory, row.alerts)
+        self._versions[sid] = row.version
+        return row.version
+
+    def _judge(self, points: list[Any]) -> tuple[list[dict[str, Any]], list[VolumeAlert]]:
+        verdicts, alerts = [], []
+        for p in points:
+            ds = pd.Timestamp(_naive(p.ds))
+            last = self.detector.last_seen(p.series_id)
+            if last is not None and ds <= last:
+                verdicts.append({"series_id": p.series_id, "ds": ds, "status": "already_seen"})
+                continue
+            promo = getattr(p, "promo", None)
+            drivers = None if promo is None else {PROMO_DRIVER: promo}
+            v = self.detector.update(p.series_id, ds, float(p.y), drivers, open=int(p.open))
+            verdicts.append(_verdict(v))
+            if v["alert"]:
+                alerts.append(_alert(v))
+        return verdicts, alerts
 
 
 class WebhookSender:
@@ -155,6 +221,19 @@ class WebhookSender:
             return f"HTTP {exc.code}"
         except (urllib.error.URLError, OSError) as exc:
             return f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"
+
+
+def _check_promo(detector: VolumeDetector, points: Sequence[Any]) -> None:
+    """Refuse ``promo`` before anything is judged when the detector has no promo driver to learn it with."""
+    if PROMO_DRIVER in detector.driver_names():
+        return
+    given = [p for p in points if getattr(p, "promo", None) is not None]
+    if given:
+        raise ValueError(
+            f"{len(given)} actuals carry 'promo', but the volume detector knows no promo driver "
+            f"(drivers: {detector.driver_names() or 'none'}). Fix: leave 'promo' out, or serve a detector "
+            "logged with a promo covariate (or unset ORDERPULSE_VOLUME_DETECTOR_URI)."
+        )
 
 
 def _verdict(v: dict[str, Any]) -> dict[str, Any]:

@@ -115,6 +115,11 @@ class AlertStore:
         Returns how many were new."""
         if not alerts:
             return 0
+        with self.database.connection() as conn:
+            return self.add_in(conn, alerts, deliver=deliver)
+
+    def add_in(self, conn: Any, alerts: Sequence[VolumeAlert], *, deliver: bool) -> int:
+        """``add`` inside the caller's transaction ``conn`` (e.g. with the detector state it came from)."""
         rows = [
             {
                 **{k: v for k, v in a.payload().items() if k not in ("ds", "created_at")},
@@ -132,8 +137,7 @@ class AlertStore:
             .on_conflict_do_nothing(index_elements=["alert_id"])
             .returning(self.alerts.c.alert_id)  # rowcount is -1 on psycopg: count the rows returned
         )
-        with self.database.connection() as conn:
-            return sum(len(conn.execute(stmt, row).all()) for row in rows)
+        return sum(len(conn.execute(stmt, row).all()) for row in rows)
 
     def since(self, since: datetime, *, limit: int = 1000) -> list[dict[str, Any]]:
         """Alerts created at or after ``since``, oldest first, at most ``limit``."""

@@ -8,36 +8,39 @@ import pandas as pd
 AUTH = {"X-API-Key": "test-key"}
 
 
-def _rows(n=40, spike_at=30):
+def _rows(n=320, spike_at=300):
     ds = pd.date_range("2024-01-01", periods=n, freq="5min")
     y = np.random.default_rng(0).poisson(100, n)
-    y[spike_at] = 700
+    y[spike_at : spike_at + 3] = 700  # 15 minutes: a run on the detector's one-hour short time scale
     return [{"series_id": "web", "ds": d.isoformat(), "y": int(v)} for d, v in zip(ds, y, strict=True)]
 
 
 def test_posted_points_get_verdicts_and_the_alert_is_listed_and_counted(make_client, fakes):
-    client = make_client(source=fakes.FakeSource({}), volume_freq="5min", volume_warmup="1h")
+    # a day of warm-up: the detector has learned the series' scale (288 points of 5 minutes) before it judges
+    client = make_client(source=fakes.FakeSource({}), volume_freq="5min", volume_warmup="1d")
     rows = _rows()
-    out = client.post("/v1/actuals", json={"actuals": rows[:20]}, headers=AUTH)
+    out = client.post("/v1/actuals", json={"actuals": rows[:290]}, headers=AUTH)
     assert out.status_code == 200, out.text
     first = out.json()
-    assert first["inserted"] == 0 and [v["status"] for v in first["volume"][:12]] == ["warmup"] * 12
-    out = client.post("/v1/actuals", json={"actuals": rows[20:]}, headers=AUTH).json()
+    assert (
+        first["inserted"] == 0 and [v["status"] for v in first["volume"]] == ["warmup"] * 288 + ["judged"] * 2
+    )
+    out = client.post("/v1/actuals", json={"actuals": rows[290:]}, headers=AUTH).json()
     alerts = [v for v in out["volume"] if v["alert"]]
-    assert len(alerts) == 1 and alerts[0]["ds"] == "2024-01-01T02:30:00"
+    assert len(alerts) == 1 and alerts[0]["ds"] in ("2024-01-02T01:00:00", "2024-01-02T01:05:00")
     assert alerts[0]["direction"] == "surge" and alerts[0]["reason"].startswith(
         "700 orders in 5 min, expected "
     )
     listed = client.get("/v1/alerts", params={"since": "2000-01-01T00:00:00"}, headers=AUTH)
     assert listed.status_code == 200, listed.text
     body = listed.json()
-    assert [a["ds"] for a in body["alerts"]] == ["2024-01-01T02:30:00"]
+    assert [a["ds"] for a in body["alerts"]] == [alerts[0]["ds"]]
     assert body["alerts"][0]["delivery"] == "none"
     later = client.get("/v1/alerts", params={"since": body["next_since"]}, headers=AUTH).json()
     assert later == {"alerts": [], "next_since": None}
     metrics = client.get("/metrics").text
     assert 'orderpulse_volume_alerts_total{direction="surge"} 1.0' in metrics
-    assert 'orderpulse_volume_verdicts_total{status="warmup"} 12.0' in metrics
+    assert 'orderpulse_volume_verdicts_total{status="warmup"} 288.0' in metrics
 
 
 def test_alerts_are_404_with_the_fix_when_volume_detection_is_off(make_client, fakes):
@@ -71,18 +74,52 @@ def _order(i: int, minute: float, channel: str = "web") -> dict:
 
 def test_orders_posted_as_events_are_counted_and_judged_per_channel(make_client, fakes):
     client = make_client(
-        source=fakes.FakeSource({}), volume_freq="5min", volume_warmup="1h", volume_event_keys="channel"
+        source=fakes.FakeSource({}), volume_freq="5min", volume_warmup="1d", volume_event_keys="channel"
     )
-    orders = [_order(i, i * 0.5) for i in range(200)]  # two a minute for 100 minutes
-    orders += [_order(1000 + i, 100 + i * 0.05) for i in range(100)]  # then a burst: 20 a minute
-    orders += [_order(2000, 120)]  # a later order closes the burst's steps
+    day = 24 * 60
+    orders = [_order(i, i * 2.5) for i in range(int(day / 2.5) + 40)]  # two per 5 minutes for a day + 100 min
+    burst = [_order(5000 + i, day + 100 + i * 0.05) for i in range(300)]  # then 15 minutes at 20 a minute
+    burst += [_order(9000, day + 120)]  # a later order closes the burst's steps
     out = client.post("/v1/events", json={"orders": orders}, headers=AUTH)
     assert out.status_code == 200, out.text
     verdicts = out.json()["volume"]
+    out = client.post("/v1/events", json={"orders": burst}, headers=AUTH)
+    assert out.status_code == 200, out.text
+    verdicts += out.json()["volume"]
     assert {v["series_id"] for v in verdicts} == {"channel=web"}
     assert [v["status"] for v in verdicts[:12]] == ["warmup"] * 12
     alerts = [v for v in verdicts if v["alert"]]
-    assert [(a["ds"], a["direction"]) for a in alerts] == [("2024-01-01T01:40:00", "surge")]
-    assert alerts[0]["reason"].startswith("100 orders in 5 min, expected 10 ")
+    assert [a["direction"] for a in alerts] == ["surge"]
+    assert alerts[0]["ds"] in ("2024-01-02T01:40:00", "2024-01-02T01:45:00")
+    assert alerts[0]["reason"].startswith("100 orders in 5 min, expected 2")
     again = client.post("/v1/events", json={"orders": orders[:5]}, headers=AUTH).json()
     assert again["orders"]["duplicate"] == 5 and again["volume"] == []
+
+
+def test_a_planned_promo_posted_with_the_actuals_is_not_an_alert_but_the_same_surge_unplanned_is(
+    make_client, fakes
+):
+    client = make_client(source=fakes.FakeSource({}), volume_freq="5min", volume_warmup="1d")
+    rows = _rows(n=288 + 72, spike_at=0)[3:]  # a day of warm-up and six hours, no spike yet
+    rows = [
+        dict(r, y=int(v)) for r, v in zip(rows, np.random.default_rng(1).poisson(100, len(rows)), strict=True)
+    ]
+    promo = range(288, 300)  # an hour at 3x, planned
+    unplanned = range(330, 342)  # the same hour-long surge later, not planned
+    for i in [*promo, *unplanned]:
+        rows[i]["y"] *= 3
+    for i in promo:
+        rows[i]["promo"] = 1
+    out = client.post("/v1/actuals", json={"actuals": rows}, headers=AUTH)
+    assert out.status_code == 200, out.text
+    verdicts = out.json()["volume"]
+    assert not any(verdicts[i]["flagged"] for i in promo)
+    assert all("promo planned" in verdicts[i].get("reason") for i in promo if verdicts[i].get("reason"))
+    assert any(verdicts[i].get("reason") for i in promo)
+    alerts = [i for i, v in enumerate(verdicts) if v["alert"]]
+    assert len(alerts) == 1 and alerts[0] in unplanned
+    assert verdicts[alerts[0]]["direction"] == "surge"
+    assert verdicts[alerts[0]].get("reason", "").endswith("no promo planned; first surge seen") or (
+        "no known driver" in verdicts[alerts[0]].get("reason", "")
+        or "no promo" in verdicts[alerts[0]].get("reason", "")
+    )

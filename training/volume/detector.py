@@ -25,6 +25,7 @@ day, or a week / a quarter for daily / weekly data; profiles: a week of days, fo
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
@@ -44,6 +45,7 @@ VERDICT_COLUMNS = ("series_id", "ds", "y", "expected", "lo", "hi", "score", "fla
 Covariates = pd.DataFrame | Sequence[pd.DataFrame] | None  # one covariates table or several
 
 _DAY = pd.Timedelta(days=1)
+_N_PARAMS = 14  # length of the kernel's parameter vector (``_params``)
 _SECOND = 1_000_000_000
 
 
@@ -54,7 +56,10 @@ class VolumeDetector(BaseEstimator):
     Parameters
     ----------
     freq: the grid, e.g. ``"5min"``, ``"30min"``, ``"H"``, ``"D"``, ``"W"``.
-    warmup: duration learned from each series' first point before anything is flagged (e.g. ``"8d"``).
+    warmup: duration learned from each series' first point before anything is flagged (e.g. ``"8d"``), or
+        ``"auto"`` (default): scaled to the grid, two days below a day (576 points of 5 minutes: each
+        time-of-day slot seen twice, two scale half-lives), four weeks for daily and 13 weeks for weekly data
+        (one scale half-life; each weekday seen four times).
     threshold: score that opens an alert event (0.99999, about 4.4 sd: a deviation an exact model would
         show once in 100,000 normal points, about a year of 5-minute points).
     exit_z: an open event stays open while points deviate the same way by at least this many sd ...
@@ -65,18 +70,29 @@ class VolumeDetector(BaseEstimator):
         online from the series (self-calibration: a series whose normal days hold bursts the model scores as
         extreme needs a larger one to alert). None: the model's tail probability alone.
     unit: the noun in reasons ("412 orders in 5 min ...").
+    drivers: names of drivers given point by point (``update(drivers=...)``, e.g. ``("promo_flag",)`` for a
+        planned promo posted with each actual), in addition to the covariates tables' driver columns; in a
+        ``detect`` without covariates they are 0 (nothing planned).
+    short: the short time scale: half-life of the smoothed z an opening point must agree with (a run, not a
+        blip) and that keeps an ongoing event open.
+    time_of_week: learn the time-of-week profile (the interaction of time of day and weekday) too.
     """
+
+    TOW_HALF_LIFE = 4.0  # visits (weeks) of a time-of-week slot
 
     def __init__(
         self,
         freq: str = "5min",
-        warmup: str = "8d",
+        warmup: str = "auto",
         threshold: float = 0.99999,
         exit_z: float = 2.0,
         hold: str = "1h",
         clip: float = 3.0,
         return_period: str | None = "14d",
         unit: str = "orders",
+        drivers: tuple[str, ...] = (),
+        short: str = "1h",
+        time_of_week: bool = True,
     ) -> None:
         self.freq = freq
         self.warmup = warmup
@@ -86,6 +102,9 @@ class VolumeDetector(BaseEstimator):
         self.clip = clip
         self.return_period = return_period
         self.unit = unit
+        self.drivers = drivers
+        self.short = short
+        self.time_of_week = time_of_week
 
     # ------------------------------------------------------------------------------------------ public
     def fit(self, series: pd.DataFrame, covariates: Covariates = None) -> VolumeDetector:
@@ -165,6 +184,49 @@ class VolumeDetector(BaseEstimator):
         verdict["alert"] = bool(out[0, 7])
         return verdict
 
+    def series_state(self, series_id: str) -> tuple[np.ndarray, AlertMemory, int] | None:
+        """``(state vector, alert memory, alerts opened)`` of one series (copies; None: never seen), to store
+        and ``restore_series_state`` in another process."""
+        self._prepare(None)
+        sid = str(series_id)
+        if sid not in self.states_:
+            return None
+        memory = self.memory_.get(sid, AlertMemory())
+        copy = AlertMemory(
+            alerts=deque(memory.alerts, maxlen=memory.alerts.maxlen), open_since=memory.open_since
+        )
+        return self.states_[sid].copy(), copy, int(self.alerts_.get(sid, 0))
+
+    def restore_series_state(
+        self, series_id: str, state: np.ndarray, memory: AlertMemory, alerts: int
+    ) -> None:
+        """Continue ``series_id`` from a state saved by ``series_state`` of a detector with the same
+        parameters (a state of another grid or set of drivers is refused)."""
+        self._prepare(None)
+        size = kernel.state_size(self.n_tod_, self.n_dow_, len(self.drivers_))
+        if np.shape(state) != (size,):
+            raise ValueError(
+                f"Series {series_id!r}: a stored detector state of {np.size(state)} values does not fit this "
+                f"detector ({size} for freq {self.freq!r} and drivers {self.drivers_}). Fix: serve the detector "
+                "the state was written by, or delete the series' stored state to learn it again."
+            )
+        sid = str(series_id)
+        self.states_[sid] = np.array(state, dtype=np.float64)
+        self.memory_[sid] = memory
+        self.alerts_[sid] = int(alerts)
+
+    def driver_names(self) -> list[str]:
+        """The drivers this detector knows (``update`` accepts these names)."""
+        self._prepare(None)
+        return list(self.drivers_)
+
+    def warmup_duration(self) -> str:
+        """``warmup`` as a duration (``"auto"`` resolved for ``freq``)."""
+        if str(self.warmup).strip().lower() != "auto":
+            return self.warmup
+        step = step_length(self.freq)
+        return "2D" if step < _DAY else ("28D" if step == _DAY else "91D")
+
     def last_seen(self, series_id: str) -> pd.Timestamp | None:
         """Timestamp of the last point of ``series_id`` this detector has judged (None: none yet)."""
         state = getattr(self, "states_", {}).get(str(series_id))
@@ -181,22 +243,24 @@ class VolumeDetector(BaseEstimator):
         if hasattr(self, "states_"):
             return
         self.step_ = step_length(self.freq)
-        durations = [("warmup", self.warmup), ("hold", self.hold)]
+        durations = [("warmup", self.warmup_duration()), ("hold", self.hold), ("short", self.short)]
         if self.return_period is not None:
             durations.append(("return_period", self.return_period))
         for name, value in durations:
+            auto = " (or 'auto')" if name == "warmup" else ""
             try:
                 pd.Timedelta(value)
             except ValueError:
                 raise ValueError(
-                    f"{name} must be a duration such as '8d', '12h' or '30min'. Got {value!r}."
+                    f"{name} must be a duration such as '8d', '12h' or '30min'{auto}. Got {value!r}."
                 ) from None
         if not 0.5 < float(self.threshold) < 1.0:
             raise ValueError(f"threshold must be in (0.5, 1), e.g. 0.99999. Got {self.threshold!r}.")
-        self.warmup_seconds_ = pd.Timedelta(self.warmup).value / _SECOND
+        self.warmup_seconds_ = pd.Timedelta(self.warmup_duration()).value / _SECOND
         _, self.n_tod_, _, self.n_dow_ = seasonal_slots(pd.DatetimeIndex([]), self.freq)
         keys = pd.DataFrame({"series_id": pd.Series([], dtype="string"), "ds": pd.DatetimeIndex([])})
         self.drivers_ = [] if covariates is None else list(_flags(keys, covariates).columns)
+        self.drivers_ += [str(d) for d in self.drivers if str(d) not in self.drivers_]
         self.params_ = self._params()
         self.states_: dict[str, np.ndarray] = {}
         self.memory_: dict[str, AlertMemory] = {}
@@ -236,6 +300,8 @@ class VolumeDetector(BaseEstimator):
                 z95,
                 min_driver,
                 return_blocks,
+                _gain(self.TOW_HALF_LIFE) if self.time_of_week else 0.0,
+                _gain(max(1.0, pd.Timedelta(self.short) / step)),
             ]
         )
 
@@ -245,6 +311,13 @@ class VolumeDetector(BaseEstimator):
         state = self.states_.get(sid)
         if state is None:
             state = kernel.new_state(self.n_tod_, self.n_dow_, len(self.drivers_))
+        size = kernel.state_size(self.n_tod_, self.n_dow_, len(self.drivers_))
+        if len(state) != size or len(self.params_) != _N_PARAMS:  # the kernel does not check its bounds
+            raise ValueError(
+                f"Series {sid!r}: this detector's state ({len(state)} values, {len(self.params_)} parameters) was "
+                f"written by another version of the volume detector (now {size} and {_N_PARAMS}). Fix: run "
+                "`orderpulse detect volume --log-mlflow` again and serve the new detector."
+            )
         secs = ds.astype("datetime64[s]").astype("int64").astype("float64")
         if not np.isnan(state[kernel.LAST_DS]) and secs[0] <= state[kernel.LAST_DS]:
             last = pd.Timestamp(int(state[kernel.LAST_DS]), unit="s")
@@ -329,13 +402,14 @@ class VolumeDetector(BaseEstimator):
         }
 
     def _driver_matrix(self, frame: pd.DataFrame, covariates: Covariates) -> np.ndarray:
-        if not self.drivers_:
-            return np.zeros((len(frame), 0))
+        if covariates is None and set(self.drivers_) <= {str(d) for d in self.drivers}:
+            return np.zeros((len(frame), len(self.drivers_)))  # point-by-point drivers: nothing planned
         if covariates is None:
             raise ValueError(
                 f"This detector learned the drivers {self.drivers_}; pass the covariates table with them."
             )
         flags = _flags(frame[["series_id", "ds"]], covariates)
+        flags = flags.assign(**{str(d): 0.0 for d in self.drivers if str(d) not in flags.columns})
         missing = [d for d in self.drivers_ if d not in flags.columns]
         if missing:
             raise ValueError(f"The covariates table lacks the drivers {missing} this detector learned.")

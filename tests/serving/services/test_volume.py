@@ -132,3 +132,12 @@ def test_a_dead_receiver_loses_no_alert(store):
         assert [body["alert_id"] for _, body in back.requests] == [alert["alert_id"]]
     finally:
         back.close()
+
+
+def test_promo_is_refused_with_the_fix_when_the_detector_has_no_promo_driver(store):
+    point = SimpleNamespace(series_id="web", ds=datetime(2024, 1, 1), y=5.0, open=1, promo=1)
+    with pytest.raises(ValueError, match=r"1 actuals carry 'promo', but the volume detector knows no promo"):
+        _service(store).observe([point])
+    assert _service(store).detector.last_seen("web") is None  # nothing judged
+    with_promo = VolumeService(VolumeDetector(freq="h", warmup="1d", drivers=("promo_flag",)), store)
+    assert with_promo.observe([point])[0]["status"] == "warmup"
