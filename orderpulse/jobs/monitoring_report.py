@@ -127,7 +127,7 @@ def _page(summary: dict[str, Any], since: Any, until: Any, model: str | None) ->
         for k, a, x, b, y in headline
     )
     quality = "".join(
-        f"<tr><td>{esc(name)}</td><td>{_fmt(card.get('rows'))}</td><td>{_fmt(card.get('rows_in_window'))}</td>"
+        f"<tr><td>{esc(name)}</td><td>{_fmt(card.get('rows'))}</td>"
         f"<td>{esc(', '.join(f'{k}: {v}' for k, v in (card.get('problems') or {}).items()) or 'none')}</td>"
         f"<td>{_fmt(card.get('freshness_s'))}</td></tr>"
         for name, card in (summary.get("data_quality") or {}).items()
@@ -147,7 +147,7 @@ computed {esc(str((summary.get("window") or {}).get("computed_at")))}</p>
 <p>Status: <b style="color:{colour}">{esc(str(status))}</b></p><ul>{reasons or "<li>no rule fired</li>"}</ul>
 <h2>Headline figures</h2><table><tr><th>model</th><th>live</th><th></th><th>reference</th><th></th></tr>{rows}
 </table>{images}
-<h2>Data quality</h2><table><tr><th>table</th><th>rows</th><th>in window</th><th>problems</th>
+<h2>Data quality</h2><table><tr><th>table</th><th>rows received in the window</th><th>problems</th>
 <th>freshness (s)</th></tr>{quality}</table>
 <p>Figures: <code>monitoring.json</code> (as <code>GET /v1/monitoring</code> answers),
 <code>monitoring_timeline.csv</code> (per period and model version).</p></body></html>
