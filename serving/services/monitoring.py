@@ -228,10 +228,17 @@ def monitoring_outcomes(
     model_version, day, score, threshold, flagged, outcome``, -1 = pending), e.g. for a reliability diagram."""
     now = _aware(now or datetime.now(UTC))
     since, until = _check_window(since, until)
-    tables = _tables(database, schema)
-    refs = read_references(database, tables.audit.predictions)
-    filt = parse_model_filter(model)
-    return _outcomes(database, tables, refs, since, until, filt, now, default_label_maturity_days)
+    _, _, outcomes, _ = _read(
+        database,
+        _tables(database, schema),
+        since,
+        until,
+        model,
+        now,
+        default_label_maturity_days,
+        by_day=True,
+    )
+    return outcomes
 
 
 # ---------------------------------------------------------------------------------------------- blocks
