@@ -76,9 +76,11 @@ def main() -> None:
         print(_row(orders, full, cut, args.measure, holidays))
 
 
-def _row(
-    orders: pd.DataFrame, full: pd.DataFrame, cut: pd.Timestamp, measure_: str, holidays: str | None
-) -> str:
+def cut_log(
+    orders: pd.DataFrame, full: pd.DataFrame, cut: pd.Timestamp, measure_: str
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, list[str]]:
+    """``(train, static, actual, new_series)``: the log as it stood at ``cut`` aggregated by country per day,
+    and the same aggregation of the full log over the ``HORIZON`` days after it (known countries only)."""
     history = aggregate_orders(orders.loc[orders["created_at"] < cut], "D", by="country", measure=measure_)
     train, static = history.series, history.static
     end = cut + pd.Timedelta(days=HORIZON)
@@ -91,6 +93,13 @@ def _row(
         ids = train["series_id"].unique()
         extra = pd.DataFrame({"series_id": np.repeat(ids, len(pad)), "ds": np.tile(pad, len(ids)), "y": 0.0})
         train = pd.concat([train, extra.astype({"series_id": "string"})], ignore_index=True)
+    return train, static, actual, new_series
+
+
+def _row(
+    orders: pd.DataFrame, full: pd.DataFrame, cut: pd.Timestamp, measure_: str, holidays: str | None
+) -> str:
+    train, static, actual, new_series = cut_log(orders, full, cut, measure_)
     with measure() as m:
         model = LGBMForecaster(freq="D", horizon=HORIZON, holidays=holidays, calibrate=False).fit(
             train, static=static

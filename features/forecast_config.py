@@ -24,18 +24,24 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
         "rolling_windows": (7, 28, 91, 364),
         "seasonal_windows": ((7, 4), (7, 8), (7, 52)),
         "event_cap": 60,
+        "level_window": 28,
+        "covariate_lags": (),
     },
     "H": {
         "lags": (1, 2, 3, 4, 5, 6, 12, 24, 48, 72, 168, 336),
         "rolling_windows": (24, 168, 672),
         "seasonal_windows": ((24, 7), (168, 4)),
         "event_cap": 168,
+        "level_window": 168,
+        "covariate_lags": (),
     },
     "W": {
         "lags": (1, 2, 3, 4, 8, 13, 26, 52),
-        "rolling_windows": (4, 13, 26, 52),
+        "rolling_windows": (4, 8, 13, 26, 52),
         "seasonal_windows": ((52, 2),),
         "event_cap": 13,
+        "level_window": 8,
+        "covariate_lags": (1, 2),
     },
 }
 
@@ -56,6 +62,15 @@ class ForecastFeatureConfig:
     rolling_min_fraction : share of a window that must be observed for a window statistic.
     use_* : switch a feature family off.
     event_cap : cap (in steps) of promo/holiday distances and run lengths.
+    level_window : steps of the recent level ``y_rolling_mean_{level_window}_lag_{min_lag}`` that the target
+        transforms of ``training.forecast.transforms`` scale by (``with_level()`` adds it to the rolling means;
+        the defaults already hold it). Default D 28, W 8, H 168.
+    use_yearly : last year's ramp relative to the level then (``y_yoy_log_ratio_*``, ``features.lags``; daily and
+        weekly data, when the year lag is >= ``min_lag``).
+    use_holiday_weeks : weekly data only: Thanksgiving/Christmas/Easter week flags and weeks until each
+        (``features.holidays.holiday_week_features``).
+    covariate_lags : steps by which numeric covariates (markdowns, promo flags) are also lagged
+        (``<name>_lag_<k>``, ``features.covariate_lags``); default (1, 2) for weekly data, none otherwise.
     weather_* : thresholds of the derived weather flags (degrees C, mm).
     """
 
@@ -73,6 +88,10 @@ class ForecastFeatureConfig:
     use_weather: bool = True
     use_static: bool = True
     event_cap: int | None = None
+    level_window: int | None = None
+    use_yearly: bool = True
+    use_holiday_weeks: bool = True
+    covariate_lags: tuple[int, ...] | None = None
     weather_cold_max_c: float = 0.0
     weather_heat_min_c: float = 30.0
     weather_rain_min_mm: float = 1.0
@@ -94,6 +113,8 @@ class ForecastFeatureConfig:
                     "Fix: drop them, or build the config with for_horizon(h), which drops them for you."
                 )
         object.__setattr__(self, "lags", tuple(sorted(set(lags))))
+        level = defaults["level_window"] if self.level_window is None else self.level_window
+        object.__setattr__(self, "level_window", _positive_int("level_window", level))
         windows = defaults["rolling_windows"] if self.rolling_windows is None else self.rolling_windows
         object.__setattr__(
             self, "rolling_windows", tuple(sorted({_positive_int("rolling_windows", w) for w in windows}))
@@ -117,6 +138,15 @@ class ForecastFeatureConfig:
             )
         cap = defaults["event_cap"] if self.event_cap is None else self.event_cap
         object.__setattr__(self, "event_cap", _positive_int("event_cap", cap))
+        cov_lags = defaults["covariate_lags"] if self.covariate_lags is None else self.covariate_lags
+        object.__setattr__(
+            self, "covariate_lags", tuple(sorted({_positive_int("covariate_lags", k) for k in cov_lags}))
+        )
+
+    @property
+    def level_name(self) -> str:
+        """The column of the recent level the target transforms scale by."""
+        return f"y_rolling_mean_{self.level_window}_lag_{self.min_lag}"
 
     def for_horizon(self, h: int) -> ForecastFeatureConfig:
         """A copy whose ``y`` features all start at >= ``h`` steps back (direct strategy for horizon ``h``).
@@ -132,6 +162,16 @@ class ForecastFeatureConfig:
             lags.append(m)
         return replace(self, min_lag=m, lags=tuple(sorted(set(lags))))
 
+    def with_level(self) -> ForecastFeatureConfig:
+        """This config, or a copy whose rolling means include the level window (what the transforms need)."""
+        if self.level_window in self.rolling_windows and "mean" in self.rolling_stats:
+            return self
+        return replace(
+            self,
+            rolling_windows=(*self.rolling_windows, self.level_window),
+            rolling_stats=("mean", *self.rolling_stats),
+        )
+
     def feature_names_y(self) -> list[str]:
         """The ``y_*`` feature names this configuration produces (empty when ``use_lags`` is False)."""
         return lag_feature_names(self) if self.use_lags else []
@@ -143,6 +183,7 @@ class ForecastFeatureConfig:
         d["rolling_windows"] = list(self.rolling_windows)
         d["rolling_stats"] = list(self.rolling_stats)
         d["seasonal_windows"] = [list(p) for p in self.seasonal_windows]
+        d["covariate_lags"] = list(self.covariate_lags)
         return d
 
     @classmethod
@@ -152,7 +193,7 @@ class ForecastFeatureConfig:
         if unknown:
             raise ValueError(f"Unknown ForecastFeatureConfig parameters {unknown}; known: {sorted(known)}.")
         kw = dict(d)
-        for k in ("lags", "rolling_windows", "rolling_stats"):
+        for k in ("lags", "rolling_windows", "rolling_stats", "covariate_lags"):
             if kw.get(k) is not None:
                 kw[k] = tuple(kw[k])
         if kw.get("seasonal_windows") is not None:

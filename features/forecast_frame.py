@@ -34,9 +34,11 @@ import numpy as np
 import pandas as pd
 
 from features.calendar import base_freq, calendar_features, infer_freq, step_length
+from features.covariate_lags import covariate_lag_features
 from features.covariates import apply_categories, covariate_features, learn_categories, static_features
 from features.errors import DataValidationError, Problem
 from features.forecast_config import ForecastFeatureConfig
+from features.holidays import holiday_week_features
 from features.lags import lag_features
 from features.weather import WEATHER_DATE_MISSING, WEATHER_NO_REGION, weather_features
 
@@ -343,11 +345,17 @@ def _assemble(
         if kind == "future":
             _require_covariates(grid, select & ~covered, origin_ns, end_ns, step)
         report.count("covariate_rows_missing", np.sum(select & ~future_row & ~covered))
+        if config.covariate_lags:
+            cov_all = pd.concat(
+                [cov_all, covariate_lag_features(grid, cov_all, config.covariate_lags)], axis=1
+            )
         cov_parts = selected(cov_all)
     if config.use_lags:
         parts.append(lag_features(grid, config, None if every_row else rows).reset_index(drop=True))
     if config.use_calendar:
         parts.append(calendar_features(out_grid["ds"], freq))
+    if config.use_holiday_weeks and base_freq(freq) == "W":
+        parts.append(holiday_week_features(out_grid["ds"], config.event_cap))
     if cov_parts is not None:
         parts.append(cov_parts)
     if weather is not None and config.use_weather:
@@ -397,7 +405,9 @@ def _assemble(
         keep_zero=True,
     )
     if cov_parts is not None:
-        raw = [c for c in cov_parts.columns if c.startswith("cov_") or c.endswith("_flag")]
+        raw = [
+            c for c in cov_parts.columns if (c.startswith("cov_") or c.endswith("_flag")) and "_lag_" not in c
+        ]
         report.count("covariate_values_missing", int(frame[raw].isna().to_numpy().sum()) if raw else 0)
     report.feature_names = feature_columns(frame)
     if len(frame):

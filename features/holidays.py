@@ -17,6 +17,13 @@ horizon included (no leakage: a holiday date is known years ahead).
   ``"European Community"``...) or that have no country get a missing value (unknown, not "no holiday"); they
   are counted in the report.
 
+``holiday_week_features(ds, cap)`` gives weekly grids the retail weeks that move between years: one flag per
+holiday (``holiday_week_christmas``, ``holiday_week_thanksgiving`` (US), ``holiday_week_easter``) set on the week
+(``ds .. ds + 6 days``, the weekly grid's convention) that contains it, and ``holiday_weeks_until_<name>``
+(0 in that week, capped at ``cap``): the ramp before Christmas and Thanksgiving. Dates come from the
+``holidays`` package (Christmas Day and Thanksgiving of its US calendar; Easter Sunday from
+``dateutil.easter``, which the package itself computes Easter with); they depend only on the date, so they cannot leak.
+
 ``add_holidays`` merges the calendar into a user covariates table: the user's rows keep their values, and
 holiday rows are only added up to the last date the user's table covers, so a covariates table that stops
 before the horizon is still refused when a forecast is built.
@@ -41,6 +48,8 @@ __all__ = [
     "country_code",
     "holiday_calendar",
     "holiday_covariates",
+    "holiday_week_features",
+    "HOLIDAY_WEEKS",
 ]
 
 HOLIDAY_COLUMN = "holiday_public"
@@ -129,6 +138,45 @@ def holiday_covariates(
         report.calendars[_label(code)] = int(series["series_id"].nunique())
         return _at_freq(holiday_calendar(*code, start, end + pd.Timedelta(days=7)), series, base, end), report
     return _per_series(static, series, start, end, base, report)  # type: ignore[arg-type]
+
+
+HOLIDAY_WEEKS = ("christmas", "thanksgiving", "easter")
+
+
+def holiday_week_features(ds: pd.Series, cap: int) -> pd.DataFrame:
+    """Weekly grid: ``holiday_week_<name>`` (0/1) and ``holiday_weeks_until_<name>`` (0..``cap``) for each
+    of ``HOLIDAY_WEEKS``; rows are weeks ``ds .. ds + 6 days`` (same index as ``ds``)."""
+    ds = pd.Series(ds)
+    codes, uniques = pd.factorize(ds, sort=False)
+    weeks = pd.DatetimeIndex(uniques).normalize()
+    if len(weeks) == 0:
+        return pd.DataFrame(index=ds.index, dtype="float32")
+    dates = _holiday_dates(weeks.min().year - 1, weeks.max().year + 1)
+    out: dict[str, np.ndarray] = {}
+    w = weeks.to_numpy(dtype="datetime64[D]").astype(np.int64)
+    for name in HOLIDAY_WEEKS:
+        days = np.sort(np.array(dates[name], dtype="datetime64[D]").astype(np.int64))
+        nxt = days[
+            np.minimum(np.searchsorted(days, w, side="left"), len(days) - 1)
+        ]  # first holiday >= week start
+        weeks_until = (nxt - w) // 7  # 0 when the holiday falls in this week (ds .. ds + 6)
+        out[f"holiday_week_{name}"] = (weeks_until == 0).astype("float32")[codes]
+        out[f"holiday_weeks_until_{name}"] = np.minimum(weeks_until, cap).astype("float32")[codes]
+    return pd.DataFrame(out, index=ds.index)
+
+
+def _holiday_dates(first_year: int, last_year: int) -> dict[str, list]:
+    import holidays
+    from dateutil.easter import easter  # what the holidays package computes Easter with
+
+    years = range(first_year, last_year + 1)
+    us = holidays.country_holidays("US", years=years)
+    thanksgiving = sorted(us.get_named("Thanksgiving", lookup="startswith"))
+    return {
+        "christmas": [pd.Timestamp(y, 12, 25) for y in years],
+        "thanksgiving": [pd.Timestamp(d) for d in thanksgiving],
+        "easter": [pd.Timestamp(easter(y)) for y in years],
+    }
 
 
 def check_holidays(spec: str, static: pd.DataFrame | None) -> tuple[str, str | None] | None:

@@ -12,7 +12,17 @@ name                                         value at t
                                              same hour over k seasons of length s; L = smallest multiple
                                              of s >= min_lag; unit: d(ay)=24h, w(eek)=7d/168h, y(ear)=52w)
 ``y_expanding_mean_lag_{m}``                 mean of y[start .. t-m] (series level)
+``y_yoy_log_ratio_lag_{S}``                  last year's value relative to the level then:
+                                             log1p(y[t-S]) - log1p(L[t-S]), L[u] = mean of y[u-m-w+1 .. u-m]
+                                             (w = level_window; S = 364 days / 52 weeks; needs S >= m)
+``y_yoy_log_ratio_mean_{c}_lag_{S-c//2}``    the same with last year's centred mean of c steps
+                                             (y[t-S-c//2 .. t-S+c//2]; c = 7 days / 3 weeks): last year's ramp
+                                             without its day-of-week noise; needs S - c//2 >= m
 ==========================================  =================================================================
+
+The yearly ratios carry last year's ramp (a pre-Christmas rise, a summer dip) as a ratio to the level at the
+same point of last year, so they apply to this year's level whatever the trend in between (the ``level`` and
+``yoy`` target transforms of ``training.forecast.transforms`` are built on the same level).
 
 Missing ``y`` (gaps, missing values) and closed rows (``open == 0``) are *not observed*: they are skipped by
 every statistic (so a store's Sunday zeros do not drag its rolling mean down) and a lag that lands on them is
@@ -61,6 +71,8 @@ class LagConfig(Protocol):
     seasonal_windows: tuple[tuple[int, int], ...]
     rolling_min_fraction: float
     use_expanding_mean: bool
+    level_window: int
+    use_yearly: bool
 
 
 def seasonal_lag(min_lag: int, season: int) -> int:
@@ -87,7 +99,25 @@ def lag_feature_names(config: LagConfig) -> list[str]:
     ]
     if config.use_expanding_mean:
         names.append(f"y_expanding_mean_lag_{m}")
-    return names
+    return names + [name for name, _, _ in _yearly_specs(config)]
+
+
+_YEAR = {"D": (364, 7), "W": (52, 3)}  # season length and the centred window of last year's smoothed value
+
+
+def _yearly_specs(config: LagConfig) -> list[tuple[str, int, int]]:
+    """``(name, first_lag, last_lag)`` of each yearly feature: it reads y[t-last_lag .. t-first_lag]."""
+    year = _YEAR.get(base_freq(config.freq))
+    if not getattr(config, "use_yearly", False) or year is None:
+        return []
+    season, c = year
+    m, half = config.min_lag, c // 2
+    specs = []
+    if season >= m:
+        specs.append((f"y_yoy_log_ratio_lag_{season}", season, season))
+    if season - half >= m:
+        specs.append((f"y_yoy_log_ratio_mean_{c}_lag_{season - half}", season - half, season + half))
+    return specs
 
 
 def grid_positions(series_id: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -188,8 +218,42 @@ def lag_features(frame: pd.DataFrame, config: LagConfig, rows: np.ndarray | None
         feats[name] = _safe_mean(s1, n, max(1, math.ceil(config.rolling_min_fraction * k))) + centre
     if config.use_expanding_mean:
         feats[f"y_expanding_mean_lag_{m}"] = _safe_mean(sum_m, count_m.astype("float64"), 1) + centre
+    specs = _yearly_specs(config)
+    if specs:
+        if not (sums or config.use_expanding_mean):
+            csum, ccount = _group_cumsum(x, block), _block_cumcount(observed, start)
+        feats.update(_yearly(specs, config, at, csum, ccount, y, centre))
 
     return pd.DataFrame({name: np.asarray(v, dtype="float32") for name, v in feats.items()}, index=index)
+
+
+def _yearly(
+    specs: list[tuple[str, int, int]],
+    config: LagConfig,
+    at: _Gather,
+    csum: np.ndarray,
+    ccount: np.ndarray,
+    y: np.ndarray,
+    centre: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """The ``y_yoy_log_ratio_*`` features (see the module table) from the per-series running sums."""
+    season = _YEAR[base_freq(config.freq)][0]
+    w, m = config.level_window, config.min_lag
+    n_level = (at(ccount, season + m, 0) - at(ccount, season + m + w, 0)).astype("float64")
+    s_level = at(csum, season + m, 0.0) - at(csum, season + m + w, 0.0)
+    level_then = _safe_mean(s_level, n_level, max(1, math.ceil(config.rolling_min_fraction * w))) + centre
+    log_level = np.log1p(np.clip(level_then, 0.0, None))
+    out = {}
+    for name, first, last in specs:
+        if first == last:
+            value = at(y, first, np.nan)
+        else:
+            n = (at(ccount, first, 0) - at(ccount, last + 1, 0)).astype("float64")
+            s1 = at(csum, first, 0.0) - at(csum, last + 1, 0.0)
+            min_obs = max(1, math.ceil(config.rolling_min_fraction * (last - first + 1)))
+            value = _safe_mean(s1, n, min_obs) + centre
+        out[name] = np.log1p(np.clip(value, 0.0, None)) - log_level
+    return out
 
 
 class _Gather:

@@ -119,3 +119,28 @@ def test_add_holidays_keeps_user_values_and_stops_where_the_user_covariates_stop
     assert merged.loc[merged["ds"] == pd.Timestamp("2010-11-01"), "promo"].isna().all()
     with pytest.raises(ValueError, match="already has a 'holiday_public' column"):
         add_holidays(merged, hol)
+
+
+def test_holiday_weeks_flag_the_week_holding_each_holiday_and_count_the_weeks_before():
+    from features.holidays import holiday_week_features
+
+    weeks = pd.Series(pd.date_range("2023-10-27", "2024-04-05", freq="W-FRI"))  # rows are Fri .. Thu
+    out = holiday_week_features(weeks, cap=13).set_index(weeks)
+    # Thanksgiving 2023-11-23 (Thu) is in the week from Fri 11-17; Christmas 2023-12-25 (Mon) from Fri 12-22;
+    # Easter 2024-03-31 (Sun) from Fri 03-29
+    assert out.index[out["holiday_week_thanksgiving"] == 1].tolist() == [pd.Timestamp("2023-11-17")]
+    assert out.index[out["holiday_week_christmas"] == 1].tolist() == [pd.Timestamp("2023-12-22")]
+    assert out.index[out["holiday_week_easter"] == 1].tolist() == [pd.Timestamp("2024-03-29")]
+    assert out.loc["2023-12-01", "holiday_weeks_until_christmas"] == 3
+    assert out.loc["2023-10-27", "holiday_weeks_until_christmas"] == 8
+    assert out.loc["2023-12-29", "holiday_weeks_until_christmas"] == 13  # next one is a year away: capped
+
+
+def test_holiday_weeks_depend_only_on_the_date():
+    from features.holidays import holiday_week_features
+
+    weeks = pd.Series(pd.date_range("2010-01-03", "2012-12-30", freq="W-SUN"))
+    whole = holiday_week_features(weeks, cap=13)
+    part = holiday_week_features(weeks.iloc[100:120].reset_index(drop=True), cap=13)
+    pd.testing.assert_frame_equal(part, whole.iloc[100:120].reset_index(drop=True))
+    assert whole["holiday_week_christmas"].sum() == 3 and whole["holiday_week_thanksgiving"].sum() == 3

@@ -39,7 +39,13 @@ def _frame(
 
 
 def _config(**kw) -> ForecastFeatureConfig:
-    base = {"lags": (), "rolling_windows": (), "seasonal_windows": (), "use_expanding_mean": False}
+    base = {
+        "lags": (),
+        "rolling_windows": (),
+        "seasonal_windows": (),
+        "use_expanding_mean": False,
+        "use_yearly": False,
+    }
     base.update(kw)
     return ForecastFeatureConfig(**base)
 
@@ -141,6 +147,8 @@ def test_feature_names_say_what_they_are():
         "y_rolling_mean_28_lag_42",
         "y_seasonal_rolling_mean_4w_lag_42",
         "y_expanding_mean_lag_42",
+        "y_yoy_log_ratio_lag_364",
+        "y_yoy_log_ratio_mean_7_lag_361",
     ]
 
 
@@ -200,3 +208,47 @@ def test_frame_with_a_hole_in_the_grid_is_refused():
     df = _frame({"a": [1, 2, 3]}).drop(index=1)
     with pytest.raises(ValueError, match=r"full regular 'D' grid.*2024-01-01 00:00:00 -> 2024-01-03"):
         lag_features(df, _config(lags=(1,)))
+
+
+def test_yearly_ratio_is_last_years_value_relative_to_the_level_then_hand_computed():
+    ys = [float(i + 1) for i in range(60)]
+    ys[4] = 11.0
+    df = _frame({"a": ys}, start="2023-01-02", freq="W-MON")
+    cfg = _config(freq="W-MON", level_window=2, use_yearly=True)
+    out = lag_features(df, cfg)
+    t = 55  # last year's week is 3; the level then is the mean of weeks 1..2 (origin 3 - min_lag 1)
+    level_then = (ys[1] + ys[2]) / 2
+    assert out["y_yoy_log_ratio_lag_52"].iloc[t] == pytest.approx(
+        np.log1p(ys[3]) - np.log1p(level_then), 1e-6
+    )
+    smoothed = (ys[2] + ys[3] + ys[4]) / 3  # weeks 2..4 centred on week 3
+    assert out["y_yoy_log_ratio_mean_3_lag_51"].iloc[t] == pytest.approx(
+        np.log1p(smoothed) - np.log1p(level_then), 1e-6
+    )
+    assert np.isnan(out["y_yoy_log_ratio_lag_52"].iloc[51])  # no last year yet
+
+
+def test_yearly_features_exist_only_when_last_year_is_known_at_the_origin():
+    names = lag_feature_names(ForecastFeatureConfig(min_lag=42))
+    assert {"y_yoy_log_ratio_lag_364", "y_yoy_log_ratio_mean_7_lag_361"} <= set(names)
+    names = lag_feature_names(ForecastFeatureConfig(min_lag=362, lags=(364,)))
+    assert "y_yoy_log_ratio_lag_364" in names and not any("mean_7_lag_361" in n for n in names)
+    assert not any("yoy" in n for n in lag_feature_names(ForecastFeatureConfig(use_yearly=False)))
+    assert not any("yoy" in n for n in lag_feature_names(ForecastFeatureConfig(freq="H")))
+
+
+def test_yearly_features_never_use_values_after_cutoff():
+    rng = np.random.default_rng(3)
+    n = 800
+    values = {s: rng.gamma(2.0, 50.0, n).round(1).tolist() for s in ("a", "b")}
+    df = _frame(values)
+    cfg = ForecastFeatureConfig(min_lag=7)
+    base = lag_features(df, cfg)
+    cutoff = pd.Timestamp("2025-03-01")
+    perturbed = df.assign(y=np.where(df["ds"] > cutoff, df["y"] * 9 + 100, df["y"]))
+    out = lag_features(perturbed, cfg)
+    yearly = [c for c in base.columns if "yoy" in c]
+    upto = (df["ds"] <= cutoff + pd.Timedelta(days=7)).to_numpy()  # their origin t - 7 is at most the cutoff
+    assert base.loc[upto, yearly].notna().any().all()
+    pd.testing.assert_frame_equal(out.loc[upto, yearly], base.loc[upto, yearly], check_exact=True)
+    assert not out.loc[~upto, yearly].equals(base.loc[~upto, yearly])

@@ -9,9 +9,12 @@ recursion, so errors do not compound). The default is one bucket for the whole h
 recent lags. Known-in-advance covariates (promo, holidays), calendar, weather and
 static attributes are read at the target date.
 
-Target: ``log1p(y)`` with squared loss, i.e. relative errors, which is what RMSPE/WAPE across stores of very
-different size reward; forecasts are ``expm1`` of the prediction, clipped at 0. Closed periods (``open=0``)
-forecast exactly 0 (and have a zero-width interval).
+Target: ``log1p(y) - offset`` with squared loss, i.e. relative errors, which is what RMSPE/WAPE across stores of
+very different size reward; forecasts are ``expm1(prediction + offset)``, clipped at 0. The offset is the target
+transform (``training.forecast.transforms``): 0 (``"log"``), the series' recent level (``"level"``: trees can
+then forecast levels and ramps they never saw), the level times last year's ratio (``"yoy"``), or ``"auto"``:
+the one of those with the lowest WAPE on the calibration holdout (``transform_report_``). Closed periods
+(``open=0``) forecast exactly 0 (and have a zero-width interval).
 
 Intervals: split-conformal on out-of-sample residuals. ``fit`` fits the buckets on the data up to
 ``last_ds - horizon``, forecasts the held-out last ``horizon`` steps and keeps the empirical quantiles of the
@@ -20,7 +23,8 @@ on all data afterwards. Intervals are
 ``expm1(log1p(yhat) + q)``: multiplicative, so they scale with each series' level. ``calibrate_from`` replaces
 them with residuals of a longer backtest.
 
-Explanations: exact TreeSHAP from LightGBM (``pred_contrib=True``) on the served boosters, in log space, so
+Explanations: exact TreeSHAP from LightGBM (``pred_contrib=True``) on the served boosters, in log space, with the
+transform's offset (a function of past ``y``) added to the ``level/lags`` family, so
 ``base + sum(contributions) == log1p(yhat)``; by feature family they read as multiplicative effects
 (``exp(c) - 1``: "+18% promo").
 """
@@ -47,6 +51,7 @@ from features.forecast_frame import (
 )
 from features.holidays import add_holidays, holiday_covariates
 from training import progress
+from training.forecast.transforms import AUTO_CANDIDATES, check_transform, forward, inverse, target_offsets
 
 __all__ = [
     "LGBMForecaster",
@@ -159,6 +164,8 @@ class LGBMForecaster(BaseEstimator):
         country code such as ``"GB"`` or ``"DE-BY"``, or ``"static"`` for each series' ``country`` column of the
         static table. It is generated for every date the model fits or forecasts (kept with the model, so any
         later forecast has it for its horizon); default None (no holidays).
+    target_transform : "log", "level", "yoy" or "auto" (see the module doc and ``training.forecast.transforms``);
+        with ``engine="dask"`` only "log" ("auto" then means "log").
     engine, scheduler : "local" (default) or "dask": with "dask" the training frames are built per series
         partition and the boosters trained with lightgbm.dask on the cluster at ``scheduler`` (default: the
         running client or a LocalCluster); see ``training.engine``. Prediction is the same either way.
@@ -169,6 +176,7 @@ class LGBMForecaster(BaseEstimator):
     """
 
     holidays: str | None = None  # the class default: models pickled before the parameter existed have none
+    target_transform: str = "log"  # the same for models pickled before issue 17
 
     def __init__(
         self,
@@ -184,6 +192,7 @@ class LGBMForecaster(BaseEstimator):
         engine: str = "local",
         scheduler: str | None = None,
         holidays: str | None = None,
+        target_transform: str = "level",
     ):
         self.freq = freq
         self.horizon = horizon
@@ -197,6 +206,7 @@ class LGBMForecaster(BaseEstimator):
         self.engine = engine
         self.scheduler = scheduler
         self.holidays = holidays
+        self.target_transform = target_transform
 
     # ------------------------------------------------------------------------------------------ fitting
     def fit(
@@ -219,7 +229,17 @@ class LGBMForecaster(BaseEstimator):
         self.residual_quantiles_: dict[int, dict[str, float]] = {}
         self.calibration_report_: dict[str, Any] = {"rows": 0}
         mode = self._calibration_mode()
-        cal = self._calibrate_on_holdout(series, tables) if mode != "none" else None
+        self.target_transform_ = check_transform(self.target_transform)
+        self.transform_report_: dict[str, Any] = {"chosen": self.target_transform_}
+        cal, scored = None, None
+        if self.target_transform_ == "auto":
+            cal, scored = self._choose_transform(series, tables)
+        elif mode != "none":
+            cal, scored = self._holdout_fit(series, tables)
+        if mode == "none":
+            self.calibration_report_ = {"rows": 0}
+        elif scored is not None:
+            self.residual_quantiles_ = self._quantiles_from(scored)
         if mode == "split" and cal is not None:
             # split conformal: keep the boosters fitted before the holdout (one fit instead of two); forecasts
             # still read the latest y through the lag features
@@ -343,7 +363,7 @@ class LGBMForecaster(BaseEstimator):
             raise ValueError(
                 f"buckets must be increasing steps ending at horizon={self.horizon}. Got {lasts}."
             )
-        base = self.feature_config or ForecastFeatureConfig(freq=self.freq)
+        base = (self.feature_config or ForecastFeatureConfig(freq=self.freq)).with_level()
         firsts = (1,) + tuple(b + 1 for b in lasts[:-1])
         return [_Bucket(f, last, base.for_horizon(last)) for f, last in zip(firsts, lasts, strict=True)]
 
@@ -384,8 +404,12 @@ class LGBMForecaster(BaseEstimator):
         for bucket in self.buckets_:
             frame, report = build_training_frame(series, config=bucket.config, **tables)
             self.categories_[bucket.last] = dict(report.categories)
-            X, y = design_matrix(frame, trainable_only=True)
-            data = lgb.Dataset(X, label=np.log1p(y), categorical_feature="auto", free_raw_data=True)
+            rows = frame.loc[(frame["open"] == 1) & frame["y"].notna()]
+            offset, counts = target_offsets(rows, self._transform(), bucket.config.level_name)
+            report.counts.update({k: v for k, v in counts.items() if v})
+            X, y = design_matrix(rows, trainable_only=False)
+            del frame, rows
+            data = lgb.Dataset(X, label=forward(y, offset), categorical_feature="auto", free_raw_data=True)
             description = f"LightGBM rounds, steps {bucket.first}-{bucket.last}"
             with progress.current().task(description, total=n_rounds) as task:
                 boosters[bucket.last] = lgb.train(
@@ -402,7 +426,8 @@ class LGBMForecaster(BaseEstimator):
     ) -> pd.DataFrame:
         booster = self.boosters_[bucket.last]
         X = frame[booster.feature_name()]
-        log_pred = booster.predict(X, num_threads=self._n_jobs())
+        offset, _ = target_offsets(frame, self._transform(), bucket.config.level_name)
+        log_pred = booster.predict(X, num_threads=self._n_jobs()) + offset
         closed = frame["open"].to_numpy() == 0
         out = pd.DataFrame(
             {
@@ -411,12 +436,12 @@ class LGBMForecaster(BaseEstimator):
                 "step": frame["step"].to_numpy(),
             }
         )
-        out["yhat"] = np.where(closed, 0.0, np.clip(np.expm1(log_pred), 0.0, None))
+        out["yhat"] = np.where(closed, 0.0, inverse(log_pred, 0.0))
         q = self.residual_quantiles_.get(bucket.last, {})
         for lv in levels:
             lo, hi = q.get(f"lo_{lv}", 0.0), q.get(f"hi_{lv}", 0.0)
-            out[f"yhat_lo_{lv}"] = np.where(closed, 0.0, np.clip(np.expm1(log_pred + lo), 0.0, None))
-            out[f"yhat_hi_{lv}"] = np.where(closed, 0.0, np.clip(np.expm1(log_pred + hi), 0.0, None))
+            out[f"yhat_lo_{lv}"] = np.where(closed, 0.0, inverse(log_pred, lo))
+            out[f"yhat_hi_{lv}"] = np.where(closed, 0.0, inverse(log_pred, hi))
         if explain:
             contrib = booster.predict(X, pred_contrib=True, num_threads=self._n_jobs())
             names = booster.feature_name()
@@ -424,7 +449,8 @@ class LGBMForecaster(BaseEstimator):
             fams = pd.Series([feature_family(n) for n in names])
             for fam in sorted(fams.unique()):
                 cols = np.flatnonzero((fams == fam).to_numpy())
-                c = np.where(closed, 0.0, contrib[:, cols].sum(axis=1))
+                c = contrib[:, cols].sum(axis=1) + (offset if fam == "level/lags" else 0.0)
+                c = np.where(closed, 0.0, c)
                 out[f"contrib_{fam}"] = c
                 out[f"effect_{fam}"] = np.expm1(c)
         return out
@@ -437,7 +463,46 @@ class LGBMForecaster(BaseEstimator):
             )
         return mode
 
-    def _calibrate_on_holdout(self, series: pd.DataFrame, tables: dict) -> LGBMForecaster | None:
+    def _transform(self) -> str:
+        return getattr(self, "target_transform_", "log")  # models pickled before issue 17: log1p
+
+    def _choose_transform(
+        self, series: pd.DataFrame, tables: dict
+    ) -> tuple[LGBMForecaster | None, pd.DataFrame | None]:
+        """``target_transform="auto"``: fit each candidate before the calibration holdout and keep the one with
+        the lowest holdout WAPE (its boosters and residuals then serve the calibration, as for a fixed
+        transform). The candidates' WAPEs are kept in ``transform_report_``."""
+        candidates = list(AUTO_CANDIDATES)
+        season = {"D": 364, "W": 52}.get(self.freq.upper()[:1])
+        if season is None or series["ds"].nunique() < season + 3 * int(self.horizon):
+            candidates.remove("yoy")  # no last year before the holdout: "yoy" would equal "level"
+        if getattr(self, "engine", "local") != "local":
+            candidates = ["log"]  # the dask path trains on log1p(y) only
+        best: tuple[float, str, LGBMForecaster, pd.DataFrame] | None = None
+        wapes: dict[str, float] = {}
+        for name in candidates:
+            self.target_transform_ = name
+            cal, scored = self._holdout_fit(series, tables)
+            if cal is None or scored is None:  # too short for a holdout: no evidence, keep the first
+                self.target_transform_ = candidates[0]
+                self.transform_report_ = {"chosen": candidates[0], "skipped": "no holdout"}
+                return None, None
+            ok = (scored["open"] == 1) & scored["y"].notna() if "open" in scored else scored["y"].notna()
+            total = float(scored.loc[ok, "y"].sum())
+            wape = float((scored["yhat"] - scored["y"]).abs()[ok].sum()) / total if total else np.inf
+            wapes[name] = round(wape, 5)
+            if best is None or wape < best[0]:
+                best = (wape, name, cal, scored)
+        assert best is not None
+        self.target_transform_ = best[1]
+        self.transform_report_ = {"chosen": best[1], "holdout_wape": wapes}
+        return best[2], best[3]
+
+    def _holdout_fit(
+        self, series: pd.DataFrame, tables: dict
+    ) -> tuple[LGBMForecaster | None, pd.DataFrame | None]:
+        """Fit on the data up to ``last - horizon`` and forecast the held-out last ``horizon`` steps:
+        ``(model, scored rows)``, or ``(None, None)`` (reported) when the history is too short."""
         horizon = int(self.horizon)
         cut = pd.Timestamp(series["ds"].max()) - horizon * step_length(self.freq)
         train = series.loc[series["ds"] <= cut]
@@ -446,8 +511,9 @@ class LGBMForecaster(BaseEstimator):
                 "rows": 0,
                 "skipped": "history shorter than 2 x horizon before the holdout",
             }
-            return None
+            return None, None
         cal = clone(self).set_params(calibrate=False)
+        cal.target_transform_ = self._transform()
         cal.buckets_ = self.buckets_
         cal.tables_ = self.tables_  # the tables as given: cal.predict adds the holidays for its own horizon
         cal.boosters_, cal.fit_reports_ = cal._fit_boosters(train, tables)
@@ -455,17 +521,16 @@ class LGBMForecaster(BaseEstimator):
         cal.residual_quantiles_ = {}
         cal.update(train)
         pred = cal.predict(horizon, series.loc[series["ds"] > cut], levels=())
-        actual = series[["series_id", "ds", "y", "open"]].assign(
+        actual = series[[c for c in ("series_id", "ds", "y", "open") if c in series.columns]].assign(
             series_id=lambda d: d["series_id"].astype("string")
         )
         scored = pred.merge(actual, on=["series_id", "ds"], how="inner")
-        self.residual_quantiles_ = self._quantiles_from(scored)
         self.calibration_report_ = {
             "rows": int(len(scored)),
             "origin": str(cut.date()),
             "mode": self._calibration_mode(),
         }
-        return cal
+        return cal, scored
 
     def _quantiles_from(self, scored: pd.DataFrame) -> dict[int, dict[str, float]]:
         ok = scored["y"].notna() & (scored["yhat"] > 0)

@@ -98,6 +98,7 @@ def test_a_clone_keeps_every_constructor_parameter():
         "engine": "dask",
         "scheduler": "tcp://scheduler:8786",
         "holidays": "GB",
+        "target_transform": "yoy",
     }
     assert set(not_defaults) == set(inspect.signature(LGBMForecaster).parameters)
     model = LGBMForecaster(**not_defaults)
@@ -294,3 +295,60 @@ def test_holidays_are_learned_and_generated_for_a_horizon_no_table_covers():
     plain = LGBMForecaster(freq="D", horizon=14, params=SMALL).fit(series).predict(14)
     plain_ratio = plain.loc[on_holiday, "yhat"].mean() / plain.loc[~on_holiday, "yhat"].mean()
     assert ratio < 0.2 and plain_ratio > 0.4  # 0.10 vs 0.57: last year's dates alone explain it far less
+
+
+def _trending(n_series: int = 3, days: int = 200) -> pd.DataFrame:
+    """Series that grow 1% a day: the last weeks are above every level the history shows."""
+    rng = np.random.default_rng(1)
+    ds = pd.date_range("2023-01-02", periods=days, freq="D")
+    parts = []
+    for i in range(n_series):
+        y = 50 * (i + 1) * np.exp(0.01 * np.arange(days)) * (1 + 0.2 * (ds.dayofweek == 5))
+        y = y * rng.lognormal(0, 0.03, days)
+        parts.append(pd.DataFrame({"series_id": f"t{i}", "ds": ds, "y": y, "open": 1}))
+    return pd.concat(parts, ignore_index=True).astype({"series_id": "string"})
+
+
+def test_level_transform_extrapolates_a_trend_that_log_cannot():
+    s = _trending()
+    origin = s["ds"].max() - pd.Timedelta(days=28)
+    train, test = s.loc[s["ds"] <= origin], s.loc[s["ds"] > origin]
+    wape = {}
+    for name in ("log", "level"):
+        model = LGBMForecaster(freq="D", horizon=28, params=SMALL, target_transform=name).fit(train)
+        p = model.predict(28, test).merge(test, on=["series_id", "ds"])
+        wape[name] = float((p["yhat"] - p["y"]).abs().sum() / p["y"].sum())
+        assert model.target_transform_ == name
+    # log1p trees cannot forecast above the highest level seen in training: they stay ~25% under the ramp
+    assert wape["log"] > 0.15
+    assert wape["level"] < 0.5 * wape["log"]
+
+
+@pytest.mark.parametrize("name", ["level", "yoy"])
+def test_transformed_forecasts_use_no_data_after_the_origin_and_explanations_add_up(tables, split, name):
+    train, _, origin = split
+    series = tables["series"]
+    model = LGBMForecaster(freq="D", horizon=14, params=SMALL, target_transform=name).fit(
+        train, covariates=tables["covariates"]
+    )
+    base = model.predict(14, series=series, origin=origin, explain=True)
+    perturbed = series.assign(y=np.where(series["ds"] > origin, series["y"] * 10 + 5, series["y"]))
+    pd.testing.assert_frame_equal(base, model.predict(14, series=perturbed, origin=origin, explain=True))
+    open_ = base["yhat"] > 0
+    total = base.filter(like="contrib_").sum(axis=1) + base["base"]
+    np.testing.assert_allclose(total[open_], np.log1p(base.loc[open_, "yhat"]), rtol=1e-6, atol=1e-6)
+
+
+def test_auto_transform_keeps_the_candidate_with_the_lowest_holdout_wape():
+    s = _trending()
+    model = LGBMForecaster(freq="D", horizon=14, params=SMALL, target_transform="auto").fit(s)
+    report = model.transform_report_
+    assert set(report["holdout_wape"]) == {"log", "level"}  # no last year in 200 days: no "yoy"
+    assert report["chosen"] == min(report["holdout_wape"], key=report["holdout_wape"].get)
+    assert model.target_transform_ == report["chosen"] == "level"
+    assert model.calibration_report_["rows"] == 3 * 14 and model.residual_quantiles_
+
+
+def test_unknown_target_transform_is_refused(tables):
+    with pytest.raises(ValueError, match="target_transform must be one of"):
+        LGBMForecaster(freq="D", horizon=14, target_transform="boxcox").fit(tables["series"])
