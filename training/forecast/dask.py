@@ -16,6 +16,7 @@ import pandas as pd
 from features.dask import head0
 from features.forecast_frame import design_matrix
 from training.engine import dask_client, train_booster_dask, write_output
+from training.forecast.transforms import forward, target_offsets
 
 if TYPE_CHECKING:  # pragma: no cover
     import lightgbm as lgb
@@ -35,9 +36,11 @@ def fit_forecast_booster(
     num_boost_round: int,
     *,
     client: Client | None = None,
+    transform: str = "log",
 ) -> tuple[lgb.Booster, FrameReport]:
     """One horizon bucket of ``LGBMForecaster``: the distributed training frame, its trainable rows dealt to
-    the workers, and ``train_booster_dask`` on ``log1p(y)`` (the forecaster's target)."""
+    the workers, and ``train_booster_dask`` on the forecaster's target (``log1p(y)`` minus the offset of the
+    target ``transform``, ``training.forecast.transforms``)."""
     import dask.dataframe as dd
 
     from features.dask import require_client
@@ -48,7 +51,9 @@ def fit_forecast_booster(
     frames = client.compute(frame.to_delayed())
     del frame
     workers = sorted(client.scheduler_info()["workers"])
-    pieces = client.map(_design_pieces, frames, n=len(workers), pure=False)
+    pieces = client.map(
+        _design_pieces, frames, n=len(workers), transform=transform, level_name=config.level_name, pure=False
+    )
     del frames
     # piece (i, j): the rows of partition i dealt to worker j; each worker then fetches only its own pieces
     dealt = [[client.submit(_item, p, j, pure=False) for j in range(len(workers))] for p in pieces]
@@ -80,6 +85,7 @@ def fit_forecast_boosters(
     *,
     scheduler: str | None = None,
     npartitions: int | None = None,
+    transform: str = "log",
 ) -> tuple[dict[int, lgb.Booster], dict[int, FrameReport]]:
     """``LGBMForecaster._fit_boosters`` on dask: the tables are split once, then one booster per
     ``(bucket_last_step, config)``. Returns boosters and frame reports keyed by the bucket's last step."""
@@ -97,7 +103,7 @@ def fit_forecast_boosters(
         )
         for last, config in configs:
             boosters[last], reports[last] = fit_forecast_booster(
-                parts, config, params, num_boost_round, client=client
+                parts, config, params, num_boost_round, client=client, transform=transform
             )
         parts.release()
     return boosters, reports
@@ -170,11 +176,15 @@ def forecast_dataset(
     return summary
 
 
-def _design_pieces(frame: pd.DataFrame, n: int) -> list[tuple[pd.DataFrame, pd.Series]]:
+def _design_pieces(
+    frame: pd.DataFrame, n: int, transform: str = "log", level_name: str = ""
+) -> list[tuple[pd.DataFrame, pd.Series]]:
     """The forecaster's design matrix of one partition (``design_matrix``: open rows with an observed y) and
-    its label ``log1p(y)``, dealt into ``n`` pieces by a hash of (series_id, ds)."""
+    its label (``forward(y, offset)`` of the target transform), dealt into ``n`` pieces by a hash of
+    (series_id, ds)."""
     X, y = design_matrix(frame, trainable_only=True)
-    label = pd.Series(np.log1p(y), name="_label")
+    offset, _ = target_offsets(frame.loc[X.index], transform, level_name)
+    label = pd.Series(forward(y, offset), name="_label")
     if n == 1:
         return [(X.reset_index(drop=True), label)]
     rows = frame.loc[X.index]

@@ -164,8 +164,7 @@ class LGBMForecaster(BaseEstimator):
         country code such as ``"GB"`` or ``"DE-BY"``, or ``"static"`` for each series' ``country`` column of the
         static table. It is generated for every date the model fits or forecasts (kept with the model, so any
         later forecast has it for its horizon); default None (no holidays).
-    target_transform : "log", "level", "yoy" or "auto" (see the module doc and ``training.forecast.transforms``);
-        with ``engine="dask"`` only "log" ("auto" then means "log").
+    target_transform : "log", "level", "yoy" or "auto" (see the module doc and ``training.forecast.transforms``).
     engine, scheduler : "local" (default) or "dask": with "dask" the training frames are built per series
         partition and the boosters trained with lightgbm.dask on the cluster at ``scheduler`` (default: the
         running client or a LocalCluster); see ``training.engine``. Prediction is the same either way.
@@ -397,7 +396,13 @@ class LGBMForecaster(BaseEstimator):
             check_engine(self.engine, self.scheduler)
             configs = [(b.last, b.config) for b in self.buckets_]
             boosters, reports = fit_forecast_boosters(
-                series, tables, configs, params, n_rounds, scheduler=self.scheduler
+                series,
+                tables,
+                configs,
+                params,
+                n_rounds,
+                scheduler=self.scheduler,
+                transform=self._transform(),
             )
             self.categories_ = {last: dict(r.categories) for last, r in reports.items()}
             return boosters, reports
@@ -476,8 +481,6 @@ class LGBMForecaster(BaseEstimator):
         season = {"D": 364, "W": 52}.get(self.freq.upper()[:1])
         if season is None or series["ds"].nunique() < season + 3 * int(self.horizon):
             candidates.remove("yoy")  # no last year before the holdout: "yoy" would equal "level"
-        if getattr(self, "engine", "local") != "local":
-            candidates = ["log"]  # the dask path trains on log1p(y) only
         best: tuple[float, str, LGBMForecaster, pd.DataFrame] | None = None
         wapes: dict[str, float] = {}
         for name in candidates:

@@ -257,6 +257,7 @@ def train_forecast(
                 {
                     "buckets": str([b.last for b in model.buckets_]),
                     "n_features": str(len(model.feature_names_[model.buckets_[-1].last])),
+                    "target_transform": str(model.transform_report_),
                 }
             )
             _log_forecast_artifacts(model, bt, s)
