@@ -44,3 +44,14 @@ def test_invalid_config_values_are_refused():
 def test_config_round_trips_through_a_plain_dict():
     cfg = ForecastFeatureConfig(freq="W", rolling_stats=("mean", "max")).for_horizon(3)
     assert ForecastFeatureConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_with_level_adds_the_level_window_mean_only_when_missing():
+    default = ForecastFeatureConfig(freq="W")
+    assert default.level_window == 8 and default.with_level() is default
+    assert default.level_name == "y_rolling_mean_8_lag_1"
+    bare = ForecastFeatureConfig(rolling_windows=(7,), rolling_stats=("std",), level_window=14)
+    level = bare.with_level()
+    assert level.rolling_windows == (7, 14) and level.rolling_stats == ("mean", "std")
+    assert level.for_horizon(42).level_name == "y_rolling_mean_14_lag_42"
+    assert ForecastFeatureConfig.from_dict(level.to_dict()) == level
