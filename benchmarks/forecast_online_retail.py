@@ -33,7 +33,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from measure import measure, shared_data  # noqa: I001 - also puts the repo on sys.path
+from measure import measure, mlforecast_output, shared_data  # noqa: I001 - also puts the repo on sys.path
 
 from features.adapters import online_retail  # noqa: E402
 from features.orders import aggregate_orders  # noqa: E402
@@ -199,18 +199,8 @@ def run_mlforecast(train: pd.DataFrame):
             num_threads=2,
         )
         fcst.fit(df, static_features=[], prediction_intervals=PredictionIntervals(n_windows=2, h=HORIZON))
-    pred = fcst.predict(HORIZON, level=[80])
-    pred = pred.rename(
-        columns={
-            "unique_id": "series_id",
-            "lgbm": "yhat",
-            "lgbm-lo-80": "yhat_lo_80",
-            "lgbm-hi-80": "yhat_hi_80",
-        }
-    )
-    cols = ["yhat", "yhat_lo_80", "yhat_hi_80"]
-    pred[cols] = pred[cols].clip(lower=0)
-    return pred.assign(series_id=pred["series_id"].astype("string")), m, "log1p + Differences([7])"
+    pred = mlforecast_output(fcst.predict(HORIZON, level=[80]), (80,))
+    return pred, m, "log1p + Differences([7])"
 
 
 def _total_mape(frame: pd.DataFrame) -> tuple[float, int]:

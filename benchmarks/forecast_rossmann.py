@@ -26,7 +26,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from measure import measure, shared_data  # noqa: I001 - also puts the repo on sys.path
+from measure import measure, mlforecast_output, shared_data  # noqa: I001 - also puts the repo on sys.path
 
 from features.adapters import rossmann  # noqa: E402
 from features.validation import validate  # noqa: E402
@@ -125,19 +125,7 @@ def run_mlforecast(train, test, tables):
         ["unique_id", "ds", "open", "promo", "school_holiday", "state_holiday"]
     ]
     X_df = fill_gaps(X_df, freq="D", start="per_serie", end="global").fillna(0)
-    pred = fcst.predict(HORIZON, X_df=X_df, level=[80, 95])
-    pred = pred.rename(
-        columns={
-            "unique_id": "series_id",
-            "lgbm": "yhat",
-            "lgbm-lo-80": "yhat_lo_80",
-            "lgbm-hi-80": "yhat_hi_80",
-            "lgbm-lo-95": "yhat_lo_95",
-            "lgbm-hi-95": "yhat_hi_95",
-        }
-    )
-    cols = ["yhat", "yhat_lo_80", "yhat_hi_80", "yhat_lo_95", "yhat_hi_95"]
-    pred[cols] = pred[cols].clip(lower=0)
+    pred = mlforecast_output(fcst.predict(HORIZON, X_df=X_df, level=[80, 95]), (80, 95))
     return pred, m, {"lags": "7..28", "recursive": True}
 
 

@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-__all__ = ["Measured", "measure", "shared_data", "REPO"]
+__all__ = ["Measured", "measure", "shared_data", "mlforecast_output", "REPO"]
 
 
 @dataclass
@@ -68,3 +68,15 @@ def shared_data(sub: str = "") -> Path:
     if not path.exists():
         sys.exit(f"{path} not found: the benchmarks need the full datasets (set ORDERPULSE_SHARED_DATA).")
     return path
+
+
+def mlforecast_output(pred, levels: tuple[int, ...]):
+    """An mlforecast ``predict`` frame (model ``lgbm``) in OrderPulse's columns: ``series_id, ds, yhat,
+    yhat_lo_<L>, yhat_hi_<L>``, clipped at 0 (demand is never negative)."""
+    names = {"unique_id": "series_id", "lgbm": "yhat"}
+    for lv in levels:
+        names |= {f"lgbm-lo-{lv}": f"yhat_lo_{lv}", f"lgbm-hi-{lv}": f"yhat_hi_{lv}"}
+    out = pred.rename(columns=names)
+    cols = [c for c in names.values() if c != "series_id"]
+    out[cols] = out[cols].clip(lower=0)
+    return out.assign(series_id=out["series_id"].astype("string"))
