@@ -346,7 +346,7 @@ def test_report_reads_as_a_summary_and_serialises():
     text = str(report)
     assert text.startswith("training frame: 210 rows, 3 series, freq D, 2024-01-01..2024-03-10")
     assert "gap_rows_inserted=7" in text
-    assert "level/lags 12" in text  # 10 + the two yearly ratios
+    assert "level/lags 10" in text
     d = report.to_dict()
     assert d["counts"]["closed_rows"] == report.closed_rows
     assert d["categories"]["static_store_type"] == ["x", "y"]

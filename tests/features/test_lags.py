@@ -147,8 +147,6 @@ def test_feature_names_say_what_they_are():
         "y_rolling_mean_28_lag_42",
         "y_seasonal_rolling_mean_4w_lag_42",
         "y_expanding_mean_lag_42",
-        "y_yoy_log_ratio_lag_364",
-        "y_yoy_log_ratio_mean_7_lag_361",
     ]
 
 
@@ -229,12 +227,12 @@ def test_yearly_ratio_is_last_years_value_relative_to_the_level_then_hand_comput
 
 
 def test_yearly_features_exist_only_when_last_year_is_known_at_the_origin():
-    names = lag_feature_names(ForecastFeatureConfig(min_lag=42))
+    names = lag_feature_names(ForecastFeatureConfig(min_lag=42, use_yearly=True))
     assert {"y_yoy_log_ratio_lag_364", "y_yoy_log_ratio_mean_7_lag_361"} <= set(names)
-    names = lag_feature_names(ForecastFeatureConfig(min_lag=362, lags=(364,)))
+    names = lag_feature_names(ForecastFeatureConfig(min_lag=362, lags=(364,), use_yearly=True))
     assert "y_yoy_log_ratio_lag_364" in names and not any("mean_7_lag_361" in n for n in names)
-    assert not any("yoy" in n for n in lag_feature_names(ForecastFeatureConfig(use_yearly=False)))
-    assert not any("yoy" in n for n in lag_feature_names(ForecastFeatureConfig(freq="H")))
+    assert not any("yoy" in n for n in lag_feature_names(ForecastFeatureConfig()))  # off by default
+    assert not any("yoy" in n for n in lag_feature_names(ForecastFeatureConfig(freq="H", use_yearly=True)))
 
 
 def test_yearly_features_never_use_values_after_cutoff():
@@ -242,7 +240,7 @@ def test_yearly_features_never_use_values_after_cutoff():
     n = 800
     values = {s: rng.gamma(2.0, 50.0, n).round(1).tolist() for s in ("a", "b")}
     df = _frame(values)
-    cfg = ForecastFeatureConfig(min_lag=7)
+    cfg = ForecastFeatureConfig(min_lag=7, use_yearly=True)
     base = lag_features(df, cfg)
     cutoff = pd.Timestamp("2025-03-01")
     perturbed = df.assign(y=np.where(df["ds"] > cutoff, df["y"] * 9 + 100, df["y"]))

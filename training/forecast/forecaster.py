@@ -32,7 +32,7 @@ transform's offset (a function of past ``y``) added to the ``level/lags`` family
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import lightgbm as lgb
@@ -363,6 +363,8 @@ class LGBMForecaster(BaseEstimator):
                 f"buckets must be increasing steps ending at horizon={self.horizon}. Got {lasts}."
             )
         base = (self.feature_config or ForecastFeatureConfig(freq=self.freq)).with_level()
+        if self.target_transform in ("yoy", "auto") and not base.use_yearly:
+            base = replace(base, use_yearly=True)  # "yoy" scales by last year's ratio, a yearly feature
         firsts = (1,) + tuple(b + 1 for b in lasts[:-1])
         return [_Bucket(f, last, base.for_horizon(last)) for f, last in zip(firsts, lasts, strict=True)]
 

@@ -11,7 +11,7 @@ from features.forecast_frame import build_future_frame, build_training_frame
 from training.forecast.transforms import check_transform, forward, inverse, target_offsets
 
 
-def _series(n: int = 120, ids=("a", "b"), seed: int = 0) -> pd.DataFrame:
+def _series(n: int = 450, ids=("a", "b"), seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     parts = []
     for i, sid in enumerate(ids):
@@ -25,7 +25,7 @@ def _series(n: int = 120, ids=("a", "b"), seed: int = 0) -> pd.DataFrame:
 
 @pytest.mark.parametrize("name", ["log", "level", "yoy"])
 def test_forward_then_inverse_gives_y_back(name):
-    frame, _ = build_training_frame(_series(), config=ForecastFeatureConfig(min_lag=7))
+    frame, _ = build_training_frame(_series(), config=ForecastFeatureConfig(min_lag=7, use_yearly=True))
     rows = frame.loc[frame["y"].notna()]
     offset, _ = target_offsets(rows, name, "y_rolling_mean_28_lag_7")
     y = rows["y"].to_numpy()
@@ -64,8 +64,8 @@ def test_yoy_offset_adds_last_years_ratio_and_falls_back_to_the_level_without_a_
 
 def test_the_scale_at_the_origin_uses_only_y_up_to_the_origin():
     s = _series()
-    origin = pd.Timestamp("2024-03-31")
-    cfg = ForecastFeatureConfig(min_lag=14)
+    origin = pd.Timestamp("2025-02-28")  # more than a year in: last year's ratio is known
+    cfg = ForecastFeatureConfig(min_lag=14, use_yearly=True)
     base, _ = build_future_frame(s, horizon=14, config=cfg, origin=origin)
     changed = s.copy()
     after = changed["ds"] > origin
@@ -75,13 +75,16 @@ def test_the_scale_at_the_origin_uses_only_y_up_to_the_origin():
         np.testing.assert_array_equal(
             target_offsets(out, name, cfg.level_name)[0], target_offsets(base, name, cfg.level_name)[0]
         )
+    yoy, counts = target_offsets(base, "yoy", cfg.level_name)
+    assert counts["transform_rows_without_last_year"] == 0
+    assert not np.allclose(yoy, target_offsets(base, "level", cfg.level_name)[0])
 
 
 def test_training_offsets_never_read_y_after_each_rows_origin():
     s = _series()
-    cfg = ForecastFeatureConfig(min_lag=7)
+    cfg = ForecastFeatureConfig(min_lag=7, use_yearly=True)
     base, _ = build_training_frame(s, config=cfg)
-    cut = pd.Timestamp("2024-03-01")
+    cut = pd.Timestamp("2025-02-01")
     changed = s.copy()
     changed.loc[changed["ds"] > cut, "y"] = 1e6
     out, _ = build_training_frame(changed, config=cfg)
