@@ -164,7 +164,9 @@ class LGBMForecaster(BaseEstimator):
         country code such as ``"GB"`` or ``"DE-BY"``, or ``"static"`` for each series' ``country`` column of the
         static table. It is generated for every date the model fits or forecasts (kept with the model, so any
         later forecast has it for its horizon); default None (no holidays).
-    target_transform : "log", "level", "yoy" or "auto" (see the module doc and ``training.forecast.transforms``).
+    target_transform : "log" (default), "level", "yoy" or "auto" (see the module doc and
+        ``training.forecast.transforms``). "level" beat "log" at 2 of 3 Online Retail cuts (WAPE 0.394 vs 0.430,
+        0.275 vs 0.308) and lost badly at the third (0.540 vs 0.326, 2011-03-01), so it is not the default.
     engine, scheduler : "local" (default) or "dask": with "dask" the training frames are built per series
         partition and the boosters trained with lightgbm.dask on the cluster at ``scheduler`` (default: the
         running client or a LocalCluster); see ``training.engine``. Prediction is the same either way.
@@ -191,7 +193,7 @@ class LGBMForecaster(BaseEstimator):
         engine: str = "local",
         scheduler: str | None = None,
         holidays: str | None = None,
-        target_transform: str = "level",
+        target_transform: str = "log",
     ):
         self.freq = freq
         self.horizon = horizon
