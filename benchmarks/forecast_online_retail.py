@@ -181,8 +181,13 @@ def run_mlforecast(train: pd.DataFrame):
     from mlforecast.utils import PredictionIntervals
     from sklearn.preprocessing import FunctionTransformer
 
+    from utilsforecast.preprocessing import fill_gaps
+
     df = train[["series_id", "ds", "y"]].rename(columns={"series_id": "unique_id"})
-    df = df.assign(unique_id=df["unique_id"].astype(str), y=df["y"].fillna(0.0))
+    # a country had no orders before its first one: zeros from the log's first day, so that every series is
+    # long enough for mlforecast's conformal windows (countries first seen days before the cut)
+    df = fill_gaps(df.assign(unique_id=df["unique_id"].astype(str)), freq="D", start="global", end="global")
+    df = df.assign(y=df["y"].fillna(0.0))
     with measure() as m:
         fcst = MLForecast(
             models={
