@@ -160,7 +160,11 @@ def _rows(
 
 def _orderpulse(train: pd.DataFrame, static: pd.DataFrame, holidays: str | None):
     with measure() as m:
-        model = LGBMForecaster(freq="D", horizon=HORIZON, holidays=holidays).fit(train, static=static)
+        # "refit": boosters on all the history, as train forecast's final model (the default "split" keeps the
+        # boosters fitted 28 days before the cut: WAPE 0.475 instead of 0.308 at 2010-11-10), intervals from
+        # the holdout before the cut
+        model = LGBMForecaster(freq="D", horizon=HORIZON, holidays=holidays, calibrate="refit")
+        model.fit(train, static=static)
     return model.predict(HORIZON, levels=(80,)), m, f"transform {model.target_transform_};"
 
 
