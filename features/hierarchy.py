@@ -201,7 +201,8 @@ def aggregate_tables(
     """The aggregates' own ``series``, ``covariates`` and ``static`` tables (see the module docstring).
 
     ``series`` may hold rows after the forecast origin (``y`` missing, ``open`` known): they give the
-    aggregates' ``open`` and ``open_share`` for the horizon. Returns ``(series, covariates, static, counts)``
+    aggregates' ``open`` and ``open_share`` for the horizon. The series table also has ``n_open`` (open members
+    with a row that day; known in advance like ``open``), which is not a model input. Returns ``(series, covariates, static, counts)``
     with ``counts["aggregate_rows_with_missing_members"]``: aggregate rows where some member had no row or no
     ``y`` while others had one (their ``y`` is the sum of the members that reported).
     """
@@ -223,6 +224,7 @@ def aggregate_tables(
             "ds": agg["ds"],
             "y": agg["y"].astype("float64"),
             "open": (agg["n_open"] > 0).astype("int8"),
+            "n_open": agg["n_open"].astype("int64"),
         }
     )
     cov = pd.DataFrame(

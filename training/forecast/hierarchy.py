@@ -70,6 +70,7 @@ RECONCILERS: dict[str, Callable[[], Any]] = {
     "mint_shrink": lambda: _hf_methods().MinTrace(method="mint_shrink"),
 }
 DEFAULT_METHODS = ("bottom_up", "ols", "wls_struct", "wls_var", "mint_shrink")
+AGGREGATE_TARGETS = ("per_open", "sum")
 
 
 def level_order(levels: Sequence[str]) -> list[str]:
@@ -90,7 +91,9 @@ class HierarchicalReconciler:
 
     ``fit(hierarchy, base_backtest)`` takes the base forecasts of every node on the backtest windows (columns
     ``window, step, series_id, ds, y, open, yhat``; aggregates under their keys, ``region=Bayern`` / ``total``).
-    Learned: ``method_``, ``metrics_`` (method x level), ``quantiles_`` (level -> ``lo_80``...), ``coverage_``.
+    Learned: ``method_``, ``metrics_`` (method x level), ``quantiles_`` (level -> ``lo_80``...), ``coverage_``,
+    ``backtest_`` (method -> the aggregates' reconciled backtest rows: ``level, series_id, ds, yhat, open, y,
+    step, window``).
     """
 
     def __init__(
@@ -134,6 +137,11 @@ class HierarchicalReconciler:
         }
         self.quantiles_ = self.quantiles_by_method_[self.method_]
         self.coverage_ = self._coverage(reconciled[self.method_])
+        # every method's reconciled backtest of the aggregates (small: a few nodes x windows x steps), for reviews
+        self.backtest_ = {
+            name: rec.loc[rec["level"] != SERIES_LEVEL].drop(columns="node").reset_index(drop=True)
+            for name, rec in reconciled.items()
+        }
         return self
 
     def reconcile(self, base: pd.DataFrame, method: str | None = None) -> pd.DataFrame:
@@ -364,11 +372,21 @@ def fit_hierarchy(
     levels: tuple[int, ...] = (80, 95),
     methods: Sequence[str] = DEFAULT_METHODS,
     method: str | None = None,
+    aggregate_target: str = "per_open",
 ) -> tuple[HierarchicalReconciler, dict[str, float]]:
     """Backtest the aggregate model on the windows of ``series_backtest``, choose and calibrate the
     reconciliation, then fit the aggregate model on all data. Returns ``(reconciler, counts)``; the fitted
-    aggregate model is ``reconciler.aggregate_model_``."""
-    agg_series, agg_tables, counts = _aggregate_inputs(hierarchy, series, tables)
+    aggregate model is ``reconciler.aggregate_model_``.
+
+    ``aggregate_target``: what the aggregate model learns. ``"per_open"`` (default): the aggregate per open
+    member (``y / n_open``), its forecast multiplied back by the known number of open members, so days when
+    most members are closed (Sundays, regional holidays) or absent are not level shifts for the model;
+    ``"sum"``: the aggregate's sum itself."""
+    if aggregate_target not in AGGREGATE_TARGETS:
+        raise ValueError(
+            f"aggregate_target must be one of {AGGREGATE_TARGETS}. Got {aggregate_target!r} instead."
+        )
+    agg_series, agg_tables, counts, n_open = _aggregate_inputs(hierarchy, series, tables, aggregate_target)
     bt = backtest(
         make_aggregate_model,
         agg_series,
@@ -380,10 +398,12 @@ def fit_hierarchy(
         fit_kwargs={k: v for k, v in agg_tables.items() if v is not None},
     )
     cols = ["window", "step", "series_id", "ds", "y", "open", "yhat"]
-    base = pd.concat([series_backtest[cols], bt.predictions[cols]], ignore_index=True)
+    agg_bt = _rescale(bt.predictions[cols], n_open, ("y", "yhat"))
+    base = pd.concat([series_backtest[cols], agg_bt], ignore_index=True)
     rec = HierarchicalReconciler(methods=methods, method=method, levels=levels).fit(hierarchy, base)
+    rec.aggregate_target_ = aggregate_target
     rec.aggregate_model_ = make_aggregate_model().fit(agg_series, **agg_tables)
-    counts = {**counts, **hierarchy.describe(), "aggregate_backtest_wape": float(bt.overall["wape"])}
+    counts = {**counts, **hierarchy.describe(), "aggregate_backtest_wape": wape(agg_bt["y"], agg_bt["yhat"])}
     return rec, counts
 
 
@@ -399,12 +419,17 @@ def forecast_hierarchy(
     method: str | None = None,
 ) -> pd.DataFrame:
     """Every level's coherent forecast from the series forecaster's ``series_pred`` (same origin/horizon) and
-    the aggregate model, which reads the aggregates of ``series`` (history + known future ``open``)."""
+    the aggregate model, which reads the aggregates of ``series`` (history + known future ``open``). Forecast
+    days that ``series`` does not list take ``open`` from ``series_pred`` (a forecast of exactly 0 is closed,
+    the forecaster's convention), so the aggregates know how many members are open on every forecast day."""
     reconciler._check_fitted()
-    agg_series, agg_tables, _ = _aggregate_inputs(reconciler.hierarchy_, series, tables)
+    target = getattr(reconciler, "aggregate_target_", "sum")
+    series = _with_forecast_days(series, series_pred)
+    agg_series, agg_tables, _, n_open = _aggregate_inputs(reconciler.hierarchy_, series, tables, target)
     agg_pred = reconciler.aggregate_model_.predict(
         horizon, levels=(), series=agg_series, origin=origin, **agg_tables
     )
+    agg_pred = _rescale(agg_pred, n_open, ("yhat",))
     out = reconciler.predict(series_pred, agg_pred, levels, method=method)
     order = {lv: i for i, lv in enumerate(level_order(reconciler.hierarchy_.levels))}
     rank = out["level"].map(order)
@@ -505,12 +530,51 @@ def hierarchy_output(
 
 
 def _aggregate_inputs(
-    hierarchy: Hierarchy, series: pd.DataFrame, tables: dict[str, pd.DataFrame | None]
-) -> tuple[pd.DataFrame, dict[str, pd.DataFrame | None], dict[str, float]]:
+    hierarchy: Hierarchy, series: pd.DataFrame, tables: dict[str, pd.DataFrame | None], target: str = "sum"
+) -> tuple[pd.DataFrame, dict[str, pd.DataFrame | None], dict[str, float], pd.DataFrame | None]:
+    """The aggregate model's inputs and, for ``target="per_open"``, the ``series_id, ds, n_open`` factors its
+    forecasts are multiplied by (``None`` for ``"sum"``)."""
     agg_series, cov, static, counts = aggregate_tables(
         hierarchy, series, tables.get("covariates"), tables.get("static")
     )
-    return agg_series, {"covariates": cov, "weather": tables.get("weather"), "static": static}, counts
+    n_open = None
+    if target == "per_open":
+        n_open = agg_series[["series_id", "ds", "n_open"]]
+        some_open = agg_series["n_open"] > 0
+        per_open = agg_series["y"] / agg_series["n_open"].where(some_open)
+        agg_series = agg_series.assign(y=per_open.where(some_open, agg_series["y"]))
+    agg_series = agg_series.drop(columns="n_open")
+    return agg_series, {"covariates": cov, "weather": tables.get("weather"), "static": static}, counts, n_open
+
+
+def _with_forecast_days(series: pd.DataFrame, series_pred: pd.DataFrame) -> pd.DataFrame:
+    keys = ["series_id", "ds"]
+    pred = series_pred[[*keys, "yhat"]].assign(series_id=series_pred["series_id"].astype("string"))
+    listed = series[keys].assign(series_id=series["series_id"].astype("string"), _listed=True)
+    new = pred.merge(listed, on=keys, how="left")
+    new = new.loc[new["_listed"].isna()]
+    if new.empty:
+        return series
+    rows = pd.DataFrame(
+        {"series_id": new["series_id"], "ds": new["ds"], "y": np.nan, "open": (new["yhat"] > 0).astype("int8")}
+    )
+    known = series.assign(series_id=series["series_id"].astype("string"))
+    if "open" not in known.columns:
+        known["open"] = np.int8(1)
+    return pd.concat([known, rows], ignore_index=True)
+
+
+def _rescale(frame: pd.DataFrame, n_open: pd.DataFrame | None, columns: Sequence[str]) -> pd.DataFrame:
+    """Per-open-member values back to aggregate sums (``columns`` times ``n_open`` of the row's aggregate/day)."""
+    if n_open is None:
+        return frame
+    factor = frame[["series_id", "ds"]].merge(
+        n_open.astype({"series_id": "string"}), on=["series_id", "ds"], how="left"
+    )["n_open"]
+    out = frame.copy()
+    for c in columns:
+        out[c] = out[c].to_numpy() * factor.fillna(0).to_numpy()
+    return out
 
 
 def _level_of(tags: dict[str, np.ndarray]) -> pd.Series:
