@@ -32,6 +32,8 @@ __all__ = [
     "parse_levels",
     "aggregate_tables",
     "aggregate_key",
+    "member_sums",
+    "combine_member_sums",
     "SERIES_LEVEL",
     "TOTAL",
     "NO_GROUP",
@@ -194,9 +196,11 @@ class Hierarchy:
 
 def aggregate_tables(
     hierarchy: Hierarchy,
-    series: pd.DataFrame,
+    series: pd.DataFrame | None,
     covariates: pd.DataFrame | None = None,
     static: pd.DataFrame | None = None,
+    *,
+    sums: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, int]]:
     """The aggregates' own ``series``, ``covariates`` and ``static`` tables (see the module docstring).
 
@@ -205,17 +209,18 @@ def aggregate_tables(
     with a row that day; known in advance like ``open``), which is not a model input. Returns ``(series, covariates, static, counts)``
     with ``counts["aggregate_rows_with_missing_members"]``: aggregate rows where some member had no row or no
     ``y`` while others had one (their ``y`` is the sum of the members that reported).
+
+    ``sums`` (``member_sums`` of the series, e.g. combined over partitions by ``combine_member_sums``) replaces
+    ``series``, which is then not read: the dask engine sums each partition of series on its worker.
     """
     members = hierarchy.membership()
     size = members.groupby("key").size().rename("n_members")
-    s = series.assign(series_id=series["series_id"].astype("string"))
-    if "open" not in s.columns:
-        s = s.assign(open=np.int8(1))
-    joined = s[["series_id", "ds", "y", "open"]].merge(members, on="series_id", how="inner")
-    joined["observed"] = joined["y"].notna()
-    g = joined.groupby(["key", "ds"], sort=True)
-    agg = g.agg(y=("y", lambda v: v.sum(min_count=1)), n_open=("open", "sum"), n_obs=("observed", "sum"))
-    agg = agg.reset_index().merge(size, left_on="key", right_index=True)
+    if sums is None:
+        if series is None:
+            raise ValueError("aggregate_tables needs the series or their member_sums (sums=...).")
+        sums = member_sums(hierarchy, series)
+    agg = sums
+    agg = agg.reset_index(drop=True).merge(size, left_on="key", right_index=True)
     partial = (agg["n_obs"] > 0) & (agg["n_obs"] < agg["n_members"])
     counts = {"aggregate_rows_with_missing_members": int(partial.sum())}
     agg_series = pd.DataFrame(
@@ -246,6 +251,29 @@ def aggregate_tables(
             cov = pd.concat([cov, _numeric_covariates(shared.drop(columns="series_id", errors="ignore"))])
     agg_static = _aggregate_static(hierarchy, static)
     return agg_series, cov.reset_index(drop=True), agg_static, counts
+
+
+def member_sums(hierarchy: Hierarchy, series: pd.DataFrame) -> pd.DataFrame:
+    """Per aggregate and day, ``key, ds, y`` (the sum of the members' observed ``y``, missing when none has
+    one), ``n_open`` (open members) and ``n_obs`` (members with an observed ``y``). Sums over disjoint sets of
+    series add up (``combine_member_sums``), so each partition of a large table can be summed on its own."""
+    members = hierarchy.membership()
+    s = series.assign(series_id=series["series_id"].astype("string"))
+    if "open" not in s.columns:
+        s = s.assign(open=np.int8(1))
+    joined = s[["series_id", "ds", "y", "open"]].merge(members, on="series_id", how="inner")
+    joined["observed"] = joined["y"].notna()
+    g = joined.groupby(["key", "ds"], sort=True)
+    agg = g.agg(y=("y", lambda v: v.sum(min_count=1)), n_open=("open", "sum"), n_obs=("observed", "sum"))
+    return agg.reset_index()
+
+
+def combine_member_sums(parts: Iterable[pd.DataFrame]) -> pd.DataFrame:
+    """``member_sums`` of disjoint sets of series added up: the sums of all those series together."""
+    both = pd.concat(list(parts), ignore_index=True)
+    g = both.groupby(["key", "ds"], sort=True)
+    agg = g.agg(y=("y", lambda v: v.sum(min_count=1)), n_open=("n_open", "sum"), n_obs=("n_obs", "sum"))
+    return agg.reset_index()
 
 
 def _aggregate_covariates(covariates: pd.DataFrame, members: pd.DataFrame) -> pd.DataFrame:
