@@ -104,8 +104,6 @@ def forecast_to_file(
     wrapper = load_snapshot_model(resolved.uri, kind=ForecastPyfunc)
     if hierarchy_levels:
         check_levels(wrapper.model, hierarchy_levels)
-        if engine == "dask":
-            raise ValueError("--levels is not supported with --engine dask yet: use --engine local.")
     if engine == "dask":
         from training.forecast.dask import forecast_dataset
 
@@ -122,6 +120,7 @@ def forecast_to_file(
             on_bad_rows=on_bad_rows,
             shape=job.forecast_output,
             scheduler=scheduler,
+            hierarchy_levels=hierarchy_levels,
         )
         summary = {"model": resolved.uri, "version": resolved.version, **written}
         err.print(

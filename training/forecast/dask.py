@@ -117,6 +117,7 @@ def forecast_dataset(
     shape: Callable[[pd.DataFrame, int, bool], pd.DataFrame],
     scheduler: str | None = None,
     npartitions: int | None = None,
+    hierarchy_levels: str | None = None,
 ) -> dict[str, Any]:
     """Batch forecast on dask: the series read lazily and split by series, ``model.predict`` per partition
     (with the global origin), shaped by ``shape(pred, level, explain)`` (the local job's own output
@@ -124,6 +125,12 @@ def forecast_dataset(
 
     ``tables`` values are paths (read and validated lazily/in the partitions) or validated frames (e.g. the
     model's snapshot). Returns ``rows, series, start, end, out`` (and ``files`` for a partitioned output).
+
+    ``hierarchy_levels`` (levels the model was trained with): each partition also sums its series per
+    aggregate and day (``features.hierarchy.member_sums``, forecast days included); the client adds those
+    sums up, reconciles with the series forecasts (``training.forecast.hierarchy.hierarchy_output``, the local
+    job's code) and writes one table with a ``level`` column. Only the sums and the forecast rows travel to the
+    client, never the series history.
     """
     import dask
 
@@ -154,6 +161,23 @@ def forecast_dataset(
             origin = max(observed)
         slim = _without_history(model)
         model_f = client.scatter(slim, broadcast=True, hash=False)
+        if hierarchy_levels:
+            summary = _forecast_levels(
+                client,
+                parts,
+                model,
+                model_f,
+                out,
+                tables,
+                hierarchy_levels,
+                horizon,
+                level,
+                origin,
+                explain,
+                on_bad_rows,
+            )
+            parts.release()
+            return {**summary, "origin": str(pd.Timestamp(origin))}
         tasks = parts.delayed(
             _predict_part,
             model_f,
@@ -168,6 +192,78 @@ def forecast_dataset(
         parts.release()
     summary["origin"] = str(pd.Timestamp(origin))
     return summary
+
+
+def _forecast_levels(
+    client: Client,
+    parts: Any,
+    model: Any,
+    model_f: Any,
+    out: str | Path,
+    tables: dict[str, str | Path | pd.DataFrame | None],
+    hierarchy_levels: str,
+    horizon: int | None,
+    level: int,
+    origin: Any,
+    explain: bool,
+    on_bad_rows: str,
+) -> dict[str, Any]:
+    import dask
+
+    from features.hierarchy import combine_member_sums
+    from features.io import load_table
+    from training.forecast.hierarchy import check_levels, hierarchy_output
+
+    rec = check_levels(model, hierarchy_levels)
+    tasks = parts.delayed(
+        _predict_and_sum_part,
+        model_f,
+        hierarchy=rec.hierarchy_,
+        horizon=horizon,
+        level=level,
+        origin=pd.Timestamp(origin),
+        explain=explain,
+    )
+    results = client.gather(client.compute([dask.delayed(_value_or_problems)(t) for t in tasks]))
+    series_pred = pd.concat([pred for pred, _ in results], ignore_index=True)
+    sums = combine_member_sums(part_sums for _, part_sums in results)
+    frames = {
+        k: load_table(v, k, on_bad_rows=on_bad_rows)[0] if isinstance(v, str | Path) else v
+        for k, v in tables.items()
+        if k in ("covariates", "weather", "static")
+    }
+    out_df = hierarchy_output(
+        model,
+        hierarchy_levels,
+        series_pred,
+        None,
+        frames,
+        level=level,
+        horizon=horizon,
+        origin=pd.Timestamp(origin),
+        sums=sums,
+    )
+    return write_output(out_df, out)
+
+
+def _predict_and_sum_part(
+    series: pd.DataFrame,
+    tables: dict[str, Any],
+    model: Any,
+    *,
+    hierarchy: Any,
+    horizon: int | None,
+    level: int,
+    origin: pd.Timestamp,
+    explain: bool,
+    context_rows: int,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One partition's series forecast and its ``member_sums`` (history + forecast days)."""
+    from features.hierarchy import member_sums
+    from training.forecast.hierarchy import with_forecast_days
+
+    pred = model.predict(horizon, levels=(), explain=explain, series=series, origin=origin, **tables)
+    return pred, member_sums(hierarchy, with_forecast_days(series, pred))
 
 
 def _design_pieces(frame: pd.DataFrame, n: int) -> list[tuple[pd.DataFrame, pd.Series]]:

@@ -58,6 +58,7 @@ __all__ = [
     "fit_hierarchy",
     "forecast_hierarchy",
     "level_order",
+    "with_forecast_days",
 ]
 
 log = logging.getLogger(__name__)
@@ -134,7 +135,7 @@ def forecast_hierarchy(
     reconciler._check_fitted()
     target = getattr(reconciler, "aggregate_target_", "sum")
     if sums is None:
-        series = _with_forecast_days(series, series_pred)
+        series = with_forecast_days(series, series_pred)
     agg_series, agg_tables, _, n_open = _aggregate_inputs(
         reconciler.hierarchy_, series, tables, target, sums=sums
     )
@@ -265,7 +266,8 @@ def _aggregate_inputs(
     return agg_series, {"covariates": cov, "weather": tables.get("weather"), "static": static}, counts, n_open
 
 
-def _with_forecast_days(series: pd.DataFrame, series_pred: pd.DataFrame) -> pd.DataFrame:
+def with_forecast_days(series: pd.DataFrame, series_pred: pd.DataFrame) -> pd.DataFrame:
+    """``series`` plus a row (``y`` missing, ``open`` = forecast > 0) for every forecast day it does not list."""
     keys = ["series_id", "ds"]
     pred = series_pred[[*keys, "yhat"]].assign(series_id=series_pred["series_id"].astype("string"))
     listed = series[keys].assign(series_id=series["series_id"].astype("string"), _listed=True)
