@@ -263,17 +263,18 @@ def member_sums(hierarchy: Hierarchy, series: pd.DataFrame) -> pd.DataFrame:
         s = s.assign(open=np.int8(1))
     joined = s[["series_id", "ds", "y", "open"]].merge(members, on="series_id", how="inner")
     joined["observed"] = joined["y"].notna()
-    g = joined.groupby(["key", "ds"], sort=True)
-    agg = g.agg(y=("y", lambda v: v.sum(min_count=1)), n_open=("open", "sum"), n_obs=("observed", "sum"))
-    return agg.reset_index()
+    return _sum_by_key_and_day(joined.rename(columns={"open": "n_open", "observed": "n_obs"}))
 
 
 def combine_member_sums(parts: Iterable[pd.DataFrame]) -> pd.DataFrame:
     """``member_sums`` of disjoint sets of series added up: the sums of all those series together."""
-    both = pd.concat(list(parts), ignore_index=True)
-    g = both.groupby(["key", "ds"], sort=True)
-    agg = g.agg(y=("y", lambda v: v.sum(min_count=1)), n_open=("n_open", "sum"), n_obs=("n_obs", "sum"))
-    return agg.reset_index()
+    return _sum_by_key_and_day(pd.concat(list(parts), ignore_index=True))
+
+
+def _sum_by_key_and_day(frame: pd.DataFrame) -> pd.DataFrame:
+    g = frame.groupby(["key", "ds"], sort=True)
+    out = pd.DataFrame({"y": g["y"].sum(min_count=1), "n_open": g["n_open"].sum(), "n_obs": g["n_obs"].sum()})
+    return out.reset_index()
 
 
 def _aggregate_covariates(covariates: pd.DataFrame, members: pd.DataFrame) -> pd.DataFrame:

@@ -3,9 +3,13 @@
 How it works
 ------------
 1. **Base forecasts per level.** The series keep their own forecaster. The aggregates (``region=Bayern``,
-   ``total``: see ``features.hierarchy``) get a second, small global ``LGBMForecaster`` trained on their own
-   series: sums of ``y``, the members' mean covariates and ``open_share``. Aggregates are smoother than their
-   members, so their own model usually forecasts them better than the sum of the series forecasts.
+   ``total``: see ``features.hierarchy``) get a second, small global model with the series model's recipe,
+   trained on their own series. By default (``aggregate_target="per_open"``) it learns the aggregate *per open
+   member* (``y / n_open``, with the members' mean covariates and ``open_share``) and its forecast is multiplied
+   back by the number of open members, known in advance: a Sunday when 3% of the stores open, a regional
+   holiday or stores missing from the data are then not level shifts the model must learn from a few
+   aggregate series. Aggregates are smoother than their members, so their own model usually forecasts them
+   better than the sum of the series forecasts.
 2. **Reconciliation** with Nixtla ``hierarchicalforecast``: ``bottom_up`` (the sum of the series forecasts) and
    the MinTrace family (``ols``, ``wls_struct``, ``wls_var``, ``mint_shrink``: the covariance of the base
    forecasts' backtest errors, shrunk). Every method returns series forecasts ``b`` and all levels as
