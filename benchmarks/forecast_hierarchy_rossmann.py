@@ -81,7 +81,9 @@ def main() -> None:
     print(f"  chosen method: {rec.method_}; {counts}")
     print("  backtest WAPE per method and level:")
     print(rec.metrics_.pivot(index="method", columns="level", values="wape").round(4).to_string())
-    print(f"  backtest 80% coverage per level ({rec.method_}; each window by quantiles of the other windows):")
+    print(
+        f"  backtest 80% coverage per level ({rec.method_}; each window by quantiles of the other windows):"
+    )
     print("  " + ", ".join(f"{lv} {c.get('coverage_80', np.nan):.3f}" for lv, c in rec.coverage_.items()))
 
     history = pd.concat([train, future.assign(y=np.nan)], ignore_index=True)

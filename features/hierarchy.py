@@ -34,6 +34,7 @@ __all__ = [
     "aggregate_key",
     "member_sums",
     "combine_member_sums",
+    "with_forecast_days",
     "SERIES_LEVEL",
     "TOTAL",
     "NO_GROUP",
@@ -275,6 +276,29 @@ def _sum_by_key_and_day(frame: pd.DataFrame) -> pd.DataFrame:
     g = frame.groupby(["key", "ds"], sort=True)
     out = pd.DataFrame({"y": g["y"].sum(min_count=1), "n_open": g["n_open"].sum(), "n_obs": g["n_obs"].sum()})
     return out.reset_index()
+
+
+def with_forecast_days(series: pd.DataFrame, series_pred: pd.DataFrame) -> pd.DataFrame:
+    """``series`` plus a row (``y`` missing, ``open`` = forecast > 0) for every forecast day it does not list."""
+    keys = ["series_id", "ds"]
+    pred = series_pred[[*keys, "yhat"]].assign(series_id=series_pred["series_id"].astype("string"))
+    listed = series[keys].assign(series_id=series["series_id"].astype("string"), _listed=True)
+    new = pred.merge(listed, on=keys, how="left")
+    new = new.loc[new["_listed"].isna()]
+    if new.empty:
+        return series
+    rows = pd.DataFrame(
+        {
+            "series_id": new["series_id"],
+            "ds": new["ds"],
+            "y": np.nan,
+            "open": (new["yhat"] > 0).astype("int8"),
+        }
+    )
+    known = series.assign(series_id=series["series_id"].astype("string"))
+    if "open" not in known.columns:
+        known["open"] = np.int8(1)
+    return pd.concat([known, rows], ignore_index=True)
 
 
 def _aggregate_covariates(covariates: pd.DataFrame, members: pd.DataFrame) -> pd.DataFrame:

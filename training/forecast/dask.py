@@ -117,7 +117,7 @@ def forecast_dataset(
     shape: Callable[[pd.DataFrame, int, bool], pd.DataFrame],
     scheduler: str | None = None,
     npartitions: int | None = None,
-    hierarchy_levels: str | None = None,
+    levels_output: Callable[[pd.DataFrame, pd.DataFrame, pd.Timestamp], pd.DataFrame] | None = None,
 ) -> dict[str, Any]:
     """Batch forecast on dask: the series read lazily and split by series, ``model.predict`` per partition
     (with the global origin), shaped by ``shape(pred, level, explain)`` (the local job's own output
@@ -126,11 +126,11 @@ def forecast_dataset(
     ``tables`` values are paths (read and validated lazily/in the partitions) or validated frames (e.g. the
     model's snapshot). Returns ``rows, series, start, end, out`` (and ``files`` for a partitioned output).
 
-    ``hierarchy_levels`` (levels the model was trained with): each partition also sums its series per
-    aggregate and day (``features.hierarchy.member_sums``, forecast days included); the client adds those
-    sums up, reconciles with the series forecasts (``training.forecast.hierarchy.hierarchy_output``, the local
-    job's code) and writes one table with a ``level`` column. Only the sums and the forecast rows travel to the
-    client, never the series history.
+    ``levels_output`` (for ``--levels``; the model must have a fitted hierarchy): each partition also sums its
+    series per aggregate and day (``features.hierarchy.member_sums``, forecast days included); the client adds
+    those sums up and writes one table, ``levels_output(series_pred, sums, origin)`` (the local job's
+    ``training.forecast.hierarchy.hierarchy_output`` with ``sums``). Only the sums and the forecast rows travel
+    to the client, never the series history.
     """
     import dask
 
@@ -161,23 +161,6 @@ def forecast_dataset(
             origin = max(observed)
         slim = _without_history(model)
         model_f = client.scatter(slim, broadcast=True, hash=False)
-        if hierarchy_levels:
-            summary = _forecast_levels(
-                client,
-                parts,
-                model,
-                model_f,
-                out,
-                tables,
-                hierarchy_levels,
-                horizon,
-                level,
-                origin,
-                explain,
-                on_bad_rows,
-            )
-            parts.release()
-            return {**summary, "origin": str(pd.Timestamp(origin))}
         tasks = parts.delayed(
             _predict_part,
             model_f,
@@ -186,84 +169,29 @@ def forecast_dataset(
             origin=pd.Timestamp(origin),
             explain=explain,
             shape=shape,
+            hierarchy=None if levels_output is None else model.hierarchy_.hierarchy_,
         )
         frames = client.compute([dask.delayed(_value_or_problems)(t) for t in tasks])
-        summary = write_output(frames, out, client=client)
+        if levels_output is None:
+            summary = write_output(frames, out, client=client)
+        else:
+            summary = write_output(_levels_frame(client.gather(frames), levels_output, origin), out)
         parts.release()
     summary["origin"] = str(pd.Timestamp(origin))
     return summary
 
 
-def _forecast_levels(
-    client: Client,
-    parts: Any,
-    model: Any,
-    model_f: Any,
-    out: str | Path,
-    tables: dict[str, str | Path | pd.DataFrame | None],
-    hierarchy_levels: str,
-    horizon: int | None,
-    level: int,
+def _levels_frame(
+    results: list[tuple[pd.DataFrame, pd.DataFrame]],
+    levels_output: Callable[[pd.DataFrame, pd.DataFrame, pd.Timestamp], pd.DataFrame],
     origin: Any,
-    explain: bool,
-    on_bad_rows: str,
-) -> dict[str, Any]:
-    import dask
-
+) -> pd.DataFrame:
+    """Every level's rows from the partitions' ``(forecast, member_sums)``."""
     from features.hierarchy import combine_member_sums
-    from features.io import load_table
-    from training.forecast.hierarchy import check_levels, hierarchy_output
 
-    rec = check_levels(model, hierarchy_levels)
-    tasks = parts.delayed(
-        _predict_and_sum_part,
-        model_f,
-        hierarchy=rec.hierarchy_,
-        horizon=horizon,
-        level=level,
-        origin=pd.Timestamp(origin),
-        explain=explain,
-    )
-    results = client.gather(client.compute([dask.delayed(_value_or_problems)(t) for t in tasks]))
     series_pred = pd.concat([pred for pred, _ in results], ignore_index=True)
     sums = combine_member_sums(part_sums for _, part_sums in results)
-    frames = {
-        k: load_table(v, k, on_bad_rows=on_bad_rows)[0] if isinstance(v, str | Path) else v
-        for k, v in tables.items()
-        if k in ("covariates", "weather", "static")
-    }
-    out_df = hierarchy_output(
-        model,
-        hierarchy_levels,
-        series_pred,
-        None,
-        frames,
-        level=level,
-        horizon=horizon,
-        origin=pd.Timestamp(origin),
-        sums=sums,
-    )
-    return write_output(out_df, out)
-
-
-def _predict_and_sum_part(
-    series: pd.DataFrame,
-    tables: dict[str, Any],
-    model: Any,
-    *,
-    hierarchy: Any,
-    horizon: int | None,
-    level: int,
-    origin: pd.Timestamp,
-    explain: bool,
-    context_rows: int,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """One partition's series forecast and its ``member_sums`` (history + forecast days)."""
-    from features.hierarchy import member_sums
-    from training.forecast.hierarchy import with_forecast_days
-
-    pred = model.predict(horizon, levels=(), explain=explain, series=series, origin=origin, **tables)
-    return pred, member_sums(hierarchy, with_forecast_days(series, pred))
+    return levels_output(series_pred, sums, pd.Timestamp(origin))
 
 
 def _design_pieces(frame: pd.DataFrame, n: int) -> list[tuple[pd.DataFrame, pd.Series]]:
@@ -317,11 +245,19 @@ def _predict_part(
     level: int,
     origin: pd.Timestamp,
     explain: bool,
-    shape: Callable[[pd.DataFrame, int, bool], pd.DataFrame],
+    shape: Callable[[pd.DataFrame, int, bool], pd.DataFrame] | None,
     context_rows: int,
-) -> pd.DataFrame:
+    hierarchy: Any = None,
+) -> Any:
+    """One partition's forecast, shaped; with ``hierarchy``, the raw forecast and the partition's
+    ``member_sums`` (history + forecast days) instead."""
     pred = model.predict(horizon, levels=(level,), explain=explain, series=series, origin=origin, **tables)
-    return shape(pred, level, explain)
+    if hierarchy is None:
+        assert shape is not None
+        return shape(pred, level, explain)
+    from features.hierarchy import member_sums, with_forecast_days
+
+    return pred, member_sums(hierarchy, with_forecast_days(series, pred))
 
 
 def _value_or_problems(result: Any) -> pd.DataFrame:

@@ -40,11 +40,10 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from sklearn.base import clone
 
-from features.hierarchy import SERIES_LEVEL, Hierarchy, aggregate_tables, parse_levels
+from features.hierarchy import SERIES_LEVEL, Hierarchy, aggregate_tables, parse_levels, with_forecast_days
 from training.forecast.backtest import backtest
 from training.forecast.forecaster import LGBMForecaster
 from training.forecast.reconcile import DEFAULT_METHODS, RECONCILERS, HierarchicalReconciler, level_order
@@ -62,7 +61,6 @@ __all__ = [
     "fit_hierarchy",
     "forecast_hierarchy",
     "level_order",
-    "with_forecast_days",
 ]
 
 log = logging.getLogger(__name__)
@@ -268,29 +266,6 @@ def _aggregate_inputs(
         agg_series = agg_series.assign(y=per_open.where(some_open, agg_series["y"]))
     agg_series = agg_series.drop(columns="n_open")
     return agg_series, {"covariates": cov, "weather": tables.get("weather"), "static": static}, counts, n_open
-
-
-def with_forecast_days(series: pd.DataFrame, series_pred: pd.DataFrame) -> pd.DataFrame:
-    """``series`` plus a row (``y`` missing, ``open`` = forecast > 0) for every forecast day it does not list."""
-    keys = ["series_id", "ds"]
-    pred = series_pred[[*keys, "yhat"]].assign(series_id=series_pred["series_id"].astype("string"))
-    listed = series[keys].assign(series_id=series["series_id"].astype("string"), _listed=True)
-    new = pred.merge(listed, on=keys, how="left")
-    new = new.loc[new["_listed"].isna()]
-    if new.empty:
-        return series
-    rows = pd.DataFrame(
-        {
-            "series_id": new["series_id"],
-            "ds": new["ds"],
-            "y": np.nan,
-            "open": (new["yhat"] > 0).astype("int8"),
-        }
-    )
-    known = series.assign(series_id=series["series_id"].astype("string"))
-    if "open" not in known.columns:
-        known["open"] = np.int8(1)
-    return pd.concat([known, rows], ignore_index=True)
 
 
 def _rescale(frame: pd.DataFrame, n_open: pd.DataFrame | None, columns: Sequence[str]) -> pd.DataFrame:

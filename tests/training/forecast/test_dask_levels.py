@@ -13,7 +13,6 @@ import pytest
 pytest.importorskip("distributed")
 pytest.importorskip("hierarchicalforecast")
 
-from distributed import Client, LocalCluster  # noqa: E402
 
 from features.hierarchy import Hierarchy  # noqa: E402
 from features.io import load_table, read_frame  # noqa: E402
@@ -27,15 +26,6 @@ SAMPLE = Path(__file__).resolve().parents[3] / "data" / "sample" / "rossmann"
 STORES = ["88", "89", "126", "183", "512", "817"]
 HORIZON = 7
 PARAMS = {"n_estimators": 30, "num_leaves": 7, "min_child_samples": 5}
-
-
-@pytest.fixture(scope="module")
-def client():
-    with (
-        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
-        Client(cluster) as c,
-    ):
-        yield c
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +82,9 @@ def test_dask_forecast_of_every_level_equals_the_local_one(client, tables, fitte
         on_bad_rows="raise",
         shape=forecast_output,
         npartitions=3,
-        hierarchy_levels="region,total",
+        levels_output=lambda pred, sums, at: hierarchy_output(
+            model, "region,total", pred, None, aux, level=80, horizon=HORIZON, origin=at, sums=sums
+        ),
     )
 
     written = read_frame(tmp_path / "levels.parquet")
