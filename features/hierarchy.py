@@ -32,6 +32,9 @@ __all__ = [
     "parse_levels",
     "aggregate_tables",
     "aggregate_key",
+    "member_sums",
+    "combine_member_sums",
+    "with_forecast_days",
     "SERIES_LEVEL",
     "TOTAL",
     "NO_GROUP",
@@ -194,27 +197,31 @@ class Hierarchy:
 
 def aggregate_tables(
     hierarchy: Hierarchy,
-    series: pd.DataFrame,
+    series: pd.DataFrame | None,
     covariates: pd.DataFrame | None = None,
     static: pd.DataFrame | None = None,
+    *,
+    sums: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, int]]:
     """The aggregates' own ``series``, ``covariates`` and ``static`` tables (see the module docstring).
 
     ``series`` may hold rows after the forecast origin (``y`` missing, ``open`` known): they give the
-    aggregates' ``open`` and ``open_share`` for the horizon. Returns ``(series, covariates, static, counts)``
+    aggregates' ``open`` and ``open_share`` for the horizon. The series table also has ``n_open`` (open members
+    with a row that day; known in advance like ``open``), which is not a model input. Returns ``(series, covariates, static, counts)``
     with ``counts["aggregate_rows_with_missing_members"]``: aggregate rows where some member had no row or no
     ``y`` while others had one (their ``y`` is the sum of the members that reported).
+
+    ``sums`` (``member_sums`` of the series, e.g. combined over partitions by ``combine_member_sums``) replaces
+    ``series``, which is then not read: the dask engine sums each partition of series on its worker.
     """
     members = hierarchy.membership()
     size = members.groupby("key").size().rename("n_members")
-    s = series.assign(series_id=series["series_id"].astype("string"))
-    if "open" not in s.columns:
-        s = s.assign(open=np.int8(1))
-    joined = s[["series_id", "ds", "y", "open"]].merge(members, on="series_id", how="inner")
-    joined["observed"] = joined["y"].notna()
-    g = joined.groupby(["key", "ds"], sort=True)
-    agg = g.agg(y=("y", lambda v: v.sum(min_count=1)), n_open=("open", "sum"), n_obs=("observed", "sum"))
-    agg = agg.reset_index().merge(size, left_on="key", right_index=True)
+    if sums is None:
+        if series is None:
+            raise ValueError("aggregate_tables needs the series or their member_sums (sums=...).")
+        sums = member_sums(hierarchy, series)
+    agg = sums
+    agg = agg.reset_index(drop=True).merge(size, left_on="key", right_index=True)
     partial = (agg["n_obs"] > 0) & (agg["n_obs"] < agg["n_members"])
     counts = {"aggregate_rows_with_missing_members": int(partial.sum())}
     agg_series = pd.DataFrame(
@@ -223,6 +230,7 @@ def aggregate_tables(
             "ds": agg["ds"],
             "y": agg["y"].astype("float64"),
             "open": (agg["n_open"] > 0).astype("int8"),
+            "n_open": agg["n_open"].astype("int64"),
         }
     )
     cov = pd.DataFrame(
@@ -244,6 +252,53 @@ def aggregate_tables(
             cov = pd.concat([cov, _numeric_covariates(shared.drop(columns="series_id", errors="ignore"))])
     agg_static = _aggregate_static(hierarchy, static)
     return agg_series, cov.reset_index(drop=True), agg_static, counts
+
+
+def member_sums(hierarchy: Hierarchy, series: pd.DataFrame) -> pd.DataFrame:
+    """Per aggregate and day, ``key, ds, y`` (the sum of the members' observed ``y``, missing when none has
+    one), ``n_open`` (open members) and ``n_obs`` (members with an observed ``y``). Sums over disjoint sets of
+    series add up (``combine_member_sums``), so each partition of a large table can be summed on its own."""
+    members = hierarchy.membership()
+    s = series.assign(series_id=series["series_id"].astype("string"))
+    if "open" not in s.columns:
+        s = s.assign(open=np.int8(1))
+    joined = s[["series_id", "ds", "y", "open"]].merge(members, on="series_id", how="inner")
+    joined["observed"] = joined["y"].notna()
+    return _sum_by_key_and_day(joined.rename(columns={"open": "n_open", "observed": "n_obs"}))
+
+
+def combine_member_sums(parts: Iterable[pd.DataFrame]) -> pd.DataFrame:
+    """``member_sums`` of disjoint sets of series added up: the sums of all those series together."""
+    return _sum_by_key_and_day(pd.concat(list(parts), ignore_index=True))
+
+
+def _sum_by_key_and_day(frame: pd.DataFrame) -> pd.DataFrame:
+    g = frame.groupby(["key", "ds"], sort=True)
+    out = pd.DataFrame({"y": g["y"].sum(min_count=1), "n_open": g["n_open"].sum(), "n_obs": g["n_obs"].sum()})
+    return out.reset_index()
+
+
+def with_forecast_days(series: pd.DataFrame, series_pred: pd.DataFrame) -> pd.DataFrame:
+    """``series`` plus a row (``y`` missing, ``open`` = forecast > 0) for every forecast day it does not list."""
+    keys = ["series_id", "ds"]
+    pred = series_pred[[*keys, "yhat"]].assign(series_id=series_pred["series_id"].astype("string"))
+    listed = series[keys].assign(series_id=series["series_id"].astype("string"), _listed=True)
+    new = pred.merge(listed, on=keys, how="left")
+    new = new.loc[new["_listed"].isna()]
+    if new.empty:
+        return series
+    rows = pd.DataFrame(
+        {
+            "series_id": new["series_id"],
+            "ds": new["ds"],
+            "y": np.nan,
+            "open": (new["yhat"] > 0).astype("int8"),
+        }
+    )
+    known = series.assign(series_id=series["series_id"].astype("string"))
+    if "open" not in known.columns:
+        known["open"] = np.int8(1)
+    return pd.concat([known, rows], ignore_index=True)
 
 
 def _aggregate_covariates(covariates: pd.DataFrame, members: pd.DataFrame) -> pd.DataFrame:

@@ -22,7 +22,7 @@ from features.validation import ValidationReport
 from orderpulse.console import RichProgress, err
 from training.engine import check_engine
 from training.forecast import job
-from training.forecast.hierarchy import check_levels
+from training.forecast.hierarchy import check_levels, hierarchy_output
 from training.pyfunc import ForecastPyfunc, load_snapshot_model
 from training.registry import resolve
 
@@ -104,8 +104,6 @@ def forecast_to_file(
     wrapper = load_snapshot_model(resolved.uri, kind=ForecastPyfunc)
     if hierarchy_levels:
         check_levels(wrapper.model, hierarchy_levels)
-        if engine == "dask":
-            raise ValueError("--levels is not supported with --engine dask yet: use --engine local.")
     if engine == "dask":
         from training.forecast.dask import forecast_dataset
 
@@ -122,6 +120,7 @@ def forecast_to_file(
             on_bad_rows=on_bad_rows,
             shape=job.forecast_output,
             scheduler=scheduler,
+            levels_output=_levels_output(wrapper, hierarchy_levels, given, level, horizon, on_bad_rows),
         )
         summary = {"model": resolved.uri, "version": resolved.version, **written}
         err.print(
@@ -157,3 +156,31 @@ def forecast_to_file(
         f"{summary['start'][:10]} .. {summary['end'][:10]} (model {resolved.uri})"
     )
     return summary
+
+
+def _levels_output(
+    wrapper: Any, levels: str | None, given: dict[str, Any], level: int, horizon: int | None, on_bad_rows: str
+) -> Any:
+    """For ``--levels`` on dask: ``(series_pred, sums, origin) -> rows of every level``, the local job's
+    ``hierarchy_output`` on the aggregates' sums, with the tables read here (they are small next to the series)."""
+    if not levels:
+        return None
+    tables = {
+        k: load_table(v, k, on_bad_rows=on_bad_rows)[0] if v is not None else wrapper.table(k)  # type: ignore[arg-type]
+        for k, v in given.items()
+    }
+
+    def output(series_pred: pd.DataFrame, sums: pd.DataFrame, origin: pd.Timestamp) -> pd.DataFrame:
+        return hierarchy_output(
+            wrapper.model,
+            levels,
+            series_pred,
+            None,
+            tables,
+            level=level,
+            horizon=horizon,
+            origin=origin,
+            sums=sums,
+        )
+
+    return output

@@ -6,7 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.hierarchy import NO_GROUP, Hierarchy, aggregate_tables, parse_levels
+from features.hierarchy import (
+    NO_GROUP,
+    Hierarchy,
+    aggregate_tables,
+    combine_member_sums,
+    member_sums,
+    parse_levels,
+)
 
 STATIC = pd.DataFrame(
     {
@@ -133,3 +140,34 @@ def test_aggregate_covariates_are_member_means_and_holiday_codes_become_shares()
     assert row["state_holiday"] == 0.5
     total = agg_cov.set_index(["series_id", "ds"]).loc[("total", pd.Timestamp("2024-01-01"))]
     assert total["promo"] == pytest.approx(2 / 3)
+
+
+def test_member_sums_of_disjoint_partitions_add_up_to_the_whole():
+    series = _series()
+    series.loc[(series["series_id"] == "b") & (series["ds"] == "2024-01-02"), ["y", "open"]] = [0.0, 0]
+    series.loc[(series["series_id"] == "c") & (series["ds"] == "2024-01-03"), "y"] = np.nan
+    h = Hierarchy.from_static(STATIC, ["a", "b", "c", "d"], "region,total")
+    whole = member_sums(h, series)
+    parts = [member_sums(h, series.loc[series["series_id"].isin(ids)]) for ids in (["a", "c"], ["b"], ["d"])]
+    combined = combine_member_sums(parts)
+    pd.testing.assert_frame_equal(combined, whole, check_dtype=False)
+    north = whole.loc[whole["key"] == "region=North"].set_index("ds")
+    assert north["n_open"].tolist() == [2, 1, 2]
+    agg_from_sums, cov_from_sums, _, _ = aggregate_tables(h, None, sums=combined)
+    agg, cov, _, _ = aggregate_tables(h, series)
+    pd.testing.assert_frame_equal(agg_from_sums, agg)
+    pd.testing.assert_frame_equal(cov_from_sums, cov)
+
+
+def test_aggregate_series_count_open_members():
+    series = _series()
+    series.loc[(series["series_id"] == "b") & (series["ds"] == "2024-01-02"), ["y", "open"]] = [0.0, 0]
+    h = Hierarchy.from_static(STATIC, ["a", "b", "c", "d"], "region,total")
+    agg, _, _, _ = aggregate_tables(h, series)
+    assert agg.loc[agg["series_id"] == "total", "n_open"].tolist() == [4, 3, 4]
+
+
+def test_aggregate_tables_needs_series_or_sums():
+    h = Hierarchy.from_static(STATIC, ["a", "b"], "total")
+    with pytest.raises(ValueError, match="needs the series or their member_sums"):
+        aggregate_tables(h, None)

@@ -57,7 +57,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         mp.setenv("MLFLOW_TRACKING_URI", uri)
         mp.setenv("ORDERPULSE_MLRUNS_DIR", str(root))
         args = (paths["series"], paths["covariates"], ROSSMANN / "weather.csv", paths["static"])
-        kw = {"horizon": HORIZON, "n_windows": 1, "until": until}
+        kw = {"horizon": HORIZON, "n_windows": 1, "until": until, "hierarchy_levels": "region,total"}
         first = train_forecast(*args, params=SMALL, **kw)
         second = train_forecast(*args, params=CHALLENGER, **kw)
         name = registered_name("orderpulse", "forecast")
@@ -230,8 +230,9 @@ def test_forecast_notebook_draws_every_figure_without_errors(forecast_report):
     nb = forecast_report["nb"]
     _no_errors(nb)
     images = _images(nb)
-    # backtest, segments, daily total, WAPE by series, worst series, coverage, next weeks, drivers
-    assert len(images) == 8
+    # backtest, segments, daily total, regions+total backtest, regions+total next weeks, WAPE by series,
+    # worst series, coverage, next weeks, drivers
+    assert len(images) == 10
     assert all(img.startswith(b"\x89PNG") and len(img) > 10_000 for img in images)
 
 
@@ -247,6 +248,25 @@ def test_forecast_notebook_shows_the_accuracy_tables(forecast_report):
         "Champion vs challenger (backtest metrics from the registry)",
     ):
         assert caption in captions
+
+
+def test_forecast_notebook_compares_reconciliation_methods_per_level(forecast_report):
+    table = _table(forecast_report["nb"], "Accuracy per level and method")
+    assert set(table["level"]) == {"region", "total"}
+    assert {"bottom_up", "mint_shrink"} <= set(table["method"])
+    chosen = table.loc[table["chosen"] == "True"]
+    assert len(chosen) == 2 and chosen["method"].nunique() == 1  # one served method, one row per level
+    assert chosen["coverage_80"].str.endswith("%").all()
+
+
+def test_forecast_notebook_regions_add_up_to_the_total_in_the_coming_weeks(forecast_report):
+    table = _table(forecast_report["nb"], "Coming weeks per aggregate: the forecast summed over the days")
+    value = table["forecast_sum"].str.replace(",", "").astype(float)
+    regions = value[table["level"] == "region"]
+    total = float(value[table["level"] == "total"].iloc[0])
+    assert len(regions) == 7  # the 8 stores are in 7 regions (2 in Bayern)
+    assert total > 0
+    assert abs(regions.sum() - total) <= 4  # coherent; each shown value is rounded to a unit
 
 
 def test_forecast_notebook_accuracy_table_has_one_row_per_series(forecast_report):
@@ -286,7 +306,7 @@ def test_forecast_notebook_shows_no_fitted_values_as_the_next_weeks(store, tmp_p
     md = _markdown(nb)
     assert "No forward forecast is shown" in md and "No forecast of the next weeks to show" in md
     assert "Shown instead" not in md
-    assert len(_images(nb)) == 6  # the next weeks and their drivers are not drawn
+    assert len(_images(nb)) == 7  # the next weeks (series, regions+total) and their drivers are not drawn
     assert not any(c.startswith("Average effect of each feature family") for c in _captions(nb))
 
 

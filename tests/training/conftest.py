@@ -94,3 +94,16 @@ class RecordingProgress:
 def recorded_progress() -> RecordingProgress:
     """A fresh ``RecordingProgress``."""
     return RecordingProgress()
+
+
+@pytest.fixture(scope="module")
+def client():
+    """A LocalCluster of 2 worker processes (LightGBM's network is per process) and its client, per module."""
+    distributed = pytest.importorskip("distributed")
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as c,
+    ):
+        yield c

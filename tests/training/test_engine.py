@@ -16,7 +16,6 @@ import pytest
 
 pytest.importorskip("distributed")
 
-from distributed import Client, LocalCluster  # noqa: E402
 
 from features.io import load_table, read_frame  # noqa: E402
 from orderpulse.jobs.anomaly import score_orders, train_anomaly  # noqa: E402
@@ -30,15 +29,6 @@ from training.forecast.job import (
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample" / "rossmann"
 PARAMS = {"n_estimators": 80, "num_leaves": 31}
-
-
-@pytest.fixture(scope="module")
-def client():
-    with (
-        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
-        Client(cluster) as c,
-    ):
-        yield c
 
 
 @pytest.fixture(scope="module")

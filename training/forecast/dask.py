@@ -123,6 +123,7 @@ def forecast_dataset(
     shape: Callable[[pd.DataFrame, int, bool], pd.DataFrame],
     scheduler: str | None = None,
     npartitions: int | None = None,
+    levels_output: Callable[[pd.DataFrame, pd.DataFrame, pd.Timestamp], pd.DataFrame] | None = None,
 ) -> dict[str, Any]:
     """Batch forecast on dask: the series read lazily and split by series, ``model.predict`` per partition
     (with the global origin), shaped by ``shape(pred, level, explain)`` (the local job's own output
@@ -130,6 +131,12 @@ def forecast_dataset(
 
     ``tables`` values are paths (read and validated lazily/in the partitions) or validated frames (e.g. the
     model's snapshot). Returns ``rows, series, start, end, out`` (and ``files`` for a partitioned output).
+
+    ``levels_output`` (for ``--levels``; the model must have a fitted hierarchy): each partition also sums its
+    series per aggregate and day (``features.hierarchy.member_sums``, forecast days included); the client adds
+    those sums up and writes one table, ``levels_output(series_pred, sums, origin)`` (the local job's
+    ``training.forecast.hierarchy.hierarchy_output`` with ``sums``). Only the sums and the forecast rows travel
+    to the client, never the series history.
     """
     import dask
 
@@ -168,12 +175,29 @@ def forecast_dataset(
             origin=pd.Timestamp(origin),
             explain=explain,
             shape=shape,
+            hierarchy=None if levels_output is None else model.hierarchy_.hierarchy_,
         )
         frames = client.compute([dask.delayed(_value_or_problems)(t) for t in tasks])
-        summary = write_output(frames, out, client=client)
+        if levels_output is None:
+            summary = write_output(frames, out, client=client)
+        else:
+            summary = write_output(_levels_frame(client.gather(frames), levels_output, origin), out)
         parts.release()
     summary["origin"] = str(pd.Timestamp(origin))
     return summary
+
+
+def _levels_frame(
+    results: list[tuple[pd.DataFrame, pd.DataFrame]],
+    levels_output: Callable[[pd.DataFrame, pd.DataFrame, pd.Timestamp], pd.DataFrame],
+    origin: Any,
+) -> pd.DataFrame:
+    """Every level's rows from the partitions' ``(forecast, member_sums)``."""
+    from features.hierarchy import combine_member_sums
+
+    series_pred = pd.concat([pred for pred, _ in results], ignore_index=True)
+    sums = combine_member_sums(part_sums for _, part_sums in results)
+    return levels_output(series_pred, sums, pd.Timestamp(origin))
 
 
 def _design_pieces(
@@ -231,11 +255,19 @@ def _predict_part(
     level: int,
     origin: pd.Timestamp,
     explain: bool,
-    shape: Callable[[pd.DataFrame, int, bool], pd.DataFrame],
+    shape: Callable[[pd.DataFrame, int, bool], pd.DataFrame] | None,
     context_rows: int,
-) -> pd.DataFrame:
+    hierarchy: Any = None,
+) -> Any:
+    """One partition's forecast, shaped; with ``hierarchy``, the raw forecast and the partition's
+    ``member_sums`` (history + forecast days) instead."""
     pred = model.predict(horizon, levels=(level,), explain=explain, series=series, origin=origin, **tables)
-    return shape(pred, level, explain)
+    if hierarchy is None:
+        assert shape is not None
+        return shape(pred, level, explain)
+    from features.hierarchy import member_sums, with_forecast_days
+
+    return pred, member_sums(hierarchy, with_forecast_days(series, pred))
 
 
 def _value_or_problems(result: Any) -> pd.DataFrame:

@@ -3,9 +3,13 @@
 How it works
 ------------
 1. **Base forecasts per level.** The series keep their own forecaster. The aggregates (``region=Bayern``,
-   ``total``: see ``features.hierarchy``) get a second, small global ``LGBMForecaster`` trained on their own
-   series: sums of ``y``, the members' mean covariates and ``open_share``. Aggregates are smoother than their
-   members, so their own model usually forecasts them better than the sum of the series forecasts.
+   ``total``: see ``features.hierarchy``) get a second, small global model with the series model's recipe,
+   trained on their own series. By default (``aggregate_target="per_open"``) it learns the aggregate *per open
+   member* (``y / n_open``, with the members' mean covariates and ``open_share``) and its forecast is multiplied
+   back by the number of open members, known in advance: a Sunday when 3% of the stores open, a regional
+   holiday or stores missing from the data are then not level shifts the model must learn from a few
+   aggregate series. Aggregates are smoother than their members, so their own model usually forecasts them
+   better than the sum of the series forecasts.
 2. **Reconciliation** with Nixtla ``hierarchicalforecast``: ``bottom_up`` (the sum of the series forecasts) and
    the MinTrace family (``ols``, ``wls_struct``, ``wls_var``, ``mint_shrink``: the covariance of the base
    forecasts' backtest errors, shrunk). Every method returns series forecasts ``b`` and all levels as
@@ -32,20 +36,18 @@ Scale: the MinTrace methods are dense (``n_series + n_aggregates`` squared); fin
 
 from __future__ import annotations
 
-import inspect
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from sklearn.base import clone
 
-from features.errors import NotFittedError
-from features.hierarchy import SERIES_LEVEL, TOTAL, Hierarchy, aggregate_tables, parse_levels
+from features.hierarchy import SERIES_LEVEL, Hierarchy, aggregate_tables, parse_levels, with_forecast_days
 from training.forecast.backtest import backtest
-from training.forecast.forecaster import LGBMForecaster, conformal_quantiles
-from training.metrics import mape, wape
+from training.forecast.forecaster import LGBMForecaster
+from training.forecast.reconcile import DEFAULT_METHODS, RECONCILERS, HierarchicalReconciler, level_order
+from training.metrics import wape
 
 __all__ = [
     "HierarchicalReconciler",
@@ -55,6 +57,7 @@ __all__ = [
     "check_levels",
     "RECONCILERS",
     "DEFAULT_METHODS",
+    "AGGREGATE_TARGETS",
     "fit_hierarchy",
     "forecast_hierarchy",
     "level_order",
@@ -62,293 +65,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-RECONCILERS: dict[str, Callable[[], Any]] = {
-    "bottom_up": lambda: _hf_methods().BottomUp(),
-    "ols": lambda: _hf_methods().MinTrace(method="ols"),
-    "wls_struct": lambda: _hf_methods().MinTrace(method="wls_struct"),
-    "wls_var": lambda: _hf_methods().MinTrace(method="wls_var"),
-    "mint_shrink": lambda: _hf_methods().MinTrace(method="mint_shrink"),
-}
-DEFAULT_METHODS = ("bottom_up", "ols", "wls_struct", "wls_var", "mint_shrink")
-
-
-def level_order(levels: Sequence[str]) -> list[str]:
-    """Output order of the levels: ``series``, the static levels as given, ``total``."""
-    return [SERIES_LEVEL, *[lv for lv in levels if lv not in (TOTAL, SERIES_LEVEL)]] + (
-        [TOTAL] if TOTAL in levels else []
-    )
-
-
-class HierarchicalReconciler:
-    """Chooses and applies a reconciliation method for series + aggregate base forecasts (module docstring).
-
-    Parameters
-    ----------
-    methods : reconciliation methods to compare (names of ``RECONCILERS``); ``bottom_up`` is always included.
-    method : force this method instead of choosing by backtest.
-    levels : interval levels in percent.
-
-    ``fit(hierarchy, base_backtest)`` takes the base forecasts of every node on the backtest windows (columns
-    ``window, step, series_id, ds, y, open, yhat``; aggregates under their keys, ``region=Bayern`` / ``total``).
-    Learned: ``method_``, ``metrics_`` (method x level), ``quantiles_`` (level -> ``lo_80``...), ``coverage_``.
-    """
-
-    def __init__(
-        self,
-        methods: Sequence[str] = DEFAULT_METHODS,
-        method: str | None = None,
-        levels: tuple[int, ...] = (80, 95),
-    ):
-        self.methods = methods
-        self.method = method
-        self.levels = levels
-
-    def fit(self, hierarchy: Hierarchy, base_backtest: pd.DataFrame) -> HierarchicalReconciler:
-        methods = list(dict.fromkeys(["bottom_up", *self.methods, *([self.method] if self.method else [])]))
-        unknown = [m for m in methods if m not in RECONCILERS]
-        if unknown:
-            raise ValueError(
-                f"Unknown reconciliation method(s) {unknown}; choose from {sorted(RECONCILERS)}."
-            )
-        self.hierarchy_ = hierarchy
-        self.S_df_, self.tags_ = hierarchy.summing_matrix()
-        self.ids_ = self.S_df_["unique_id"].to_numpy(dtype=object)
-        self.level_of_ = _level_of(self.tags_)
-        # in-sample matrices (node x (window, step)) of the base forecasts' backtest errors, for MinTrace
-        self.y_insample_, self.yhat_insample_ = self._insample(base_backtest)
-        rows, reconciled = [], {}
-        for name in methods:
-            rec = self._reconcile_backtest(base_backtest, name)
-            reconciled[name] = rec
-            for lv in level_order(self.hierarchy_.levels):
-                part = rec.loc[rec["level"] == lv]
-                row = {"method": name, "level": lv, "wape": wape(part["y"], part["yhat"], part["open"])}
-                if lv == TOTAL:
-                    row["daily_mape"] = mape(part["y"], part["yhat"], part["open"])
-                rows.append(row)
-        self.metrics_ = pd.DataFrame(rows)
-        self.method_ = self.method or self._choose(self.metrics_)
-        self.quantiles_by_method_ = {
-            name: {lv: self._quantiles(rec.loc[rec["level"] == lv]) for lv in self.level_of_.unique()}
-            for name, rec in reconciled.items()
-        }
-        self.quantiles_ = self.quantiles_by_method_[self.method_]
-        self.coverage_ = self._coverage(reconciled[self.method_])
-        return self
-
-    def reconcile(self, base: pd.DataFrame, method: str | None = None) -> pd.DataFrame:
-        """Coherent ``level, series_id, ds, yhat`` (+ ``node``, the internal id) from base forecasts of every
-        node (``series_id`` = node id, ``ds``, ``yhat``, ``open``) for the same dates."""
-        self._check_fitted()
-        return self._reconcile(base, method or self.method_)
-
-    def _reconcile(self, base: pd.DataFrame, name: str) -> pd.DataFrame:
-        ids = base["series_id"].astype(str)
-        outside = int((~ids.isin(self.ids_)).sum())
-        absent = int((~pd.Index(self.ids_).isin(ids)).sum())
-        self.last_report_ = {"rows_outside_hierarchy_ignored": outside, "nodes_without_forecast_as_0": absent}
-        if outside or absent:
-            log.warning(
-                "reconciliation: %d forecast rows of series the hierarchy was not trained with are left out; "
-                "%d series/aggregates of the hierarchy have no base forecast and count as 0 (retrain to "
-                "include new series)",
-                outside,
-                absent,
-            )
-        yhat, open_, dates = self._matrix(base, "yhat")
-        tilde = self._apply(name, yhat, open_)
-        out = pd.DataFrame(
-            {
-                "node": np.repeat(self.ids_, len(dates)),
-                "ds": np.tile(dates, len(self.ids_)),
-                "yhat": tilde.ravel(),
-                "open": open_.ravel(),
-            }
-        )
-        return self._label(out)
-
-    def predict(
-        self,
-        series_pred: pd.DataFrame,
-        aggregate_pred: pd.DataFrame,
-        levels: Sequence[int] | None = None,
-        method: str | None = None,
-    ) -> pd.DataFrame:
-        """All levels' rows: ``level, series_id, ds, step, yhat, yhat_lo_<L>, yhat_hi_<L>`` (+ ``effect_<family>``
-        per level when ``series_pred`` has ``contrib_<family>`` columns).
-
-        ``series_pred``: the series forecaster's ``predict`` output (``series_id, ds, step, yhat``...),
-        ``aggregate_pred``: the aggregate model's (``series_id`` = aggregate key). ``method`` (default
-        ``method_``) must be one of the methods compared in ``fit``.
-        """
-        self._check_fitted()
-        name = method or self.method_
-        if name not in self.quantiles_by_method_:
-            raise ValueError(
-                f"Reconciliation method {name!r} was not compared at training; use one of "
-                f"{sorted(self.quantiles_by_method_)}."
-            )
-        quantiles = self.quantiles_by_method_[name]
-        levels = tuple(self.levels if levels is None else levels)
-        missing = [lv for lv in levels if f"lo_{lv}" not in next(iter(quantiles.values()), {})]
-        if missing:
-            raise ValueError(f"Interval level(s) {missing} were not calibrated; available: {self.levels}.")
-        base = pd.concat(
-            [series_pred[["series_id", "ds", "yhat"]], aggregate_pred[["series_id", "ds", "yhat"]]],
-            ignore_index=True,
-        )
-        open_by_row = _open_flags(series_pred, aggregate_pred)
-        base = base.merge(open_by_row, on=["series_id", "ds"], how="left")
-        out = self.reconcile(base, method=name)
-        steps = series_pred.groupby("ds")["step"].first()
-        out["step"] = steps.reindex(out["ds"]).to_numpy()
-        log_yhat = np.log1p(out["yhat"].to_numpy())
-        closed = out["yhat"].to_numpy() <= 0
-        for lv in levels:
-            lo = out["level"].map(
-                lambda node_level, lv=lv: quantiles.get(node_level, {}).get(f"lo_{lv}", 0.0)
-            )
-            hi = out["level"].map(
-                lambda node_level, lv=lv: quantiles.get(node_level, {}).get(f"hi_{lv}", 0.0)
-            )
-            out[f"yhat_lo_{lv}"] = np.where(
-                closed, 0.0, np.clip(np.expm1(log_yhat + lo.to_numpy()), 0.0, None)
-            )
-            out[f"yhat_hi_{lv}"] = np.where(closed, 0.0, np.expm1(log_yhat + hi.to_numpy()))
-        contrib = [c for c in series_pred.columns if c.startswith("contrib_")]
-        if contrib:
-            out = out.merge(self._aggregate_effects(series_pred, contrib), on=["node", "ds"], how="left")
-        first = ["level", "series_id", "ds", "step", "yhat"]
-        return out[first + [c for c in out.columns if c not in (*first, "node", "open")]]
-
-    def metrics_flat(self) -> dict[str, float]:
-        """``hierarchy.<method>.<level>.wape`` (and ``.daily_mape`` for the total), the chosen method's
-        ``hierarchy.<level>.coverage_<L>``, ready for ``mlflow.log_metrics``."""
-        self._check_fitted()
-        out: dict[str, float] = {}
-        for _, row in self.metrics_.iterrows():
-            for k in ("wape", "daily_mape"):
-                if k in row and pd.notna(row[k]):
-                    out[f"hierarchy.{row['method']}.{row['level']}.{k}"] = float(row[k])
-        for lv, cov in self.coverage_.items():
-            for k, v in cov.items():
-                out[f"hierarchy.{lv}.{k}"] = float(v)
-        return out
-
-    # ------------------------------------------------------------------------------------------ internals
-    def _choose(self, metrics: pd.DataFrame) -> str:
-        table = metrics.pivot(index="method", columns="level", values="wape")
-        aggregate_levels = [lv for lv in table.columns if lv != SERIES_LEVEL]
-        bu = table.loc["bottom_up", aggregate_levels]
-        ok = (table[aggregate_levels] <= bu + 1e-12).all(axis=1)
-        return str(table.loc[ok].mean(axis=1).idxmin())
-
-    def _matrix(self, frame: pd.DataFrame, value: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(node x date) matrices of ``value`` and ``open`` in the order of ``S``; missing series rows are 0."""
-        f = frame.assign(series_id=frame["series_id"].astype(str))
-        dates = np.sort(f["ds"].unique())
-        wide = f.pivot_table(index="series_id", columns="ds", values=value, aggfunc="first", dropna=False)
-        wide = wide.reindex(index=self.ids_, columns=dates)
-        if "open" in f.columns:
-            op = f.pivot_table(index="series_id", columns="ds", values="open", aggfunc="first", dropna=False)
-            op = op.reindex(index=self.ids_, columns=dates).fillna(1).to_numpy()
-        else:
-            op = np.ones(wide.shape)
-        return wide.to_numpy(dtype="float64"), op, dates
-
-    def _apply(self, name: str, yhat: np.ndarray, open_: np.ndarray) -> np.ndarray:
-        n_bottom = len(self.tags_[SERIES_LEVEL])
-        n_aggs = len(self.ids_) - n_bottom
-        missing = np.isnan(yhat)
-        yhat = np.where(missing, 0.0, yhat)
-        S = self.S_df_.drop(columns="unique_id").to_numpy(dtype="float64")
-        reconciler = RECONCILERS[name]()
-        args = {
-            "S": S,
-            "y_hat": yhat,
-            "y_insample": self.y_insample_,
-            "y_hat_insample": self.yhat_insample_,
-            "idx_bottom": np.arange(n_aggs, len(self.ids_)),
-            "tags": {k: np.flatnonzero(np.isin(self.ids_, v)) for k, v in self.tags_.items()},
-        }
-        accepted = inspect.signature(reconciler.fit_predict).parameters
-        mean = reconciler.fit_predict(**{k: v for k, v in args.items() if k in accepted})["mean"]
-        bottom = mean[n_aggs:]
-        bottom = np.where(open_[n_aggs:] == 0, 0.0, bottom)
-        self.last_clipped_ = int((bottom < 0).sum())
-        bottom = np.clip(bottom, 0.0, None)
-        return S @ bottom
-
-    def _insample(self, bt: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        t = bt["window"].astype("int64") * (int(bt["step"].max()) + 1) + bt["step"].astype("int64")
-        f = bt.assign(ds=t)
-        y, _, _ = self._matrix(f, "y")
-        yhat, _, _ = self._matrix(f, "yhat")
-        return y, np.where(np.isnan(y), np.nan, yhat)
-
-    def _reconcile_backtest(self, bt: pd.DataFrame, name: str) -> pd.DataFrame:
-        parts = []
-        for w, frame in bt.groupby("window", sort=True):
-            rec = self._reconcile(frame, name)
-            actual = frame.assign(node=frame["series_id"].astype(str))[["node", "ds", "y", "step"]]
-            rec = rec.merge(actual, on=["node", "ds"], how="left").assign(window=w)
-            parts.append(rec)
-        return pd.concat(parts, ignore_index=True)
-
-    def _quantiles(self, rows: pd.DataFrame) -> dict[str, float]:
-        ok = rows["y"].notna() & (rows["yhat"] > 0) & (rows["open"] == 1)
-        resid = np.log1p(rows.loc[ok, "y"].to_numpy()) - np.log1p(rows.loc[ok, "yhat"].to_numpy())
-        return conformal_quantiles(resid, self.levels)
-
-    def _coverage(self, rec: pd.DataFrame) -> dict[str, dict[str, float]]:
-        """Per level, ``coverage_<L>`` of each window by quantiles from the other windows (in-sample with one
-        window), pooled over windows, on open rows with an actual."""
-        out: dict[str, dict[str, float]] = {}
-        windows = sorted(rec["window"].unique())
-        for lv, rows in rec.groupby("level"):
-            hits = {L: [] for L in self.levels}
-            for w in windows:
-                calib = rows.loc[rows["window"] != w] if len(windows) > 1 else rows
-                q = self._quantiles(calib)
-                test = rows.loc[(rows["window"] == w) & rows["y"].notna() & (rows["open"] == 1)]
-                for L in self.levels:
-                    if f"lo_{L}" not in q:
-                        continue
-                    lo = np.expm1(np.log1p(test["yhat"]) + q[f"lo_{L}"])
-                    hi = np.expm1(np.log1p(test["yhat"]) + q[f"hi_{L}"])
-                    hits[L].extend(((test["y"] >= lo) & (test["y"] <= hi)).tolist())
-            out[str(lv)] = {f"coverage_{L}": float(np.mean(h)) for L, h in hits.items() if h}
-        return out
-
-    def _aggregate_effects(self, series_pred: pd.DataFrame, contrib: list[str]) -> pd.DataFrame:
-        yhat, _, dates = self._matrix(series_pred.assign(open=1), "yhat")
-        S = self.S_df_.drop(columns="unique_id").to_numpy(dtype="float64")
-        n_aggs = len(self.ids_) - len(self.tags_[SERIES_LEVEL])
-        b = np.nan_to_num(yhat[n_aggs:])
-        total = S @ b
-        out = pd.DataFrame({"node": np.repeat(self.ids_, len(dates)), "ds": np.tile(dates, len(self.ids_))})
-        for col in contrib:
-            c, _, _ = self._matrix(series_pred.assign(open=1), col)
-            without = S @ (b * np.exp(-np.nan_to_num(c[n_aggs:])))
-            with np.errstate(divide="ignore", invalid="ignore"):
-                effect = np.where(without > 0, total / without - 1.0, 0.0)
-            out[f"effect_{col.removeprefix('contrib_')}"] = effect.ravel()
-        return out
-
-    def _label(self, frame: pd.DataFrame) -> pd.DataFrame:
-        keys = self.hierarchy_.keys().set_index("key")
-        level = self.level_of_.reindex(frame["node"]).to_numpy()
-        group = keys["group"].reindex(frame["node"]).to_numpy()
-        series_id = np.where(level == SERIES_LEVEL, frame["node"].to_numpy(), group)
-        frame.insert(0, "level", level)
-        frame.insert(1, "series_id", series_id)
-        return frame
-
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "method_"):
-            raise NotFittedError(
-                "This HierarchicalReconciler is not fitted yet: call fit(hierarchy, backtest)."
-            )
+AGGREGATE_TARGETS = ("per_open", "sum")
 
 
 def fit_hierarchy(
@@ -364,11 +81,21 @@ def fit_hierarchy(
     levels: tuple[int, ...] = (80, 95),
     methods: Sequence[str] = DEFAULT_METHODS,
     method: str | None = None,
+    aggregate_target: str = "per_open",
 ) -> tuple[HierarchicalReconciler, dict[str, float]]:
     """Backtest the aggregate model on the windows of ``series_backtest``, choose and calibrate the
     reconciliation, then fit the aggregate model on all data. Returns ``(reconciler, counts)``; the fitted
-    aggregate model is ``reconciler.aggregate_model_``."""
-    agg_series, agg_tables, counts = _aggregate_inputs(hierarchy, series, tables)
+    aggregate model is ``reconciler.aggregate_model_``.
+
+    ``aggregate_target``: what the aggregate model learns. ``"per_open"`` (default): the aggregate per open
+    member (``y / n_open``), its forecast multiplied back by the known number of open members, so days when
+    most members are closed (Sundays, regional holidays) or absent are not level shifts for the model;
+    ``"sum"``: the aggregate's sum itself."""
+    if aggregate_target not in AGGREGATE_TARGETS:
+        raise ValueError(
+            f"aggregate_target must be one of {AGGREGATE_TARGETS}. Got {aggregate_target!r} instead."
+        )
+    agg_series, agg_tables, counts, n_open = _aggregate_inputs(hierarchy, series, tables, aggregate_target)
     bt = backtest(
         make_aggregate_model,
         agg_series,
@@ -380,10 +107,12 @@ def fit_hierarchy(
         fit_kwargs={k: v for k, v in agg_tables.items() if v is not None},
     )
     cols = ["window", "step", "series_id", "ds", "y", "open", "yhat"]
-    base = pd.concat([series_backtest[cols], bt.predictions[cols]], ignore_index=True)
+    agg_bt = _rescale(bt.predictions[cols], n_open, ("y", "yhat"))
+    base = pd.concat([series_backtest[cols], agg_bt], ignore_index=True)
     rec = HierarchicalReconciler(methods=methods, method=method, levels=levels).fit(hierarchy, base)
+    rec.aggregate_target_ = aggregate_target
     rec.aggregate_model_ = make_aggregate_model().fit(agg_series, **agg_tables)
-    counts = {**counts, **hierarchy.describe(), "aggregate_backtest_wape": float(bt.overall["wape"])}
+    counts = {**counts, **hierarchy.describe(), "aggregate_backtest_wape": wape(agg_bt["y"], agg_bt["yhat"])}
     return rec, counts
 
 
@@ -397,14 +126,25 @@ def forecast_hierarchy(
     origin: Any = None,
     levels: Sequence[int] = (80,),
     method: str | None = None,
+    sums: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Every level's coherent forecast from the series forecaster's ``series_pred`` (same origin/horizon) and
-    the aggregate model, which reads the aggregates of ``series`` (history + known future ``open``)."""
+    the aggregate model, which reads the aggregates of ``series`` (history + known future ``open``). Forecast
+    days that ``series`` does not list take ``open`` from ``series_pred`` (a forecast of exactly 0 is closed,
+    the forecaster's convention), so the aggregates know how many members are open on every forecast day.
+    ``sums`` (``features.hierarchy.member_sums`` of that series table, forecast days included) replaces
+    ``series``: the dask engine computes them partition by partition."""
     reconciler._check_fitted()
-    agg_series, agg_tables, _ = _aggregate_inputs(reconciler.hierarchy_, series, tables)
+    target = getattr(reconciler, "aggregate_target_", "sum")
+    if sums is None:
+        series = with_forecast_days(series, series_pred)
+    agg_series, agg_tables, _, n_open = _aggregate_inputs(
+        reconciler.hierarchy_, series, tables, target, sums=sums
+    )
     agg_pred = reconciler.aggregate_model_.predict(
         horizon, levels=(), series=agg_series, origin=origin, **agg_tables
     )
+    agg_pred = _rescale(agg_pred, n_open, ("yhat",))
     out = reconciler.predict(series_pred, agg_pred, levels, method=method)
     order = {lv: i for i, lv in enumerate(level_order(reconciler.hierarchy_.levels))}
     rank = out["level"].map(order)
@@ -478,22 +218,24 @@ def hierarchy_output(
     model: Any,
     levels: str | Sequence[str],
     series_pred: pd.DataFrame,
-    series: pd.DataFrame,
+    series: pd.DataFrame | None,
     tables: dict[str, pd.DataFrame | None],
     *,
     level: int,
     horizon: int | None = None,
     origin: Any = None,
+    sums: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """What ``orderpulse forecast --levels`` writes: ``level, series_id, ds, yhat, yhat_lo, yhat_hi`` for the
     series and every aggregate of the requested levels (+ ``effect_<family>`` when ``series_pred`` has
-    ``contrib_<family>`` columns, i.e. was predicted with ``explain=True``)."""
+    ``contrib_<family>`` columns, i.e. was predicted with ``explain=True``). With ``sums`` (see
+    ``forecast_hierarchy``) ``series`` may be ``None`` and ``origin`` must be given."""
     rec = check_levels(model, levels)
     wanted = parse_levels(levels)
     if origin is None:
         origin = series.loc[series["y"].notna(), "ds"].max()
     out = forecast_hierarchy(
-        rec, series_pred, series, tables, horizon=horizon, origin=origin, levels=(level,)
+        rec, series_pred, series, tables, horizon=horizon, origin=origin, levels=(level,), sums=sums
     )
     out = out.loc[out["level"].isin([SERIES_LEVEL, *wanted])]
     out = out.rename(columns={f"yhat_lo_{level}": "yhat_lo", f"yhat_hi_{level}": "yhat_hi"})
@@ -505,25 +247,35 @@ def hierarchy_output(
 
 
 def _aggregate_inputs(
-    hierarchy: Hierarchy, series: pd.DataFrame, tables: dict[str, pd.DataFrame | None]
-) -> tuple[pd.DataFrame, dict[str, pd.DataFrame | None], dict[str, float]]:
+    hierarchy: Hierarchy,
+    series: pd.DataFrame | None,
+    tables: dict[str, pd.DataFrame | None],
+    target: str = "sum",
+    sums: pd.DataFrame | None = None,
+) -> tuple[pd.DataFrame, dict[str, pd.DataFrame | None], dict[str, float], pd.DataFrame | None]:
+    """The aggregate model's inputs and, for ``target="per_open"``, the ``series_id, ds, n_open`` factors its
+    forecasts are multiplied by (``None`` for ``"sum"``)."""
     agg_series, cov, static, counts = aggregate_tables(
-        hierarchy, series, tables.get("covariates"), tables.get("static")
+        hierarchy, series, tables.get("covariates"), tables.get("static"), sums=sums
     )
-    return agg_series, {"covariates": cov, "weather": tables.get("weather"), "static": static}, counts
+    n_open = None
+    if target == "per_open":
+        n_open = agg_series[["series_id", "ds", "n_open"]]
+        some_open = agg_series["n_open"] > 0
+        per_open = agg_series["y"] / agg_series["n_open"].where(some_open)
+        agg_series = agg_series.assign(y=per_open.where(some_open, agg_series["y"]))
+    agg_series = agg_series.drop(columns="n_open")
+    return agg_series, {"covariates": cov, "weather": tables.get("weather"), "static": static}, counts, n_open
 
 
-def _level_of(tags: dict[str, np.ndarray]) -> pd.Series:
-    return pd.Series({node: lv for lv, nodes in tags.items() for node in nodes}, dtype=object)
-
-
-def _open_flags(series_pred: pd.DataFrame, aggregate_pred: pd.DataFrame) -> pd.DataFrame:
-    """``open`` per node and date: a forecast of exactly 0 is a closed row (the forecaster's convention)."""
-    both = pd.concat([series_pred[["series_id", "ds", "yhat"]], aggregate_pred[["series_id", "ds", "yhat"]]])
-    return both.assign(open=(both["yhat"] > 0).astype("int8"))[["series_id", "ds", "open"]]
-
-
-def _hf_methods() -> Any:
-    import hierarchicalforecast.methods as methods  # imported on use: only hierarchies need it
-
-    return methods
+def _rescale(frame: pd.DataFrame, n_open: pd.DataFrame | None, columns: Sequence[str]) -> pd.DataFrame:
+    """Per-open-member values back to aggregate sums (``columns`` times ``n_open`` of the row's aggregate/day)."""
+    if n_open is None:
+        return frame
+    factor = frame[["series_id", "ds"]].merge(
+        n_open.astype({"series_id": "string"}), on=["series_id", "ds"], how="left"
+    )["n_open"]
+    out = frame.copy()
+    for c in columns:
+        out[c] = out[c].to_numpy() * factor.fillna(0).to_numpy()
+    return out

@@ -127,8 +127,6 @@ def train_forecast(
         step = int(step or max(1, horizon // 2))
         experiment = registered_name(name, "forecast")
         hierarchy = plan_hierarchy(hierarchy_levels, s, tables["static"])
-        if hierarchy is not None and engine != "local":
-            raise ValueError("--levels is not supported with --engine dask yet: use --engine local.")
 
         with (
             engine_context(engine, scheduler),

@@ -3,6 +3,8 @@
 Used by ``POST /v1/forecast`` (covariates in the request) and by the planner notebook
 ``02_promo_weather_whatif.ipynb``, so both show the same numbers: ``overlay`` lays the scenario over the stored
 tables, ``baseline_yhat`` is the forecast under the stored plan aligned to the scenario's rows.
+``what_if_levels`` is the same for a model trained with hierarchy levels: the scenario's coherent effect on the
+regions and the total.
 
 A scenario is given as rows that *overlay* the stored tables: for covariates, rows keyed by (``series_id``,
 ``ds``) — or ``ds`` alone for a change that applies to every series — whose columns replace the stored values
@@ -12,14 +14,17 @@ runs past the stored calendar). Weather rows overlay by (``region``, ``ds``) the
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
 
+from features.hierarchy import SERIES_LEVEL, parse_levels
 from features.validation import validate
 from training.forecast.forecaster import LGBMForecaster
+from training.forecast.hierarchy import check_levels, forecast_hierarchy
 
-__all__ = ["overlay", "what_if", "baseline_yhat"]
+__all__ = ["overlay", "what_if", "what_if_levels", "baseline_yhat"]
 
 
 def overlay(
@@ -98,6 +103,61 @@ def what_if(
     out["delta"] = out["yhat"] - out["yhat_base"]
     out["delta_pct"] = (out["delta"] / out["yhat_base"]).where(out["yhat_base"] > 0)
     return out
+
+
+def what_if_levels(
+    model: LGBMForecaster,
+    series: pd.DataFrame,
+    hierarchy_levels: str | Sequence[str],
+    *,
+    covariates: pd.DataFrame | None = None,
+    weather: pd.DataFrame | None = None,
+    covariate_changes: pd.DataFrame | None = None,
+    weather_changes: pd.DataFrame | None = None,
+    horizon: int | None = None,
+    origin: Any = None,
+    level: int = 80,
+) -> pd.DataFrame:
+    """A scenario's effect on every level: the coherent forecast (``training.forecast.hierarchy``) under the
+    scenario and under the stored plan, for the series and the aggregates of ``hierarchy_levels`` (levels the
+    model was trained with).
+
+    Both forecasts go through the same reconciliation, so each adds up (stores to their region, regions to the
+    total) and so does their difference. The aggregate model sees the scenario too (the share of members on
+    promo is one of its covariates). Returns ``level, series_id, ds, yhat, yhat_lo, yhat_hi`` under the
+    scenario, ``yhat_base``, ``delta = yhat - yhat_base`` and ``delta_pct``.
+    """
+    rec = check_levels(model, hierarchy_levels)
+    wanted = [SERIES_LEVEL, *parse_levels(hierarchy_levels)]
+    stored = {
+        "covariates": covariates if covariates is not None else model.tables_.get("covariates"),
+        "weather": weather if weather is not None else model.tables_.get("weather"),
+        "static": model.tables_.get("static"),
+    }
+    scenario = {
+        **stored,
+        "covariates": overlay(
+            stored["covariates"], _validated(covariate_changes, "covariates"), ("series_id", "ds")
+        ),
+        "weather": overlay(stored["weather"], _validated(weather_changes, "weather"), ("region", "ds")),
+    }
+    if origin is None:
+        origin = series.loc[series["y"].notna(), "ds"].max()
+    frames = []
+    for tables in (scenario, stored):
+        series_pred = model.predict(horizon, levels=(), series=series, origin=origin, **tables)
+        frames.append(
+            forecast_hierarchy(
+                rec, series_pred, series, tables, horizon=horizon, origin=origin, levels=(level,)
+            )
+        )
+    keys = ["level", "series_id", "ds"]
+    out = frames[0].rename(columns={f"yhat_lo_{level}": "yhat_lo", f"yhat_hi_{level}": "yhat_hi"})
+    out = out.merge(frames[1][[*keys, "yhat"]].rename(columns={"yhat": "yhat_base"}), on=keys, how="left")
+    out = out.loc[out["level"].isin(wanted), [*keys, "yhat", "yhat_lo", "yhat_hi", "yhat_base"]]
+    out["delta"] = out["yhat"] - out["yhat_base"]
+    out["delta_pct"] = (out["delta"] / out["yhat_base"]).where(out["yhat_base"] > 0)
+    return out.reset_index(drop=True)
 
 
 def baseline_yhat(

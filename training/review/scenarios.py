@@ -118,9 +118,14 @@ def weather_change(
 
 def what_if_summary(result: pd.DataFrame, start: Any = None, end: Any = None) -> pd.DataFrame:
     """Per series, over ``[start, end]`` (default: every row of ``result``, a ``what_if`` frame): ``days``,
-    ``forecast_base``, ``forecast_scenario``, ``delta`` (scenario - base) and ``delta_pct``, plus a total row."""
+    ``forecast_base``, ``forecast_scenario``, ``delta`` (scenario - base) and ``delta_pct``, plus a total row.
+
+    For a ``what_if_levels`` frame (with a ``level`` column) the rows are per ``level, series_id`` and there is
+    no extra total row: the ``total`` level is the total, and it equals the sum of its members."""
     rows = _between(result, start, end)
-    g = rows.groupby(rows["series_id"].astype("string").to_numpy())
+    by = ["level", "series_id"] if "level" in rows.columns else ["series_id"]
+    keys = rows[by].astype("string")
+    g = rows.groupby([keys[c] for c in by], sort=False)
     out = pd.DataFrame(
         {
             "days": g["ds"].nunique(),
@@ -128,11 +133,12 @@ def what_if_summary(result: pd.DataFrame, start: Any = None, end: Any = None) ->
             "forecast_scenario": g["yhat"].sum(),
         }
     )
-    out.loc["all"] = [rows["ds"].nunique(), rows["yhat_base"].sum(), rows["yhat"].sum()]
+    if "level" not in rows.columns:
+        out.loc["all"] = [rows["ds"].nunique(), rows["yhat_base"].sum(), rows["yhat"].sum()]
     out["days"] = out["days"].astype("int64")
     out["delta"] = out["forecast_scenario"] - out["forecast_base"]
     out["delta_pct"] = (out["delta"] / out["forecast_base"]).where(out["forecast_base"] > 0)
-    out.index.name = "series_id"
+    out.index.names = by
     return out.reset_index()
 
 
