@@ -101,8 +101,17 @@ def train_forecast(
     engine: EngineOpt = "local",
     scheduler: SchedulerOpt = None,
     levels: HierarchyOpt = None,
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model",
+            help="lgbm: the global LightGBM; ensemble: LightGBM + AutoETS/AutoTheta + seasonal naive, "
+            "weighted on the backtest windows",
+        ),
+    ] = "lgbm",
 ) -> None:
-    """Train the global LightGBM forecaster, backtest it, log it to MLflow and register <name>-forecast."""
+    """Train the forecaster (global LightGBM, or --model ensemble), backtest it, log it to MLflow and register
+    <name>-forecast."""
     import tempfile
 
     from orderpulse.jobs.forecast import train_forecast as job
@@ -143,6 +152,7 @@ def train_forecast(
             engine=engine,
             scheduler=scheduler,
             hierarchy_levels=levels,
+            model=model,
         )
     _record_inputs(result, given)
     print_json_line(result)

@@ -142,6 +142,10 @@ class EnsembleForecaster(BaseEstimator):
             )
         if any(not 0 < lv < 100 for lv in self.levels):
             raise ValueError(f"Interval levels must be percentages in (0, 100). Got {self.levels!r} instead.")
+        if int(self.n_windows) < 2:
+            raise ValueError(
+                f"the ensemble needs at least 2 backtest windows to weight its members. Got n_windows={self.n_windows}."
+            )
         horizon = int(self.horizon)
         step = int(self.step or max(1, horizon // 2))
         windows = rolling_origin_windows(series, int(self.n_windows), step, horizon)
