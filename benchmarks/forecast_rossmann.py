@@ -30,6 +30,7 @@ from measure import measure, shared_data  # noqa: I001 - also puts the repo on s
 from features.adapters import rossmann  # noqa: E402
 from features.validation import validate  # noqa: E402
 from training.forecast.baselines import SeasonalNaive, StatsModelsETS  # noqa: E402
+from training.forecast.ensemble import EnsembleForecaster  # noqa: E402
 from training.forecast.forecaster import LGBMForecaster  # noqa: E402
 from training.metrics import evaluate  # noqa: E402
 
@@ -42,6 +43,38 @@ def run_orderpulse(train, test, tables):
         model = LGBMForecaster(freq="D", horizon=HORIZON).fit(train, **tables)
     pred = model.predict(HORIZON, test.drop(columns="y"))
     return pred, m, {"buckets": [b.last for b in model.buckets_]}
+
+
+def run_ensemble(train, test, tables, members):
+    """``EnsembleForecaster`` at default settings (2 windows of 42 days, 21 apart) with ``members``."""
+    with measure() as m:
+        model = EnsembleForecaster(freq="D", horizon=HORIZON, members=members).fit(train, **tables)
+    future = test.drop(columns="y")
+    pred = model.predict(HORIZON, future)
+    parts = {n: p for n, p in model.stat_cache_.items()}
+    if model.lgbm_ is not None:
+        parts["lgbm"] = model.lgbm_.predict(HORIZON, future, levels=())
+    holdout = {n: score(p[["series_id", "ds", "yhat"]], test) for n, p in parts.items()}
+    return pred, m, {"ensemble": model, "member_holdout": holdout}
+
+
+def print_ensemble(info) -> None:
+    """Members: weight, WAPE/RMSPE on the fitting windows and on the holdout, seconds spent (all passes)."""
+    model = info["ensemble"]
+    passes = len(model.backtest_.windows) + 1
+    print(
+        "\n| ensemble member | weight | windows WAPE | windows RMSPE | holdout WAPE | holdout RMSPE | seconds |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for name, w in model.weights_.items():
+        win, hold = model.member_scores_[name], info["member_holdout"].get(name, {})
+        print(
+            f"| {name} | {w:.2f} | {win['wape']:.4f} | {win['rmspe']:.4f} | {hold.get('wape', np.nan):.4f} | "
+            f"{hold.get('rmspe', np.nan):.4f} | {model.member_seconds_.get(name, np.nan):.0f} |"
+        )
+    print(f"(statistical members: {passes} passes over every store each: one per window + the final origin)")
+    if model.dropped_:
+        print(f"dropped: {model.dropped_}")
 
 
 def run_seasonal_naive(train, test, tables):
@@ -160,6 +193,11 @@ def main() -> None:
     parser.add_argument("--ets-series", type=int, default=0, help="ETS on the first N stores only (0: all)")
     parser.add_argument("--skip-ets", action="store_true")
     parser.add_argument("--skip-mlforecast", action="store_true")
+    parser.add_argument(
+        "--ensemble",
+        default="",
+        help="also fit EnsembleForecaster with these members, e.g. lgbm,theta,seasonal_naive",
+    )
     args = parser.parse_args()
 
     train, test, tables = rossmann_holdout()
@@ -175,6 +213,9 @@ def main() -> None:
     }
     if not args.skip_mlforecast:
         runs["mlforecast (LightGBM, lags 7..28)"] = lambda: run_mlforecast(train, test, tables)
+    if args.ensemble:
+        members = tuple(args.ensemble.split(","))
+        runs["OrderPulse EnsembleForecaster"] = lambda: run_ensemble(train, test, tables, members)
     if not args.skip_ets:
         runs["statsmodels ETS per store"] = lambda: run_ets(train, test, tables, args.ets_series)
     results = {}
@@ -199,6 +240,8 @@ def main() -> None:
             f"{o.get('coverage_80', np.nan):.3f} | {o.get('coverage_95', np.nan):.3f} | {o['daily_total_wape']:.4f} | "
             f"{m.seconds:.0f} | {m.peak_mb:,.0f} |"
         )
+    if "OrderPulse EnsembleForecaster" in results:
+        print_ensemble(results["OrderPulse EnsembleForecaster"][2])
     ours = results["OrderPulse LGBMForecaster"]
     naive = results["seasonal naive"][0]
     print("\nTargets:")

@@ -260,11 +260,7 @@ class EnsembleForecaster(BaseEstimator):
             )
         history = self.history_ if series is None else series
         origin_ts = pd.Timestamp(history.loc[history["y"].notna(), "ds"].max() if origin is None else origin)
-        tables = {
-            "covariates": self.tables_["covariates"] if covariates is None else covariates,
-            "weather": self.tables_["weather"] if weather is None else weather,
-            "static": self.tables_["static"] if static is None else static,
-        }
+        tables = {"covariates": covariates, "weather": weather, "static": static}  # None: the member's own
         grid = self._predict_grid(history, future, origin_ts, horizon)
         lgbm_out = None
         if self.lgbm_ is not None:
