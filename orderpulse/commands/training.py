@@ -322,7 +322,7 @@ def backtest_cmd(
     horizon: HorizonOpt = 42,
     n_windows: WindowsOpt = 3,
     step: StepOpt = None,
-    model: Annotated[str, typer.Option("--model", help="lgbm, seasonal_naive or ets")] = "lgbm",
+    model: Annotated[str, typer.Option("--model", help="lgbm, ensemble, seasonal_naive or ets")] = "lgbm",
     holidays: HolidaysOpt = None,
     refit: Annotated[bool, typer.Option("--refit/--no-refit", help="refit every window")] = False,
     out: Annotated[
@@ -336,11 +336,13 @@ def backtest_cmd(
     from features.io import write_frame
     from orderpulse.jobs.forecast import load_forecast_tables
     from training.forecast.baselines import SeasonalNaive, StatsModelsETS
+    from training.forecast.ensemble import EnsembleForecaster
     from training.forecast.forecaster import LGBMForecaster
     from training.forecast.job import run_backtest
 
     makers = {
         "lgbm": lambda: LGBMForecaster(freq=freq, horizon=horizon, holidays=holidays),
+        "ensemble": lambda: EnsembleForecaster(freq=freq, horizon=horizon, holidays=holidays),
         "seasonal_naive": lambda: SeasonalNaive(freq),
         "ets": lambda: StatsModelsETS(freq, n_jobs=2),
     }
@@ -358,7 +360,7 @@ def backtest_cmd(
             step=step,
             horizon=horizon,
             refit=refit or model == "ets",
-            pass_tables=model == "lgbm",
+            pass_tables=model in ("lgbm", "ensemble"),
         )
     table = Table(title=f"{model}: backtest, {n_windows} windows x {horizon} steps")
     cols = [

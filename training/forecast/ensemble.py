@@ -205,12 +205,14 @@ class EnsembleForecaster(BaseEstimator):
 
     def update(self, series: pd.DataFrame) -> EnsembleForecaster:
         """Take newer history (``series_id, ds, y, open``) to forecast from, without refitting."""
-        cols = [c for c in ("series_id", "ds", "y", "open") if c in series.columns]
-        self.history_ = series[cols].reset_index(drop=True)
+        if getattr(self, "lgbm_", None) is not None:
+            self.lgbm_.update(series)
+            self.history_ = self.lgbm_.history_  # one copy in the pickled model
+        else:
+            cols = [c for c in ("series_id", "ds", "y", "open") if c in series.columns]
+            self.history_ = series[cols].reset_index(drop=True)
         self.series_ids_ = pd.Index(series["series_id"].unique())
         self.last_ds_ = pd.Timestamp(series.loc[series["y"].notna(), "ds"].max())
-        if self.lgbm_ is not None:
-            self.lgbm_.update(series)
         self.stat_cache_ = {}
         return self
 

@@ -495,8 +495,10 @@ def _log_forecast_artifacts(
     last_window = bt.predictions["window"].max()
     future = bt.predictions.loc[bt.predictions["window"] == last_window, ["series_id", "ds", "open"]]
     origin = bt.predictions.loc[bt.predictions["window"] == last_window, "origin"].iloc[0]
-    explained = model.predict(model.horizon, future, levels=(), explain=True, series=series, origin=origin)
-    log_figure(
-        plots.family_contributions(explained, title="SHAP: effect of each feature family (last window)"),
-        "plots/shap_families.png",
-    )
+    if tree is None:
+        return
+    explained = tree.predict(tree.horizon, future, levels=(), explain=True, series=series, origin=origin)
+    title = "SHAP: effect of each feature family (last window)"
+    if tree is not model:
+        title += ", LightGBM member"
+    log_figure(plots.family_contributions(explained, title=title), "plots/shap_families.png")

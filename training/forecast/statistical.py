@@ -9,7 +9,8 @@ fitting is part of forecasting and nothing learnt at one origin leaks into anoth
   compiled C++, no JIT: the first call is as fast as the next), one series at a time, on the last
   ``max_history`` steps of each series on its regular grid. Closed (``open=0``), missing and absent periods are
   linearly interpolated first (``training.forecast.baselines._regular_arrays``; counted in ``report_``), so a
-  closed Sunday does not look like a collapse in demand. ``AutoARIMA`` is accepted too but costs ~40x AutoTheta
+  closed Sunday does not look like a collapse in demand; a series with a pause longer than two seasons is
+  modelled from after the pause (counted). ``AutoARIMA`` is accepted too but costs ~40x AutoTheta
   per series (measured in benchmarks/forecast_rossmann.py), so it is not a default member. A series whose fit
   fails falls back to the mean of its last season (counted in ``report_["series_fallback"]``).
 * ``NaiveMember``: the seasonal naive (``training.forecast.baselines.SeasonalNaive``) refitted at the origin.
@@ -86,6 +87,12 @@ class StatsForecastMember:
         h = member_history(history, origin)
         observed = h.loc[h["y"].notna() & (h["open"] == 1)]
         h = h.loc[h["series_id"].isin(observed["series_id"].unique())]
+        # a series that paused longer than two seasons restarts after the pause: interpolating across months
+        # would flatten its seasonality
+        gap = h.groupby("series_id", sort=False)["ds"].diff() > 2 * season * step
+        restart = h["ds"].where(gap).groupby(h["series_id"], sort=False).transform("max")
+        n_cut = int(h.loc[gap, "series_id"].nunique())
+        h = h.loc[restart.isna() | (h["ds"] >= restart)]
         if h.empty:
             return pd.DataFrame({"series_id": pd.array([], dtype="string"), "ds": [], "step": [], "yhat": []})
         arrays, counts = _regular_arrays(h, step, [], fill=True, max_history=max_history)
@@ -93,12 +100,12 @@ class StatsForecastMember:
         ids = list(arrays)
         gaps = [int(round((origin - last[sid]) / step)) for sid in ids]
         jobs = [(arrays[sid][0], horizon + gap) for sid, gap in zip(ids, gaps, strict=True)]
-        results = Parallel(n_jobs=int(self.n_jobs or 1))(
-            delayed(_forecast_one)(self.model, y, n, season) for y, n in jobs
-        )
+        n_jobs = int(self.n_jobs or 1) if len(ids) >= 50 else 1  # process start-up costs more than a few fits
+        results = Parallel(n_jobs=n_jobs)(delayed(_forecast_one)(self.model, y, n, season) for y, n in jobs)
         self.report_ = {
             **counts,
             "series": len(ids),
+            "series_restarted_after_gap": n_cut,
             "series_fallback": int(sum(r[1] for r in results)),
         }
         if self.report_["series_fallback"]:

@@ -192,7 +192,7 @@ def test_intervals_contain_yhat_and_scale_with_each_series_on_sparse_and_dense_s
 
 
 def test_80_percent_interval_covers_about_80_percent_of_a_held_out_window():
-    s = _counts(40, 260, 5, lambda i: 5.0 + 3.0 * i)
+    s = _counts(30, 180, 5, lambda i: 5.0 + 3.0 * i)
     cut = s["ds"].max() - pd.Timedelta(days=14)
     model = EnsembleForecaster(horizon=14, members=("theta", "seasonal_naive"), n_jobs=1)
     model.fit(s.loc[s["ds"] <= cut])
