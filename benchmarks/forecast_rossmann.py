@@ -77,6 +77,30 @@ def print_ensemble(info) -> None:
         print(f"dropped: {model.dropped_}")
 
 
+def member_costs(train, n_stores: int) -> None:
+    """Seconds of one pass (one origin) of each statistical member on the first ``n_stores`` stores, per store,
+    and extrapolated to all stores (an ensemble fit makes ``n_windows + 1`` passes)."""
+    from training.forecast.statistical import NaiveMember, StatsForecastMember
+
+    ids = sorted(train["series_id"].unique())
+    sub = train.loc[train["series_id"].isin(ids[:n_stores])]
+    origin = sub["ds"].max()
+    StatsForecastMember("theta", "D").forecast(sub.loc[sub["series_id"] == ids[0]], origin, 1)  # imports
+    print(
+        f"\n| member | s per pass, {n_stores} stores | s per store | s per pass, {len(ids):,} stores (extrapolated) |"
+    )
+    print("|---|---:|---:|---:|")
+    for member in (
+        *(StatsForecastMember(m, "D", n_jobs=1) for m in ("theta", "ets", "arima")),
+        NaiveMember("D"),
+    ):
+        with measure() as m:
+            member.forecast(sub, origin, HORIZON)
+        print(
+            f"| {member.name} | {m.seconds:.1f} | {m.seconds / n_stores:.3f} | {m.seconds / n_stores * len(ids):.0f} |"
+        )
+
+
 def run_seasonal_naive(train, test, tables):
     with measure() as m:
         model = SeasonalNaive("D").fit(train)
@@ -198,9 +222,20 @@ def main() -> None:
         default="",
         help="also fit EnsembleForecaster with these members, e.g. lgbm,theta,seasonal_naive",
     )
+    parser.add_argument(
+        "--skip-lgbm",
+        action="store_true",
+        help="with --ensemble: the ensemble's LightGBM member stands for it",
+    )
+    parser.add_argument(
+        "--member-cost", type=int, default=0, help="only time one pass of each member on N stores"
+    )
     args = parser.parse_args()
 
     train, test, tables = rossmann_holdout()
+    if args.member_cost:
+        member_costs(train, args.member_cost)
+        return
     cut = train["ds"].max()
     print(
         f"Rossmann: {train['series_id'].nunique():,} stores, train {train['ds'].min().date()}..{cut.date()} "
@@ -211,6 +246,8 @@ def main() -> None:
         "OrderPulse LGBMForecaster": lambda: run_orderpulse(train, test, tables),
         "seasonal naive": lambda: run_seasonal_naive(train, test, tables),
     }
+    if args.skip_lgbm and args.ensemble:
+        del runs["OrderPulse LGBMForecaster"]
     if not args.skip_mlforecast:
         runs["mlforecast (LightGBM, lags 7..28)"] = lambda: run_mlforecast(train, test, tables)
     if args.ensemble:
@@ -242,7 +279,7 @@ def main() -> None:
         )
     if "OrderPulse EnsembleForecaster" in results:
         print_ensemble(results["OrderPulse EnsembleForecaster"][2])
-    ours = results["OrderPulse LGBMForecaster"]
+    ours = results.get("OrderPulse LGBMForecaster") or results["OrderPulse EnsembleForecaster"]
     naive = results["seasonal naive"][0]
     print("\nTargets:")
     checks = [
