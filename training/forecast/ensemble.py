@@ -18,7 +18,7 @@ Fitting (``fit(series, covariates=, weather=, static=)``):
    rows; weights are the selection counts / ``ensemble_size`` (they sum to one).
 4. Intervals: split-conformal on the ensemble's own window residuals **per series scale**: each residual is
    divided by its series' seasonal-naive MAE on the history before that window's origin
-   (``training.metrics.seasonal_scales`` over the last ``max_history`` steps), the quantiles are pooled over
+   (``training.metrics.seasonal_scales`` over the last 8 seasons, or ``max_history`` steps), the quantiles are pooled over
    series, and a forecast's interval is ``yhat + q * scale`` (the lower quantile is at most 0 and the upper at
    least 0, so ``yhat_lo <= yhat <= yhat_hi`` always; lower bounds clipped at 0). Quantiles pooled across series
    in log space, as the single LightGBM does, left sparse series' forecasts outside their own interval.
@@ -421,7 +421,7 @@ class EnsembleForecaster(BaseEstimator):
         return np.where(frame["open"].to_numpy() == 0, 0.0, np.clip(yhat, 0.0, None))
 
     def _scales(self, history: pd.DataFrame, origin: pd.Timestamp) -> pd.Series:
-        """Each series' interval scale at ``origin``: its seasonal-naive MAE on the last ``max_history`` steps
+        """Each series' interval scale at ``origin``: its seasonal-naive MAE on the last 8 seasons (or ``max_history`` steps)
         before it (mean |y| where there are no seasonal pairs), from ``ds <= origin`` only."""
         h = member_history(history, origin)
         steps = int(self.max_history or 8 * season_for(self.freq))
