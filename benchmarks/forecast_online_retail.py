@@ -39,6 +39,7 @@ from features.adapters import online_retail  # noqa: E402
 from features.orders import aggregate_orders  # noqa: E402
 from features.validation import validate  # noqa: E402
 from training.forecast.baselines import SeasonalNaive  # noqa: E402
+from training.forecast.ensemble import EnsembleForecaster  # noqa: E402
 from training.forecast.forecaster import LGBMForecaster  # noqa: E402
 from training.metrics import coverage, rmspe, wape  # noqa: E402
 
@@ -56,6 +57,11 @@ def main() -> None:
     parser.add_argument("--measure", default="orders", choices=("orders", "quantity", "revenue"))
     parser.add_argument("--holidays", default="static", help="static (each country's calendar), GB, or none")
     parser.add_argument("--skip-mlforecast", action="store_true")
+    parser.add_argument(
+        "--ensemble",
+        default="",
+        help="also fit EnsembleForecaster with these members (e.g. lgbm,theta,ets,seasonal_naive) per cut",
+    )
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "2")
     tables, _ = online_retail.load(args.source)
@@ -75,7 +81,8 @@ def main() -> None:
                 f"{cut.date()} skipped: the log ends {last_day.date()}, before the {HORIZON} days after the cut"
             )
             continue
-        rows += _rows(orders, full, cut, args.measure, holidays, not args.skip_mlforecast)
+        members = tuple(args.ensemble.split(",")) if args.ensemble else ()
+        rows += _rows(orders, full, cut, args.measure, holidays, not args.skip_mlforecast, members)
     table = pd.DataFrame(rows)
     print("\n" + table.to_string(index=False, float_format="{:.3f}".format))
     means = table.drop(columns=["cut", "note"]).groupby("model", sort=False).mean()
@@ -116,6 +123,7 @@ def _rows(
     measure_: str,
     holidays: str | None,
     with_mlforecast: bool,
+    members: tuple[str, ...] = (),
 ) -> list[dict]:
     """One row per model for this cut: WAPE, WAPE x seasonal naive, RMSPE, daily-total MAPE, 80% coverage,
     train seconds, peak MB."""
@@ -126,6 +134,8 @@ def _rows(
     }
     if with_mlforecast:
         runs["mlforecast"] = lambda: run_mlforecast(train)
+    if members:
+        runs["ensemble"] = lambda: _ensemble(train, static, holidays, members)
     out = []
     for name, fn in runs.items():
         pred, m, note = fn()
@@ -166,6 +176,15 @@ def _orderpulse(train: pd.DataFrame, static: pd.DataFrame, holidays: str | None)
         model = LGBMForecaster(freq="D", horizon=HORIZON, holidays=holidays, calibrate="refit")
         model.fit(train, static=static)
     return model.predict(HORIZON, levels=(80,)), m, f"transform {model.target_transform_};"
+
+
+def _ensemble(train: pd.DataFrame, static: pd.DataFrame, holidays: str | None, members: tuple[str, ...]):
+    """The ensemble at default settings on the same history; the note gives its weights and dropped members."""
+    with measure() as m:
+        model = EnsembleForecaster(freq="D", horizon=HORIZON, holidays=holidays, members=members)
+        model.fit(train, static=static)
+    weights = " ".join(f"{n}={v:.2f}" for n, v in model.weights_.items())
+    return model.predict(HORIZON, levels=(80,)), m, f"weights {weights}; dropped {model.dropped_ or 'none'};"
 
 
 def _naive(train: pd.DataFrame):

@@ -31,6 +31,7 @@ from measure import measure, mlforecast_output, shared_data  # noqa: I001 - also
 from features.adapters import rossmann  # noqa: E402
 from features.validation import validate  # noqa: E402
 from training.forecast.baselines import SeasonalNaive, StatsModelsETS  # noqa: E402
+from training.forecast.ensemble import EnsembleForecaster  # noqa: E402
 from training.forecast.forecaster import LGBMForecaster  # noqa: E402
 from training.metrics import evaluate  # noqa: E402
 
@@ -43,6 +44,62 @@ def run_orderpulse(train, test, tables):
         model = LGBMForecaster(freq="D", horizon=HORIZON).fit(train, **tables)
     pred = model.predict(HORIZON, test.drop(columns="y"))
     return pred, m, {"buckets": [b.last for b in model.buckets_], "transform": model.target_transform_}
+
+
+def run_ensemble(train, test, tables, members):
+    """``EnsembleForecaster`` at default settings (2 windows of 42 days, 21 apart) with ``members``."""
+    with measure() as m:
+        model = EnsembleForecaster(freq="D", horizon=HORIZON, members=members).fit(train, **tables)
+    future = test.drop(columns="y")
+    pred = model.predict(HORIZON, future)
+    parts = {n: p for n, p in model.stat_cache_.items()}
+    if model.lgbm_ is not None:
+        parts["lgbm"] = model.lgbm_.predict(HORIZON, future, levels=())
+    holdout = {n: score(p[["series_id", "ds", "yhat"]], test) for n, p in parts.items()}
+    return pred, m, {"ensemble": model, "member_holdout": holdout}
+
+
+def print_ensemble(info) -> None:
+    """Members: weight, WAPE/RMSPE on the fitting windows and on the holdout, seconds spent (all passes)."""
+    model = info["ensemble"]
+    passes = len(model.backtest_.windows) + 1
+    print(
+        "\n| ensemble member | weight | windows WAPE | windows RMSPE | holdout WAPE | holdout RMSPE | seconds |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for name, w in model.weights_.items():
+        win, hold = model.member_scores_[name], info["member_holdout"].get(name, {})
+        print(
+            f"| {name} | {w:.2f} | {win['wape']:.4f} | {win['rmspe']:.4f} | {hold.get('wape', np.nan):.4f} | "
+            f"{hold.get('rmspe', np.nan):.4f} | {model.member_seconds_.get(name, np.nan):.0f} |"
+        )
+    print(f"(statistical members: {passes} passes over every store each: one per window + the final origin)")
+    if model.dropped_:
+        print(f"dropped: {model.dropped_}")
+
+
+def member_costs(train, n_stores: int) -> None:
+    """Seconds of one pass (one origin) of each statistical member on the first ``n_stores`` stores, per store,
+    and extrapolated to all stores (an ensemble fit makes ``n_windows + 1`` passes)."""
+    from training.forecast.statistical import NaiveMember, StatsForecastMember
+
+    ids = sorted(train["series_id"].unique())
+    sub = train.loc[train["series_id"].isin(ids[:n_stores])]
+    origin = sub["ds"].max()
+    StatsForecastMember("theta", "D").forecast(sub.loc[sub["series_id"] == ids[0]], origin, 1)  # imports
+    print(
+        f"\n| member | s per pass, {n_stores} stores | s per store | s per pass, {len(ids):,} stores (extrapolated) |"
+    )
+    print("|---|---:|---:|---:|")
+    for member in (
+        *(StatsForecastMember(m, "D", n_jobs=1) for m in ("theta", "ets", "arima")),
+        NaiveMember("D"),
+    ):
+        with measure() as m:
+            member.forecast(sub, origin, HORIZON)
+        print(
+            f"| {member.name} | {m.seconds:.1f} | {m.seconds / n_stores:.3f} | {m.seconds / n_stores * len(ids):.0f} |"
+        )
 
 
 def run_seasonal_naive(train, test, tables):
@@ -157,9 +214,25 @@ def main() -> None:
     parser.add_argument("--ets-series", type=int, default=0, help="ETS on the first N stores only (0: all)")
     parser.add_argument("--skip-ets", action="store_true")
     parser.add_argument("--skip-mlforecast", action="store_true")
+    parser.add_argument(
+        "--ensemble",
+        default="",
+        help="also fit EnsembleForecaster with these members, e.g. lgbm,theta,seasonal_naive",
+    )
+    parser.add_argument(
+        "--skip-lgbm",
+        action="store_true",
+        help="with --ensemble: the ensemble's LightGBM member stands for it",
+    )
+    parser.add_argument(
+        "--member-cost", type=int, default=0, help="only time one pass of each member on N stores"
+    )
     args = parser.parse_args()
 
     train, test, tables = rossmann_holdout()
+    if args.member_cost:
+        member_costs(train, args.member_cost)
+        return
     cut = train["ds"].max()
     print(
         f"Rossmann: {train['series_id'].nunique():,} stores, train {train['ds'].min().date()}..{cut.date()} "
@@ -170,8 +243,13 @@ def main() -> None:
         "OrderPulse LGBMForecaster": lambda: run_orderpulse(train, test, tables),
         "seasonal naive": lambda: run_seasonal_naive(train, test, tables),
     }
+    if args.skip_lgbm and args.ensemble:
+        del runs["OrderPulse LGBMForecaster"]
     if not args.skip_mlforecast:
         runs["mlforecast (LightGBM, lags 7..28)"] = lambda: run_mlforecast(train, test, tables)
+    if args.ensemble:
+        members = tuple(args.ensemble.split(","))
+        runs["OrderPulse EnsembleForecaster"] = lambda: run_ensemble(train, test, tables, members)
     if not args.skip_ets:
         runs["statsmodels ETS per store"] = lambda: run_ets(train, test, tables, args.ets_series)
     results = {}
@@ -196,7 +274,9 @@ def main() -> None:
             f"{o.get('coverage_80', np.nan):.3f} | {o.get('coverage_95', np.nan):.3f} | {o['daily_total_wape']:.4f} | "
             f"{m.seconds:.0f} | {m.peak_mb:,.0f} |"
         )
-    ours = results["OrderPulse LGBMForecaster"]
+    if "OrderPulse EnsembleForecaster" in results:
+        print_ensemble(results["OrderPulse EnsembleForecaster"][2])
+    ours = results.get("OrderPulse LGBMForecaster") or results["OrderPulse EnsembleForecaster"]
     naive = results["seasonal naive"][0]
     print("\nTargets:")
     checks = [

@@ -101,8 +101,17 @@ def train_forecast(
     engine: EngineOpt = "local",
     scheduler: SchedulerOpt = None,
     levels: HierarchyOpt = None,
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model",
+            help="lgbm: the global LightGBM; ensemble: LightGBM + AutoETS/AutoTheta + seasonal naive, "
+            "weighted on the backtest windows",
+        ),
+    ] = "lgbm",
 ) -> None:
-    """Train the global LightGBM forecaster, backtest it, log it to MLflow and register <name>-forecast."""
+    """Train the forecaster (global LightGBM, or --model ensemble), backtest it, log it to MLflow and register
+    <name>-forecast."""
     import tempfile
 
     from orderpulse.jobs.forecast import train_forecast as job
@@ -143,6 +152,7 @@ def train_forecast(
             engine=engine,
             scheduler=scheduler,
             hierarchy_levels=levels,
+            model=model,
         )
     _record_inputs(result, given)
     print_json_line(result)
@@ -312,7 +322,7 @@ def backtest_cmd(
     horizon: HorizonOpt = 42,
     n_windows: WindowsOpt = 3,
     step: StepOpt = None,
-    model: Annotated[str, typer.Option("--model", help="lgbm, seasonal_naive or ets")] = "lgbm",
+    model: Annotated[str, typer.Option("--model", help="lgbm, ensemble, seasonal_naive or ets")] = "lgbm",
     holidays: HolidaysOpt = None,
     refit: Annotated[bool, typer.Option("--refit/--no-refit", help="refit every window")] = False,
     out: Annotated[
@@ -326,11 +336,13 @@ def backtest_cmd(
     from features.io import write_frame
     from orderpulse.jobs.forecast import load_forecast_tables
     from training.forecast.baselines import SeasonalNaive, StatsModelsETS
+    from training.forecast.ensemble import EnsembleForecaster
     from training.forecast.forecaster import LGBMForecaster
     from training.forecast.job import run_backtest
 
     makers = {
         "lgbm": lambda: LGBMForecaster(freq=freq, horizon=horizon, holidays=holidays),
+        "ensemble": lambda: EnsembleForecaster(freq=freq, horizon=horizon, holidays=holidays),
         "seasonal_naive": lambda: SeasonalNaive(freq),
         "ets": lambda: StatsModelsETS(freq, n_jobs=2),
     }
@@ -348,7 +360,7 @@ def backtest_cmd(
             step=step,
             horizon=horizon,
             refit=refit or model == "ets",
-            pass_tables=model == "lgbm",
+            pass_tables=model in ("lgbm", "ensemble"),
         )
     table = Table(title=f"{model}: backtest, {n_windows} windows x {horizon} steps")
     cols = [

@@ -40,6 +40,7 @@ from features.validation import ValidationReport
 from training.engine import check_engine, engine_context
 from training.forecast.backtest import BacktestResult, backtest
 from training.forecast.baselines import SeasonalNaive
+from training.forecast.ensemble import EnsembleForecaster
 from training.forecast.forecaster import LGBMForecaster
 from training.forecast.hierarchy import hierarchy_output, plan_hierarchy, train_hierarchy
 from training.profile import build_profile, profile_table
@@ -98,11 +99,17 @@ def train_forecast(
     feature_config: ForecastFeatureConfig | None = None,
     promote_ties: bool = False,
     dry_run: bool = False,
+    model: str = "lgbm",
 ) -> dict[str, Any]:
     """Train, backtest, log and register a forecaster; returns ``run_id, model_uri, metrics, version, alias``.
 
     ``feature_config`` (when not tuning): the feature recipe, e.g. a champion's (``orderpulse retrain``);
     ``promote_ties`` and ``dry_run`` go to ``training.registry.register``.
+
+    ``model``: ``"lgbm"`` (the global LightGBM) or ``"ensemble"`` (``training.forecast.ensemble``: LightGBM +
+    statistical members weighted on the backtest windows; its own window forecasts are the backtest, and every
+    member, its window score and the weights are logged as ``ensemble.*`` params/metrics and
+    ``ensemble/summary.json``).
 
     ``hierarchy_levels`` (``"region,total"``): also learn coherent aggregate forecasts for those levels
     (``training.forecast.hierarchy``: aggregate model, reconciliation chosen by backtest, intervals per level).
@@ -113,6 +120,11 @@ def train_forecast(
     ``training.engine``.
     """
     check_engine(engine, scheduler)
+    if model not in ("lgbm", "ensemble"):
+        raise ValueError(f"model must be 'lgbm' or 'ensemble'. Got {model!r} instead.")
+    if model == "ensemble" and hierarchy_levels:
+        raise ValueError("--levels is not supported with --model ensemble yet: use --model lgbm.")
+    kind = model
     s, tables = series, {"covariates": covariates, "weather": weather, "static": static}
     reports = reports or {}
     with reporting(progress) as progress:
@@ -130,7 +142,7 @@ def train_forecast(
 
         with (
             engine_context(engine, scheduler),
-            start_run(experiment, run_name=f"lgbm h={horizon} {freq}", tags={"model": "forecast"}) as run,
+            start_run(experiment, run_name=f"{kind} h={horizon} {freq}", tags={"model": "forecast"}) as run,
         ):
             log_params_flat(
                 {
@@ -144,6 +156,7 @@ def train_forecast(
                     "tune_trials": tune,
                     "engine": engine,
                     "holidays": holidays,
+                    "model": kind,
                 }
             )
             series_fingerprint = data_fingerprint(s, "ds")
@@ -174,8 +187,11 @@ def train_forecast(
                 log_params_flat({"features": {"use_weather": feature_config.use_weather}})
             log_params_flat({"lgbm": params or {}})
 
-            def make_model(calibrate: bool = True) -> LGBMForecaster:
-                return LGBMForecaster(
+            def make_model(calibrate: bool = True) -> LGBMForecaster | EnsembleForecaster:
+                cls, extra = LGBMForecaster, {}
+                if kind == "ensemble":
+                    cls, extra = EnsembleForecaster, {"n_windows": n_windows, "step": step}
+                return cls(  # type: ignore[return-value]
                     freq=freq,
                     horizon=horizon,
                     levels=levels,
@@ -186,13 +202,19 @@ def train_forecast(
                     engine=engine,
                     scheduler=scheduler,
                     holidays=holidays,
+                    **extra,
                 )
 
             progress.info(f"backtest: {n_windows} windows of {horizon} steps, every {step} steps")
             t0 = time.perf_counter()
-            bt = run_backtest(
-                make_model, s, tables, n_windows=n_windows, step=step, horizon=horizon, levels=levels
-            )
+            if kind == "ensemble":
+                # one fit: the ensemble's weights come from its forecasts of these windows (its backtest)
+                fitted = make_model().fit(s, **tables)
+                bt = fitted.backtest_
+            else:
+                bt = run_backtest(
+                    make_model, s, tables, n_windows=n_windows, step=step, horizon=horizon, levels=levels
+                )
             backtest_seconds = time.perf_counter() - t0
             naive = run_backtest(
                 lambda: SeasonalNaive(freq),
@@ -228,10 +250,14 @@ def train_forecast(
                 f"RMSPE {bt.overall.get('rmspe', np.nan):.4f}, 80% coverage {bt.overall.get('coverage_80', np.nan):.3f}"
             )
 
-            progress.info(f"fitting the final model on {len(s):,} rows")
             t0 = time.perf_counter()
-            model = make_model(calibrate=False).fit(s, **tables)
-            model.calibrate_from(bt.predictions)
+            if kind == "ensemble":
+                model = fitted
+                metrics |= _log_ensemble(model, progress)
+            else:
+                progress.info(f"fitting the final model on {len(s):,} rows")
+                model = make_model(calibrate=False).fit(s, **tables)
+                model.calibrate_from(bt.predictions)
             metrics["fit_seconds"] = time.perf_counter() - t0
             if hierarchy is not None:
                 progress.info(f"hierarchy {','.join(hierarchy.levels)}: aggregate model, reconciliation")
@@ -251,13 +277,16 @@ def train_forecast(
                     f"reconciliation: {model.hierarchy_.method_} (per-level WAPE: hierarchy.* metrics)"
                 )
             mlflow.log_metrics({k: float(v) for k, v in metrics.items() if np.isfinite(v)})
-            mlflow.log_params(
-                {
-                    "buckets": str([b.last for b in model.buckets_]),
-                    "n_features": str(len(model.feature_names_[model.buckets_[-1].last])),
-                    "target_transform": str(model.transform_report_),
-                }
-            )
+            if model.buckets_:
+                mlflow.log_params(
+                    {
+                        "buckets": str([b.last for b in model.buckets_]),
+                        "n_features": str(len(model.feature_names_[model.buckets_[-1].last])),
+                        "target_transform": str(
+                            getattr(getattr(model, "lgbm_", model), "transform_report_", None)
+                        ),
+                    }
+                )
             _log_forecast_artifacts(model, bt, s)
 
             with warnings.catch_warnings():
@@ -421,7 +450,29 @@ def _champion_rebacktest(
     return reevaluate
 
 
-def _log_forecast_artifacts(model: LGBMForecaster, bt: BacktestResult, series: pd.DataFrame) -> None:
+def _log_ensemble(model: EnsembleForecaster, progress: Progress) -> dict[str, float]:
+    """Log every member, its window score and the weights (params, metrics, ``ensemble/summary.json``)."""
+    summary = model.summary()
+    mlflow.log_params(
+        {"ensemble.members": ",".join(summary["members"]), "ensemble.dropped": ",".join(summary["dropped"])}
+    )
+    mlflow.log_dict(summary, "ensemble/summary.json")
+    metrics = {f"ensemble.weight.{n}": w for n, w in summary["weights"].items()}
+    metrics |= {
+        f"ensemble.{n}.backtest_{k}": v for n, sc in summary["member_backtest"].items() for k, v in sc.items()
+    }
+    metrics |= {f"ensemble.{n}.seconds": v for n, v in summary["member_seconds"].items()}
+    metrics["ensemble.members_dropped"] = float(len(summary["dropped"]))
+    for name, reason in summary["dropped"].items():
+        progress.warning(f"ensemble member {name} dropped: {reason}")
+    weights = ", ".join(f"{n} {w:.2f}" for n, w in summary["weights"].items())
+    progress.info(f"ensemble weights (greedy selection on the backtest windows): {weights}")
+    return metrics
+
+
+def _log_forecast_artifacts(
+    model: LGBMForecaster | EnsembleForecaster, bt: BacktestResult, series: pd.DataFrame
+) -> None:
     log_frame_as_artifact(bt.window_metrics, "backtest/window_metrics.csv")
     log_frame_as_artifact(bt.per_series, "backtest/per_series.csv")
     log_frame_as_artifact(bt.predictions, "backtest/predictions.parquet")
@@ -430,21 +481,25 @@ def _log_forecast_artifacts(model: LGBMForecaster, bt: BacktestResult, series: p
         "plots/forecast_vs_actual.png",
     )
     log_figure(plots.residual_histogram(bt.predictions), "plots/residuals.png")
-    last = model.buckets_[-1].last
-    booster = model.boosters_[last]
-    log_figure(
-        plots.feature_importance(
-            booster.feature_name(),
-            booster.feature_importance("gain"),
-            title=f"Feature importance (total gain), steps {model.buckets_[-1].first}-{last}",
-        ),
-        "plots/feature_importance.png",
-    )
+    tree = getattr(model, "lgbm_", model)  # the ensemble's LightGBM member (None when it was dropped)
+    if tree is not None:
+        last = tree.buckets_[-1].last
+        booster = tree.boosters_[last]
+        log_figure(
+            plots.feature_importance(
+                booster.feature_name(),
+                booster.feature_importance("gain"),
+                title=f"Feature importance (total gain), steps {tree.buckets_[-1].first}-{last}",
+            ),
+            "plots/feature_importance.png",
+        )
     last_window = bt.predictions["window"].max()
     future = bt.predictions.loc[bt.predictions["window"] == last_window, ["series_id", "ds", "open"]]
     origin = bt.predictions.loc[bt.predictions["window"] == last_window, "origin"].iloc[0]
-    explained = model.predict(model.horizon, future, levels=(), explain=True, series=series, origin=origin)
-    log_figure(
-        plots.family_contributions(explained, title="SHAP: effect of each feature family (last window)"),
-        "plots/shap_families.png",
-    )
+    if tree is None:
+        return
+    explained = tree.predict(tree.horizon, future, levels=(), explain=True, series=series, origin=origin)
+    title = "SHAP: effect of each feature family (last window)"
+    if tree is not model:
+        title += ", LightGBM member"
+    log_figure(plots.family_contributions(explained, title=title), "plots/shap_families.png")

@@ -1,0 +1,181 @@
+"""Per-series statistical members of the forecast ensemble (``training.forecast.ensemble``).
+
+A *member* forecasts ``horizon`` steps after an ``origin`` for every series of a history table, using only the
+rows with ``ds <= origin``: ``forecast(history, origin, horizon) -> series_id, ds, step, yhat``. Local models
+(one small model per series) are re-estimated at every origin, as AutoGluon-TimeSeries and statsforecast do:
+fitting is part of forecasting and nothing learnt at one origin leaks into another.
+
+* ``StatsForecastMember``: ``AutoETS`` or ``AutoTheta`` of Nixtla ``statsforecast`` (its 2.x models run in
+  compiled C++, no JIT: the first call is as fast as the next), one series at a time, on the last
+  ``max_history`` steps of each series on its regular grid. Closed (``open=0``), missing and absent periods are
+  linearly interpolated first (``training.forecast.baselines._regular_arrays``; counted in ``report_``), so a
+  closed Sunday does not look like a collapse in demand; a series with a pause longer than two seasons is
+  modelled from after the pause (counted). ``AutoARIMA`` is accepted too but costs ~40x AutoTheta
+  per series (measured in benchmarks/forecast_rossmann.py), so it is not a default member. A series whose fit
+  fails falls back to the mean of its last season (counted in ``report_["series_fallback"]``).
+* ``NaiveMember``: the seasonal naive (``training.forecast.baselines.SeasonalNaive``) refitted at the origin.
+
+Forecasts are clipped at 0 (``y >= 0`` by contract); closed periods are set to 0 by the ensemble.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from joblib import Parallel, delayed
+
+from features.calendar import step_length
+from training.forecast.baselines import SeasonalNaive, _regular_arrays, season_for
+
+__all__ = ["StatsForecastMember", "NaiveMember", "STAT_MODELS", "member_history"]
+
+_log = logging.getLogger(__name__)
+STAT_MODELS = ("ets", "theta", "arima")
+
+
+def member_history(history: pd.DataFrame, origin: pd.Timestamp) -> pd.DataFrame:
+    """The rows a member may see: ``ds <= origin``, typed, sorted, ``open`` filled with 1."""
+    cols = [c for c in ("series_id", "ds", "y", "open") if c in history.columns]
+    h = history.loc[history["ds"] <= origin, cols]
+    h = h.assign(
+        series_id=h["series_id"].astype("string"),
+        y=pd.to_numeric(h["y"]).astype("float64"),
+        open=h["open"].fillna(1).astype("int8") if "open" in h.columns else np.int8(1),
+    )
+    return h.sort_values(["series_id", "ds"], kind="stable").reset_index(drop=True)
+
+
+class StatsForecastMember:
+    """``AutoETS`` / ``AutoTheta`` / ``AutoARIMA`` per series, re-estimated at each origin (module docstring).
+
+    Parameters: ``model`` ("ets", "theta" or "arima"), ``freq``, ``season`` (default 7/24/52 by ``freq``),
+    ``max_history`` (steps of each series used, default 2 seasons of a year: 364 daily, 104 weekly, 24*56 hourly),
+    ``n_jobs`` (joblib processes over series).
+    """
+
+    def __init__(
+        self,
+        model: str = "theta",
+        freq: str = "D",
+        season: int | None = None,
+        max_history: int | None = None,
+        n_jobs: int = 1,
+    ):
+        if model not in STAT_MODELS:
+            raise ValueError(f"model must be one of {STAT_MODELS}. Got {model!r} instead.")
+        self.model = model
+        self.freq = freq
+        self.season = season
+        self.max_history = max_history
+        self.n_jobs = n_jobs
+        self.report_: dict[str, int] = {}
+
+    @property
+    def name(self) -> str:
+        return self.model
+
+    def forecast(self, history: pd.DataFrame, origin: pd.Timestamp, horizon: int) -> pd.DataFrame:
+        """``series_id, ds, step, yhat`` for steps ``1..horizon`` after ``origin`` of every series with an
+        observed open value at or before ``origin``."""
+        step = step_length(self.freq)
+        season = int(self.season or season_for(self.freq))
+        max_history = int(self.max_history or {7: 364, 24: 24 * 56, 52: 104}.get(season, 8 * season))
+        h = member_history(history, origin)
+        observed = h.loc[h["y"].notna() & (h["open"] == 1)]
+        h = h.loc[h["series_id"].isin(observed["series_id"].unique())]
+        # a series that paused longer than two seasons restarts after the pause: interpolating across months
+        # would flatten its seasonality
+        gap = h.groupby("series_id", sort=False)["ds"].diff() > 2 * season * step
+        restart = h["ds"].where(gap).groupby(h["series_id"], sort=False).transform("max")
+        n_cut = int(h.loc[gap, "series_id"].nunique())
+        h = h.loc[restart.isna() | (h["ds"] >= restart)]
+        if h.empty:
+            return pd.DataFrame({"series_id": pd.array([], dtype="string"), "ds": [], "step": [], "yhat": []})
+        arrays, counts = _regular_arrays(h, step, [], fill=True, max_history=max_history)
+        last = h.groupby("series_id", sort=False)["ds"].max()
+        ids = list(arrays)
+        gaps = [int(round((origin - last[sid]) / step)) for sid in ids]
+        jobs = [(arrays[sid][0], horizon + gap) for sid, gap in zip(ids, gaps, strict=True)]
+        n_jobs = int(self.n_jobs or 1) if len(ids) >= 50 else 1  # process start-up costs more than a few fits
+        results = Parallel(n_jobs=n_jobs)(delayed(_forecast_one)(self.model, y, n, season) for y, n in jobs)
+        self.report_ = {
+            **counts,
+            "series": len(ids),
+            "series_restarted_after_gap": n_cut,
+            "series_fallback": int(sum(r[1] for r in results)),
+        }
+        if self.report_["series_fallback"]:
+            _log.warning(
+                "%s: %d of %d series fell back to their last season's mean (the model failed to fit)",
+                self.model,
+                self.report_["series_fallback"],
+                len(ids),
+            )
+        steps = np.arange(1, horizon + 1)
+        yhat = np.concatenate([r[0][-horizon:] for r in results])
+        return pd.DataFrame(
+            {
+                "series_id": pd.array(np.repeat(ids, horizon), dtype="string"),
+                "ds": np.tile(origin + steps * step, len(ids)),
+                "step": np.tile(steps, len(ids)),
+                "yhat": np.clip(yhat, 0.0, None),
+            }
+        )
+
+
+class NaiveMember:
+    """The seasonal naive refitted at each origin (``SeasonalNaive``), as a member."""
+
+    name = "seasonal_naive"
+
+    def __init__(self, freq: str = "D", season: int | None = None):
+        self.freq = freq
+        self.season = season
+
+    def forecast(self, history: pd.DataFrame, origin: pd.Timestamp, horizon: int) -> pd.DataFrame:
+        h = member_history(history, origin)
+        has_value = h.loc[h["y"].notna() & (h["open"] == 1), "series_id"].unique()
+        h = h.loc[h["series_id"].isin(has_value)]
+        model = SeasonalNaive(self.freq, season=self.season).fit(h)
+        step = step_length(self.freq)
+        ids = model.last_ds_.index
+        steps = np.arange(1, horizon + 1)
+        grid = pd.DataFrame(
+            {
+                "series_id": pd.array(np.repeat(ids, horizon), dtype="string"),
+                "ds": np.tile(origin + steps * step, len(ids)),
+                "step": np.tile(steps, len(ids)),
+            }
+        )
+        pred = model.predict(horizon, grid[["series_id", "ds"]], levels=())
+        return grid.merge(pred[["series_id", "ds", "yhat"]], on=["series_id", "ds"], how="left")
+
+
+def _forecast_one(model: str, y: np.ndarray, h: int, season: int) -> tuple[np.ndarray, bool]:
+    """``h`` forecasts of one series, and whether it fell back to the last season's mean."""
+    from statsforecast.models import AutoARIMA, AutoETS, AutoTheta
+
+    y = np.asarray(y, dtype="float64")
+    s = season if y.size >= 2 * season + 2 else 1
+    makers: dict[str, Any] = {
+        "ets": lambda: AutoETS(season_length=s, model="ZZA" if s > 1 else "ZZN"),
+        "theta": lambda: AutoTheta(season_length=s),
+        "arima": lambda: AutoARIMA(season_length=s),
+    }
+    try:
+        if y.size < 4 or np.nanstd(y) == 0:
+            raise ValueError("too short or constant")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            mean = np.asarray(makers[model]().forecast(y=y, h=h)["mean"], dtype="float64")
+        if mean.shape != (h,) or not np.isfinite(mean).all():
+            raise ValueError("non-finite forecast")
+        return mean, False
+    except Exception:  # noqa: BLE001 - one series' failure must not sink the member: counted fallback
+        tail = y[-season:] if y.size else np.zeros(1)
+        level = float(np.nanmean(tail)) if np.isfinite(tail).any() else 0.0
+        return np.full(h, level), not (y.size >= 4 and np.nanstd(y) == 0)
