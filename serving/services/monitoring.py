@@ -154,18 +154,7 @@ def monitoring_timeline(
     """One row per period (of the answer's time, UTC) and model version: ``period, model_name, model_version,
     kind, answered, matched, pending, wape, bias, coverage, auprc, precision, recall, ece, base_rate``
     (forecast rows leave the anomaly figures NaN and the reverse)."""
-    now = _aware(now or datetime.now(UTC))
-    since, until = _check_window(since, until)
-    _, sums, outcomes, _ = _read(
-        database,
-        _tables(database, schema),
-        since,
-        until,
-        model,
-        now,
-        default_label_maturity_days,
-        by_day=True,
-    )
+    sums, outcomes = _read_by_day(database, schema, since, until, model, now, default_label_maturity_days)
     rows: list[dict[str, Any]] = []
     sums["period"] = _periods(sums["day"], freq)
     for (period, name, version), part in sums.groupby(["period", "model_name", "model_version"], sort=True):
@@ -226,22 +215,28 @@ def monitoring_outcomes(
 ) -> pd.DataFrame:
     """The scored orders behind the anomaly figures, one row per answer (``score_outcomes``: ``model_name,
     model_version, day, score, threshold, flagged, outcome``, -1 = pending), e.g. for a reliability diagram."""
-    now = _aware(now or datetime.now(UTC))
-    since, until = _check_window(since, until)
-    _, _, outcomes, _ = _read(
-        database,
-        _tables(database, schema),
-        since,
-        until,
-        model,
-        now,
-        default_label_maturity_days,
-        by_day=True,
-    )
-    return outcomes
+    return _read_by_day(database, schema, since, until, model, now, default_label_maturity_days)[1]
 
 
 # ---------------------------------------------------------------------------------------------- blocks
+def _read_by_day(
+    database: Database,
+    schema: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    model: str | None,
+    now: datetime | None,
+    default_days: float,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Forecast sums and score outcomes per day of answer, for the timeline and the outcome rows."""
+    since, until = _check_window(since, until)
+    now = _aware(now or datetime.now(UTC))
+    _, sums, outcomes, _ = _read(
+        database, _tables(database, schema), since, until, model, now, default_days, by_day=True
+    )
+    return sums, outcomes
+
+
 def _forecast_block(sums: pd.DataFrame, refs: Mapping[tuple[str, str], dict]) -> dict[str, Any]:
     figures = _forecast_figures(sums)
     by_step = [
