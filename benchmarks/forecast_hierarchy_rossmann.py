@@ -46,7 +46,7 @@ def main() -> None:
     # stores (a window starting inside the gap cannot forecast those stores: no covariates there)
     parser.add_argument("--n-windows", type=int, default=7)
     parser.add_argument("--step", type=int, default=14)
-    parser.add_argument("--aggregate-target", default="per_open", choices=("per_open", "sum"))
+    parser.add_argument("--aggregate-target", default="sum", choices=("sum", "per_open"))
     parser.add_argument("--cache", help="folder to keep the store model's backtest + forecast between runs")
     args = parser.parse_args()
 
