@@ -144,7 +144,9 @@ class Settings(BaseSettings):
         description="grid of the volume series posted to /v1/actuals (e.g. 5min); unset: no volume verdicts",
     )
     volume_warmup: str = Field(
-        "8d", description="learned from each volume series' first point before flagging"
+        "8d",
+        description="learned from each volume series' first point before flagging: a duration, or auto "
+        "(2 days below a daily grid, 28 days daily, 91 days weekly)",
     )
     volume_detector_uri: str | None = Field(
         None,
@@ -242,11 +244,13 @@ class Settings(BaseSettings):
     def _volume_warmup_is_a_duration(cls, value: str) -> str:
         import pandas as pd
 
+        if value.strip().lower() == "auto":
+            return "auto"
         try:
             pd.Timedelta(value)
         except ValueError:
             raise ValueError(
-                f"ORDERPULSE_VOLUME_WARMUP must be a duration such as 8d or 12h, got {value!r}"
+                f"ORDERPULSE_VOLUME_WARMUP must be a duration such as 8d or 12h, or auto, got {value!r}"
             ) from None
         return value
 

@@ -117,3 +117,13 @@ def test_to_env_rebuilds_the_same_settings_with_the_generated_key(monkeypatch):
     assert rebuilt.generated_api_key is None
     assert rebuilt.api_keys == original.api_keys == [hash_api_key(original.generated_api_key)]
     assert rebuilt.model_dump() == original.model_dump()
+
+
+def test_volume_warmup_takes_a_duration_or_auto_and_refuses_anything_else(monkeypatch):
+    monkeypatch.setenv("ORDERPULSE_VOLUME_WARMUP", "AUTO")
+    assert Settings().volume_warmup == "auto"
+    monkeypatch.setenv("ORDERPULSE_VOLUME_WARMUP", "36h")
+    assert Settings().volume_warmup == "36h"
+    monkeypatch.setenv("ORDERPULSE_VOLUME_WARMUP", "soon")
+    with pytest.raises(ValidationError, match="ORDERPULSE_VOLUME_WARMUP must be a duration"):
+        Settings()
