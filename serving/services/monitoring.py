@@ -255,12 +255,8 @@ def _forecast_block(sums: pd.DataFrame, refs: Mapping[tuple[str, str], dict]) ->
                 **_forecast_reference(ref, part),
             }
         )
-    newest = _newest(by_version)
-    reference = (
-        _forecast_reference(refs.get((newest["model_name"], newest["model_version"]), {}), sums)
-        if newest
-        else {}
-    )
+    newest, ref = _newest_and_ref(by_version, refs)
+    reference = _forecast_reference(ref, sums) if newest else {}
     return {
         "model": _model_of(newest),
         "answered_steps": figures["answered"],
@@ -297,12 +293,8 @@ def _anomaly_block(
                 **_anomaly_reference(ref, default_days),
             }
         )
-    newest = _newest(by_version)
-    reference = (
-        _anomaly_reference(refs.get((newest["model_name"], newest["model_version"]), {}), default_days)
-        if newest
-        else {}
-    )
+    newest, ref = _newest_and_ref(by_version, refs)
+    reference = _anomaly_reference(ref, default_days) if newest else {}
     return {
         "model": _model_of(newest),
         **_public_anomaly(figures),
@@ -455,6 +447,16 @@ def _newest(by_version: list[dict[str, Any]]) -> dict[str, Any] | None:
     if not by_version:
         return None
     return max(by_version, key=lambda v: (v["last_answer_at"], _version_key(v["model_version"])))
+
+
+def _newest_and_ref(
+    by_version: list[dict[str, Any]], refs: Mapping[tuple[str, str], dict]
+) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """The newest version's row and its recorded reference (``{}`` when none is recorded)."""
+    newest = _newest(by_version)
+    if newest is None:
+        return None, {}
+    return newest, refs.get((newest["model_name"], newest["model_version"]), {})
 
 
 def _newest_reference(block: dict[str, Any], refs: Mapping[tuple[str, str], dict]) -> dict[str, Any] | None:
