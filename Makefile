@@ -9,7 +9,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: help install run test test-all lint format bench sample lock clean
+.PHONY: help install run test test-all lint format bench bench-autogluon sample lock clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -43,6 +43,16 @@ bench: $(STAMP)  ## accuracy and speed benchmarks on ../shared/data (minutes)
 	@for b in benchmarks/*_bench.py benchmarks/forecast_*.py benchmarks/anomaly_*.py; do \
 	  [ -f "$$b" ] || continue; echo "== $$b"; $(BIN)/python "$$b" || exit $$?; done
 
+AG_VENV := .venv-autogluon
+$(AG_VENV)/.installed: benchmarks/peers/requirements-autogluon.txt
+	@test -x $(AG_VENV)/bin/python || $(PYTHON) -m venv $(AG_VENV)
+	$(AG_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r benchmarks/peers/requirements-autogluon.txt
+	@touch $@
+
+bench-autogluon: $(STAMP) $(AG_VENV)/.installed  ## the forecast benchmarks with the AutoGluon peer (own venv with torch, ~2.5 GB; 20 min per dataset)
+	$(BIN)/python benchmarks/forecast_rossmann.py --skip-ets --autogluon
+	$(BIN)/python benchmarks/forecast_online_retail.py --autogluon
+
 sample: $(STAMP)  ## rebuild data/sample from ../shared/data
 	$(BIN)/python scripts/make_sample.py --shared ../shared/data --out data/sample
 
@@ -53,4 +63,4 @@ lock:  ## re-resolve requirements.lock from pyproject.toml (needs the package in
 	  echo "# Regenerate: make lock"; /tmp/orderpulse-lock/bin/pip freeze --all | grep -v -e "^pip==" -e '^-e' -e '^orderpulse'; } > requirements.lock
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(AG_VENV) .pytest_cache .ruff_cache
