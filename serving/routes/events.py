@@ -37,8 +37,14 @@ def post_events(
     loaded = models.models.get("anomaly")
     state = live.for_model(loaded) if loaded is not None else None
     counting = volume is not None and volume.orders is not None
-    hook = volume.count_orders_in if counting else None  # counted in the transaction storing the orders
-    result = ingest_events(body, events, state, request_id=request_id, on_accepted=hook)
+    late: list[int] = []
+
+    def count(conn: Any, orders: list) -> None:  # in the transaction storing the orders
+        late.append(volume.count_orders_in(conn, orders))
+
+    result = ingest_events(
+        body, events, state, request_id=request_id, on_accepted=count if counting else None
+    )
     changed = result["orders"]["accepted"] + result["labels"]["accepted"] > 0
     if loaded is not None and changed and settings.events_refresh_on_write:
         state = live.refresh(loaded)
@@ -53,4 +59,5 @@ def post_events(
     result["history"] = state.describe() if state is not None else None
     if counting:
         result["volume"] = volume.close_order_steps()
+        result["volume_late"] = sum(late)
     return result

@@ -75,11 +75,16 @@ class VolumeService:
         self._versions: dict[str, int] = {}  # series -> stored version our detector's copy is at
         self._lock = threading.Lock()
 
-    def count_orders_in(self, conn: Any, accepted: Sequence[Any]) -> None:
+    def count_orders_in(self, conn: Any, accepted: Sequence[Any]) -> int:
         """Count accepted orders inside the transaction ``conn`` that stores them
-        (``serving.services.order_volume``; a hook of ``EventStore.add_orders``)."""
-        if self.orders is not None and accepted:
-            self.orders.count_in(conn, accepted)
+        (``serving.services.order_volume``; a hook of ``EventStore.add_orders``); returns how many were late
+        (their step was judged already: stored, not counted; logged)."""
+        if self.orders is None or not accepted:
+            return 0
+        late = self.orders.count_in(conn, accepted)
+        if late:
+            _log.warning("%d accepted orders fall in volume steps already judged: not counted", late)
+        return late
 
     def close_order_steps(self) -> list[dict[str, Any]]:
         """Judge the order-volume steps that are due (by any worker's orders), each exactly once across workers:

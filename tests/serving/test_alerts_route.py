@@ -145,4 +145,5 @@ def test_two_app_instances_on_one_database_file_count_orders_together(make_clien
     assert [(v["ds"], v["y"], v["status"]) for v in closed] == [("2024-01-01T00:00:00", 5.0, "warmup")]
     assert a.post("/v1/events", json={"orders": [_order(7, 11)]}, headers=AUTH).json()["volume"] == []
     late = a.post("/v1/events", json={"orders": [_order(8, 4.5)]}, headers=AUTH).json()
-    assert late["orders"]["accepted"] == 1 and late["volume"] == []  # stored, counted late, not judged again
+    assert late["orders"]["accepted"] == 1 and late["volume"] == []  # stored, not judged again
+    assert late["volume_late"] == 1
