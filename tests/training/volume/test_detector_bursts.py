@@ -3,7 +3,7 @@ none (the scale learns from normal points only, the expectation from clipped res
 is still seen. Hand-built series: Poisson counts with a daily rhythm (``test_detector._series``), 8 days of
 warm-up, events multiplied into them.
 
-The event stays flagged (not alerted again) for 1.5-3.5 hours after its last point: the smoothed z that keeps
+The event stays flagged (not alerted again) for 1.3-3.6 hours after its last point: the smoothed z that keeps
 an event open remembers hours of deviation. Capping that memory ends the tail within 1.5 hours but splits
 bursts of the NAB Twitter series into several alerts (F1 0.61 -> 0.55), so the tail is bounded here, not
 removed."""
