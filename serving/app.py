@@ -190,6 +190,7 @@ def _volume_service(settings: Settings, audit: AuditStore, metrics: Metrics):
     from serving.services.order_volume import OrderVolume, parse_event_keys
     from serving.services.volume import PROMO_DRIVER, VolumeService, WebhookSender
     from serving.store.alerts import AlertStore
+    from serving.store.volume_counts import VolumeCountStore
     from serving.store.volume_state import VolumeStateStore
     from training.volume.detector import VolumeDetector
 
@@ -214,7 +215,8 @@ def _volume_service(settings: Settings, audit: AuditStore, metrics: Metrics):
         )
         sender.start()
     keys = parse_event_keys(settings.volume_event_keys)
-    orders = OrderVolume(keys, settings.volume_freq) if keys is not None else None
+    counts = VolumeCountStore(audit.database) if keys is not None else None  # shared by the workers
+    orders = OrderVolume(keys, settings.volume_freq, counts) if counts is not None else None
     states = VolumeStateStore(audit.database)  # shared by the workers, kept across restarts
     return VolumeService(detector, store, metrics, sender, orders, states)
 

@@ -36,7 +36,15 @@ def post_events(
     check_batch_size(len(body.orders) + len(body.labels), settings.max_batch_orders)
     loaded = models.models.get("anomaly")
     state = live.for_model(loaded) if loaded is not None else None
-    result = ingest_events(body, events, state, request_id=request_id)
+    counting = volume is not None and volume.orders is not None
+    late: list[int] = []
+
+    def count(conn: Any, orders: list) -> None:  # in the transaction storing the orders
+        late.append(volume.count_orders_in(conn, orders))
+
+    result = ingest_events(
+        body, events, state, request_id=request_id, on_accepted=count if counting else None
+    )
     changed = result["orders"]["accepted"] + result["labels"]["accepted"] > 0
     if loaded is not None and changed and settings.events_refresh_on_write:
         state = live.refresh(loaded)
@@ -49,9 +57,7 @@ def post_events(
         else "; other replicas do not poll (interval 0)"
     )
     result["history"] = state.describe() if state is not None else None
-    if volume is not None and volume.orders is not None:
-        accepted = {
-            r["order_id"] for r in result["results"] if r["kind"] == "order" and r["status"] == "accepted"
-        }
-        result["volume"] = volume.observe_orders([o for o in body.orders if o.order_id in accepted])
+    if counting:
+        result["volume"] = volume.close_order_steps()
+        result["volume_late"] = sum(late)
     return result

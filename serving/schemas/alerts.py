@@ -18,6 +18,9 @@ class VolumeVerdict(BaseModel):
     status: Literal["judged", "warmup", "already_seen"] = Field(
         description="judged; warmup: learned, never flagged; already_seen: at or before the last point judged"
     )
+    y: float | None = Field(
+        None, description="the point's value (order volume: the orders counted in the step)"
+    )
     expected: float | None = None
     lo: float | None = Field(None, description="95% interval, lower end")
     hi: float | None = Field(None, description="95% interval, upper end")

@@ -213,3 +213,7 @@ class EventsOut(BaseModel):
         None,
         description="verdicts of the order-volume steps this request closed (ORDERPULSE_VOLUME_EVENT_KEYS)",
     )
+    volume_late: int | None = Field(
+        None,
+        description="accepted orders of this request whose volume step was already judged: stored, not counted",
+    )

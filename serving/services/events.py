@@ -10,7 +10,7 @@ reported later) and counted as ``unknown_order``: it takes effect once its order
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from serving.history import HistoryState
@@ -56,11 +56,17 @@ def label_event(label: LabelIn) -> LabelEvent:
 
 
 def ingest_events(
-    body: EventsIn, store: EventStore, state: HistoryState | None, *, request_id: str | None = None
+    body: EventsIn,
+    store: EventStore,
+    state: HistoryState | None,
+    *,
+    request_id: str | None = None,
+    on_accepted: Callable[[Any, list[OrderEvent]], None] | None = None,
 ) -> dict[str, Any]:
-    """Store the events of one request; returns counts and one result per event (``EventsOut`` fields)."""
+    """Store the events of one request; returns counts and one result per event (``EventsOut`` fields).
+    ``on_accepted(conn, orders)``: see ``EventStore.add_orders`` (the order volume counts)."""
     results: list[dict[str, Any]] = []
-    order_status = _orders(body.orders, store, state, request_id, results)
+    order_status = _orders(body.orders, store, state, request_id, results, on_accepted)
     label_status, unknown = _labels(body.labels, body.orders, store, state, results)
     orders = Counter(order_status)
     labels = Counter(label_status)
@@ -80,13 +86,14 @@ def _orders(
     state: HistoryState | None,
     request_id: str | None,
     results: list[dict[str, Any]],
+    on_accepted: Callable[[Any, list[OrderEvent]], None] | None = None,
 ) -> list[str]:
     snapshot_ids = _in_snapshot(state, [o.order_id for o in orders])
     fresh = [o for o in orders if o.order_id not in snapshot_ids]
     stored = dict(
         zip(
             (o.order_id for o in fresh),
-            store.add_orders([order_event(o) for o in fresh], request_id=request_id),
+            store.add_orders([order_event(o) for o in fresh], request_id=request_id, on_accepted=on_accepted),
             strict=True,
         )
     )

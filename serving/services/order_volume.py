@@ -9,13 +9,15 @@ whole step past its end; steps without an order in between count 0, so a channel
 others keep ordering is judged as a drop. Orders arriving for a step already closed are counted as ``late`` and
 not judged again.
 
-Counts of open steps live in this process; a restart loses the open steps (closed ones are judged already).
+The counts of the open steps live in the audit database (``serving.store.volume_counts``), written in the
+transaction that stores the orders: every worker counts into the same rows and a restart loses nothing. A
+step is closed and judged exactly once across workers (``VolumeService.close_order_steps``).
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
@@ -23,8 +25,9 @@ from typing import Any
 import pandas as pd
 
 from features.calendar import step_length
+from serving.store.volume_counts import VolumeCountStore
 
-__all__ = ["OrderVolume", "parse_event_keys"]
+__all__ = ["OrderVolume", "StepClaim", "parse_event_keys"]
 
 
 def parse_event_keys(text: str | None) -> tuple[str, ...] | None:
@@ -43,55 +46,74 @@ def parse_event_keys(text: str | None) -> tuple[str, ...] | None:
     return keys
 
 
-class OrderVolume:
-    """Per-series counts of the open steps and the event-time watermark (thread-safe)."""
+@dataclass(frozen=True)
+class StepClaim:
+    """Steps ``[start, end)`` of one series to close, with the counts they were judged from (what the claim
+    must find when it closes them)."""
 
-    def __init__(self, keys: tuple[str, ...], freq: str) -> None:
+    series_id: str
+    start: datetime
+    end: datetime
+    counts: dict[datetime, int] = field(default_factory=dict)
+
+
+class OrderVolume:
+    """Counts orders into the shared store and tells which steps are due to be judged."""
+
+    def __init__(self, keys: tuple[str, ...], freq: str, counts: VolumeCountStore) -> None:
         self.keys = keys
         self.step = step_length(freq)
-        self._counts: dict[str, dict[pd.Timestamp, int]] = {}
-        self._next: dict[str, pd.Timestamp] = {}  # per series: the first step not judged yet
-        self._watermark: pd.Timestamp | None = None
-        self._lock = threading.Lock()
-        self.late = 0
+        self.store = counts
 
     def series_of(self, order: Any) -> str:
         if not self.keys:
             return "total"
         return "|".join(f"{k}={getattr(order, k, None) or ''}" for k in self.keys)
 
-    def add(self, orders: Sequence[Any]) -> list[SimpleNamespace]:
-        """Count ``orders`` (accepted ones only); returns the closed steps as points ``series_id, ds, y, open``
-        in time order per series, ready for ``VolumeService.observe``."""
-        with self._lock:
-            for order in orders:
-                ts = _naive(order.created_at)
-                start = ts.floor(self.step)  # weekly steps: 7-day blocks from 1970-01-01 (Thursdays)
-                sid = self.series_of(order)
-                first = self._next.setdefault(sid, start)
-                if start < first:
-                    self.late += 1
-                    continue
-                bucket = self._counts.setdefault(sid, {})
-                bucket[start] = bucket.get(start, 0) + 1
-                if self._watermark is None or ts > self._watermark:
-                    self._watermark = ts
-            return self._close()
+    def count_in(self, conn: Any, orders: Sequence[Any]) -> int:
+        """Count ``orders`` (accepted ones) inside the transaction ``conn`` that stores them; returns how many
+        were late (their step is judged already)."""
+        counts: dict[tuple[str, datetime], int] = {}
+        for order in orders:
+            start = _naive(order.created_at).floor(self.step)  # weekly: 7-day blocks from 1970-01-01
+            key = (self.series_of(order), start.to_pydatetime())
+            counts[key] = counts.get(key, 0) + 1
+        return self.store.add_in(conn, counts)
 
-    def _close(self) -> list[SimpleNamespace]:
-        if self._watermark is None:
+    def due(self) -> list[str]:
+        """Series with at least one step to close: the watermark is a whole step past its end."""
+        watermark = self.store.watermark()
+        if watermark is None:
             return []
-        closed: list[SimpleNamespace] = []
-        for sid, first in list(self._next.items()):
-            counts = self._counts.get(sid, {})
-            start = first
-            while start + 2 * self.step <= self._watermark:  # one whole step of grace after its end
-                closed.append(
-                    SimpleNamespace(series_id=sid, ds=start.to_pydatetime(), y=counts.pop(start, 0), open=1)
-                )
-                start += self.step
-            self._next[sid] = start
-        return closed
+        return sorted(self.store.cursors_before(watermark - self.step))
+
+    def pending(self, series_id: str) -> tuple[StepClaim, list[SimpleNamespace]] | None:
+        """The steps of ``series_id`` due now with their points (count 0 where no order came), as read now;
+        None when none is due (another worker closed them)."""
+        start, watermark = self.store.cursor(series_id), self.store.watermark()
+        if start is None or watermark is None:
+            return None
+        end = pd.Timestamp(watermark) - self.step  # steps starting before it end a whole step before the mark
+        if end <= start:
+            return None
+        end = end.to_pydatetime()
+        counts = self.store.open_counts(series_id, start, end)
+        steps = pd.date_range(start, end, freq=self.step, inclusive="left")
+        points = [
+            SimpleNamespace(
+                series_id=series_id, ds=ds.to_pydatetime(), y=counts.get(ds.to_pydatetime(), 0), open=1
+            )
+            for ds in steps
+        ]
+        return StepClaim(series_id, start, end, counts), points
+
+    def claim(self, conn: Any, claim: StepClaim) -> None:
+        """Close the claimed steps inside ``conn`` (``StateConflict`` if another worker got there first)."""
+        self.store.claim(conn, claim.series_id, claim.start, claim.end, claim.counts)
+
+    @property
+    def late(self) -> int:
+        return self.store.late()
 
 
 def _naive(value: datetime) -> pd.Timestamp:

@@ -24,7 +24,7 @@ import logging
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -67,14 +67,46 @@ class VolumeService:
             raise ValueError(
                 "the volume state and the alerts must live in the same database (one transaction)"
             )
+        if orders is not None and (states is None or orders.store.database is not store.database):
+            raise ValueError(
+                "order volume needs the volume state store, and its counts in the alerts' database (one "
+                "transaction closes a step, writes its verdict's state and its alerts)"
+            )
         self._versions: dict[str, int] = {}  # series -> stored version our detector's copy is at
         self._lock = threading.Lock()
 
-    def observe_orders(self, accepted: Sequence[Any]) -> list[dict[str, Any]]:
-        """Count accepted orders (``serving.services.order_volume``); verdicts of the steps this closed."""
+    def count_orders_in(self, conn: Any, accepted: Sequence[Any]) -> int:
+        """Count accepted orders inside the transaction ``conn`` that stores them
+        (``serving.services.order_volume``; a hook of ``EventStore.add_orders``); returns how many were late
+        (their step was judged already: stored, not counted; logged)."""
+        if self.orders is None or not accepted:
+            return 0
+        late = self.orders.count_in(conn, accepted)
+        if late:
+            _log.warning("%d accepted orders fall in volume steps already judged: not counted", late)
+        return late
+
+    def close_order_steps(self) -> list[dict[str, Any]]:
+        """Judge the order-volume steps that are due (by any worker's orders), each exactly once across workers:
+        the steps are claimed in the transaction that writes the verdicts' detector state and alerts."""
         if self.orders is None:
             return []
-        return self.observe(self.orders.add(accepted))
+        verdicts: list[dict[str, Any]] = []
+        alerts: list[VolumeAlert] = []
+        with self._lock:
+            for sid in self.orders.due():
+                judged, raised = self._commit_series(sid, lambda sid=sid: self._due_steps(sid))
+                verdicts += judged
+                alerts += raised
+        self._after(verdicts, alerts)
+        return verdicts
+
+    def _due_steps(self, sid: str) -> tuple[list[Any], Any]:
+        pending = self.orders.pending(sid)
+        if pending is None:
+            return [], None
+        claim, points = pending
+        return points, lambda conn: self.orders.claim(conn, claim)
 
     def observe(self, points: Sequence[Any]) -> list[dict[str, Any]]:
         """A verdict for each point (``series_id, ds, y, open[, promo]``), in request order. Points of a series
@@ -90,37 +122,51 @@ class VolumeService:
         alerts: list[VolumeAlert] = []
         with self._lock:
             for sid, index in by_series.items():
-                judged, raised = self._judge_series(sid, [points[i] for i in index])
+                chosen = [points[i] for i in index]
+                judged, raised = self._commit_series(sid, lambda chosen=chosen: (chosen, None))
                 for i, v in zip(index, judged, strict=True):
                     verdicts[i] = v
                 alerts += raised
+        self._after(verdicts, alerts)
+        return verdicts
+
+    def _after(self, verdicts: list[dict[str, Any]], alerts: list[VolumeAlert]) -> None:
         if self.metrics is not None:
             self.metrics.on_volume_verdicts(verdicts, alerts)
         if alerts and self.sender is not None:
             self.sender.kick()
-        return verdicts
 
-    def _judge_series(self, sid: str, points: list[Any]) -> tuple[list[dict[str, Any]], list[VolumeAlert]]:
+    def _commit_series(
+        self, sid: str, read_points: Callable[[], tuple[list[Any], Callable[[Any], None] | None]]
+    ) -> tuple[list[dict[str, Any]], list[VolumeAlert]]:
+        """Judge the points ``read_points()`` gives (read again on every attempt) and commit the verdicts'
+        state and alerts, with the points' ``claim(conn)`` if any, in one transaction (compare-and-swap)."""
         deliver = self.sender is not None
         if self.states is None:
+            points, _ = read_points()
             verdicts, alerts = self._judge(points)
             self.store.add(alerts, deliver=deliver)  # committed before the response
             return verdicts, alerts
         for _ in range(_CAS_ATTEMPTS):
             read = self._sync(sid)
+            points, claim = read_points()
             verdicts, alerts = self._judge(points)
-            if all(v["status"] == "already_seen" for v in verdicts):
+            if claim is None and all(v["status"] == "already_seen" for v in verdicts):
                 return verdicts, alerts
-            state, memory, count = self.detector.series_state(sid)
+            state, memory, count = self.detector.series_state(sid) or (None, None, 0)
             try:
-                with self.store.database.connection() as conn:  # alerts and state in one transaction
+                with self.store.database.connection() as conn:  # alerts, state and claim in one transaction
                     self.store.add_in(conn, alerts, deliver=deliver)
-                    self._versions[sid] = self.states.save(
-                        conn, sid, read, SeriesState(read, state, memory, count)
-                    )
+                    if state is not None:
+                        self._versions[sid] = self.states.save(
+                            conn, sid, read, SeriesState(read, state, memory, count)
+                        )
+                    if claim is not None:
+                        claim(conn)
                 return verdicts, alerts
             except StateConflict:
                 self._versions.pop(sid, None)  # another worker wrote first: re-read its state, judge again
+                self.detector.forget_series(sid)  # our copy holds the rolled-back verdicts
                 _log.info("volume state of %r changed under us; judging again from the stored state", sid)
         raise RuntimeError(
             f"the volume state of series {sid!r} kept changing under {_CAS_ATTEMPTS} attempts; retry the request"
@@ -241,6 +287,7 @@ def _verdict(v: dict[str, Any]) -> dict[str, Any]:
         "series_id": v["series_id"],
         "ds": v["ds"],
         "status": "warmup" if v["in_warmup"] else "judged",
+        "y": _finite(v["y"]),
         "expected": _finite(v["expected"]),
         "lo": _finite(v["lo"]),
         "hi": _finite(v["hi"]),

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -140,8 +140,17 @@ class EventStore:
         database.create_tables(self.metadata, schema)
 
     # ------------------------------------------------------------------ orders and labels
-    def add_orders(self, orders: Sequence[OrderEvent], *, request_id: str | None = None) -> list[EventStatus]:
-        """Store new orders (one transaction); per order ``accepted``, ``duplicate`` or ``conflict``."""
+    def add_orders(
+        self,
+        orders: Sequence[OrderEvent],
+        *,
+        request_id: str | None = None,
+        on_accepted: Callable[[Any, list[OrderEvent]], None] | None = None,
+    ) -> list[EventStatus]:
+        """Store new orders (one transaction); per order ``accepted``, ``duplicate`` or ``conflict``.
+
+        ``on_accepted(conn, orders)`` runs inside that transaction with the orders stored now (e.g. the order
+        volume counts, ``serving.store.volume_counts``): they commit, or roll back, together."""
         if not orders:
             return []
         check_orders(orders)
@@ -182,6 +191,8 @@ class EventStore:
                 raced = self._stored_hashes(conn, [orders[i].order_id for i in lost])
                 for i in lost:
                     statuses[i] = "duplicate" if raced.get(orders[i].order_id) == hashes[i] else "conflict"
+            if on_accepted is not None:
+                on_accepted(conn, [orders[i] for i in fresh if orders[i].order_id in inserted])
         return statuses
 
     def add_labels(self, labels: Sequence[LabelEvent]) -> list[EventStatus]:

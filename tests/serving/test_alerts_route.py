@@ -123,3 +123,27 @@ def test_a_planned_promo_posted_with_the_actuals_is_not_an_alert_but_the_same_su
         "no known driver" in verdicts[alerts[0]].get("reason", "")
         or "no promo" in verdicts[alerts[0]].get("reason", "")
     )
+
+
+def test_two_app_instances_on_one_database_file_count_orders_together(make_client, fakes):
+    """Two workers (apps) on one audit database: orders of one step posted half to each are judged once, as
+    one count; a third app started later (a restart) continues the open steps."""
+    settings = {"volume_freq": "5min", "volume_warmup": "1d", "volume_event_keys": "channel"}
+    a = make_client(source=fakes.FakeSource({}), **settings)
+    b = make_client(source=fakes.FakeSource({}), **settings)
+    assert (
+        a.post("/v1/events", json={"orders": [_order(1, 0.5), _order(2, 1)]}, headers=AUTH).json()["volume"]
+        == []
+    )
+    assert (
+        b.post("/v1/events", json={"orders": [_order(3, 2), _order(4, 3)]}, headers=AUTH).json()["volume"]
+        == []
+    )
+    restarted = make_client(source=fakes.FakeSource({}), **settings)
+    assert restarted.post("/v1/events", json={"orders": [_order(5, 4)]}, headers=AUTH).json()["volume"] == []
+    closed = b.post("/v1/events", json={"orders": [_order(6, 10.5)]}, headers=AUTH).json()["volume"]
+    assert [(v["ds"], v["y"], v["status"]) for v in closed] == [("2024-01-01T00:00:00", 5.0, "warmup")]
+    assert a.post("/v1/events", json={"orders": [_order(7, 11)]}, headers=AUTH).json()["volume"] == []
+    late = a.post("/v1/events", json={"orders": [_order(8, 4.5)]}, headers=AUTH).json()
+    assert late["orders"]["accepted"] == 1 and late["volume"] == []  # stored, not judged again
+    assert late["volume_late"] == 1

@@ -215,6 +215,11 @@ class VolumeDetector(BaseEstimator):
         self.memory_[sid] = memory
         self.alerts_[sid] = int(alerts)
 
+    def forget_series(self, series_id: str) -> None:
+        """Drop what this detector learned of ``series_id`` (e.g. before restoring a stored state)."""
+        for learned in ("states_", "memory_", "alerts_"):
+            getattr(self, learned, {}).pop(str(series_id), None)
+
     def driver_names(self) -> list[str]:
         """The drivers this detector knows (``update`` accepts these names)."""
         self._prepare(None)

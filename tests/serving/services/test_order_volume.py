@@ -8,23 +8,43 @@ from types import SimpleNamespace
 import pytest
 
 from serving.services.order_volume import OrderVolume, parse_event_keys
+from serving.store.db import Database
+from serving.store.volume_counts import VolumeCountStore
 
 
 def _order(minute: int, channel: str = "web", hour: int = 10) -> SimpleNamespace:
     return SimpleNamespace(created_at=datetime(2024, 1, 1, hour, minute), channel=channel, region=None)
 
 
-def test_a_step_is_judged_once_the_newest_order_is_a_whole_step_past_its_end():
-    volume = OrderVolume(("channel",), "5min")
-    assert volume.add([_order(0), _order(1), _order(4), _order(6)]) == []  # 10:00 open until 10:10
-    closed = volume.add([_order(10)])
+@pytest.fixture
+def volume(tmp_path):
+    db = Database(f"sqlite:///{tmp_path / 'audit.db'}")
+    yield OrderVolume(("channel",), "5min", VolumeCountStore(db))
+    db.dispose()
+
+
+def _add(volume: OrderVolume, orders: list) -> list:
+    """Count ``orders`` (as the events transaction does), then close and return every due step's points."""
+    with volume.store.database.connection() as conn:
+        volume.count_in(conn, orders)
+    closed = []
+    for sid in volume.due():
+        claim, points = volume.pending(sid)
+        with volume.store.database.connection() as conn:
+            volume.claim(conn, claim)
+        closed += points
+    return closed
+
+
+def test_a_step_is_judged_once_the_newest_order_is_a_whole_step_past_its_end(volume):
+    assert _add(volume, [_order(0), _order(1), _order(4), _order(6)]) == []  # 10:00 open until 10:10
+    closed = _add(volume, [_order(10)])
     assert [(p.series_id, p.ds, p.y) for p in closed] == [("channel=web", datetime(2024, 1, 1, 10, 0), 3)]
 
 
-def test_silent_series_and_empty_steps_count_zero_and_late_orders_are_not_rejudged():
-    volume = OrderVolume(("channel",), "5min")
-    volume.add([_order(0, "web"), _order(2, "app")])
-    closed = volume.add([_order(21, "web")])  # the app channel goes silent; web keeps ordering
+def test_silent_series_and_empty_steps_count_zero_and_late_orders_are_not_rejudged(volume):
+    _add(volume, [_order(0, "web"), _order(2, "app")])
+    closed = _add(volume, [_order(21, "web")])  # the app channel goes silent; web keeps ordering
     by_series = {}
     for p in closed:
         by_series.setdefault(p.series_id, []).append((p.ds.minute, p.y))
@@ -32,7 +52,7 @@ def test_silent_series_and_empty_steps_count_zero_and_late_orders_are_not_rejudg
         "channel=web": [(0, 1), (5, 0), (10, 0)],
         "channel=app": [(0, 1), (5, 0), (10, 0)],
     }
-    volume.add([_order(3, "web")])
+    assert _add(volume, [_order(3, "web")]) == []
     assert volume.late == 1
 
 

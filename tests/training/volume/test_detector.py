@@ -284,3 +284,13 @@ def test_a_detector_saved_by_another_version_is_refused_not_run_out_of_bounds():
     det.states_["web"] = det.states_["web"][:-70]  # an older, shorter state layout
     with pytest.raises(ValueError, match=r"written by another version of the volume detector.*--log-mlflow"):
         det.update("web", s["ds"].iloc[100], 3.0)
+
+
+def test_a_forgotten_series_starts_again_from_nothing():
+    s = _series(days=1)
+    det = VolumeDetector(freq="5min", warmup="1h").fit(s.iloc[:50])
+    det.forget_series("web")
+    assert det.last_seen("web") is None and det.series_state("web") is None
+    again = det.update("web", s["ds"].iloc[0], s["y"].iloc[0])
+    fresh = VolumeDetector(freq="5min", warmup="1h").update("web", s["ds"].iloc[0], s["y"].iloc[0])
+    assert again == fresh
