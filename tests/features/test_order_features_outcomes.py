@@ -153,3 +153,65 @@ def test_new_orders_of_one_request_count_for_each_others_recent_orders_and_baske
 def test_last_exception_of_the_customer_is_dated_by_when_it_became_known(n1):
     assert n1["customer_days_since_last_exception"] == pytest.approx(56)  # h1, known Jan 5; h4 not yet
     assert n1["customer_exceptions_last_30d"] == 0
+
+
+def test_exceptions_last_7d_count_outcomes_by_when_they_became_known_not_by_order_time(history):
+    orders, labels = history
+    # h2's outcome turns into an exception that came to light on Feb 25 (5 days before n1): the order is
+    # from Jan 11, but the event is recent and known at n1
+    recent = labels.assign(
+        label=np.where(labels["order_id"] == "h2", 1, labels["label"]),
+        labeled_at=labels["labeled_at"].where(labels["order_id"] != "h2", pd.Timestamp("2024-02-25")),
+    )
+    n1 = order_features(orders, recent, prior_strength=1.0)[0].set_index("order_id").loc["n1"]
+    assert n1["customer_exceptions_last_7d"] == 1  # h2 (Feb 25); h1 (Jan 5) is older, h4 known at n1
+    assert n1["customer_exceptions_last_30d"] == 1
+    assert n1["customer_days_since_last_exception"] == pytest.approx(5)
+
+
+def test_exceptions_last_7d_never_see_an_outcome_known_at_or_after_the_order(history):
+    orders, labels = history
+    n1 = order_features(orders, labels, prior_strength=1.0)[0].set_index("order_id").loc["n1"]
+    assert n1["customer_exceptions_last_7d"] == 0  # h4's exception comes to light exactly at n1
+    later = labels.assign(
+        labeled_at=labels["labeled_at"].where(labels["order_id"] != "h4", pd.Timestamp("2024-03-01 00:00:01"))
+    )
+    shifted = order_features(orders, later, prior_strength=1.0)[0].set_index("order_id").loc["n1"]
+    pd.testing.assert_series_equal(n1, shifted)
+
+
+def test_orders_last_1d_counts_the_customers_orders_of_the_24_hours_before_only(history):
+    orders, labels = history
+    n1 = orders.loc[orders["order_id"] == "n1"]
+    request = pd.concat(
+        [
+            n1.assign(order_id="s1", created_at=pd.Timestamp("2024-02-29 00:00")),  # 24 h before s3: counts
+            n1.assign(order_id="s2", created_at=pd.Timestamp("2024-02-29 12:00")),
+            n1.assign(order_id="s3", created_at=pd.Timestamp("2024-03-01 00:00")),
+            n1.assign(order_id="s4", created_at=pd.Timestamp("2024-03-01 00:00")),  # same instant as s3
+        ]
+    )
+    past = orders.loc[orders["order_id"] != "n1"]
+    scored = OrderHistory(past, labels).features(request)[0].set_index("order_id")
+    assert scored["customer_orders_last_1d"].to_dict() == {"s1": 0, "s2": 1, "s3": 2, "s4": 2}
+    assert scored["customer_orders_last_30d"].to_dict() == {"s1": 1, "s2": 2, "s3": 3, "s4": 3}  # + h4
+
+
+def test_reorder_share_is_the_share_of_skus_the_customer_ordered_in_the_7_days_before(history):
+    orders, labels = history
+    n1 = order_features(orders, labels, prior_strength=1.0)[0].set_index("order_id").loc["n1"]
+    assert n1["customer_sku_reorder_share_7d"] == 0  # a: Jan 11 (h2), too old; h4 (b, Feb 20) not in n1
+    again = (
+        orders.loc[orders["order_id"] == "n1"]
+        .iloc[:2]
+        .assign(order_id="n2", created_at=pd.Timestamp("2024-03-07 23:59"))
+    )  # a and c, 6 days after n1
+    n2 = OrderHistory(orders, labels).features(again)[0].iloc[0]
+    assert n2["customer_sku_reorder_share_7d"] == 1
+    history = OrderHistory(orders, labels)
+    edge = again.assign(order_id="n3", created_at=pd.Timestamp("2024-03-08"))  # exactly 7 days: in
+    assert history.features(edge)[0].iloc[0]["customer_sku_reorder_share_7d"] == 1
+    late = again.assign(order_id="n4", created_at=pd.Timestamp("2024-03-08 00:00:01"))  # older: out
+    assert history.features(late)[0].iloc[0]["customer_sku_reorder_share_7d"] == 0
+    guest = again.assign(order_id="g2", customer_id=None)
+    assert np.isnan(OrderHistory(orders, labels).features(guest)[0].iloc[0]["customer_sku_reorder_share_7d"])
