@@ -64,16 +64,7 @@ SPLITS = (
 )
 WINDOW_DAYS = 30
 """The adapter's label window: an order's label is final ``WINDOW_DAYS`` after it was created."""
-ISSUE_17_MARKS = (
-    "halflife",
-    "_last_30d",
-    "_last_7d",
-    "_last_1d",
-    "_last_exception",
-    "customer_sku_",
-    "_vs_usual",
-    "value_weighted",
-)
+ISSUE_17_MARKS = ("halflife", "_last_30d", "_last_exception", "customer_sku_", "_vs_usual", "value_weighted")
 """Name parts of the features issue 17 added (and ``order_<column>_exception_rate``): ``old`` leaves them out."""
 
 

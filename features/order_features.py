@@ -8,12 +8,9 @@ family         features
 =============  ======================================================================================
 order          what is in the order: lines, distinct SKUs, units, value, unit prices
 customer       the customer's orders and known labels before this order; ``customer_is_guest``; its
-               exception rate decayed with a 90-day half-life; orders of the last 30 days and of the last
-               24 hours (a repeat order the same day); exceptions that came to light in the last 30 and 7
-               days (dated by when they became known, not by their order's time) and days since the last
-               one; the basket against the customer's usual ones (distinct SKUs vs its mean, share of the
-               SKUs it bought before, share it already ordered in the 7 days before, SKUs on which it had
-               an exception before)
+               exception rate decayed with a 90-day half-life; orders and exceptions of the last 30 days and
+               days since the last exception; the basket against the customer's usual ones (distinct SKUs
+               vs its mean, share of the SKUs it bought before, SKUs on which it had an exception before)
 sku            how often the order's SKUs were ordered before, their smoothed exception rate (plain and
                decayed with a 90-day half-life; max and mean over the order's SKUs; mean weighted by the
                value of each SKU's lines), and the units of each SKU against its usual units per order
@@ -67,7 +64,7 @@ import pandas as pd
 from features.asof import AsOfIndex, prefix_sum, sorted_unique
 from features.columns import Columns, category_positions
 from features.order_lines import OrderTable, order_table, prepare_order_lines
-from features.order_outcomes import NS_DAY, RECENT_DAYS, REORDER_DAYS, OutcomeIndex
+from features.order_outcomes import NS_DAY, RECENT_DAYS, OutcomeIndex
 
 __all__ = [
     "ORDER_FEATURE_FAMILIES",
@@ -101,14 +98,11 @@ ORDER_FEATURE_FAMILIES: dict[str, tuple[str, ...]] = {
         "customer_prior_exception_rate",
         "customer_exception_rate_halflife_90d",
         "customer_orders_last_30d",
-        "customer_orders_last_1d",
         "customer_exceptions_last_30d",
-        "customer_exceptions_last_7d",
         "customer_days_since_last_exception",
         "customer_sku_count_ratio",
         "customer_sku_repeat_share",
         "customer_sku_prior_exceptions",
-        "customer_sku_reorder_share_7d",
     ),
     "sku": (
         "sku_prior_orders_min",
@@ -336,10 +330,9 @@ class OrderHistory:
         cust[q.guest] = -1
         n = len(q.t)
         lo, hi = self._cust.before(
-            np.concatenate([cust, cust, cust]),
-            np.concatenate([q.t, q.t - RECENT_DAYS * _NS_DAY, q.t - _NS_DAY]),
+            np.concatenate([cust, cust]), np.concatenate([q.t, q.t - RECENT_DAYS * _NS_DAY])
         )  # one look-up
-        lo, hi, hi_recent, hi_day = lo[:n], hi[:n], hi[n : 2 * n], hi[2 * n :]
+        lo, hi, hi_recent = lo[:n], hi[:n], hi[n:]
         has = hi > lo
         raw = {
             "cust_lo": lo,
@@ -351,7 +344,6 @@ class OrderHistory:
         }
         raw["cust_skus"] = self._cust_skus[hi] - self._cust_skus[lo]
         raw["cust_n_recent"] = hi - hi_recent
-        raw["cust_n_day"] = hi - hi_day
         sku = _positions(self._skus, q.skus)[q.pair_sku]
         pair_t = q.t[q.pair_order]
         lo, hi = self._sku.before(sku, pair_t)
@@ -362,12 +354,8 @@ class OrderHistory:
         at = np.minimum(np.searchsorted(self._cs_keys, key), max(len(self._cs_keys) - 1, 0))
         found = (pair_cust >= 0) & (sku >= 0) & (self._cs_keys[at] == key) if len(self._cs_keys) else False
         cs = np.where(found, at, -1)
-        m = len(cs)
-        lo, hi = self._cs.before(
-            np.concatenate([cs, cs]), np.concatenate([pair_t, pair_t - REORDER_DAYS * _NS_DAY])
-        )
-        raw["pair_cust_orders"] = hi[:m] - lo[:m]
-        raw["pair_cust_orders_recent"] = hi[:m] - hi[m:]
+        lo, hi = self._cs.before(cs, pair_t)
+        raw["pair_cust_orders"] = hi - lo
         cat_codes = {c: self._codes(c, q.cats[c]) for c in self.categorical_columns if c in q.cats}
         raw.update(self._outcomes.lookup(q.t, cust, cat_codes, pair_t, sku, cs))
         return raw
@@ -422,15 +410,7 @@ class OrderHistory:
         out["cust_n"] = raw["cust_n"] + extra["cust_n"]
         out["cust_first"] = np.minimum(raw["cust_first"], extra["cust_first"])
         out["cust_last"] = np.maximum(raw["cust_last"], extra["cust_last"])
-        for key in (
-            "cust_skus",
-            "cust_n_recent",
-            "cust_n_day",
-            "pair_orders",
-            "pair_log_units",
-            "pair_cust_orders",
-            "pair_cust_orders_recent",
-        ):
+        for key in ("cust_skus", "cust_n_recent", "pair_orders", "pair_log_units", "pair_cust_orders"):
             out[key] = raw[key] + extra[key]
         mixed = np.flatnonzero(extra["cust_n"] > 0)
         if len(mixed):  # median over the union of the history's and the batch's prior order values
@@ -466,9 +446,6 @@ def _assemble(q: OrderTable, raw: dict[str, np.ndarray], k: float) -> dict[str, 
             raw["cust_lab_n"] > 0, (raw["cust_lab_dex"] + k * p) / (raw["cust_lab_dn"] + k), nan
         )
         pair_seen = np.bincount(q.pair_order, weights=raw["pair_cust_orders"] > 0, minlength=n_orders)
-        pair_reordered = np.bincount(
-            q.pair_order, weights=raw["pair_cust_orders_recent"] > 0, minlength=n_orders
-        )
         pair_cust_ex = np.bincount(q.pair_order, weights=raw["pair_cust_lab_ex"] > 0, minlength=n_orders)
         usual_skus = raw["cust_skus"] / raw["cust_n"]
         n_skus = q.comp["order_n_distinct_skus"]
@@ -495,16 +472,13 @@ def _assemble(q: OrderTable, raw: dict[str, np.ndarray], k: float) -> dict[str, 
             "customer_prior_exception_rate": cust_rate,
             "customer_exception_rate_halflife_90d": cust_decayed,
             "customer_orders_last_30d": np.where(guest, nan, raw["cust_n_recent"]),
-            "customer_orders_last_1d": np.where(guest, nan, raw["cust_n_day"]),
             "customer_exceptions_last_30d": np.where(guest, nan, raw["cust_ex_recent"]),
-            "customer_exceptions_last_7d": np.where(guest, nan, raw["cust_ex_week"]),
             "customer_days_since_last_exception": np.where(
                 raw["cust_last_ex"] > np.iinfo("int64").min, (q.t - raw["cust_last_ex"]) / _NS_DAY, nan
             ),
             "customer_sku_count_ratio": np.where(has, n_skus / usual_skus, nan),
             "customer_sku_repeat_share": np.where(guest, nan, pair_seen / n_skus),
             "customer_sku_prior_exceptions": np.where(guest, nan, pair_cust_ex),
-            "customer_sku_reorder_share_7d": np.where(guest, nan, pair_reordered / n_skus),
             "sku_prior_orders_min": np.minimum.reduceat(raw["pair_orders"], pair_starts).astype("float64"),
             "sku_prior_orders_mean": np.bincount(q.pair_order, weights=raw["pair_orders"], minlength=n_orders)
             / n_skus,

@@ -19,16 +19,12 @@ import pandas as pd
 from features.asof import AsOfIndex, DecayedSums, prefix_sum
 from features.order_lines import OrderTable, prepare_labels
 
-__all__ = ["DECAY_HALF_LIFE_DAYS", "RECENT_DAYS", "WEEK_DAYS", "REORDER_DAYS", "NS_DAY", "OutcomeIndex"]
+__all__ = ["DECAY_HALF_LIFE_DAYS", "RECENT_DAYS", "NS_DAY", "OutcomeIndex"]
 
 DECAY_HALF_LIFE_DAYS = 90
 """Half-life of the time-decayed exception rates (``*_halflife_90d``): a label 90 days old counts half."""
 RECENT_DAYS = 30
 """Window of the ``*_last_30d`` features."""
-WEEK_DAYS = 7
-"""Window of ``customer_exceptions_last_7d``: exceptions that came to light in the week before the order."""
-REORDER_DAYS = 7
-"""Window of ``customer_sku_reorder_share_7d``: SKUs the customer already ordered in the week before."""
 NS_DAY = 24 * 3_600 * 10**9
 
 
@@ -114,17 +110,14 @@ class OutcomeIndex:
         raw["cust_lab_n"], raw["cust_lab_ex"], raw["cust_lab_dn"], raw["cust_lab_dex"] = self._cust.at(
             cust, t
         )
-        n = len(t)
         lo, hi = self._cust_ex.before(
-            np.concatenate([cust, cust, cust]),
-            np.concatenate([t, t - RECENT_DAYS * NS_DAY, t - WEEK_DAYS * NS_DAY]),
+            np.concatenate([cust, cust]), np.concatenate([t, t - RECENT_DAYS * NS_DAY])
         )  # one look-up
-        lo, hi, hi_recent, hi_week = lo[:n], hi[:n], hi[n : 2 * n], hi[2 * n :]
+        lo, hi, hi_recent = lo[: len(t)], hi[: len(t)], hi[len(t) :]
         raw["cust_last_ex"] = np.full(len(t), np.iinfo("int64").min)
         has = hi > lo
         raw["cust_last_ex"][has] = self._cust_ex_t[hi[has] - 1]
         raw["cust_ex_recent"] = hi - hi_recent
-        raw["cust_ex_week"] = hi - hi_week
         for col, codes in cat_codes.items():
             index, ex = self._cat[col]
             lo, hi = index.before(codes, t)

@@ -213,32 +213,6 @@ def _orders_recent(v: Any, row: Row) -> str:
     return f"customer placed {_count(v, 'other order', 'other orders')} in the last 30 days"
 
 
-def _orders_last_day(v: Any, row: Row) -> str:
-    if _missing(v):
-        return "guest checkout: no order history to go by"
-    if int(v) == 0:
-        return "first order of this customer in 24 hours"
-    return f"customer placed {_count(v, 'other order', 'other orders')} in the 24 hours before this one"
-
-
-def _exceptions_week(v: Any, row: Row) -> str:
-    if _missing(v):
-        return "guest checkout: no known outcome of earlier orders"
-    if int(v) == 0:
-        return "no exception of this customer came to light in the last 7 days"
-    return f"{_count(v, 'exception', 'exceptions')} of this customer came to light in the last 7 days"
-
-
-def _sku_reorder_share(v: Any, row: Row) -> str:
-    if _missing(v):
-        return "guest checkout: no earlier baskets to compare with"
-    if float(v) == 0:
-        return "none of its SKUs was ordered by this customer in the 7 days before"
-    if float(v) == 1:
-        return "the customer already ordered every SKU of this order in the 7 days before (a repeat order)"
-    return f"the customer already ordered {_pct(v)} of its SKUs in the 7 days before"
-
-
 def _exceptions_recent(v: Any, row: Row) -> str:
     if _missing(v):
         return "guest checkout: no known outcome of earlier orders"
@@ -379,14 +353,11 @@ REASON_TEMPLATES: dict[str, Template] = {
     "customer_prior_exception_rate": _exception_rate,
     "customer_exception_rate_halflife_90d": _decayed_rate,
     "customer_orders_last_30d": _orders_recent,
-    "customer_orders_last_1d": _orders_last_day,
     "customer_exceptions_last_30d": _exceptions_recent,
-    "customer_exceptions_last_7d": _exceptions_week,
     "customer_days_since_last_exception": _days_since_exception,
     "customer_sku_count_ratio": _sku_count_ratio,
     "customer_sku_repeat_share": _sku_repeat_share,
     "customer_sku_prior_exceptions": _sku_prior_exceptions,
-    "customer_sku_reorder_share_7d": _sku_reorder_share,
     # SKU history
     "sku_prior_orders_min": _sku_orders_min,
     "sku_prior_orders_mean": _sku_orders_mean,
