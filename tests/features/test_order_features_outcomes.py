@@ -153,3 +153,33 @@ def test_new_orders_of_one_request_count_for_each_others_recent_orders_and_baske
 def test_last_exception_of_the_customer_is_dated_by_when_it_became_known(n1):
     assert n1["customer_days_since_last_exception"] == pytest.approx(56)  # h1, known Jan 5; h4 not yet
     assert n1["customer_exceptions_last_30d"] == 0
+
+
+def test_recent_exceptions_are_dated_by_when_the_outcome_happened_not_by_the_orders_time(history):
+    orders, labels = history
+    # h2 (ordered Jan 11) turns out an exception that comes to light on Feb 25, 5 days before n1: its order
+    # is old, but the outcome event is recent and known when n1 is scored
+    recent = labels.assign(
+        label=np.where(labels["order_id"] == "h2", 1, labels["label"]),
+        labeled_at=labels["labeled_at"].where(labels["order_id"] != "h2", pd.Timestamp("2024-02-25")),
+    )
+    n1 = order_features(orders, recent, prior_strength=1.0)[0].set_index("order_id").loc["n1"]
+    assert n1["customer_exceptions_last_30d"] == 1  # h2 (Feb 25); h1 (Jan 5) is older, h4 known at n1
+    assert n1["customer_days_since_last_exception"] == pytest.approx(5)
+
+
+@pytest.mark.parametrize("known_at", ["2024-03-01", "2024-03-01 00:00:01", "2024-03-20"])
+def test_an_outcome_event_at_or_after_the_order_is_never_seen_whatever_its_orders_time(history, known_at):
+    orders, labels = history
+    # h2 (ordered Jan 11, before n1) becomes an exception at or after n1: n1's features must not change
+    late = labels.assign(
+        label=np.where(labels["order_id"] == "h2", 1, labels["label"]),
+        labeled_at=labels["labeled_at"].where(labels["order_id"] != "h2", pd.Timestamp(known_at)),
+    )
+    without_h2 = labels.loc[labels["order_id"] != "h2"]
+    a = order_features(orders, late, prior_strength=1.0)[0].set_index("order_id").loc["n1"]
+    b = order_features(orders, without_h2, prior_strength=1.0)[0].set_index("order_id").loc["n1"]
+    pd.testing.assert_series_equal(a, b)
+    assert a["customer_exceptions_last_30d"] == 0 and a[
+        "customer_days_since_last_exception"
+    ] == pytest.approx(56)
