@@ -46,7 +46,8 @@ from serving.services.monitoring_rules import MonitoringRules, reasons
 from serving.store.audit import AuditStore
 from serving.store.db import Database
 from serving.store.events import EventStore
-from serving.store.predictions import ModelFilter, forecast_sums, read_references, score_outcomes
+from serving.store.predictions import ModelFilter, read_references, score_outcomes
+from serving.store.rollups import RollupTables, rolled_forecast_sums, rolled_score_rows
 from training.metrics import auprc, ece
 
 __all__ = [
@@ -386,6 +387,7 @@ class _Tables:
         self.events = EventStore(database, schema=schema)
         ev = self.events
         received_at_indexes(database, [ev.orders, ev.labels, ev.actuals])
+        self.rollups = RollupTables(database, schema, self.audit.predictions.scores, ev.actuals)
 
 
 _TABLES: weakref.WeakKeyDictionary[Database, dict[str | None, _Tables]] = weakref.WeakKeyDictionary()
@@ -413,15 +415,12 @@ def _read(
     """References, forecast sums, score outcomes and each score version's last answer, for one window."""
     filt = parse_model_filter(model)
     refs = read_references(database, tables.audit.predictions)
-    sums = forecast_sums(
-        database,
-        tables.audit.predictions,
-        tables.events.actuals,
-        since=since,
-        until=until,
-        model=filt,
-        by_day=by_day,
+    preds = tables.audit.predictions
+    window = {"since": since, "until": until, "model": filt}
+    sums = rolled_forecast_sums(
+        database, tables.rollups, preds, tables.events.actuals, **window, by_day=by_day
     )
+    rows, last = rolled_score_rows(database, tables.rollups, preds, tables.events.labels, **window)
     naive_now = now.astimezone(UTC).replace(tzinfo=None)
     mature_before = {
         key: naive_now - timedelta(days=_anomaly_reference(ref, default_days)["label_maturity_days"])
@@ -429,12 +428,8 @@ def _read(
         if ref.get("kind") == "anomaly"
     }
     outcomes, last_at = score_outcomes(
-        database,
-        tables.audit.predictions,
-        tables.events.labels,
-        since=since,
-        until=until,
-        model=filt,
+        rows,
+        last,
         mature_before=mature_before,
         default_mature_before=naive_now - timedelta(days=default_days),
         by_day=by_day,
