@@ -47,7 +47,7 @@ from serving.store.audit import AuditStore
 from serving.store.db import Database
 from serving.store.events import EventStore
 from serving.store.predictions import ModelFilter, read_references, score_outcomes
-from serving.store.rollups import RollupTables, rolled_forecast_sums, rolled_score_rows
+from serving.store.rollups import RollupTables, rolled_forecast_sums, rolled_score_rows, warm
 from training.metrics import auprc, ece
 
 __all__ = [
@@ -55,6 +55,7 @@ __all__ = [
     "monitoring_summary",
     "monitoring_timeline",
     "monitoring_outcomes",
+    "warm_rollups",
     "parse_model_filter",
     "STATUSES",
 ]
@@ -217,6 +218,13 @@ def monitoring_outcomes(
     """The scored orders behind the anomaly figures, one row per answer (``score_outcomes``: ``model_name,
     model_version, day, score, threshold, flagged, outcome``, -1 = pending), e.g. for a reliability diagram."""
     return _read_by_day(database, schema, since, until, model, now, default_label_maturity_days)[1]
+
+
+def warm_rollups(database: Database, *, schema: str | None = None) -> None:
+    """Summarise every complete day not yet rolled up, and redo the days changed actuals or labels touched
+    (``serving.store.rollups``), so the next query over any window reads a few rows per day."""
+    tables = _tables(database, schema)
+    warm(database, tables.rollups, tables.audit.predictions, tables.events.actuals, tables.events.labels)
 
 
 # ---------------------------------------------------------------------------------------------- blocks

@@ -61,7 +61,15 @@ from serving.store.predictions import (
     utc_day,
 )
 
-__all__ = ["MARGIN", "RollupTables", "rolled_forecast_sums", "rolled_score_rows", "day_plan", "DayPlan"]
+__all__ = [
+    "MARGIN",
+    "RollupTables",
+    "rolled_forecast_sums",
+    "rolled_score_rows",
+    "warm",
+    "day_plan",
+    "DayPlan",
+]
 
 MARGIN = timedelta(minutes=10)
 SCORE_DTYPE = np.dtype([("score", "<f8"), ("flagged", "i1"), ("label", "i1"), ("order_created_ns", "<i8")])
@@ -144,10 +152,12 @@ def day_plan(
     ``first`` is the table's oldest ``created_at`` (the start when ``since`` is None); ``clock`` the real time:
     a day is complete once ``MARGIN`` has passed since it ended (no answer of it can still be committing).
     """
-    start = since if since is not None else first
-    if start is None:
+    if since is None and first is None:
         return DayPlan([], [(since, until, True)])
-    first_day = _midnight(start) if start == _midnight(start) else _midnight(start) + timedelta(days=1)
+    if since is None:  # from the table's first day: nothing is answered before it
+        first_day = _midnight(first)
+    else:
+        first_day = _midnight(since) if since == _midnight(since) else _midnight(since) + timedelta(days=1)
     end = min(until, clock - MARGIN) if until is not None else clock - MARGIN
     last_day_end = _midnight(end)  # the end of the last complete day
     if last_day_end <= first_day:
@@ -155,7 +165,7 @@ def day_plan(
     n_days = (last_day_end - first_day).days
     days = [(first_day + timedelta(days=i)).strftime("%Y-%m-%d") for i in range(n_days)]
     raw: list[tuple[datetime | None, datetime | None, bool]] = []
-    if since is None or since < first_day:
+    if since is not None and since < first_day:
         raw.append((since, first_day, False))
     raw.append((last_day_end, until, True))
     return DayPlan(days, raw)
@@ -365,8 +375,10 @@ def rolled_forecast_sums(
     model: ModelFilter,
     by_day: bool = False,
     clock: datetime | None = None,
+    read: bool = True,
 ) -> pd.DataFrame:
-    """``serving.store.predictions.forecast_sums`` of the window, complete days read from ``forecast_rollup``."""
+    """``serving.store.predictions.forecast_sums`` of the window, complete days read from ``forecast_rollup``
+    (``read`` False: only bring the rollups up to date)."""
     p = predictions.forecasts
     clock = clock or datetime.now(UTC)
     plan = day_plan(since, until, _first(database, p) if since is None else None, clock)
@@ -405,6 +417,8 @@ def rolled_forecast_sums(
         store=store,
         clock=clock,
     )
+    if not read:
+        return pd.DataFrame()
     raw = forecast_sums(
         database, predictions, actuals, since=None, until=None, model=model, by_day=True, ranges=plan.raw
     ).drop(columns=["min_ds", "max_ds"])
@@ -442,8 +456,10 @@ def rolled_score_rows(
     until: datetime | None,
     model: ModelFilter,
     clock: datetime | None = None,
+    read: bool = True,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``serving.store.predictions.score_rows`` of the window, complete days read from ``score_rollup``."""
+    """``serving.store.predictions.score_rows`` of the window, complete days read from ``score_rollup``
+    (``read`` False: only bring the rollups up to date)."""
     p = predictions.scores
     clock = clock or datetime.now(UTC)
     plan = day_plan(since, until, _first(database, p) if since is None else None, clock)
@@ -481,6 +497,8 @@ def rolled_score_rows(
         store=store,
         clock=clock,
     )
+    if not read:
+        return pd.DataFrame(), pd.DataFrame()
     rows, last = score_rows(database, predictions, labels, model=model, ranges=plan.raw)
     if not plan.days:
         return rows, last
@@ -512,6 +530,16 @@ def rolled_score_rows(
 
 
 _KEYS = ((0, "day"), (1, "model_name"), (2, "model_version"))
+
+
+def warm(
+    database: Database, tables: RollupTables, predictions: PredictionTables, actuals: Table, labels: Table
+) -> None:
+    """Bring every complete day's rollups up to date (the periodic monitoring refresh calls it): any window is
+    then read from rollups, the first query of a long one included."""
+    window = {"since": None, "until": None, "model": ModelFilter(), "read": False}
+    rolled_forecast_sums(database, tables, predictions, actuals, **window)
+    rolled_score_rows(database, tables, predictions, labels, **window)
 
 
 def _first(database: Database, table: Table) -> datetime | None:
