@@ -171,7 +171,7 @@ def monitoring_timeline(
         )
     outcomes["period"] = _periods(outcomes["day"], freq)
     for (period, name, version), part in outcomes.groupby(
-        ["period", "model_name", "model_version"], sort=True
+        ["period", "model_name", "model_version"], sort=True, observed=True
     ):
         rows.append(
             {
@@ -217,7 +217,8 @@ def monitoring_outcomes(
 ) -> pd.DataFrame:
     """The scored orders behind the anomaly figures, one row per answer (``score_outcomes``: ``model_name,
     model_version, day, score, threshold, flagged, outcome``, -1 = pending), e.g. for a reliability diagram."""
-    return _read_by_day(database, schema, since, until, model, now, default_label_maturity_days)[1]
+    outcomes = _read_by_day(database, schema, since, until, model, now, default_label_maturity_days)[1]
+    return outcomes.astype({"model_name": "string", "model_version": "string", "day": "string"})
 
 
 def warm_rollups(database: Database, *, schema: str | None = None) -> None:
@@ -291,7 +292,7 @@ def _anomaly_block(
 ) -> dict[str, Any]:
     figures = _anomaly_figures(outcomes)
     by_version = []
-    for (name, version), part in outcomes.groupby(["model_name", "model_version"], sort=True):
+    for (name, version), part in outcomes.groupby(["model_name", "model_version"], sort=True, observed=True):
         ref = refs.get((name, version), {})
         by_version.append(
             {
@@ -481,7 +482,7 @@ def _version_key(version: str) -> tuple[int, str]:
 def _periods(days: pd.Series, freq: str) -> pd.Series:
     if days.empty:
         return pd.Series([], dtype="object", index=days.index)
-    stamps = pd.to_datetime(days, format="%Y-%m-%d")
+    stamps = pd.to_datetime(days.astype("string"), format="%Y-%m-%d")
     try:
         return stamps.dt.to_period(freq).dt.start_time.dt.strftime("%Y-%m-%d")
     except ValueError as exc:

@@ -160,7 +160,8 @@ def _card(
     of the query: a window covering the table is one scan, not a walk of the whole ``received_at`` index with a
     look-up per row (5x slower on SQLite); a narrower window is read through the index.
     """
-    first, last = conn.execute(select(func.min(table.c.received_at), func.max(table.c.received_at))).one()
+    first = conn.execute(select(func.min(table.c.received_at))).scalar_one()  # one each: index end look-ups
+    last = conn.execute(select(func.max(table.c.received_at))).scalar_one()
     if since is not None and first is not None and _utc(first) >= since:
         since = None
     if until is not None and last is not None and _utc(last) <= until:

@@ -350,15 +350,13 @@ def score_outcomes(
     ``mature_before`` (naive UTC), else -1 (pending: also when the order's time is unknown).
     """
     cut = np.full(len(rows), _ns(default_mature_before), dtype="int64")
-    names, versions = rows["model_name"].to_numpy(), rows["model_version"].to_numpy()
     for (name, version), when in mature_before.items():
-        cut[(names == name) & (versions == version)] = _ns(when)
+        cut[((rows["model_name"] == name) & (rows["model_version"] == version)).to_numpy()] = _ns(when)
     label = rows["label"].to_numpy()
     created = rows["order_created_ns"].to_numpy()
     matured = (created != NAT_NS) & (created < cut)
     outcome = np.where(label >= 0, label, np.where(matured, 0, -1)).astype("int8")
     frame = rows[["model_name", "model_version", "day", "score", "flagged"]].assign(outcome=outcome)
-    frame = frame.sort_values(["model_name", "model_version"], kind="stable").reset_index(drop=True)
     if not by_day:
         frame = frame.drop(columns="day")
     last_at = {

@@ -459,7 +459,8 @@ def rolled_score_rows(
     read: bool = True,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``serving.store.predictions.score_rows`` of the window, complete days read from ``score_rollup``
-    (``read`` False: only bring the rollups up to date)."""
+    (``read`` False: only bring the rollups up to date). ``model_name``, ``model_version`` and ``day`` are
+    categoricals (group them with ``observed=True``)."""
     p = predictions.scores
     clock = clock or datetime.now(UTC)
     plan = day_plan(since, until, _first(database, p) if since is None else None, clock)
@@ -500,33 +501,36 @@ def rolled_score_rows(
     if not read:
         return pd.DataFrame(), pd.DataFrame()
     rows, last = score_rows(database, predictions, labels, model=model, ranges=plan.raw)
-    if not plan.days:
-        return rows, last
-    r = tables.scores
-    stmt = select(r.c.day, r.c.model_name, r.c.model_version, r.c.last_at, r.c.payload)
-    stmt = stmt.where(*_model_where(r, model), r.c.day >= plan.days[0], r.c.day <= plan.days[-1])
-    with database.connection(begin=False) as conn:
-        found = conn.execute(stmt).all()
-    if not found:
-        return rows, last
+    found: list[Any] = []
+    if plan.days:
+        r = tables.scores
+        stmt = select(r.c.day, r.c.model_name, r.c.model_version, r.c.last_at, r.c.payload)
+        stmt = stmt.where(*_model_where(r, model), r.c.day >= plan.days[0], r.c.day <= plan.days[-1])
+        with database.connection(begin=False) as conn:
+            found = conn.execute(stmt).all()
     arrays = [unpack_scores(f[4]) for f in found]
-    sizes = [len(a) for a in arrays]
-    packed = np.concatenate(arrays)
-    rolled = pd.DataFrame(
-        {
-            **{k: np.repeat(np.array([f[i] for f in found], dtype=object), sizes) for i, k in _KEYS},
-            **{n: packed[n] for n in SCORE_DTYPE.names},
-        }
-    )
-    rolled_last = pd.DataFrame(
-        {
-            **{k: [f[i] for f in found] for i, k in _KEYS},
-            "last_at": pd.to_datetime([_utc(f[3]) for f in found], utc=True),
-        }
-    )
-    rows = pd.concat([rows, rolled.astype(rows.dtypes.to_dict())], ignore_index=True)
-    last = pd.concat([last, rolled_last.astype(last.dtypes.to_dict())], ignore_index=True)
-    return rows, last
+    sizes = np.array([len(a) for a in arrays], dtype="int64")
+    columns: dict[str, Any] = {}
+    for i, key in _KEYS:  # categorical keys: hundreds of thousands of rows share a few (day, version) values
+        raw_values = rows[key].to_numpy(dtype=object)
+        block_values = np.array([f[i] for f in found], dtype=object)
+        categories = sorted(set(raw_values) | set(block_values))
+        index = pd.Index(categories, dtype=object)
+        codes = [index.get_indexer(raw_values), np.repeat(index.get_indexer(block_values), sizes)]
+        columns[key] = pd.Categorical.from_codes(np.concatenate(codes).astype("int64"), categories=categories)
+    packed = np.concatenate([np.empty(0, dtype=SCORE_DTYPE), *arrays])
+    for name in SCORE_DTYPE.names:
+        columns[name] = np.concatenate([rows[name].to_numpy(), packed[name]]).astype(SCORE_DTYPE[name])
+    out = pd.DataFrame(columns)[list(rows.columns)]
+    if found:
+        rolled_last = pd.DataFrame(
+            {
+                **{k: [f[i] for f in found] for i, k in _KEYS},
+                "last_at": pd.to_datetime([_utc(f[3]) for f in found], utc=True),
+            }
+        )
+        last = pd.concat([last, rolled_last.astype(last.dtypes.to_dict())], ignore_index=True)
+    return out, last
 
 
 _KEYS = ((0, "day"), (1, "model_name"), (2, "model_version"))
