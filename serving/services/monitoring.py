@@ -122,6 +122,7 @@ def monitoring_summary(
         until=until,
         now=now,
         late_after=timedelta(days=late_actual_days),
+        rollups=tables.rollups,
     )
     found = reasons(forecast, anomaly, drift, rules)
     status = max((r["severity"] for r in found), key=STATUSES.index, default="ok")

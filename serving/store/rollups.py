@@ -13,6 +13,8 @@ table                       rows
 ``score_rollup``            per day and model version the numbers AUPRC / ECE need, as one packed array
                             (``score``, ``flagged``, ``label`` as stored then (-1 none), the order's ``created_at``):
                             the outcome of an unlabeled order depends on the query's ``now`` and is derived at read
+``count_rollup``            per kind (``card:<table>``), received day and name, a count of the data-quality
+                            scorecards (``serving.services.monitoring_inputs``)
 ``monitoring_rollup_state`` per kind, the watermark up to which changed actuals / new labels were checked
 ==========================  ========================================================================================
 
@@ -86,7 +88,7 @@ class RollupTables:
         self.days = Table(
             "monitoring_rollup_days",
             self.metadata,
-            Column("kind", String(16), nullable=False),
+            Column("kind", String(64), nullable=False),
             Column("day", String(10), nullable=False),
             Column("computed_at", aware, nullable=False),
             Column("min_ds", DateTime(), nullable=True),
@@ -117,10 +119,19 @@ class RollupTables:
             Column("payload", LargeBinary, nullable=False),
             PrimaryKeyConstraint("day", "model_name", "model_version", name="score_rollup_pk"),
         )
+        self.counts = Table(
+            "count_rollup",
+            self.metadata,
+            Column("kind", String(64), nullable=False),
+            Column("day", String(10), nullable=False),
+            Column("name", String(64), nullable=False),
+            Column("value", Integer, nullable=False),
+            PrimaryKeyConstraint("kind", "day", "name", name="count_rollup_pk"),
+        )
         self.state = Table(
             "monitoring_rollup_state",
             self.metadata,
-            Column("kind", String(16), primary_key=True),
+            Column("kind", String(64), primary_key=True),
             Column("watermark", aware, nullable=False),
         )
         database.create_tables(self.metadata, schema)
@@ -203,8 +214,13 @@ def refresh(
             if gone:
                 for chunk in _chunks(gone):
                     conn.execute(t.days.delete().where(t.days.c.kind == kind, t.days.c.day.in_(chunk)))
-                    rows = t.forecasts if kind == "forecast" else t.scores
-                    conn.execute(rows.delete().where(rows.c.day.in_(chunk)))
+                    if kind in ("forecast", "score"):
+                        rows = t.forecasts if kind == "forecast" else t.scores
+                        conn.execute(rows.delete().where(rows.c.day.in_(chunk)))
+                    else:
+                        conn.execute(
+                            t.counts.delete().where(t.counts.c.kind == kind, t.counts.c.day.in_(chunk))
+                        )
             newest = max((c for _, c in changes), default=None)
             mark = min(_utc(newest), clock - MARGIN) if newest is not None else clock - MARGIN
             if watermark is None or mark > _utc(watermark):
@@ -300,13 +316,15 @@ def changed_labels(scores: Table, labels: Table, day: Callable[[Any], Any]) -> C
     return changed
 
 
-def stale_score_days(tables: RollupTables) -> Callable[[Any, list[tuple[Any, datetime]]], list[str]]:
+def stale_days(tables: RollupTables, kind: str) -> Callable[[Any, list[tuple[Any, datetime]]], list[str]]:
+    """Days (the change's key) of ``kind`` whose rollup predates the change + ``MARGIN``."""
+
     def stale(conn: Any, changes: list[tuple[Any, datetime]]) -> list[str]:
         d = tables.days
         newest = dict(changes)
         out = []
         for chunk in _chunks(list(newest)):
-            stmt = select(d.c.day, d.c.computed_at).where(d.c.kind == "score", d.c.day.in_(chunk))
+            stmt = select(d.c.day, d.c.computed_at).where(d.c.kind == kind, d.c.day.in_(chunk))
             out += [day for day, at in conn.execute(stmt) if _utc(at) < newest[day] + MARGIN]
         return out
 
@@ -493,7 +511,7 @@ def rolled_score_rows(
         "score",
         plan.days,
         changed=changed,
-        stale=stale_score_days(tables),
+        stale=stale_days(tables, "score"),
         compute=compute,
         store=store,
         clock=clock,

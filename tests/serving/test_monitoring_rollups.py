@@ -9,6 +9,7 @@ from sklearn.metrics import average_precision_score
 from sqlalchemy import func, select, text
 
 from serving.services.monitoring import _tables, monitoring_summary, monitoring_timeline, warm_rollups
+from serving.services.monitoring_inputs import data_quality
 from serving.store.audit import AuditRecord, AuditStore
 from serving.store.db import Database
 from serving.store.events import Actual, EventStore, LabelEvent
@@ -219,3 +220,86 @@ def test_warming_rolls_up_every_complete_day_and_queries_then_read_them(stores):
         db, schema=schema, now=now, since=DAY0, until=DAY0 + timedelta(days=N_DAYS), model=None
     )
     _check(out, _expected(records, truth, labels, now))
+
+
+def test_data_quality_counts_of_rolled_up_days_follow_new_orders_and_updated_actuals(stores):
+    db, schema, _, events = stores
+    tables = _tables(db, schema)
+    ev = tables.events
+    old = DAY0 + timedelta(hours=6)
+    with db.connection() as conn:  # received on past days (the service stamps "now"; written directly here)
+        conn.execute(
+            ev.orders.insert(),
+            [
+                {
+                    "order_id": f"o{i}",
+                    "customer_id": None if i % 3 == 0 else "c",
+                    "created_at": datetime(2026, 3, 1),
+                    "n_lines": 1,
+                    "content_hash": "h",
+                    "received_at": old + timedelta(days=i % 4),
+                }
+                for i in range(12)
+            ],
+        )
+        conn.execute(
+            ev.labels.insert(),
+            [
+                {
+                    "order_id": f"o{i}",
+                    "label": i % 2,
+                    "labeled_at": datetime(2026, 2, 27 if i == 1 else 28) if i < 2 else datetime(2026, 3, 3),
+                    "received_at": old + timedelta(days=i % 5),
+                }
+                for i in range(
+                    16
+                )  # o12..o15 have no order yet; o0, o1 labeled before their order was created
+            ],
+        )
+        conn.execute(
+            ev.actuals.insert(),
+            [
+                {
+                    "series_id": f"s{i}",
+                    "ds": datetime(2026, 3, 1) + timedelta(days=i % 4),
+                    "y": 1.0,
+                    "open": int(i % 5 != 0),
+                    "received_at": old + timedelta(days=i % 4, hours=30 * (i % 2)),
+                    "updated_at": old,
+                    "revisions": 0,
+                }
+                for i in range(20)
+            ],
+        )
+    window = {"since": DAY0, "until": DAY0 + timedelta(days=N_DAYS), "now": DAY0 + timedelta(days=10)}
+    args = (db, ev.orders, ev.labels, ev.actuals)
+
+    def both():
+        direct = data_quality(*args, **window, late_after=timedelta(days=1))
+        rolled = data_quality(*args, **window, late_after=timedelta(days=1), rollups=tables.rollups)
+        assert rolled == direct
+        return rolled
+
+    first = both()
+    assert both() == first  # the second read comes from count_rollup
+    assert first["label_events"]["problems"] == {"label_without_order": 4, "labeled_before_created": 2}
+    assert first["actuals"]["problems"]["late"] == 10 and first["actuals"]["problems"]["closed"] == 4
+    assert _rolled_days(stores, "dq:actuals:1") == N_DAYS
+    with db.connection() as conn:
+        conn.execute(
+            ev.orders.insert(),
+            [
+                {
+                    "order_id": "o12",
+                    "customer_id": "c",
+                    "created_at": datetime(2026, 3, 1),
+                    "n_lines": 1,
+                    "content_hash": "h",
+                    "received_at": datetime.now(UTC),
+                }
+            ],
+        )
+    events.upsert_actuals([Actual("s3", datetime(2026, 3, 4), 5.0)])  # s3's actual revised
+    second = both()
+    assert second["label_events"]["problems"]["label_without_order"] == 3
+    assert second["actuals"]["problems"]["revised"] == first["actuals"]["problems"]["revised"] + 1
