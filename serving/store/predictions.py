@@ -21,8 +21,10 @@ table                       rows
 
 Indexes: both prediction tables on ``created_at`` (the monitoring window), so the monitoring query reads only
 the window's rows; the joins go from these rows to the primary keys of ``actuals`` (``series_id, ds``) and
-``label_events`` (``order_id``). No index on their own join columns: each index is one more B-tree insert on
-the scoring path, and no query needs them.
+``label_events`` (``order_id``). ``score_predictions`` also on ``order_id``: a label that arrives finds the
+days of the scores it changes, whose rollups (``serving.store.rollups``) are then recomputed. No index on
+``forecast_predictions (series_id, ds)``: each index is one more B-tree insert on the scoring path, and a
+changed actual finds its days through the rollups' ``min_ds``/``max_ds``.
 """
 
 from __future__ import annotations
@@ -102,7 +104,9 @@ class PredictionTables:
         self.scores = Table(
             "score_predictions",
             metadata,
-            Column("decision_id", String(36), primary_key=True),
+            # no primary key: ``decisions`` already refuses a repeated decision_id in the same transaction, and
+            # a random-keyed B-tree would dirty one page per scored order on the scoring path
+            Column("decision_id", String(36), nullable=False),
             Column("created_at", aware, nullable=False),
             Column("model_name", String(_ID), nullable=False),
             Column("model_version", String(64), nullable=False),
@@ -112,6 +116,7 @@ class PredictionTables:
             Column("threshold", Double, nullable=False),
             Column("flagged", SmallInteger, nullable=False),
             Index("score_predictions_created", "created_at"),
+            Index("score_predictions_order", "order_id"),  # a new label finds the scores it changes
         )
         self.references = Table(
             "model_references",

@@ -139,8 +139,8 @@ class RollupTables:
             ("score_predictions_order", scores.c.order_id),
             ("actuals_updated_at", actuals.c.updated_at),
         ):  # tables created before these indexes existed get them here
-            if not any(ix.name == name for ix in column.table.indexes):
-                Index(name, column).create(database.engine, checkfirst=True)
+            declared = [ix for ix in column.table.indexes if ix.name == name]
+            (declared[0] if declared else Index(name, column)).create(database.engine, checkfirst=True)
 
 
 class DayPlan:
