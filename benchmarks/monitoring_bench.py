@@ -378,7 +378,7 @@ def _revision(database: Database, schema: str | None) -> None:
     seconds = time.perf_counter() - t0
     tables = mon._tables(database, schema).rollups
     with database.connection() as conn:
-        for table in (tables.days, tables.forecasts, tables.scores, tables.state):
+        for table in (tables.days, tables.forecasts, tables.scores, tables.counts, tables.state):
             conn.execute(table.delete())
     fresh = mon.monitoring_summary(database, since=None, until=NOW, model=None, schema=schema, now=NOW)
     same = all(

@@ -202,31 +202,32 @@ def refresh(
     ``store(conn, days, rows)`` inserts the rows of the days whose marker this call inserted.
     """
     t = tables
-    with database.connection() as conn:
+    gone: list[str] = []
+    with database.connection(begin=False) as conn:  # reads only: no write lock unless something changed
         watermark = conn.execute(
             select(t.state.c.watermark).where(t.state.c.kind == kind)
         ).scalar_one_or_none()
+        watermark = _utc(watermark) if watermark is not None else None
         any_day = conn.execute(select(t.days.c.day).where(t.days.c.kind == kind).limit(1)).first()
+        mark = clock - MARGIN
         if any_day is not None:
-            since = _utc(watermark) - MARGIN if watermark is not None else datetime(1970, 1, 1, tzinfo=UTC)
+            since = watermark - MARGIN if watermark is not None else datetime(1970, 1, 1, tzinfo=UTC)
             changes = changed(conn, since)
             gone = stale(conn, changes) if changes else []
-            if gone:
-                for chunk in _chunks(gone):
-                    conn.execute(t.days.delete().where(t.days.c.kind == kind, t.days.c.day.in_(chunk)))
-                    if kind in ("forecast", "score"):
-                        rows = t.forecasts if kind == "forecast" else t.scores
-                        conn.execute(rows.delete().where(rows.c.day.in_(chunk)))
-                    else:
-                        conn.execute(
-                            t.counts.delete().where(t.counts.c.kind == kind, t.counts.c.day.in_(chunk))
-                        )
             newest = max((c for _, c in changes), default=None)
-            mark = min(_utc(newest), clock - MARGIN) if newest is not None else clock - MARGIN
-            if watermark is None or mark > _utc(watermark):
+            mark = min(_utc(newest), mark) if newest is not None else mark
+    advance = watermark is None or mark - watermark >= MARGIN / 2  # a lagging watermark only re-reads more
+    if gone or advance:
+        with database.connection() as conn:
+            for chunk in _chunks(gone):
+                conn.execute(t.days.delete().where(t.days.c.kind == kind, t.days.c.day.in_(chunk)))
+                if kind in ("forecast", "score"):
+                    rows = t.forecasts if kind == "forecast" else t.scores
+                    conn.execute(rows.delete().where(rows.c.day.in_(chunk)))
+                else:
+                    conn.execute(t.counts.delete().where(t.counts.c.kind == kind, t.counts.c.day.in_(chunk)))
+            if advance:
                 _upsert_state(database, conn, t.state, kind, mark)
-        elif watermark is None:
-            _upsert_state(database, conn, t.state, kind, clock - MARGIN)
     if not days:
         return
     with database.connection(begin=False) as conn:
