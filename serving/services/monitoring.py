@@ -46,7 +46,8 @@ from serving.services.monitoring_rules import MonitoringRules, reasons
 from serving.store.audit import AuditStore
 from serving.store.db import Database
 from serving.store.events import EventStore
-from serving.store.predictions import ModelFilter, forecast_sums, read_references, score_outcomes
+from serving.store.predictions import ModelFilter, read_references, score_outcomes
+from serving.store.rollups import RollupTables, rolled_forecast_sums, rolled_score_rows, warm
 from training.metrics import auprc, ece
 
 __all__ = [
@@ -54,6 +55,7 @@ __all__ = [
     "monitoring_summary",
     "monitoring_timeline",
     "monitoring_outcomes",
+    "warm_rollups",
     "parse_model_filter",
     "STATUSES",
 ]
@@ -120,6 +122,7 @@ def monitoring_summary(
         until=until,
         now=now,
         late_after=timedelta(days=late_actual_days),
+        rollups=tables.rollups,
     )
     found = reasons(forecast, anomaly, drift, rules)
     status = max((r["severity"] for r in found), key=STATUSES.index, default="ok")
@@ -169,7 +172,7 @@ def monitoring_timeline(
         )
     outcomes["period"] = _periods(outcomes["day"], freq)
     for (period, name, version), part in outcomes.groupby(
-        ["period", "model_name", "model_version"], sort=True
+        ["period", "model_name", "model_version"], sort=True, observed=True
     ):
         rows.append(
             {
@@ -215,7 +218,15 @@ def monitoring_outcomes(
 ) -> pd.DataFrame:
     """The scored orders behind the anomaly figures, one row per answer (``score_outcomes``: ``model_name,
     model_version, day, score, threshold, flagged, outcome``, -1 = pending), e.g. for a reliability diagram."""
-    return _read_by_day(database, schema, since, until, model, now, default_label_maturity_days)[1]
+    outcomes = _read_by_day(database, schema, since, until, model, now, default_label_maturity_days)[1]
+    return outcomes.astype({"model_name": "string", "model_version": "string", "day": "string"})
+
+
+def warm_rollups(database: Database, *, schema: str | None = None) -> None:
+    """Summarise every complete day not yet rolled up, and redo the days changed actuals or labels touched
+    (``serving.store.rollups``), so the next query over any window reads a few rows per day."""
+    tables = _tables(database, schema)
+    warm(database, tables.rollups, tables.audit.predictions, tables.events.actuals, tables.events.labels)
 
 
 # ---------------------------------------------------------------------------------------------- blocks
@@ -282,7 +293,7 @@ def _anomaly_block(
 ) -> dict[str, Any]:
     figures = _anomaly_figures(outcomes)
     by_version = []
-    for (name, version), part in outcomes.groupby(["model_name", "model_version"], sort=True):
+    for (name, version), part in outcomes.groupby(["model_name", "model_version"], sort=True, observed=True):
         ref = refs.get((name, version), {})
         by_version.append(
             {
@@ -386,6 +397,7 @@ class _Tables:
         self.events = EventStore(database, schema=schema)
         ev = self.events
         received_at_indexes(database, [ev.orders, ev.labels, ev.actuals])
+        self.rollups = RollupTables(database, schema, self.audit.predictions.scores, ev.actuals)
 
 
 _TABLES: weakref.WeakKeyDictionary[Database, dict[str | None, _Tables]] = weakref.WeakKeyDictionary()
@@ -413,15 +425,12 @@ def _read(
     """References, forecast sums, score outcomes and each score version's last answer, for one window."""
     filt = parse_model_filter(model)
     refs = read_references(database, tables.audit.predictions)
-    sums = forecast_sums(
-        database,
-        tables.audit.predictions,
-        tables.events.actuals,
-        since=since,
-        until=until,
-        model=filt,
-        by_day=by_day,
+    preds = tables.audit.predictions
+    window = {"since": since, "until": until, "model": filt}
+    sums = rolled_forecast_sums(
+        database, tables.rollups, preds, tables.events.actuals, **window, by_day=by_day
     )
+    rows, last = rolled_score_rows(database, tables.rollups, preds, tables.events.labels, **window)
     naive_now = now.astimezone(UTC).replace(tzinfo=None)
     mature_before = {
         key: naive_now - timedelta(days=_anomaly_reference(ref, default_days)["label_maturity_days"])
@@ -429,12 +438,8 @@ def _read(
         if ref.get("kind") == "anomaly"
     }
     outcomes, last_at = score_outcomes(
-        database,
-        tables.audit.predictions,
-        tables.events.labels,
-        since=since,
-        until=until,
-        model=filt,
+        rows,
+        last,
         mature_before=mature_before,
         default_mature_before=naive_now - timedelta(days=default_days),
         by_day=by_day,
@@ -478,7 +483,7 @@ def _version_key(version: str) -> tuple[int, str]:
 def _periods(days: pd.Series, freq: str) -> pd.Series:
     if days.empty:
         return pd.Series([], dtype="object", index=days.index)
-    stamps = pd.to_datetime(days, format="%Y-%m-%d")
+    stamps = pd.to_datetime(days.astype("string"), format="%Y-%m-%d")
     try:
         return stamps.dt.to_period(freq).dt.start_time.dt.strftime("%Y-%m-%d")
     except ValueError as exc:

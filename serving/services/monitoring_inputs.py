@@ -21,7 +21,7 @@ so only stored problems are counted here.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -29,7 +29,8 @@ import pandas as pd
 from sqlalchemy import Index, Table, case, func, select
 
 from serving.store.db import Database
-from serving.store.predictions import ModelFilter
+from serving.store.predictions import ModelFilter, utc_day
+from serving.store.rollups import RollupTables, day_plan, refresh, stale_days
 from training.profile import compare_to_profile
 
 __all__ = ["input_drift", "data_quality", "received_at_indexes", "DRIFT_SAMPLE"]
@@ -98,43 +99,63 @@ def data_quality(
     until: datetime | None,
     now: datetime,
     late_after: timedelta,
+    rollups: RollupTables | None = None,
 ) -> dict[str, Any]:
     """One scorecard per input table: ``rows`` received in the window, their ``problems`` by kind, and the
-    table's ``last_received_at`` / ``freshness_s``."""
+    table's ``last_received_at`` / ``freshness_s``.
+
+    With ``rollups`` the counts of complete received days come from ``count_rollup`` (``serving.store.rollups``),
+    kept exact: orders never change; a label's problems change when its order arrives (orders received since the
+    watermark redo their labels' days); an actual's ``revised`` / ``closed`` when it is updated (``updated_at``).
+    """
     late_days = late_after / timedelta(days=1)
-    with database.connection(begin=False) as conn:
-        cards = {
-            "order_events": _card(
-                conn, orders, since, until, now, {"missing_customer_id": orders.c.customer_id.is_(None)}
+    o, lab, a = orders, labels, actuals
+    cards = {
+        "order_events": _card(
+            database,
+            rollups,
+            "dq:orders",
+            o,
+            since,
+            until,
+            now,
+            {"missing_customer_id": o.c.customer_id.is_(None)},
+        ),
+        "label_events": _card(
+            database,
+            rollups,
+            "dq:labels",
+            lab,
+            since,
+            until,
+            now,
+            {  # one look-up of the order per label (a LEFT JOIN on its primary key), not one per problem
+                "label_without_order": o.c.order_id.is_(None),
+                "labeled_before_created": lab.c.labeled_at < o.c.created_at,
+            },
+            source=lab.outerjoin(o, o.c.order_id == lab.c.order_id),
+            changed=lambda day: _per_day(
+                day(lab.c.received_at), o.c.received_at, o.join(lab, lab.c.order_id == o.c.order_id)
             ),
-            "label_events": _card(
-                conn,
-                labels,
-                since,
-                until,
-                now,
-                {
-                    "label_without_order": ~select(orders.c.order_id)
-                    .where(orders.c.order_id == labels.c.order_id)
-                    .exists(),
-                    "labeled_before_created": select(orders.c.order_id)
-                    .where(orders.c.order_id == labels.c.order_id, labels.c.labeled_at < orders.c.created_at)
-                    .exists(),
-                },
-            ),
-            "actuals": _card(
-                conn,
-                actuals,
-                since,
-                until,
-                now,
-                {
-                    "late": _days_between(database, actuals.c.ds, actuals.c.received_at) > late_days,
-                    "revised": actuals.c.revisions > 0,
-                    "closed": actuals.c.open == 0,
-                },
-            ),
-        }
+            changed_at=o.c.received_at,
+        ),
+        "actuals": _card(
+            database,
+            rollups,
+            f"dq:actuals:{late_days:g}",
+            a,
+            since,
+            until,
+            now,
+            {
+                "late": _days_between(database, a.c.ds, a.c.received_at) > late_days,
+                "revised": a.c.revisions > 0,
+                "closed": a.c.open == 0,
+            },
+            changed=lambda day: _per_day(day(a.c.received_at), a.c.updated_at, a),
+            changed_at=a.c.updated_at,
+        ),
+    }
     cards["actuals"]["late_after_days"] = late_days
     return cards
 
@@ -149,22 +170,123 @@ def received_at_indexes(database: Database, tables: list[Table]) -> None:
 
 
 def _card(
-    conn: Any, table: Table, since: datetime | None, until: datetime | None, now: datetime, problems: dict
+    database: Database,
+    rollups: RollupTables | None,
+    kind: str,
+    table: Table,
+    since: datetime | None,
+    until: datetime | None,
+    now: datetime,
+    problems: dict,
+    source: Any = None,
+    changed: Callable[[Callable[[Any], Any]], Any] | None = None,
+    changed_at: Any = None,
 ) -> dict[str, Any]:
-    """Rows received in the window and their problems (read through the ``received_at`` index), freshness."""
-    window = _received_window(table, since, until)
-    cols = [func.count().label("rows")]
-    cols += [func.sum(_flag(cond)).label(name) for name, cond in problems.items()]
-    row = conn.execute(select(*cols).select_from(table).where(*window)).mappings().one()
-    last = conn.execute(select(func.max(table.c.received_at))).scalar_one()
-    if last is not None and last.tzinfo is None:
-        last = last.replace(tzinfo=UTC)
+    """Rows received in the window and their problems, freshness (see ``data_quality``).
+
+    Complete received days come from the rollups; the rest is counted directly. A bound the table's rows all
+    satisfy (``since`` before its first row, ``until`` after its last) is left out of a direct count: a window
+    covering the table is one scan, not a walk of the whole ``received_at`` index with a look-up per row.
+    """
+    with database.connection(begin=False) as conn:
+        first = conn.execute(
+            select(func.min(table.c.received_at))
+        ).scalar_one()  # one each: index end look-ups
+        last = conn.execute(select(func.max(table.c.received_at))).scalar_one()
+    first, last = (_utc(v) if v is not None else None for v in (first, last))
+    names = ["rows", *problems]
+    cols = [func.count().label("rows")] + [
+        func.sum(_flag(cond)).label(name) for name, cond in problems.items()
+    ]
+    counted = select(*cols).select_from(source if source is not None else table)
+    totals = dict.fromkeys(names, 0)
+    ranges: list[tuple[datetime | None, datetime | None, bool]] = [(since, until, True)]
+    if rollups is not None:
+        plan = day_plan(since, until, first if since is None else None, datetime.now(UTC))
+        if plan.days:
+            ranges = plan.raw
+            _refresh_counts(database, rollups, kind, table, plan.days, counted, names, changed, changed_at)
+            c = rollups.counts
+            stmt = select(c.c.name, func.sum(c.c.value)).where(
+                c.c.kind == kind, c.c.day >= plan.days[0], c.c.day <= plan.days[-1]
+            )
+            with database.connection(begin=False) as conn:
+                for name, value in conn.execute(stmt.group_by(c.c.name)):
+                    totals[name] += int(value or 0)
+    with database.connection(begin=False) as conn:
+        for lo, hi, inclusive in ranges:
+            lo = None if lo is not None and first is not None and first >= lo else lo
+            hi = None if hi is not None and last is not None and last <= hi and inclusive else hi
+            where = [table.c.received_at >= lo] if lo is not None else []
+            if hi is not None:
+                where.append(table.c.received_at <= hi if inclusive else table.c.received_at < hi)
+            row = conn.execute(counted.where(*where)).mappings().one()
+            for name in names:
+                totals[name] += int(row[name] or 0)
     return {
-        "rows": int(row["rows"]),
-        "problems": {name: int(row[name] or 0) for name in problems},
+        "rows": totals["rows"],
+        "problems": {name: totals[name] for name in problems},
         "last_received_at": last.isoformat() if last is not None else None,
         "freshness_s": (now - last).total_seconds() if last is not None else None,
     }
+
+
+def _per_day(key: Any, changed_at: Any, source: Any) -> Any:
+    """``(key, max(changed_at))`` per key (one expression object in SELECT and GROUP BY: PostgreSQL matches
+    them by their bound parameters)."""
+    return select(key, func.max(changed_at)).select_from(source).group_by(key)
+
+
+def _refresh_counts(
+    database: Database,
+    rollups: RollupTables,
+    kind: str,
+    table: Table,
+    days: list[str],
+    counted: Any,
+    names: list[str],
+    changed: Callable[[Callable[[Any], Any]], Any] | None,
+    changed_at: Any,
+) -> None:
+    """Bring the ``count_rollup`` rows of ``kind`` up to date for ``days`` (received days of ``table``)."""
+
+    def day(column: Any) -> Any:
+        return utc_day(database, column)
+
+    def changes(conn: Any, since: datetime) -> list[tuple[Any, datetime]]:
+        if changed is None:  # rows that never change once stored
+            return []
+        return [(r[0], _utc(r[1])) for r in conn.execute(changed(day).where(changed_at > since))]
+
+    def compute(lo: datetime, hi: datetime) -> tuple[dict[str, Any], dict[str, tuple]]:
+        received = day(table.c.received_at).label("day")
+        stmt = counted.add_columns(received).where(table.c.received_at >= lo, table.c.received_at < hi)
+        with database.connection(begin=False) as conn:
+            rows = conn.execute(stmt.group_by(received)).mappings().all()
+        return {"rows": rows}, {}
+
+    def store(conn: Any, inserted: list[str], got: dict[str, Any]) -> None:
+        keep = set(inserted)
+        values = [
+            {"kind": kind, "day": r["day"], "name": name, "value": int(r[name] or 0)}
+            for r in got["rows"]
+            if r["day"] in keep
+            for name in names
+        ]
+        if values:
+            conn.execute(rollups.counts.insert(), values)
+
+    refresh(
+        database,
+        rollups,
+        kind,
+        days,
+        changed=changes,
+        stale=stale_days(rollups, kind),
+        compute=compute,
+        store=store,
+        clock=datetime.now(UTC),
+    )
 
 
 def _recorded(
@@ -215,6 +337,10 @@ def _received_window(table: Table, since: datetime | None, until: datetime | Non
     if until is not None:
         where.append(table.c.received_at <= until)
     return where
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _flag(condition: Any) -> Any:

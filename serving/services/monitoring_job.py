@@ -7,8 +7,9 @@
 - ``MonitoringRefresher``: every ``monitoring_interval_s`` a ``serving.periodic.PeriodicThread`` computes the
   summary of the last ``monitoring_window_days``, sets the Prometheus gauges (``Metrics.set_monitoring``; a
   scrape never runs the query) and turns each ``alert`` reason into an alert of the volume alerts' store and
-  webhook (``serving.store.alerts``). The alert id is derived from (rule, model version, feature) and the UTC
-  day, so a rule that stays in alert raises one alert per day, however often the refresh runs and however
+  webhook (``serving.store.alerts``); then it brings the per-day rollups up to date (``warm_rollups``), so a
+  query over any longer window reads them too. The alert id is derived from (rule, model version, feature) and
+  the UTC day, so a rule that stays in alert raises one alert per day, however often the refresh runs and however
   many replicas run it.
 """
 
@@ -23,7 +24,7 @@ import pandas as pd
 from serving.models import ModelSnapshot, ReloadReport
 from serving.periodic import PeriodicThread
 from serving.prometheus import Metrics
-from serving.services.monitoring import monitoring_summary
+from serving.services.monitoring import monitoring_summary, warm_rollups
 from serving.store.alerts import AlertStore, VolumeAlert
 from serving.store.db import Database
 from serving.store.predictions import PredictionTables, record_reference
@@ -130,6 +131,10 @@ class MonitoringRefresher:
                 )
                 if self.sender is not None:
                     self.sender.kick()
+        try:  # after the summary: a long first roll-up never delays the gauges and alerts
+            warm_rollups(self.database, schema=self.schema)
+        except Exception as exc:  # rollups only speed up queries: a failure leaves them to the next refresh
+            _log.warning("monitoring: could not bring the per-day rollups up to date: %s", exc)
         return summary
 
 

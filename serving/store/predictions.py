@@ -21,8 +21,10 @@ table                       rows
 
 Indexes: both prediction tables on ``created_at`` (the monitoring window), so the monitoring query reads only
 the window's rows; the joins go from these rows to the primary keys of ``actuals`` (``series_id, ds``) and
-``label_events`` (``order_id``). No index on their own join columns: each index is one more B-tree insert on
-the scoring path, and no query needs them.
+``label_events`` (``order_id``). ``score_predictions`` also on ``order_id``: a label that arrives finds the
+days of the scores it changes, whose rollups (``serving.store.rollups``) are then recomputed. No index on
+``forecast_predictions (series_id, ds)``: each index is one more B-tree insert on the scoring path, and a
+changed actual finds its days through the rollups' ``min_ds``/``max_ds``.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import (
     JSON,
@@ -48,7 +51,6 @@ from sqlalchemy import (
     and_,
     case,
     func,
-    literal,
     select,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -65,9 +67,16 @@ __all__ = [
     "ModelFilter",
     "forecast_sums",
     "score_outcomes",
+    "score_rows",
+    "Range",
+    "NAT_NS",
+    "utc_day",
 ]
 
 _ID = 200
+Range = tuple[
+    datetime | None, datetime | None, bool
+]  # created_at from lo (inclusive) to hi (inclusive or not)
 
 
 class PredictionTables:
@@ -95,7 +104,9 @@ class PredictionTables:
         self.scores = Table(
             "score_predictions",
             metadata,
-            Column("decision_id", String(36), primary_key=True),
+            # no primary key: ``decisions`` already refuses a repeated decision_id in the same transaction, and
+            # a random-keyed B-tree would dirty one page per scored order on the scoring path
+            Column("decision_id", String(36), nullable=False),
             Column("created_at", aware, nullable=False),
             Column("model_name", String(_ID), nullable=False),
             Column("model_version", String(64), nullable=False),
@@ -105,6 +116,7 @@ class PredictionTables:
             Column("threshold", Double, nullable=False),
             Column("flagged", SmallInteger, nullable=False),
             Index("score_predictions_created", "created_at"),
+            Index("score_predictions_order", "order_id"),  # a new label finds the scores it changes
         )
         self.references = Table(
             "model_references",
@@ -243,15 +255,17 @@ def forecast_sums(
     until: datetime | None,
     model: ModelFilter,
     by_day: bool = False,
+    ranges: Sequence[Range] | None = None,
 ) -> pd.DataFrame:
     """Additive sums of the answered forecast steps of the window, matched with their actuals, per model
     version, horizon step and interval level (and UTC day of the answer with ``by_day``): one SQL aggregate,
     the rows never leave the database.
 
     Columns: ``model_name, model_version, [day,] step, level, last_at, answered, matched, closed, abs_err,
-    sum_y, err, n_interval, covered``. A step is ``matched`` when an open actual of its (series_id, ds) is
-    stored (the latest value: the actuals table keeps one row per key), ``closed`` when the actual says closed
-    (``open`` 0: not scored, like the backtest); sums run over matched steps only.
+    sum_y, err, n_interval, covered, min_ds, max_ds``. A step is ``matched`` when an open actual of its
+    (series_id, ds) is stored (the latest value: the actuals table keeps one row per key), ``closed`` when the
+    actual says closed (``open`` 0: not scored, like the backtest); sums run over matched steps only.
+    ``ranges`` (``(lo, hi, hi_inclusive)`` of ``created_at``) replaces ``[since, until]`` with several ranges.
     """
     p, a = tables.forecasts, actuals
     is_open = and_(a.c.y.is_not(None), a.c.open != 0)
@@ -259,91 +273,102 @@ def forecast_sums(
     has_interval = and_(is_open, p.c.lo.is_not(None), p.c.hi.is_not(None))
     keys = [p.c.model_name, p.c.model_version]
     if by_day:
-        keys.append(_day(database, p.c.created_at).label("day"))
+        keys.append(utc_day(database, p.c.created_at).label("day"))
     keys += [p.c.step, p.c.level]
-    stmt = (
-        select(
-            *keys,
-            func.max(p.c.created_at).label("last_at"),
-            func.count().label("answered"),
-            func.sum(case((is_open, 1), else_=0)).label("matched"),
-            func.sum(case((a.c.open == 0, 1), else_=0)).label("closed"),
-            func.sum(func.abs(p.c.yhat - y)).label("abs_err"),
-            func.sum(y).label("sum_y"),
-            func.sum(p.c.yhat - y).label("err"),
-            func.sum(case((has_interval, 1), else_=0)).label("n_interval"),
-            func.sum(case((and_(has_interval, a.c.y >= p.c.lo, a.c.y <= p.c.hi), 1), else_=0)).label(
-                "covered"
-            ),
-        )
-        .select_from(p.outerjoin(a, and_(a.c.series_id == p.c.series_id, a.c.ds == p.c.ds)))
-        .where(*_window(p, since, until, model))
-        .group_by(*keys)
-    )
+    stmt = select(
+        *keys,
+        func.max(p.c.created_at).label("last_at"),
+        func.count().label("answered"),
+        func.sum(case((is_open, 1), else_=0)).label("matched"),
+        func.sum(case((a.c.open == 0, 1), else_=0)).label("closed"),
+        func.sum(func.abs(p.c.yhat - y)).label("abs_err"),
+        func.sum(y).label("sum_y"),
+        func.sum(p.c.yhat - y).label("err"),
+        func.sum(case((has_interval, 1), else_=0)).label("n_interval"),
+        func.sum(case((and_(has_interval, a.c.y >= p.c.lo, a.c.y <= p.c.hi), 1), else_=0)).label("covered"),
+        func.min(p.c.ds).label("min_ds"),
+        func.max(p.c.ds).label("max_ds"),
+    ).select_from(p.outerjoin(a, and_(a.c.series_id == p.c.series_id, a.c.ds == p.c.ds)))
+    rows: list[Any] = []
     with database.connection(begin=False) as conn:
-        rows = conn.execute(stmt).all()
+        for where in _wheres(p, since, until, model, ranges):
+            rows += conn.execute(stmt.where(*where).group_by(*keys)).all()
     columns = {k: v for k, v in _FORECAST_SUM_COLUMNS.items() if by_day or k != "day"}
     frame = pd.DataFrame(rows, columns=list(columns)).astype(columns)
     frame["last_at"] = pd.to_datetime(frame["last_at"], utc=True)
     return frame
 
 
-def score_outcomes(
+def score_rows(
     database: Database,
     tables: PredictionTables,
     labels: Table,
     *,
-    since: datetime | None,
-    until: datetime | None,
     model: ModelFilter,
+    ranges: Sequence[Range],
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The scored orders answered in ``ranges`` (``(lo, hi, hi_inclusive)`` of ``created_at``) with their stored
+    label, and when each model version answered last on each day.
+
+    Rows: ``model_name, model_version, day, score, flagged, label`` (-1: no label stored), ``order_created_ns``
+    (the order's naive UTC ``created_at`` in ns, ``NAT_NS`` when unknown); last: ``model_name, model_version,
+    day, last_at``. ``score_outcomes`` turns labels into outcomes.
+    """
+    p, lab = tables.scores, labels
+    day = utc_day(database, p.c.created_at).label("day")
+    rows_stmt = select(
+        p.c.model_name, p.c.model_version, day, p.c.score, p.c.flagged, lab.c.label, p.c.order_created_at
+    ).select_from(p.outerjoin(lab, lab.c.order_id == p.c.order_id))
+    last_stmt = select(p.c.model_name, p.c.model_version, day, func.max(p.c.created_at))
+    rows: list[Any] = []
+    last: list[Any] = []
+    with database.connection(begin=False) as conn:
+        for where in _wheres(p, None, None, model, ranges):
+            rows += conn.execute(rows_stmt.where(*where)).all()
+            last += conn.execute(
+                last_stmt.where(*where).group_by(p.c.model_name, p.c.model_version, day)
+            ).all()
+    names = ["model_name", "model_version", "day", "score", "flagged", "label", "order_created_at"]
+    cols = list(zip(*rows, strict=True)) if rows else [() for _ in names]
+    frame = pd.DataFrame(dict(zip(names, cols, strict=True)))
+    created = pd.to_datetime(frame.pop("order_created_at"), utc=True).dt.tz_localize(None)
+    frame["order_created_ns"] = created.to_numpy("datetime64[ns]").view("int64")
+    frame["label"] = frame["label"].astype("float64").fillna(-1)
+    frame = frame.astype(_SCORE_ROW_COLUMNS)
+    last_frame = pd.DataFrame(last, columns=["model_name", "model_version", "day", "last_at"])
+    last_frame["last_at"] = pd.to_datetime(last_frame["last_at"], utc=True)
+    return frame, last_frame.astype({"model_name": "string", "model_version": "string", "day": "string"})
+
+
+def score_outcomes(
+    rows: pd.DataFrame,
+    last: pd.DataFrame,
+    *,
     mature_before: Mapping[tuple[str, str], datetime],
     default_mature_before: datetime,
     by_day: bool = False,
 ) -> tuple[pd.DataFrame, dict[tuple[str, str], datetime]]:
-    """The scored orders of the window with their outcome, and when each model version answered last.
+    """The scored orders of ``score_rows`` with their outcome, and when each model version answered last.
 
     Frame columns: ``model_name, model_version, [day,] score, flagged, outcome``; ``outcome`` is 1 / 0 from
     the order's label event; an order without one is 0 when it was created before its model's
-    ``mature_before`` (naive UTC), else -1 (pending). One aggregate finds the versions of the window; then
-    only the numbers of each version's rows are fetched.
+    ``mature_before`` (naive UTC), else -1 (pending: also when the order's time is unknown).
     """
-    p, lab = tables.scores, labels
-    where = _window(p, since, until, model)
-    versions = select(p.c.model_name, p.c.model_version, func.max(p.c.created_at)).where(*where)
-    columns = [p.c.score, p.c.flagged]
-    if by_day:
-        columns.insert(0, _day(database, p.c.created_at).label("day"))
-    parts: list[pd.DataFrame] = []
-    last_at: dict[tuple[str, str], datetime] = {}
-    with database.connection(begin=False) as conn:
-        found = conn.execute(versions.group_by(p.c.model_name, p.c.model_version)).all()
-        for name, version, last in found:
-            cut = mature_before.get((name, version), default_mature_before)
-            outcome = case(
-                (lab.c.label.is_not(None), lab.c.label),
-                (p.c.order_created_at < literal(cut, DateTime()), 0),
-                else_=-1,
-            )
-            stmt = (
-                select(*columns, outcome.label("outcome"))
-                .select_from(p.outerjoin(lab, lab.c.order_id == p.c.order_id))
-                .where(*where, p.c.model_name == name, p.c.model_version == version)
-            )
-            rows = conn.execute(stmt).all()
-            names = (["day"] if by_day else []) + ["score", "flagged", "outcome"]
-            columns_of_rows = list(zip(*rows, strict=True)) if rows else [() for _ in names]
-            part = pd.DataFrame(dict(zip(names, columns_of_rows, strict=True)))
-            part.insert(0, "model_version", version)
-            part.insert(0, "model_name", name)
-            parts.append(part)
-            last_at[(name, version)] = (
-                pd.Timestamp(last).tz_localize("UTC")
-                if pd.Timestamp(last).tzinfo is None
-                else pd.Timestamp(last).tz_convert("UTC")
-            )
-    types = {k: v for k, v in _SCORE_COLUMNS.items() if by_day or k != "day"}
-    frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(types))
-    return frame.astype(types), last_at
+    cut = np.full(len(rows), _ns(default_mature_before), dtype="int64")
+    for (name, version), when in mature_before.items():
+        cut[((rows["model_name"] == name) & (rows["model_version"] == version)).to_numpy()] = _ns(when)
+    label = rows["label"].to_numpy()
+    created = rows["order_created_ns"].to_numpy()
+    matured = (created != NAT_NS) & (created < cut)
+    outcome = np.where(label >= 0, label, np.where(matured, 0, -1)).astype("int8")
+    frame = rows[["model_name", "model_version", "day", "score", "flagged"]].assign(outcome=outcome)
+    if not by_day:
+        frame = frame.drop(columns="day")
+    last_at = {
+        (name, version): part.max()
+        for (name, version), part in last.groupby(["model_name", "model_version"], sort=True)["last_at"]
+    }
+    return frame, last_at
 
 
 class ModelFilter:
@@ -372,15 +397,19 @@ _FORECAST_SUM_COLUMNS = {
     "err": "float64",
     "n_interval": "int64",
     "covered": "int64",
+    "min_ds": "object",
+    "max_ds": "object",
 }
-_SCORE_COLUMNS = {
+_SCORE_ROW_COLUMNS = {
     "model_name": "string",
     "model_version": "string",
     "day": "string",
     "score": "float64",
     "flagged": "int8",
-    "outcome": "int8",
+    "label": "int8",
+    "order_created_ns": "int64",
 }
+NAT_NS = np.iinfo("int64").min  # pandas' NaT as int64: an order whose created_at is unknown
 
 
 def _window(table: Table, since: datetime | None, until: datetime | None, model: ModelFilter) -> list[Any]:
@@ -396,7 +425,31 @@ def _window(table: Table, since: datetime | None, until: datetime | None, model:
     return where
 
 
-def _day(database: Database, column: Any) -> Any:
+def _wheres(
+    table: Table,
+    since: datetime | None,
+    until: datetime | None,
+    model: ModelFilter,
+    ranges: Sequence[Range] | None,
+) -> list[list[Any]]:
+    """One WHERE clause per range of ``created_at`` (``[since, until]`` when ``ranges`` is None)."""
+    if ranges is None:
+        return [_window(table, since, until, model)]
+    out = []
+    for lo, hi, inclusive in ranges:
+        where = _window(table, lo, None, model)
+        if hi is not None:
+            where.append(table.c.created_at <= _aware(hi) if inclusive else table.c.created_at < _aware(hi))
+        out.append(where)
+    return out
+
+
+def _ns(value: datetime) -> int:
+    """ns since the epoch of a naive UTC (or aware) datetime."""
+    return pd.Timestamp(value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value).value
+
+
+def utc_day(database: Database, column: Any) -> Any:
     """The UTC calendar day of an aware timestamp column, as 'YYYY-MM-DD' text."""
     if database.dialect == "postgresql":
         return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD")
