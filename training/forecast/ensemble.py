@@ -50,13 +50,14 @@ from features.errors import NotFittedError
 from training.forecast.backtest import BacktestResult, rolling_origin_windows
 from training.forecast.baselines import season_for
 from training.forecast.forecaster import LGBMForecaster, conformal_quantiles, default_n_jobs
-from training.forecast.statistical import NaiveMember, StatsForecastMember, member_history
+from training.forecast.statistical import NaiveMember, ProfileMember, StatsForecastMember, member_history
 from training.metrics import evaluate, seasonal_scales
 
 __all__ = ["EnsembleForecaster", "greedy_weights", "DEFAULT_MEMBERS", "LEVEL_TREND"]
 
 _log = logging.getLogger(__name__)
 DEFAULT_MEMBERS = ("lgbm", "theta", "ets", "seasonal_naive")
+MEMBERS = ("lgbm", "theta", "ets", "arima", "seasonal_naive", "profile")
 LEVEL_TREND = "level/trend"
 
 
@@ -135,10 +136,10 @@ class EnsembleForecaster(BaseEstimator):
         weather: pd.DataFrame | None = None,
         static: pd.DataFrame | None = None,
     ) -> EnsembleForecaster:
-        unknown = sorted(set(self.members) - {"lgbm", "theta", "ets", "arima", "seasonal_naive"})
+        unknown = sorted(set(self.members) - set(MEMBERS))
         if unknown or not self.members:
             raise ValueError(
-                f"members must be a non-empty subset of lgbm, theta, ets, arima, seasonal_naive. Got {self.members!r}."
+                f"members must be a non-empty subset of {', '.join(MEMBERS)}. Got {self.members!r}."
             )
         if any(not 0 < lv < 100 for lv in self.levels):
             raise ValueError(f"Interval levels must be percentages in (0, 100). Got {self.levels!r} instead.")
@@ -345,6 +346,8 @@ class EnsembleForecaster(BaseEstimator):
     def _stat_member(self, name: str) -> Any:
         if name == "seasonal_naive":
             return NaiveMember(self.freq)
+        if name == "profile":
+            return ProfileMember(self.freq)
         n_jobs = int(self.n_jobs) if self.n_jobs else default_n_jobs()
         return StatsForecastMember(name, self.freq, max_history=self.max_history, n_jobs=n_jobs)
 
