@@ -27,6 +27,7 @@ Results (README "Accuracy on a full order log"): the default forecaster does not
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import warnings
 
@@ -65,6 +66,7 @@ def main() -> None:
         "repeatable (one row per member list); 'default' for its default members",
     )
     parser.add_argument("--skip-lgbm", action="store_true", help="do not fit the LightGBM alone")
+    parser.add_argument("--dump", default="", help="write every model's scored rows to this Parquet file")
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "2")
     tables, _ = online_retail.load(args.source)
@@ -76,7 +78,7 @@ def main() -> None:
     full = aggregate_orders(orders, "D", by="country", measure=args.measure).series
     print(f"measure={args.measure} holidays={holidays} horizon={HORIZON}")
     last_day = full["ds"].max()
-    rows = []
+    rows, scored_rows = [], []
     for cut in args.cut or DEFAULT_CUTS:
         cut = pd.Timestamp(cut)
         if cut + pd.Timedelta(days=HORIZON - 1) > last_day:
@@ -86,8 +88,18 @@ def main() -> None:
             continue
         ensembles = [DEFAULT_MEMBERS if e == "default" else tuple(e.split(",")) for e in args.ensemble]
         rows += _rows(
-            orders, full, cut, args.measure, holidays, not args.skip_mlforecast, ensembles, not args.skip_lgbm
+            orders,
+            full,
+            cut,
+            args.measure,
+            holidays,
+            not args.skip_mlforecast,
+            ensembles,
+            not args.skip_lgbm,
+            scored_rows,
         )
+        if args.dump:
+            pd.concat(scored_rows, ignore_index=True).to_parquet(args.dump)
     table = pd.DataFrame(rows)
     print("\n" + table.to_string(index=False, float_format="{:.3f}".format))
     means = table.drop(columns=["cut", "note"]).groupby("model", sort=False).mean()
@@ -133,6 +145,7 @@ def _rows(
     with_mlforecast: bool,
     ensembles: list[tuple[str, ...]] = (),
     with_lgbm: bool = True,
+    scored_rows: list[pd.DataFrame] | None = None,
 ) -> list[dict]:
     """One row per model for this cut: WAPE, WAPE x seasonal naive, RMSPE, daily-total MAPE, 80% coverage,
     train seconds, peak MB."""
@@ -149,14 +162,24 @@ def _rows(
     for name, fn in runs.items():
         pred, m, note = fn()
         scored = pred.merge(actual, on=["series_id", "ds"], how="right").fillna(
-            {"yhat": 0.0, "yhat_lo_80": 0.0, "yhat_hi_80": 0.0}
+            {"yhat": 0.0, "yhat_lo_80": 0.0, "yhat_hi_80": 0.0, "pooled_lo_80": 0.0, "pooled_hi_80": 0.0}
         )
         mape, skipped = _total_mape(scored)
+        if scored_rows is not None:
+            scored_rows.append(scored.assign(cut=cut, model=name))
         cov = (
             coverage(scored["y"], scored["yhat_lo_80"], scored["yhat_hi_80"])
             if "yhat_lo_80" in scored.columns
             else np.nan
         )
+        if "pooled_lo_80" in scored.columns:
+            sparse = scored["series_id"] != scored.groupby("series_id")["y"].sum().idxmax()
+            s = scored.loc[sparse]
+            note += (
+                f" cov80 pooled quantiles {coverage(scored['y'], scored['pooled_lo_80'], scored['pooled_hi_80']):.3f}"
+                f" (all but the largest series: pooled {coverage(s['y'], s['pooled_lo_80'], s['pooled_hi_80']):.3f},"
+                f" binned {coverage(s['y'], s['yhat_lo_80'], s['yhat_hi_80']):.3f});"
+            )
         out.append(
             {
                 "cut": str(cut.date()),
@@ -184,7 +207,13 @@ def _orderpulse(train: pd.DataFrame, static: pd.DataFrame, holidays: str | None)
         # the holdout before the cut
         model = LGBMForecaster(freq="D", horizon=HORIZON, holidays=holidays, calibrate="refit")
         model.fit(train, static=static)
-    return model.predict(HORIZON, levels=(80,)), m, f"transform {model.target_transform_};"
+    pred = model.predict(HORIZON, levels=(80,))
+    # the intervals as before issue 13's fix (quantiles pooled over every forecast volume), for comparison
+    pooled = copy.copy(model)
+    pooled.residual_bins_ = {}
+    p80 = pooled.predict(HORIZON, levels=(80,))[["series_id", "ds", "yhat_lo_80", "yhat_hi_80"]]
+    pred = pred.merge(p80.rename(columns=lambda c: c.replace("yhat_", "pooled_")), on=["series_id", "ds"])
+    return pred, m, f"transform {model.target_transform_};"
 
 
 def _ensemble(train: pd.DataFrame, static: pd.DataFrame, holidays: str | None, members: tuple[str, ...]):

@@ -56,8 +56,8 @@ from training.metrics import evaluate, seasonal_scales
 __all__ = ["EnsembleForecaster", "greedy_weights", "DEFAULT_MEMBERS", "LEVEL_TREND"]
 
 _log = logging.getLogger(__name__)
-DEFAULT_MEMBERS = ("lgbm", "theta", "ets", "seasonal_naive")
-MEMBERS = ("lgbm", "theta", "ets", "arima", "seasonal_naive", "profile")
+DEFAULT_MEMBERS = ("lgbm", "theta", "ets", "seasonal_naive", "profile")
+MEMBERS = ("lgbm", "theta", "ets", "arima", "seasonal_naive", "profile", "profile_yoy")
 LEVEL_TREND = "level/trend"
 
 
@@ -346,8 +346,8 @@ class EnsembleForecaster(BaseEstimator):
     def _stat_member(self, name: str) -> Any:
         if name == "seasonal_naive":
             return NaiveMember(self.freq)
-        if name == "profile":
-            return ProfileMember(self.freq)
+        if name in ("profile", "profile_yoy"):
+            return ProfileMember(self.freq, yearly=name == "profile_yoy")
         n_jobs = int(self.n_jobs) if self.n_jobs else default_n_jobs()
         return StatsForecastMember(name, self.freq, max_history=self.max_history, n_jobs=n_jobs)
 

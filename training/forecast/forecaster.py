@@ -20,7 +20,7 @@ Intervals: split-conformal on out-of-sample residuals. ``fit`` fits the buckets 
 ``last_ds - horizon``, forecasts the held-out last ``horizon`` steps and keeps the empirical quantiles of the
 log-space residuals per bucket; by default those boosters are kept (one fit), ``calibrate="refit"`` refits them
 on all data afterwards. Intervals are
-``expm1(log1p(yhat) + q)``: multiplicative, so they scale with each series' level; ``q`` per quartile of
+``expm1(log1p(yhat) + q)``: multiplicative, so they scale with each series' level; ``q`` per octile of
 ``log1p(yhat)`` (Mondrian conformal, ``residual_bins_``): sparse series' relative residuals are far larger.
 ``calibrate_from`` replaces them with residuals of a longer backtest.
 
@@ -120,7 +120,7 @@ def dense_buckets(horizon: int, freq: Freq) -> tuple[int, ...]:
     return tuple(sorted({c for c in cuts if c < horizon} | {horizon}))
 
 
-_VOLUME_BINS = 4  # interval quantiles per quartile of the forecast's log1p volume (Mondrian conformal)
+_VOLUME_BINS = 8  # interval quantiles per octile of the forecast's log1p volume (Mondrian conformal)
 _MIN_BIN_ROWS = 50  # ... with at least this many holdout residuals per bin, else pooled
 
 
@@ -454,7 +454,7 @@ class LGBMForecaster(BaseEstimator):
         out["yhat"] = np.where(closed, 0.0, inverse(log_pred, 0.0))
         q = self.residual_quantiles_.get(bucket.last, {})
         bins = getattr(self, "residual_bins_", {}).get(bucket.last)  # absent in models pickled before
-        which = None if bins is None else np.searchsorted(bins[0], np.log1p(out["yhat"].to_numpy()), "right")
+        which = None if bins is None else np.searchsorted(bins[0], np.log1p(out["yhat"].to_numpy()), "left")
         for lv in levels:
             lo, hi = q.get(f"lo_{lv}", 0.0), q.get(f"hi_{lv}", 0.0)
             if which is not None:
@@ -552,7 +552,7 @@ class LGBMForecaster(BaseEstimator):
 
     def _quantiles_from(self, scored: pd.DataFrame) -> dict[int, dict[str, float]]:
         """Pooled log-space quantiles per bucket (returned), and per forecast-volume bin in ``residual_bins_``:
-        a Mondrian split-conformal by ``log1p(yhat)`` quartile, so a sparse series' small forecasts get the
+        a Mondrian split-conformal by ``log1p(yhat)`` octile, so a sparse series' small forecasts get the
         wide relative residuals of small forecasts instead of those pooled with dense series."""
         ok = scored["y"].notna() & (scored["yhat"] >= 0)
         if "open" in scored.columns:
@@ -570,12 +570,13 @@ class LGBMForecaster(BaseEstimator):
                 r, v = resid, volume
             quantiles[bucket.last] = conformal_quantiles(r, self.levels)
             n_bins = min(_VOLUME_BINS, r.size // _MIN_BIN_ROWS)
-            if n_bins >= 2:
-                edges = np.unique(np.quantile(v, np.arange(1, n_bins) / n_bins))
-                which = np.searchsorted(edges, v, side="right")
-                per_bin = [conformal_quantiles(r[which == b], self.levels) for b in range(edges.size + 1)]
-                if all(per_bin):
-                    self.residual_bins_[bucket.last] = (edges, per_bin)
+            if n_bins >= 2:  # bins (e[k-1], e[k]]; many equal volumes (e.g. 0) make fewer, larger bins
+                edges = np.unique(np.quantile(v, np.arange(1, n_bins) / n_bins, method="lower"))
+                edges = edges[edges < v.max()]
+                which = np.searchsorted(edges, v, side="left")
+                parts = [r[which == b] for b in range(edges.size + 1)]
+                per_bin = [conformal_quantiles(p if p.size >= 20 else r, self.levels) for p in parts]
+                self.residual_bins_[bucket.last] = (edges, per_bin)
         return quantiles
 
     def _available_levels(self) -> tuple[int, ...]:

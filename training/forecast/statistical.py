@@ -14,13 +14,15 @@ fitting is part of forecasting and nothing learnt at one origin leaks into anoth
   per series (measured in benchmarks/forecast_rossmann.py), so it is not a default member. A series whose fit
   fails falls back to the mean of its last season (counted in ``report_["series_fallback"]``).
 * ``NaiveMember``: the seasonal naive (``training.forecast.baselines.SeasonalNaive``) refitted at the origin.
-* ``ProfileMember`` (``"profile"``): a recent level times a seasonal profile, vectorised (no per-series fit):
+* ``ProfileMember`` (``"profile"``; ``"profile_yoy"`` with ``yearly=True``): a recent level times a seasonal profile, vectorised (no per-series fit):
   ``yhat = L * p[position]`` with ``L`` the mean of the last ``level_seasons`` seasons (default 2: 14 days of a
   daily series) and ``p`` each season position's mean over the last ``profile_seasons`` seasons (default 8)
   divided by their overall mean (all positions 1 where that mean is 0). The level follows a ramp within two
   weeks and the profile is averaged over eight weeks, so a noisy or sparse series (a few orders a month) gets
   neither the one-week noise of the seasonal naive nor a trend extrapolated from noise. Same grid and gap
-  handling as ``StatsForecastMember`` (closed periods interpolated, restart after a long pause).
+  handling as ``StatsForecastMember`` (closed periods interpolated, restart after a long pause). ``"profile_yoy"``
+  also multiplies by last year's ratio of the target week to the level then (``profile_forecast``): a shop's
+  pre-Christmas ramp and Christmas closure of last year, for series with more than a year of history.
 
 Forecasts are clipped at 0 (``y >= 0`` by contract); closed periods are set to 0 by the ensemble.
 """
@@ -141,14 +143,13 @@ class NaiveMember:
 class ProfileMember:
     """Recent level x seasonal profile per series, re-computed at each origin (module docstring)."""
 
-    name = "profile"
-
     def __init__(
         self,
         freq: str = "D",
         season: int | None = None,
         level_seasons: int = 2,
         profile_seasons: int = 8,
+        yearly: bool = False,
     ):
         if int(level_seasons) < 1 or int(profile_seasons) < 1:
             raise ValueError(
@@ -158,26 +159,42 @@ class ProfileMember:
         self.season = season
         self.level_seasons = level_seasons
         self.profile_seasons = profile_seasons
+        self.yearly = yearly
         self.report_: dict[str, int] = {}
+
+    @property
+    def name(self) -> str:
+        return "profile_yoy" if self.yearly else "profile"
 
     def forecast(self, history: pd.DataFrame, origin: pd.Timestamp, horizon: int) -> pd.DataFrame:
         step = step_length(self.freq)
         season = int(self.season or season_for(self.freq))
         n_level, n_profile = int(self.level_seasons) * season, int(self.profile_seasons) * season
-        arrays, gaps, counts = _member_arrays(history, origin, step, season, max(n_level, n_profile))
+        year = _YEAR_STEPS.get(season) if self.yearly else None
+        keep = max(n_level, n_profile) + (year + horizon if year else 0)
+        arrays, gaps, counts = _member_arrays(history, origin, step, season, keep)
         if not arrays:
             return _empty_forecast()
         ids = list(arrays)
         out = np.empty((len(ids), horizon))
+        n_yearly = 0
         for i, (sid, gap) in enumerate(zip(ids, gaps, strict=True)):
-            out[i] = profile_forecast(arrays[sid][0], horizon + gap, season, n_level, n_profile)[-horizon:]
-        self.report_ = {**counts, "series": len(ids)}
+            y = arrays[sid][0]
+            out[i] = profile_forecast(y, horizon + gap, season, n_level, n_profile, year)[-horizon:]
+            n_yearly += bool(year) and y.size >= year + n_level
+        self.report_ = {**counts, "series": len(ids), "series_with_last_year": int(n_yearly)}
         return _forecast_frame(ids, origin, horizon, step, out.ravel())
 
 
-def profile_forecast(y: np.ndarray, h: int, season: int, n_level: int, n_profile: int) -> np.ndarray:
+def profile_forecast(
+    y: np.ndarray, h: int, season: int, n_level: int, n_profile: int, year: int | None = None
+) -> np.ndarray:
     """``h`` forecasts after the last value of ``y`` (regular, no NaN): the mean of the last ``n_level`` values
-    times each season position's mean over the last ``n_profile`` values relative to their overall mean."""
+    times each season position's mean over the last ``n_profile`` values relative to their overall mean; with
+    ``year`` (steps in a year, a multiple of the season) and at least ``year + n_level`` values, also times
+    last year's ratio ``(m_t + 1) / (L_ly + 1)``: ``m_t`` the mean of the season centred on the target's date a
+    year earlier, ``L_ly`` the level window a year earlier (the +1, one unit a step, shrinks the ratios of
+    sparse series towards 1; clipped to [0.2, 5])."""
     y = np.asarray(y, dtype="float64")
     if y.size == 0:
         return np.zeros(h)
@@ -192,7 +209,18 @@ def profile_forecast(y: np.ndarray, h: int, season: int, n_level: int, n_profile
     profile = means / overall if overall > 0 else np.ones(season)
     profile = np.where(np.isfinite(profile), profile, 1.0)
     ahead = np.arange(h) % season  # step 1 follows position season - 1, i.e. is position 0
-    return np.clip(level * profile[ahead], 0.0, None)
+    out = level * profile[ahead]
+    n = y.size
+    if year and n >= year + n_level and h + season // 2 < year:
+        level_ly = float(y[n - year - n_level : n - year].mean())
+        c = np.convolve(y, np.ones(season) / season, mode="valid")  # c[k] = mean of y[k : k + season]
+        targets = n - 1 + np.arange(1, h + 1) - year  # each target's index a year earlier
+        m = c[np.clip(targets - season // 2, 0, c.size - 1)]  # the season centred on it (all before n)
+        out = out * np.clip((m + 1.0) / (level_ly + 1.0), 0.2, 5.0)
+    return np.clip(out, 0.0, None)
+
+
+_YEAR_STEPS = {7: 364, 52: 52}  # steps in a year by season (daily: 52 weeks, so weekdays line up)
 
 
 def _member_arrays(
