@@ -3,7 +3,9 @@ greedy ensemble selection on out-of-sample backtest windows.
 
 Members (``members``): ``"lgbm"`` (``LGBMForecaster`` with this estimator's LightGBM settings), ``"theta"``
 and ``"ets"`` (statsforecast ``AutoTheta``/``AutoETS`` per series, ``training.forecast.statistical``),
-``"arima"`` (opt-in: ~40x the cost of Theta) and ``"seasonal_naive"``.
+``"arima"`` (opt-in: ~40x the cost of Theta), ``"seasonal_naive"``, ``"profile"`` (recent level x 8-week
+seasonal profile) and ``"profile_yoy"`` (the same times last year's ratio: last year's ramp), both vectorised
+and cheap (``training.forecast.statistical.ProfileMember``).
 
 Fitting (``fit(series, covariates=, weather=, static=)``):
 
@@ -56,7 +58,7 @@ from training.metrics import evaluate, seasonal_scales
 __all__ = ["EnsembleForecaster", "greedy_weights", "DEFAULT_MEMBERS", "LEVEL_TREND"]
 
 _log = logging.getLogger(__name__)
-DEFAULT_MEMBERS = ("lgbm", "theta", "ets", "seasonal_naive", "profile")
+DEFAULT_MEMBERS = ("lgbm", "theta", "ets", "seasonal_naive", "profile", "profile_yoy")
 MEMBERS = ("lgbm", "theta", "ets", "arima", "seasonal_naive", "profile", "profile_yoy")
 LEVEL_TREND = "level/trend"
 

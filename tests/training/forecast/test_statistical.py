@@ -67,3 +67,25 @@ def test_profile_is_an_ensemble_member():
     assert model.member_scores_["profile"]["wape"] == pytest.approx(0.0, abs=1e-9)
     pred = model.predict(7)
     np.testing.assert_allclose(pred.loc[pred["series_id"] == "s1", "yhat"], 2 * WEEK)  # 12 whole weeks
+
+
+def test_profile_forecast_with_a_year_carries_last_years_ramp_shrunk_by_one_unit():
+    n = 420
+    y = np.full(n, 10.0)
+    y[n - 364 : n - 364 + 14] = 20.0  # last year, the two weeks after the origin's date doubled
+    out = profile_forecast(y, 28, 7, 14, 56, year=364)
+    # steps 4..11: last year's centred week is all 20 against a level of 10 then: (20 + 1) / (10 + 1)
+    np.testing.assert_allclose(out[3:11], 10.0 * 21 / 11)
+    np.testing.assert_allclose(out[17:], 10.0)  # weeks last year that were not doubled: ratio 1
+    # without a full year and the level window before it, no ratio: the plain profile forecast
+    np.testing.assert_allclose(profile_forecast(y[-370:], 28, 7, 14, 56, year=364), np.full(28, 10.0))
+
+
+def test_profile_yoy_member_reads_no_y_after_the_origin():
+    s = _frame(np.r_[np.tile(WEEK, 60)] * np.linspace(1, 2, 420))
+    origin = s["ds"].iloc[400]
+    poisoned = s.assign(y=np.where(s["ds"] > origin, 1e6, s["y"]))
+    member = ProfileMember("D", yearly=True)
+    a = member.forecast(s, origin, 14)
+    pd.testing.assert_frame_equal(a, ProfileMember("D", yearly=True).forecast(poisoned, origin, 14))
+    assert member.name == "profile_yoy" and member.report_["series_with_last_year"] == 1
