@@ -2,6 +2,7 @@
 
     python benchmarks/forecast_online_retail.py [--cut 2010-11-10 --cut 2011-06-01 ...]
         [--measure orders|quantity|revenue] [--holidays static|GB|none] [--source ../shared/data/online_retail]
+        [--ensemble default --ensemble theta,ets,seasonal_naive ...] [--skip-lgbm] [--skip-mlforecast] [--dump F]
 
 What a shop does with OrderPulse (README "Forecasting from your order log"), on the full Online Retail
 2009-2011 log (``features.adapters.online_retail``: purchase invoices as order lines):

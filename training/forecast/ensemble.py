@@ -23,7 +23,7 @@ Fitting (``fit(series, covariates=, weather=, static=)``):
    (``training.metrics.seasonal_scales`` over the last 8 seasons, or ``max_history`` steps), the quantiles are pooled over
    series, and a forecast's interval is ``yhat + q * scale`` (the lower quantile is at most 0 and the upper at
    least 0, so ``yhat_lo <= yhat <= yhat_hi`` always; lower bounds clipped at 0). Quantiles pooled across series
-   in log space, as the single LightGBM does, left sparse series' forecasts outside their own interval.
+   in log space, as the single LightGBM did before its volume bins, left sparse series' forecasts outside their own interval.
 5. With ``refit`` (default) the LightGBM member is refitted on all data; the statistical members' forecasts from
    the last observed step are cached (re-estimated only for another origin or other history).
 
