@@ -3,7 +3,9 @@ greedy ensemble selection on out-of-sample backtest windows.
 
 Members (``members``): ``"lgbm"`` (``LGBMForecaster`` with this estimator's LightGBM settings), ``"theta"``
 and ``"ets"`` (statsforecast ``AutoTheta``/``AutoETS`` per series, ``training.forecast.statistical``),
-``"arima"`` (opt-in: ~40x the cost of Theta) and ``"seasonal_naive"``.
+``"arima"`` (opt-in: ~40x the cost of Theta), ``"seasonal_naive"``, ``"profile"`` (recent level x 8-week
+seasonal profile) and ``"profile_yoy"`` (the same times last year's ratio: last year's ramp), both vectorised
+and cheap (``training.forecast.statistical.ProfileMember``).
 
 Fitting (``fit(series, covariates=, weather=, static=)``):
 
@@ -21,7 +23,7 @@ Fitting (``fit(series, covariates=, weather=, static=)``):
    (``training.metrics.seasonal_scales`` over the last 8 seasons, or ``max_history`` steps), the quantiles are pooled over
    series, and a forecast's interval is ``yhat + q * scale`` (the lower quantile is at most 0 and the upper at
    least 0, so ``yhat_lo <= yhat <= yhat_hi`` always; lower bounds clipped at 0). Quantiles pooled across series
-   in log space, as the single LightGBM does, left sparse series' forecasts outside their own interval.
+   in log space, as the single LightGBM did before its volume bins, left sparse series' forecasts outside their own interval.
 5. With ``refit`` (default) the LightGBM member is refitted on all data; the statistical members' forecasts from
    the last observed step are cached (re-estimated only for another origin or other history).
 
@@ -50,13 +52,14 @@ from features.errors import NotFittedError
 from training.forecast.backtest import BacktestResult, rolling_origin_windows
 from training.forecast.baselines import season_for
 from training.forecast.forecaster import LGBMForecaster, conformal_quantiles, default_n_jobs
-from training.forecast.statistical import NaiveMember, StatsForecastMember, member_history
+from training.forecast.statistical import NaiveMember, ProfileMember, StatsForecastMember, member_history
 from training.metrics import evaluate, seasonal_scales
 
 __all__ = ["EnsembleForecaster", "greedy_weights", "DEFAULT_MEMBERS", "LEVEL_TREND"]
 
 _log = logging.getLogger(__name__)
-DEFAULT_MEMBERS = ("lgbm", "theta", "ets", "seasonal_naive")
+DEFAULT_MEMBERS = ("lgbm", "theta", "ets", "seasonal_naive", "profile", "profile_yoy")
+MEMBERS = ("lgbm", "theta", "ets", "arima", "seasonal_naive", "profile", "profile_yoy")
 LEVEL_TREND = "level/trend"
 
 
@@ -135,10 +138,10 @@ class EnsembleForecaster(BaseEstimator):
         weather: pd.DataFrame | None = None,
         static: pd.DataFrame | None = None,
     ) -> EnsembleForecaster:
-        unknown = sorted(set(self.members) - {"lgbm", "theta", "ets", "arima", "seasonal_naive"})
+        unknown = sorted(set(self.members) - set(MEMBERS))
         if unknown or not self.members:
             raise ValueError(
-                f"members must be a non-empty subset of lgbm, theta, ets, arima, seasonal_naive. Got {self.members!r}."
+                f"members must be a non-empty subset of {', '.join(MEMBERS)}. Got {self.members!r}."
             )
         if any(not 0 < lv < 100 for lv in self.levels):
             raise ValueError(f"Interval levels must be percentages in (0, 100). Got {self.levels!r} instead.")
@@ -345,6 +348,8 @@ class EnsembleForecaster(BaseEstimator):
     def _stat_member(self, name: str) -> Any:
         if name == "seasonal_naive":
             return NaiveMember(self.freq)
+        if name in ("profile", "profile_yoy"):
+            return ProfileMember(self.freq, yearly=name == "profile_yoy")
         n_jobs = int(self.n_jobs) if self.n_jobs else default_n_jobs()
         return StatsForecastMember(name, self.freq, max_history=self.max_history, n_jobs=n_jobs)
 

@@ -20,8 +20,9 @@ Intervals: split-conformal on out-of-sample residuals. ``fit`` fits the buckets 
 ``last_ds - horizon``, forecasts the held-out last ``horizon`` steps and keeps the empirical quantiles of the
 log-space residuals per bucket; by default those boosters are kept (one fit), ``calibrate="refit"`` refits them
 on all data afterwards. Intervals are
-``expm1(log1p(yhat) + q)``: multiplicative, so they scale with each series' level. ``calibrate_from`` replaces
-them with residuals of a longer backtest.
+``expm1(log1p(yhat) + q)``: multiplicative, so they scale with each series' level; ``q`` per octile of
+``log1p(yhat)`` (Mondrian conformal, ``residual_bins_``): sparse series' relative residuals are far larger.
+``calibrate_from`` replaces them with residuals of a longer backtest.
 
 Explanations: exact TreeSHAP from LightGBM (``pred_contrib=True``) on the served boosters, in log space, with the
 transform's offset (a function of past ``y``) added to the ``level/lags`` family, so
@@ -117,6 +118,10 @@ def dense_buckets(horizon: int, freq: Freq) -> tuple[int, ...]:
     season = {"H": 24, "D": 7}.get(freq.upper()[:1], 4)
     cuts = [season, 2 * season, 4 * season, 8 * season, 16 * season, 32 * season, 52 * season]
     return tuple(sorted({c for c in cuts if c < horizon} | {horizon}))
+
+
+_VOLUME_BINS = 8  # interval quantiles per octile of the forecast's log1p volume (Mondrian conformal)
+_MIN_BIN_ROWS = 50  # ... with at least this many holdout residuals per bin, else pooled
 
 
 def conformal_quantiles(residuals: np.ndarray, levels: tuple[int, ...]) -> dict[str, float]:
@@ -228,6 +233,7 @@ class LGBMForecaster(BaseEstimator):
         self.tables_ = {"covariates": covariates, "weather": weather, "static": static}
         tables = self._with_holidays(self.tables_, series, series["ds"].max())
         self.residual_quantiles_: dict[int, dict[str, float]] = {}
+        self.residual_bins_ = {}
         self.calibration_report_: dict[str, Any] = {"rows": 0}
         mode = self._calibration_mode()
         self.target_transform_ = check_transform(self.target_transform)
@@ -447,8 +453,13 @@ class LGBMForecaster(BaseEstimator):
         )
         out["yhat"] = np.where(closed, 0.0, inverse(log_pred, 0.0))
         q = self.residual_quantiles_.get(bucket.last, {})
+        bins = getattr(self, "residual_bins_", {}).get(bucket.last)  # absent in models pickled before
+        which = None if bins is None else np.searchsorted(bins[0], np.log1p(out["yhat"].to_numpy()), "left")
         for lv in levels:
             lo, hi = q.get(f"lo_{lv}", 0.0), q.get(f"hi_{lv}", 0.0)
+            if which is not None:
+                lo = np.array([b[f"lo_{lv}"] for b in bins[1]])[which]
+                hi = np.array([b[f"hi_{lv}"] for b in bins[1]])[which]
             out[f"yhat_lo_{lv}"] = np.where(closed, 0.0, inverse(log_pred, lo))
             out[f"yhat_hi_{lv}"] = np.where(closed, 0.0, inverse(log_pred, hi))
         if explain:
@@ -525,7 +536,7 @@ class LGBMForecaster(BaseEstimator):
         cal.tables_ = self.tables_  # the tables as given: cal.predict adds the holidays for its own horizon
         cal.boosters_, cal.fit_reports_ = cal._fit_boosters(train, tables)
         cal.feature_names_ = {b.last: list(cal.boosters_[b.last].feature_name()) for b in cal.buckets_}
-        cal.residual_quantiles_ = {}
+        cal.residual_quantiles_, cal.residual_bins_ = {}, {}
         cal.update(train)
         pred = cal.predict(horizon, series.loc[series["ds"] > cut], levels=())
         actual = series[[c for c in ("series_id", "ds", "y", "open") if c in series.columns]].assign(
@@ -540,18 +551,32 @@ class LGBMForecaster(BaseEstimator):
         return cal, scored
 
     def _quantiles_from(self, scored: pd.DataFrame) -> dict[int, dict[str, float]]:
-        ok = scored["y"].notna() & (scored["yhat"] > 0)
+        """Pooled log-space quantiles per bucket (returned), and per forecast-volume bin in ``residual_bins_``:
+        a Mondrian split-conformal by ``log1p(yhat)`` octile, so a sparse series' small forecasts get the
+        wide relative residuals of small forecasts instead of those pooled with dense series."""
+        ok = scored["y"].notna() & (scored["yhat"] >= 0)
         if "open" in scored.columns:
             ok &= scored["open"] == 1
         s = scored.loc[ok]
         resid = np.log1p(s["y"].to_numpy()) - np.log1p(s["yhat"].to_numpy())
+        volume = np.log1p(s["yhat"].to_numpy())
         step = s["step"].to_numpy()
         quantiles: dict[int, dict[str, float]] = {}
+        self.residual_bins_: dict[int, tuple[np.ndarray, list[dict[str, float]]]] = {}
         for bucket in self.buckets_:
-            r = resid[(step >= bucket.first) & (step <= bucket.last)]
+            mask = (step >= bucket.first) & (step <= bucket.last)
+            r, v = resid[mask], volume[mask]
             if r.size < 20:  # too few residuals in this bucket: borrow all of them
-                r = resid
+                r, v = resid, volume
             quantiles[bucket.last] = conformal_quantiles(r, self.levels)
+            n_bins = min(_VOLUME_BINS, r.size // _MIN_BIN_ROWS)
+            if n_bins >= 2:  # bins (e[k-1], e[k]]; many equal volumes (e.g. 0) make fewer, larger bins
+                edges = np.unique(np.quantile(v, np.arange(1, n_bins) / n_bins, method="lower"))
+                edges = edges[edges < v.max()]
+                which = np.searchsorted(edges, v, side="left")
+                parts = [r[which == b] for b in range(edges.size + 1)]
+                per_bin = [conformal_quantiles(p if p.size >= 20 else r, self.levels) for p in parts]
+                self.residual_bins_[bucket.last] = (edges, per_bin)
         return quantiles
 
     def _available_levels(self) -> tuple[int, ...]:

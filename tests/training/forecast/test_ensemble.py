@@ -281,7 +281,10 @@ def test_train_ensemble_logs_members_scores_and_weights_to_mlflow(cli_store):
     run = client.get_run(result["run_id"])
     assert run.data.params["model"] == "ensemble"
     members = run.data.params["ensemble.members"].split(",")
-    assert set(members) <= {"lgbm", "theta", "ets", "seasonal_naive"} and "lgbm" in members
+    assert (
+        set(members) <= {"lgbm", "theta", "ets", "seasonal_naive", "profile", "profile_yoy"}
+        and "lgbm" in members
+    )
     weights = [run.data.metrics[f"ensemble.weight.{m}"] for m in members]
     assert sum(weights) == pytest.approx(1.0)
     for m in members:
