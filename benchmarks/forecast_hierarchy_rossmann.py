@@ -47,6 +47,13 @@ def main() -> None:
     parser.add_argument("--n-windows", type=int, default=7)
     parser.add_argument("--step", type=int, default=14)
     parser.add_argument("--aggregate-target", default="sum", choices=("sum", "per_open"))
+    parser.add_argument(
+        "--aggregate-closures",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="closure features (closed shares before/after each day) for the aggregate model (default: "
+        "fit_hierarchy's)",
+    )
     parser.add_argument("--cache", help="folder to keep the store model's backtest + forecast between runs")
     args = parser.parse_args()
 
@@ -76,6 +83,7 @@ def main() -> None:
             step=args.step,
             horizon=HORIZON,
             aggregate_target=args.aggregate_target,
+            **({} if args.aggregate_closures is None else {"aggregate_closures": args.aggregate_closures}),
         )
     print(f"hierarchy: aggregate model backtest + fit + method choice {m_agg.seconds:.0f} s", flush=True)
     print(f"  chosen method: {rec.method_}; {counts}")
