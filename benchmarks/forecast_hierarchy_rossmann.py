@@ -121,7 +121,7 @@ def main() -> None:
         f"{train_s:.0f} s; load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
     )
     chosen, bu = results[rec.method_][0], results["bottom_up"][0]
-    days = _day_kinds(pd.concat([train, test], ignore_index=True))
+    days = _day_kinds(_with_promo(pd.concat([train, test], ignore_index=True), tables["covariates"]))
     print("\nThe total's daily error on the held-out days (pct error = yhat / y - 1, open days):")
     for method, (_, out) in results.items():
         total = out.loc[out["level"] == "total"].merge(actual, on=["level", "series_id", "ds"])
@@ -204,6 +204,14 @@ def _score(frame: pd.DataFrame) -> dict[str, dict[str, float]]:
             "cov80": coverage(g["y"], g["yhat_lo_80"], g["yhat_hi_80"], op),
         }
     return out
+
+
+def _with_promo(series: pd.DataFrame, covariates: pd.DataFrame | None) -> pd.DataFrame:
+    """``series`` plus the stores' ``promo`` flag of that day (when the covariates have one)."""
+    if covariates is None or "promo" not in covariates.columns:
+        return series
+    promo = covariates[["series_id", "ds", "promo"]].astype({"series_id": "string"})
+    return series.astype({"series_id": "string"}).merge(promo, on=["series_id", "ds"], how="left")
 
 
 def _day_kinds(series: pd.DataFrame) -> pd.DataFrame:
