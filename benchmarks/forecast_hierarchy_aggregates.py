@@ -36,16 +36,26 @@ HORIZON = 42
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--target", nargs="+", default=["per_open", "sum"], choices=("per_open", "sum"))
+    parser.add_argument(
+        "--closures",
+        nargs="+",
+        type=int,
+        default=[0, 1],
+        choices=(0, 1),
+        help="without (0) / with (1) the closure features (closed shares of the neighbouring days)",
+    )
     args = parser.parse_args()
     train, test, tables = rossmann_holdout(HORIZON)
     full = pd.concat([train, test], ignore_index=True)
     hierarchy = Hierarchy.from_static(tables["static"], full["series_id"].unique(), ("region", "total"))
     print(f"load average at start {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
     rows = []
-    for target in args.target:
+    for target, closures in [(t, c) for t in args.target for c in args.closures]:
         t0 = time.perf_counter()
         with measure() as m:
-            agg, agg_tables, _, n_open = _aggregate_inputs(hierarchy, full, tables, target)
+            agg, agg_tables, _, n_open = _aggregate_inputs(
+                hierarchy, full, tables, target, closures=bool(closures)
+            )
             bt = backtest(
                 lambda: LGBMForecaster(freq="D", horizon=HORIZON, levels=(), calibrate=False),
                 agg,
@@ -68,6 +78,7 @@ def main() -> None:
         rows.append(
             {
                 "target": target,
+                "closures": closures,
                 "total MAPE w0-6": total.loc[before, "pct"].abs().mean(),
                 "total bias w0-6": total.loc[before, "pct"].mean(),
                 "total MAPE held-out": h["pct"].abs().mean(),
@@ -78,7 +89,9 @@ def main() -> None:
                 "seconds": m.seconds,
             }
         )
-        print(f"-- {target}: {time.perf_counter() - t0:.0f} s; the total per window and per weekday:")
+        print(
+            f"-- {target}, closures={closures}: {time.perf_counter() - t0:.0f} s; the total per window and per weekday:"
+        )
         print(
             total.groupby("window")["pct"]
             .agg(mape=lambda v: v.abs().mean(), bias="mean")

@@ -47,6 +47,14 @@ def main() -> None:
     parser.add_argument("--n-windows", type=int, default=7)
     parser.add_argument("--step", type=int, default=14)
     parser.add_argument("--aggregate-target", default="sum", choices=("sum", "per_open"))
+    parser.add_argument(
+        "--aggregate-closures",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="closure features (closed shares before/after each day) for the aggregate model (default: "
+        "fit_hierarchy's)",
+    )
+    parser.add_argument("--days-csv", help="write the total's per-day errors (held-out and backtest) here")
     parser.add_argument("--cache", help="folder to keep the store model's backtest + forecast between runs")
     args = parser.parse_args()
 
@@ -76,6 +84,7 @@ def main() -> None:
             step=args.step,
             horizon=HORIZON,
             aggregate_target=args.aggregate_target,
+            **({} if args.aggregate_closures is None else {"aggregate_closures": args.aggregate_closures}),
         )
     print(f"hierarchy: aggregate model backtest + fit + method choice {m_agg.seconds:.0f} s", flush=True)
     print(f"  chosen method: {rec.method_}; {counts}")
@@ -112,14 +121,18 @@ def main() -> None:
         f"{train_s:.0f} s; load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
     )
     chosen, bu = results[rec.method_][0], results["bottom_up"][0]
-    share = test.groupby("ds")["open"].mean().rename("open_share")
+    days = _day_kinds(_with_promo(pd.concat([train, test], ignore_index=True), tables["covariates"]))
     print("\nThe total's daily error on the held-out days (pct error = yhat / y - 1, open days):")
     for method, (_, out) in results.items():
         total = out.loc[out["level"] == "total"].merge(actual, on=["level", "series_id", "ds"])
         print(f"-- {method}")
-        print(_total_diagnostics(total.merge(share, left_on="ds", right_index=True)).to_string())
-    print("\nThe total on the backtest windows (several cuts before the held-out days), per window:")
-    print(_backtest_by_window(rec, ["bottom_up", rec.method_]).to_string())
+        print(_total_diagnostics(total.merge(days, left_on="ds", right_index=True)).to_string())
+    print(
+        "\nThe total on the backtest windows (several cuts before the held-out days), per window and per day kind:"
+    )
+    print(_backtest_by_window(rec, ["bottom_up", rec.method_], days).to_string())
+    if args.days_csv:
+        _write_days(args.days_csv, results, rec, actual, days)
     print("\nTargets:")
     for what, ok, value in (
         ("daily-total MAPE <= 2.5%", chosen["total"]["mape"] <= 0.025, f"{chosen['total']['mape']:.4f}"),
@@ -193,34 +206,78 @@ def _score(frame: pd.DataFrame) -> dict[str, dict[str, float]]:
     return out
 
 
+def _with_promo(series: pd.DataFrame, covariates: pd.DataFrame | None) -> pd.DataFrame:
+    """``series`` plus the stores' ``promo`` flag of that day (when the covariates have one)."""
+    if covariates is None or "promo" not in covariates.columns:
+        return series
+    promo = covariates[["series_id", "ds", "promo"]].astype({"series_id": "string"})
+    return series.astype({"series_id": "string"}).merge(promo, on=["series_id", "ds"], how="left")
+
+
+def _day_kinds(series: pd.DataFrame) -> pd.DataFrame:
+    """Per day: ``open_share`` of the stores and ``kind``: ``Sunday`` / ``holiday`` (mostly closed: <= 10% of the
+    stores open), ``regional holiday`` (10-90% open), ``before holiday`` / ``after holiday`` (a normal day next to
+    a mostly or partly closed weekday), else ``promo`` / ``no promo`` when most stores run the promo."""
+    g = series.groupby("ds")
+    share = g["open"].mean()
+    promo = g["promo"].mean() if "promo" in series.columns else pd.Series(0.0, index=share.index)
+    weekday = share.index.dayofweek
+    holiday = (share < 0.9) & (weekday != 6)
+    normal = share >= 0.9
+    before = normal & holiday.shift(-1, fill_value=False)
+    after = normal & holiday.shift(1, fill_value=False)
+    kind = np.select(
+        [share <= 0.1, share < 0.9, before, after, promo.reindex(share.index).fillna(0) > 0.5],
+        ["holiday", "regional holiday", "before holiday", "after holiday", "promo"],
+        "no promo",
+    )
+    kind = np.where((share <= 0.1) & (weekday == 6), "Sunday", kind)
+    return pd.DataFrame({"open_share": share, "kind": kind}, index=share.index)
+
+
 def _total_diagnostics(total: pd.DataFrame) -> pd.DataFrame:
-    """MAPE, bias (mean pct error) and spread (std of pct error) of the total per weekday and per day type."""
+    """MAPE, bias (mean pct error), spread (std of pct error) and share of the summed absolute pct error of the
+    total per weekday and per day kind (``_day_kinds``)."""
     t = total.loc[(total["actual_open"] == 1) & (total["y"] > 0)].copy()
     t["pct"] = t["yhat"] / t["y"] - 1.0
     t["day"] = t["ds"].dt.day_name().str[:3]
-    t["type"] = np.select(
-        [t["open_share"] <= 0.1, t["open_share"] < 0.9], ["mostly closed", "partly closed"], "normal"
-    )
     rows = []
-    for by in ("day", "type"):
+    for by in ("day", "kind"):
         for key, g in t.groupby(by, sort=False):
-            rows.append(_pct_row(f"{by}={key}", g["pct"]))
-    rows.append(_pct_row("all", t["pct"]))
+            rows.append(_pct_row(f"{by}={key}", g["pct"], t["pct"]))
+    rows.append(_pct_row("all", t["pct"], t["pct"]))
     return pd.DataFrame(rows).set_index("cut")
 
 
-def _backtest_by_window(rec, methods) -> pd.DataFrame:
+def _backtest_by_window(rec, methods, days: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for method in dict.fromkeys(methods):
         bt = rec.backtest_[method]
         t = bt.loc[(bt["level"] == "total") & (bt["open"] == 1) & (bt["y"] > 0)]
+        t = t.merge(days, left_on="ds", right_index=True)
+        pct = t["yhat"] / t["y"] - 1.0
         for w, g in t.groupby("window"):
-            row = _pct_row(f"{method} w{w} {g['ds'].min():%Y-%m-%d}", g["yhat"] / g["y"] - 1.0)
-            rows.append(row)
+            rows.append(_pct_row(f"{method} w{w} {g['ds'].min():%Y-%m-%d}", pct.loc[g.index], pct))
+        for kind, g in t.groupby("kind"):
+            rows.append(_pct_row(f"{method} all windows, {kind}", pct.loc[g.index], pct))
+        rows.append(_pct_row(f"{method} all windows", pct, pct))
     return pd.DataFrame(rows).set_index("cut")
 
 
-def _pct_row(cut: str, pct: pd.Series) -> dict:
+def _write_days(path, results, rec, actual, days) -> None:
+    parts = []
+    for method, (_, out) in results.items():
+        total = out.loc[out["level"] == "total"].merge(actual, on=["level", "series_id", "ds"])
+        parts.append(total[["ds", "y", "yhat"]].assign(method=method, window="held-out"))
+        bt = rec.backtest_[method]
+        bt = bt.loc[bt["level"] == "total", ["ds", "y", "yhat", "window"]]
+        parts.append(bt.assign(method=method, window=bt["window"].astype(str)))
+    out = pd.concat(parts, ignore_index=True).merge(days, left_on="ds", right_index=True)
+    out = out.assign(weekday=out["ds"].dt.day_name().str[:3], pct=out["yhat"] / out["y"] - 1.0)
+    out.to_csv(path, index=False)
+
+
+def _pct_row(cut: str, pct: pd.Series, all_pct: pd.Series) -> dict:
     return {
         "cut": cut,
         "days": len(pct),
@@ -228,6 +285,7 @@ def _pct_row(cut: str, pct: pd.Series) -> dict:
         "bias": float(pct.mean()),
         "std": float(pct.std(ddof=0)),
         "max_abs": float(pct.abs().max()),
+        "share_of_error": float(pct.abs().sum() / all_pct.abs().sum()),
     }
 
 

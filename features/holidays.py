@@ -50,6 +50,8 @@ __all__ = [
     "holiday_covariates",
     "holiday_week_features",
     "HOLIDAY_WEEKS",
+    "CLOSURE_WINDOWS",
+    "closure_features",
 ]
 
 HOLIDAY_COLUMN = "holiday_public"
@@ -163,6 +165,52 @@ def holiday_week_features(ds: pd.Series, cap: int) -> pd.DataFrame:
         out[f"holiday_week_{name}"] = (weeks_until == 0).astype("float32")[codes]
         out[f"holiday_weeks_until_{name}"] = np.minimum(weeks_until, cap).astype("float32")[codes]
     return pd.DataFrame(out, index=ds.index)
+
+
+CLOSURE_WINDOWS = (1, 3)
+
+
+def closure_features(
+    frame: pd.DataFrame, step: pd.Timedelta, windows: tuple[int, ...] = CLOSURE_WINDOWS
+) -> pd.DataFrame:
+    """Known closures around each row: how much of a group is closed just before and just after it.
+
+    ``frame`` has ``series_id``, ``ds`` and ``open_share`` (the share of a group's members open that step, 0..1;
+    a single series' ``open`` works too). Closures are known in advance (Rossmann's ``Open``, a store calendar),
+    so reading the following steps is legitimate, as for a promo calendar; ``y`` is never read. Returns, aligned
+    to ``frame.index``, for each ``k`` in ``windows``:
+
+    * ``closed_share_next_<k>``: the summed closed share ``1 - open_share`` of steps ``t+1 .. t+k``;
+    * ``closed_share_prev_<k>``: the same for ``t-k .. t-1``.
+
+    So the Wednesday before a Thursday holiday reads ``closed_share_next_1`` close to 1 (like a Saturday), and
+    the Tuesday after Easter Monday ``closed_share_prev_3`` close to 2 (Sunday and Monday). Steps are looked up
+    by date (``ds +- j * step``), not by position: a step that the frame does not list (before the first row,
+    after the horizon, a gap) is unknown, so the feature is missing there, never guessed as open.
+    """
+    for col in ("series_id", "ds", "open_share"):
+        if col not in frame.columns:
+            raise ValueError(f"closure_features needs column {col!r}; got {list(frame.columns)[:10]}.")
+    step = pd.Timedelta(step)
+    if step <= pd.Timedelta(0):
+        raise ValueError(f"step must be a positive duration such as pd.Timedelta(days=1). Got {step!r}.")
+    keys = frame[["series_id", "ds"]].assign(series_id=frame["series_id"].astype("string"))
+    closed = pd.Series(
+        1.0 - frame["open_share"].to_numpy(dtype="float64"),
+        index=pd.MultiIndex.from_frame(keys),
+    )
+    closed = closed[~closed.index.duplicated()]
+    out: dict[str, np.ndarray] = {}
+    shifted: dict[int, np.ndarray] = {}
+    for j in range(-max(windows), max(windows) + 1):
+        if j == 0:
+            continue
+        at = pd.MultiIndex.from_arrays([keys["series_id"], keys["ds"] + j * step])
+        shifted[j] = closed.reindex(at).to_numpy()
+    for k in windows:
+        out[f"closed_share_next_{k}"] = np.sum([shifted[j] for j in range(1, k + 1)], axis=0)
+        out[f"closed_share_prev_{k}"] = np.sum([shifted[-j] for j in range(1, k + 1)], axis=0)
+    return pd.DataFrame(out, index=frame.index).astype("float32")
 
 
 def _holiday_dates(first_year: int, last_year: int) -> dict[str, list]:

@@ -57,12 +57,20 @@ def forecast_aggregates(
             status_code=422,
             code="no_hierarchy",
         )
+    agg_ids = set(rec.hierarchy_.keys()["key"])
     if request.is_what_if or request.closures:
         raise ApiError(
-            "what-if plans (covariates, weather) and closures are not supported for aggregates yet: ask for the "
-            "series themselves, or drop the plan",
+            "what-if plans (covariates, weather) and closures are not supported for aggregates yet: a plan for "
+            "'region=X' or 'total' would have to be split into per-series plans, which the API does not guess. "
+            "Post the plan for the member series instead (their ids, with per-series or ds-only plan rows) and "
+            "sum their forecasts, or use training.forecast.whatif.what_if_levels for the coherent effect on "
+            "every level",
             status_code=422,
             code="invalid_request",
+            details={
+                "limitation": "what_if_on_aggregates",
+                "aggregates": [i for i in request.ids if i in agg_ids],
+            },
         )
     keys = rec.hierarchy_.keys()
     trained = list(rec.hierarchy_.levels)

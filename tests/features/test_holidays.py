@@ -7,7 +7,13 @@ import pandas as pd
 import pytest
 
 from features.covariates import covariate_kind
-from features.holidays import HOLIDAY_COLUMN, add_holidays, country_code, holiday_covariates
+from features.holidays import (
+    HOLIDAY_COLUMN,
+    add_holidays,
+    closure_features,
+    country_code,
+    holiday_covariates,
+)
 
 
 def _series(ids=("UK", "FR"), start="2010-11-01", end="2010-12-01", freq="D") -> pd.DataFrame:
@@ -144,3 +150,58 @@ def test_holiday_weeks_depend_only_on_the_date():
     part = holiday_week_features(weeks.iloc[100:120].reset_index(drop=True), cap=13)
     pd.testing.assert_frame_equal(part, whole.iloc[100:120].reset_index(drop=True))
     assert whole["holiday_week_christmas"].sum() == 3 and whole["holiday_week_thanksgiving"].sum() == 3
+
+
+# ---------------------------------------------------------------------------------------------------------
+# closure_features: closed shares just before / after a day, from known-in-advance open shares
+
+
+def _shares(values, start="2024-05-06"):
+    ds = pd.date_range(start, periods=len(values), freq="D")
+    return pd.DataFrame({"series_id": "total", "ds": ds, "open_share": values})
+
+
+def test_closure_features_sum_the_closed_shares_before_and_after_each_day():
+    # Mon..Sun: Thursday a holiday (5% open), Sunday mostly closed (3% open)
+    f = _shares([1.0, 1.0, 1.0, 0.05, 1.0, 1.0, 0.03])
+    out = closure_features(f, pd.Timedelta(days=1))
+    wed, fri, sat = 2, 4, 5
+    assert out.loc[wed, "closed_share_next_1"] == pytest.approx(0.95)
+    assert out.loc[fri, "closed_share_prev_1"] == pytest.approx(0.95)
+    assert out.loc[sat, "closed_share_next_1"] == pytest.approx(0.97)
+    assert out.loc[sat, "closed_share_prev_3"] == pytest.approx(0.95)  # Wed, Thu, Fri
+    assert out.loc[wed, "closed_share_next_3"] == pytest.approx(0.95)  # Thu, Fri, Sat
+    assert out.loc[0, "closed_share_next_1"] == pytest.approx(0.0)
+
+
+def test_closure_features_are_missing_where_the_neighbouring_days_are_unknown():
+    f = _shares([1.0, 0.0, 1.0, 1.0])
+    out = closure_features(f, pd.Timedelta(days=1))
+    assert np.isnan(out.loc[0, "closed_share_prev_1"])  # the day before the first row is not listed
+    assert np.isnan(out.loc[3, "closed_share_next_1"])  # nor the day after the last (end of the horizon)
+    assert np.isnan(out.loc[2, "closed_share_next_3"])
+    assert out.loc[2, "closed_share_prev_1"] == pytest.approx(1.0)
+
+
+def test_closure_features_look_up_days_by_date_not_position_and_per_series():
+    gap = pd.concat([_shares([1.0, 0.0]), _shares([1.0], start="2024-05-09")], ignore_index=True)
+    other = _shares([0.5, 0.5, 0.5, 0.5]).assign(series_id="region=A")
+    out = closure_features(pd.concat([gap, other], ignore_index=True), pd.Timedelta(days=1))
+    assert np.isnan(out.loc[2, "closed_share_prev_1"])  # 2024-05-08 is missing, not the 0.0 row before
+    assert out.loc[1, "closed_share_prev_1"] == pytest.approx(0.0)
+    assert out.loc[4, "closed_share_prev_1"] == pytest.approx(0.5)  # region=A's own day, not total's
+
+
+def test_closure_features_never_read_y_nor_days_beyond_the_window():
+    f = _shares([1.0, 1.0, 1.0, 1.0, 1.0, 0.0, 1.0]).assign(y=np.arange(7.0))
+    base = closure_features(f, pd.Timedelta(days=1))
+    changed = f.assign(y=-f["y"])
+    changed.loc[6, "open_share"] = 0.0  # 3 days after row 3: outside every window of row 0..2
+    out = closure_features(changed, pd.Timedelta(days=1))
+    pd.testing.assert_frame_equal(out.iloc[:3], base.iloc[:3])
+    assert out.loc[3, "closed_share_next_3"] == pytest.approx(2.0)
+
+
+def test_closure_features_refuse_a_frame_without_open_share():
+    with pytest.raises(ValueError, match="open_share"):
+        closure_features(pd.DataFrame({"series_id": ["a"], "ds": [pd.Timestamp("2024-01-01")]}), "1D")

@@ -73,3 +73,8 @@ def test_what_if_for_an_aggregate_is_refused(service):
     response = _post(service, series_ids=["total"], origin=ORIGIN, covariates=plan)
     assert response.status_code == 422
     assert "not supported for aggregates" in response.text
+    assert "member series" in response.text  # says what to do instead
+    assert response.json()["error"]["details"] == {
+        "limitation": "what_if_on_aggregates",
+        "aggregates": ["total"],
+    }

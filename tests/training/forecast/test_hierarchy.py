@@ -236,3 +236,28 @@ def test_the_aggregate_model_learns_the_aggregate_per_open_member_and_forecasts_
     assert summed["yhat"].tolist() == [240.0, 240.0, 0.0]  # 2 open members in N and in total, S closed
     plain, _, _, none = _aggregate_inputs(_hierarchy(), series, {}, "sum")
     assert none is None and plain.set_index(["series_id", "ds"])["y"][("total", ds[0])] == 700.0
+
+
+def test_aggregate_closure_features_read_the_members_open_days_before_and_after():
+    """``closures=True``: the aggregate model's covariates get the closed share of the neighbouring days (a
+    region's day before a holiday when its stores close), computed from ``open`` only, never from ``y``."""
+    ds = pd.date_range("2024-01-01", periods=3, freq="D")
+    series = pd.DataFrame(
+        {
+            "series_id": ["a", "b", "c"] * 3,
+            "ds": np.repeat(ds, 3),
+            "y": [100.0, 200.0, 400.0, 110.0, 0.0, 0.0, np.nan, np.nan, np.nan],
+            "open": [1, 1, 1, 1, 0, 0, 1, 1, 0],
+        }
+    )
+    _, tables, _, _ = _aggregate_inputs(_hierarchy(), series, {}, "sum", closures=True)
+    cov = tables["covariates"].set_index(["series_id", "ds"])
+    assert cov.loc[("region=N", ds[0]), "closed_share_next_1"] == pytest.approx(0.5)  # b closes on day 2
+    assert cov.loc[("total", ds[2]), "closed_share_prev_1"] == pytest.approx(2 / 3)
+    assert cov.loc[("region=S", ds[1]), "closed_share_next_1"] == pytest.approx(1.0)
+    assert np.isnan(cov.loc[("total", ds[0]), "closed_share_prev_1"])  # before the data: unknown
+    _, plain, _, _ = _aggregate_inputs(_hierarchy(), series, {}, "sum")
+    assert "closed_share_next_1" not in plain["covariates"].columns
+    changed = series.assign(y=series["y"] * 10)
+    _, again, _, _ = _aggregate_inputs(_hierarchy(), changed, {}, "sum", closures=True)
+    pd.testing.assert_frame_equal(again["covariates"], tables["covariates"])
