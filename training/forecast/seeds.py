@@ -6,7 +6,7 @@ alone. The mean of a few seeds' boosters keeps the fit's bias and shrinks that v
 AutoGluon's and the Kaggle Rossmann winners' averaged models do). ``SeedAverage`` is used wherever a
 ``lightgbm.Booster`` is: ``predict`` (also ``pred_contrib=True``: TreeSHAP is additive, so the mean of the
 boosters' contributions explains the mean prediction exactly), ``feature_name``, ``feature_importance``,
-``num_trees``.
+``num_trees``, ``pandas_categorical``.
 """
 
 from __future__ import annotations
@@ -34,6 +34,11 @@ class SeedAverage:
 
     def predict(self, X: Any, **kwargs: Any) -> np.ndarray:
         return np.mean([b.predict(X, **kwargs) for b in self.boosters], axis=0)
+
+    @property
+    def pandas_categorical(self) -> Any:
+        """The category lists the boosters were fitted with (one frame, so the same for every seed)."""
+        return self.boosters[0].pandas_categorical
 
     def feature_name(self) -> list[str]:
         return self.boosters[0].feature_name()

@@ -28,6 +28,7 @@ def test_seed_average_predicts_the_mean_and_its_contributions_add_up_to_it():
     contrib = avg.predict(X, pred_contrib=True)
     np.testing.assert_allclose(contrib.sum(axis=1), expected, rtol=1e-9, atol=1e-9)
     assert avg.feature_name() == ["a", "b"]
+    assert avg.pandas_categorical == boosters[0].pandas_categorical
     assert avg.num_trees() == 60
     np.testing.assert_allclose(
         avg.feature_importance("gain"), np.mean([b.feature_importance("gain") for b in boosters], axis=0)
