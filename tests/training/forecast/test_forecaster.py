@@ -68,13 +68,19 @@ def test_fit_reports_every_lightgbm_round_of_every_bucket_to_the_current_progres
 ):
     train, _, _ = split
     model = LGBMForecaster(
-        freq="D", horizon=14, buckets=(7, 14), params={**SMALL, "n_estimators": 12}, calibrate=False
+        freq="D",
+        horizon=14,
+        buckets=(7, 14),
+        params={**SMALL, "n_estimators": 12},
+        calibrate=False,
+        n_seeds=2,
     )
     with progress.reporting(recorded_progress):
         model.fit(train, covariates=tables["covariates"])
+    # every seed's rounds: 2 seeds x 12 rounds per bucket
     assert recorded_progress.tasks == {
-        "LightGBM rounds, steps 1-7": [1] * 12 + [12],
-        "LightGBM rounds, steps 8-14": [1] * 12 + [12],
+        "LightGBM rounds, steps 1-7": [1] * 24 + [24],
+        "LightGBM rounds, steps 8-14": [1] * 24 + [24],
     }
 
 
