@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from features.calendar import base_freq, calendar_features, infer_freq, step_length
+from features.closures import closure_features
 from features.covariate_lags import covariate_lag_features
 from features.covariates import apply_categories, covariate_features, learn_categories, static_features
 from features.errors import DataValidationError, Problem
@@ -354,6 +355,8 @@ def _assemble(
         parts.append(lag_features(grid, config, None if every_row else rows).reset_index(drop=True))
     if config.use_calendar:
         parts.append(calendar_features(out_grid["ds"], freq))
+        if config.use_closures:
+            parts.append(closure_features(grid, config.event_cap, None if every_row else rows, known=present))
     if config.use_holiday_weeks and base_freq(freq) == "W":
         parts.append(holiday_week_features(out_grid["ds"], config.event_cap))
     if cov_parts is not None:

@@ -52,6 +52,7 @@ from features.forecast_frame import (
 )
 from features.holidays import add_holidays, holiday_covariates
 from training import progress
+from training.forecast.seeds import SeedAverage
 from training.forecast.transforms import AUTO_CANDIDATES, check_transform, forward, inverse, target_offsets
 
 __all__ = [
@@ -172,6 +173,11 @@ class LGBMForecaster(BaseEstimator):
     target_transform : "log" (default), "level", "yoy" or "auto" (see the module doc and
         ``training.forecast.transforms``). "level" beat "log" at 2 of 3 Online Retail cuts (WAPE 0.394 vs 0.430,
         0.275 vs 0.308) and lost badly at the third (0.540 vs 0.326, 2011-03-01), so it is not the default.
+    n_seeds : boosters per bucket, fitted with seeds ``random_state .. random_state + n_seeds - 1`` and averaged
+        in log space (``training.forecast.seeds.SeedAverage``; the "dask" engine fits one). Default 3: on 200
+        Rossmann stores at cuts 2015-05-08 / 2015-03-27 / 2014-06-19 (42 days), WAPE 0.0788 / 0.0768 / 0.0839
+        and RMSPE 0.1231 / 0.1105 / 0.1081 against 0.0813 / 0.0783 / 0.0856 and 0.1257 / 0.1125 / 0.1102 for
+        one seed (mean of seeds 0-2), for 3x the boosting time.
     engine, scheduler : "local" (default) or "dask": with "dask" the training frames are built per series
         partition and the boosters trained with lightgbm.dask on the cluster at ``scheduler`` (default: the
         running client or a LocalCluster); see ``training.engine``. Prediction is the same either way.
@@ -183,6 +189,7 @@ class LGBMForecaster(BaseEstimator):
 
     holidays: str | None = None  # the class default: models pickled before the parameter existed have none
     target_transform: str = "log"  # the same for models pickled before issue 17
+    n_seeds: int = 1  # models pickled before session 5 have one booster per bucket
 
     def __init__(
         self,
@@ -199,6 +206,7 @@ class LGBMForecaster(BaseEstimator):
         scheduler: str | None = None,
         holidays: str | None = None,
         target_transform: str = "log",
+        n_seeds: int = 3,
     ):
         self.freq = freq
         self.horizon = horizon
@@ -213,6 +221,7 @@ class LGBMForecaster(BaseEstimator):
         self.scheduler = scheduler
         self.holidays = holidays
         self.target_transform = target_transform
+        self.n_seeds = n_seeds
 
     # ------------------------------------------------------------------------------------------ fitting
     def fit(
@@ -229,6 +238,7 @@ class LGBMForecaster(BaseEstimator):
             )
         if any(not 0 < lv < 100 for lv in self.levels):
             raise ValueError(f"Interval levels must be percentages in (0, 100). Got {self.levels!r} instead.")
+        self._n_seeds()
         self.buckets_ = self._make_buckets()
         self.tables_ = {"covariates": covariates, "weather": weather, "static": static}
         tables = self._with_holidays(self.tables_, series, series["ds"].max())
@@ -394,7 +404,7 @@ class LGBMForecaster(BaseEstimator):
 
     def _fit_boosters(
         self, series: pd.DataFrame, tables: dict
-    ) -> tuple[dict[int, lgb.Booster], dict[int, Any]]:
+    ) -> tuple[dict[int, lgb.Booster | SeedAverage], dict[int, Any]]:
         params = self._lgbm_params()
         n_rounds = int(params.pop("n_estimators"))
         boosters, reports = {}, {}
@@ -426,10 +436,18 @@ class LGBMForecaster(BaseEstimator):
             del frame, rows
             data = lgb.Dataset(X, label=forward(y, offset), categorical_feature="auto", free_raw_data=True)
             description = f"LightGBM rounds, steps {bucket.first}-{bucket.last}"
-            with progress.current().task(description, total=n_rounds) as task:
-                boosters[bucket.last] = lgb.train(
-                    params, data, num_boost_round=n_rounds, callbacks=[progress.lightgbm_rounds(task)]
-                )
+            n_seeds = self._n_seeds()
+            with progress.current().task(description, total=n_rounds * n_seeds) as task:
+                fitted = [
+                    lgb.train(
+                        {**params, "seed": params["seed"] + k},
+                        data,
+                        num_boost_round=n_rounds,
+                        callbacks=[progress.lightgbm_rounds(task)],
+                    )
+                    for k in range(n_seeds)
+                ]
+            boosters[bucket.last] = fitted[0] if n_seeds == 1 else SeedAverage(fitted)
             reports[bucket.last] = report
         return boosters, reports
 
@@ -482,6 +500,12 @@ class LGBMForecaster(BaseEstimator):
                 f"calibrate must be 'split', 'refit', True or False. Got {self.calibrate!r} instead."
             )
         return mode
+
+    def _n_seeds(self) -> int:
+        n = getattr(self, "n_seeds", 1)
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"n_seeds must be a positive int. Got {n!r} instead.")
+        return int(n)
 
     def _transform(self) -> str:
         return getattr(self, "target_transform_", "log")  # models pickled before issue 17: log1p

@@ -68,13 +68,19 @@ def test_fit_reports_every_lightgbm_round_of_every_bucket_to_the_current_progres
 ):
     train, _, _ = split
     model = LGBMForecaster(
-        freq="D", horizon=14, buckets=(7, 14), params={**SMALL, "n_estimators": 12}, calibrate=False
+        freq="D",
+        horizon=14,
+        buckets=(7, 14),
+        params={**SMALL, "n_estimators": 12},
+        calibrate=False,
+        n_seeds=2,
     )
     with progress.reporting(recorded_progress):
         model.fit(train, covariates=tables["covariates"])
+    # every seed's rounds: 2 seeds x 12 rounds per bucket
     assert recorded_progress.tasks == {
-        "LightGBM rounds, steps 1-7": [1] * 12 + [12],
-        "LightGBM rounds, steps 8-14": [1] * 12 + [12],
+        "LightGBM rounds, steps 1-7": [1] * 24 + [24],
+        "LightGBM rounds, steps 8-14": [1] * 24 + [24],
     }
 
 
@@ -99,6 +105,7 @@ def test_a_clone_keeps_every_constructor_parameter():
         "scheduler": "tcp://scheduler:8786",
         "holidays": "GB",
         "target_transform": "yoy",
+        "n_seeds": 2,
     }
     assert set(not_defaults) == set(inspect.signature(LGBMForecaster).parameters)
     model = LGBMForecaster(**not_defaults)
@@ -352,3 +359,22 @@ def test_auto_transform_keeps_the_candidate_with_the_lowest_holdout_wape():
 def test_unknown_target_transform_is_refused(tables):
     with pytest.raises(ValueError, match="target_transform must be one of"):
         LGBMForecaster(freq="D", horizon=14, target_transform="boxcox").fit(tables["series"])
+
+
+def test_n_seeds_averages_single_seed_models_in_log_space(tables, split):
+    train, test, _ = split
+
+    def fit(**kw):
+        model = LGBMForecaster(freq="D", horizon=14, params=SMALL, levels=(), calibrate=False, **kw)
+        return model.fit(train, covariates=tables["covariates"])
+
+    both = fit(n_seeds=2).predict(14, test)
+    one, other = fit(n_seeds=1).predict(14, test), fit(n_seeds=1, random_state=1).predict(14, test)
+    expected = np.expm1((np.log1p(one["yhat"]) + np.log1p(other["yhat"])) / 2)
+    np.testing.assert_allclose(both["yhat"], expected, rtol=1e-9)
+    assert not np.allclose(one["yhat"], other["yhat"])
+
+
+def test_n_seeds_must_be_a_positive_int(tables):
+    with pytest.raises(ValueError, match="n_seeds must be a positive int. Got 0"):
+        LGBMForecaster(freq="D", horizon=14, n_seeds=0).fit(tables["series"])
