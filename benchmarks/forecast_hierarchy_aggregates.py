@@ -26,7 +26,8 @@ from forecast_rossmann import rossmann_holdout
 
 from features.hierarchy import Hierarchy
 from training.forecast.backtest import backtest
-from training.forecast.forecaster import LGBMForecaster, conformal_quantiles
+from training.forecast.forecaster import LGBMForecaster
+from training.forecast.intervals import conformal_quantiles
 from training.forecast.hierarchy import _aggregate_inputs, _rescale
 
 warnings.simplefilter("ignore")

@@ -51,7 +51,8 @@ from features.calendar import step_length
 from features.errors import NotFittedError
 from training.forecast.backtest import BacktestResult, rolling_origin_windows
 from training.forecast.baselines import season_for
-from training.forecast.forecaster import LGBMForecaster, conformal_quantiles, default_n_jobs
+from training.forecast.forecaster import LGBMForecaster, default_n_jobs
+from training.forecast.intervals import conformal_quantiles
 from training.forecast.statistical import NaiveMember, ProfileMember, StatsForecastMember, member_history
 from training.metrics import evaluate, seasonal_scales
 

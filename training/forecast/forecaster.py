@@ -52,6 +52,7 @@ from features.forecast_frame import (
 )
 from features.holidays import add_holidays, holiday_covariates
 from training import progress
+from training.forecast.intervals import binned_bounds, conformal_quantiles, volume_binned_quantiles
 from training.forecast.seeds import SeedAverage
 from training.forecast.transforms import AUTO_CANDIDATES, check_transform, forward, inverse, target_offsets
 
@@ -119,27 +120,6 @@ def dense_buckets(horizon: int, freq: Freq) -> tuple[int, ...]:
     season = {"H": 24, "D": 7}.get(freq.upper()[:1], 4)
     cuts = [season, 2 * season, 4 * season, 8 * season, 16 * season, 32 * season, 52 * season]
     return tuple(sorted({c for c in cuts if c < horizon} | {horizon}))
-
-
-_VOLUME_BINS = 8  # interval quantiles per octile of the forecast's log1p volume (Mondrian conformal)
-_MIN_BIN_ROWS = 50  # ... with at least this many holdout residuals per bin, else pooled
-
-
-def conformal_quantiles(residuals: np.ndarray, levels: tuple[int, ...]) -> dict[str, float]:
-    """``{"lo_80": q, "hi_80": q, ...}``: split-conformal quantiles of out-of-sample residuals per level, with the
-    finite-sample correction ``ceil((n+1)(1-alpha/2))/n`` (empty when there are no residuals)."""
-    r = np.asarray(residuals, dtype="float64")
-    q: dict[str, float] = {}
-    for lv in levels:
-        if r.size == 0:
-            continue
-        alpha = 1 - lv / 100
-        n = r.size
-        hi_p = min(1.0, np.ceil((n + 1) * (1 - alpha / 2)) / n)
-        lo_p = max(0.0, np.floor((n + 1) * (alpha / 2)) / n)
-        q[f"lo_{lv}"] = float(np.quantile(r, lo_p))
-        q[f"hi_{lv}"] = float(np.quantile(r, hi_p))
-    return q
 
 
 @dataclass(frozen=True)
@@ -472,12 +452,10 @@ class LGBMForecaster(BaseEstimator):
         out["yhat"] = np.where(closed, 0.0, inverse(log_pred, 0.0))
         q = self.residual_quantiles_.get(bucket.last, {})
         bins = getattr(self, "residual_bins_", {}).get(bucket.last)  # absent in models pickled before
-        which = None if bins is None else np.searchsorted(bins[0], np.log1p(out["yhat"].to_numpy()), "left")
         for lv in levels:
             lo, hi = q.get(f"lo_{lv}", 0.0), q.get(f"hi_{lv}", 0.0)
-            if which is not None:
-                lo = np.array([b[f"lo_{lv}"] for b in bins[1]])[which]
-                hi = np.array([b[f"hi_{lv}"] for b in bins[1]])[which]
+            if bins is not None:
+                lo, hi = binned_bounds(bins, np.log1p(out["yhat"].to_numpy()), lv)
             out[f"yhat_lo_{lv}"] = np.where(closed, 0.0, inverse(log_pred, lo))
             out[f"yhat_hi_{lv}"] = np.where(closed, 0.0, inverse(log_pred, hi))
         if explain:
@@ -593,14 +571,9 @@ class LGBMForecaster(BaseEstimator):
             if r.size < 20:  # too few residuals in this bucket: borrow all of them
                 r, v = resid, volume
             quantiles[bucket.last] = conformal_quantiles(r, self.levels)
-            n_bins = min(_VOLUME_BINS, r.size // _MIN_BIN_ROWS)
-            if n_bins >= 2:  # bins (e[k-1], e[k]]; many equal volumes (e.g. 0) make fewer, larger bins
-                edges = np.unique(np.quantile(v, np.arange(1, n_bins) / n_bins, method="lower"))
-                edges = edges[edges < v.max()]
-                which = np.searchsorted(edges, v, side="left")
-                parts = [r[which == b] for b in range(edges.size + 1)]
-                per_bin = [conformal_quantiles(p if p.size >= 20 else r, self.levels) for p in parts]
-                self.residual_bins_[bucket.last] = (edges, per_bin)
+            bins = volume_binned_quantiles(r, v, self.levels)
+            if bins is not None:
+                self.residual_bins_[bucket.last] = bins
         return quantiles
 
     def _available_levels(self) -> tuple[int, ...]:

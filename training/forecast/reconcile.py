@@ -16,7 +16,7 @@ import pandas as pd
 
 from features.errors import NotFittedError
 from features.hierarchy import SERIES_LEVEL, TOTAL, Hierarchy
-from training.forecast.forecaster import conformal_quantiles
+from training.forecast.intervals import conformal_quantiles
 from training.metrics import mape, wape
 
 __all__ = ["HierarchicalReconciler", "RECONCILERS", "DEFAULT_METHODS", "level_order"]
