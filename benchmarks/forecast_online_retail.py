@@ -35,6 +35,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from autogluon_peer import DEFAULT_PYTHON as DEFAULT_AUTOGLUON, run_autogluon
 from measure import measure, mlforecast_output, shared_data  # noqa: I001 - also puts the repo on sys.path
 
 from features.adapters import online_retail  # noqa: E402
@@ -68,6 +69,13 @@ def main() -> None:
     )
     parser.add_argument("--skip-lgbm", action="store_true", help="do not fit the LightGBM alone")
     parser.add_argument("--dump", default="", help="write every model's scored rows to this Parquet file")
+    parser.add_argument(
+        "--autogluon",
+        nargs="?",
+        const=str(DEFAULT_AUTOGLUON),
+        default="",
+        help="also run the AutoGluon-TimeSeries peer with this Python (default: .venv-autogluon, make bench-autogluon)",
+    )
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "2")
     tables, _ = online_retail.load(args.source)
@@ -98,6 +106,7 @@ def main() -> None:
             ensembles,
             not args.skip_lgbm,
             scored_rows,
+            args.autogluon,
         )
         if args.dump:
             pd.concat(scored_rows, ignore_index=True).to_parquet(args.dump)
@@ -147,6 +156,7 @@ def _rows(
     ensembles: list[tuple[str, ...]] = (),
     with_lgbm: bool = True,
     scored_rows: list[pd.DataFrame] | None = None,
+    autogluon: str = "",
 ) -> list[dict]:
     """One row per model for this cut: WAPE, WAPE x seasonal naive, RMSPE, daily-total MAPE, 80% coverage,
     train seconds, peak MB."""
@@ -159,6 +169,8 @@ def _rows(
     for members in ensembles:
         name = "ensemble" if members == DEFAULT_MEMBERS else "ensemble " + "+".join(members)
         runs[name] = lambda m=members: _ensemble(train, static, holidays, m)
+    if autogluon:
+        runs["AutoGluon"] = lambda: _autogluon(train, autogluon)
     out = []
     for name, fn in runs.items():
         pred, m, note = fn()
@@ -224,6 +236,16 @@ def _ensemble(train: pd.DataFrame, static: pd.DataFrame, holidays: str | None, m
         model.fit(train, static=static)
     weights = " ".join(f"{n}={v:.2f}" for n, v in model.weights_.items())
     return model.predict(HORIZON, levels=(80,)), m, f"weights {weights}; dropped {model.dropped_ or 'none'};"
+
+
+def _autogluon(train: pd.DataFrame, python: str):
+    """AutoGluon-TimeSeries (tabular + ETS + Theta, weighted ensemble, 20 minutes at most) in its own venv, on
+    the same history without covariates (it has no holiday calendar of its own)."""
+    pred, m, info = run_autogluon(
+        train, train.iloc[:0][["series_id", "ds"]], freq="D", horizon=HORIZON, covariates=[], python=python
+    )
+    weights = " ".join(f"{n}={v:.2f}" for n, v in (info.get("weights") or {}).items())
+    return pred, m, f"weights {weights};"
 
 
 def _naive(train: pd.DataFrame):

@@ -14,7 +14,12 @@ held-out days of every store), with the same metrics code (``training.metrics.ev
 Targets (issue 17): RMSPE <= 0.105 and WAPE <= 0.076; WAPE <= 0.45x seasonal naive's; WAPE at least 10% lower
 than mlforecast's; 80% interval coverage within 75-85%; OrderPulse training (no tuning) under 5 minutes on 2
 cores.
-Run: ``.venv/bin/python benchmarks/forecast_rossmann.py [--ets-series N] [--skip-ets] [--cut YYYY-MM-DD]``
+* AutoGluon-TimeSeries (``--autogluon``, its own venv: ``make bench-autogluon``): DirectTabular +
+  RecursiveTabular + ETS + Theta, weighted ensemble, 20 minutes, the same covariates and static columns
+  (``benchmarks/autogluon_peer.py``).
+
+Run: ``.venv/bin/python benchmarks/forecast_rossmann.py [--ets-series N] [--skip-ets] [--cut YYYY-MM-DD]
+[--autogluon [PYTHON]]``
 (``--cut``: an earlier window, a backtest of the same run).
 """
 
@@ -23,6 +28,7 @@ from __future__ import annotations
 import argparse
 import os
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -187,6 +193,23 @@ def run_mlforecast(train, test, tables):
     return pred, m, {"lags": "7..28", "recursive": True}
 
 
+def run_autogluon_peer(train, test, tables, python):
+    """AutoGluon-TimeSeries in its own venv on the same history, known covariates (open, promo, holidays) and
+    static columns (store type, assortment, region)."""
+    from autogluon_peer import run_autogluon
+
+    cov = tables["covariates"][["series_id", "ds", "promo", "school_holiday", "state_holiday"]].copy()
+    cov["state_holiday"] = cov["state_holiday"].astype(str).map({"0": 0, "a": 1, "b": 2, "c": 3}).fillna(0)
+    history = train[["series_id", "ds", "y", "open"]].merge(cov, on=["series_id", "ds"], how="left")
+    future = test[["series_id", "ds", "open"]].merge(cov, on=["series_id", "ds"], how="left")
+    static = tables["static"][["series_id", "store_type", "assortment", "region"]]
+    covariates = ["open", "promo", "school_holiday", "state_holiday"]
+    pred, m, info = run_autogluon(
+        history, future, freq="D", horizon=HORIZON, covariates=covariates, static=static, python=python
+    )
+    return pred, m, {"weights": info.get("weights")}
+
+
 def score(pred: pd.DataFrame, target: pd.DataFrame) -> dict[str, float]:
     p = pred.assign(series_id=pred["series_id"].astype(str))
     t = target.assign(series_id=target["series_id"].astype(str))
@@ -225,6 +248,13 @@ def main() -> None:
     parser.add_argument("--ets-series", type=int, default=0, help="ETS on the first N stores only (0: all)")
     parser.add_argument("--skip-ets", action="store_true")
     parser.add_argument(
+        "--autogluon",
+        nargs="?",
+        const=str(Path(__file__).resolve().parents[1] / ".venv-autogluon" / "bin" / "python"),
+        default="",
+        help="also run the AutoGluon-TimeSeries peer with this Python (default: .venv-autogluon, make bench-autogluon)",
+    )
+    parser.add_argument(
         "--cut",
         default=None,
         help="last training day (YYYY-MM-DD), default the last 42 days held out; earlier cuts are backtests",
@@ -261,6 +291,10 @@ def main() -> None:
     }
     if args.skip_lgbm and args.ensemble:
         del runs["OrderPulse LGBMForecaster"]
+    if args.autogluon:
+        runs["AutoGluon-TimeSeries (tabular + ETS + Theta, 20 min)"] = lambda: run_autogluon_peer(
+            train, test, tables, args.autogluon
+        )
     if not args.skip_mlforecast:
         runs["mlforecast (LightGBM, lags 7..28)"] = lambda: run_mlforecast(train, test, tables)
     if args.ensemble:

@@ -105,10 +105,11 @@ def train_forecast(
         str,
         typer.Option(
             "--model",
-            help="lgbm: the global LightGBM; ensemble: LightGBM + AutoETS/AutoTheta + seasonal naive, "
-            "weighted on the backtest windows",
+            help="auto (default): the LightGBM, or the ensemble when the LightGBM's backtest WAPE is above 0.8x "
+            "the seasonal naive's; lgbm: the global LightGBM; ensemble: LightGBM + Theta + profiles + seasonal "
+            "naive, weighted on the backtest windows",
         ),
-    ] = "lgbm",
+    ] = "auto",
 ) -> None:
     """Train the forecaster (global LightGBM, or --model ensemble), backtest it, log it to MLflow and register
     <name>-forecast."""

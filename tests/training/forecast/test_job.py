@@ -429,3 +429,49 @@ def test_mlflow_pyfunc_forecasts_past_the_stored_plan_with_the_plan_in_the_reque
     )
     assert list(got["ds"]) == list(days)
     np.testing.assert_allclose(got["yhat"], direct["yhat"], rtol=1e-9)
+
+
+def test_auto_trains_the_ensemble_when_the_lightgbm_is_not_clearly_ahead_of_seasonal_naive(files, capsys):
+    weak = _cli(
+        capsys,
+        _train_args(files, "--until", "2015-05-31")
+        + [
+            "--name",
+            "autoweak",
+            "--n-windows",
+            "2",
+            "--lgbm-params",
+            '{"n_estimators": 1, "num_leaves": 2, "learning_rate": 0.01}',
+        ],
+    )
+    run = MlflowClient().get_run(weak["run_id"])
+    assert run.data.params["model.requested"] == "auto"
+    assert run.data.params["model"] == "ensemble"
+    assert run.data.metrics["auto.lgbm_wape_vs_seasonal_naive"] > 0.8
+    weights = [v for k, v in run.data.metrics.items() if k.startswith("ensemble.weight.")]
+    assert sum(weights) == pytest.approx(1.0)
+    # the gate reads the ensemble's backtest, not the LightGBM's
+    assert weak["metrics"]["backtest_wape"] == pytest.approx(run.data.metrics["backtest_wape"], abs=1e-6)
+    assert weak["metrics"]["wape_vs_seasonal_naive"] == pytest.approx(
+        run.data.metrics["backtest_wape"] / run.data.metrics["seasonal_naive_wape"], abs=1e-6
+    )
+    assert weak["metrics"]["wape_vs_seasonal_naive"] < run.data.metrics["auto.lgbm_wape_vs_seasonal_naive"]
+
+
+def test_auto_keeps_the_lightgbm_when_it_is_clearly_ahead(files, capsys, monkeypatch):
+    from training.forecast import job
+
+    monkeypatch.setattr(job, "AUTO_ENSEMBLE_ABOVE", 50.0)
+    result = _cli(
+        capsys, _train_args(files, "--until", "2015-05-31") + ["--name", "autokeep", "--n-windows", "2"]
+    )
+    run = MlflowClient().get_run(result["run_id"])
+    assert (run.data.params["model.requested"], run.data.params["model"]) == ("auto", "lgbm")
+    assert "auto.lgbm_wape_vs_seasonal_naive" not in run.data.metrics
+
+
+def test_an_unknown_model_kind_exits_2_with_the_choices(files, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(_train_args(files) + ["--name", "badkind", "--model", "prophet"])
+    assert exc.value.code == 2
+    assert "'auto', 'lgbm' or 'ensemble'" in capsys.readouterr().err
