@@ -292,3 +292,29 @@ def make_order() -> Callable[..., dict]:
         }
 
     return make
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def stores(request, tmp_path, pg_url):
+    """``(database, schema, audit, events)`` on SQLite, and on PostgreSQL in a schema of its own (dropped after)."""
+    import uuid
+
+    from sqlalchemy import text
+
+    from serving.store.audit import AuditStore
+    from serving.store.db import Database
+    from serving.store.events import EventStore
+
+    if request.param == "sqlite":
+        db, schema = Database(f"sqlite:///{tmp_path / 'monitoring.db'}"), None
+    else:
+        if pg_url is None:
+            pytest.skip("no PostgreSQL server reachable")
+        db, schema = Database(pg_url), f"orderpulse_monitoring_{uuid.uuid4().hex[:12]}"
+    try:
+        yield db, schema, AuditStore(database=db, schema=schema), EventStore(db, schema=schema)
+    finally:
+        if schema is not None:
+            with db.connection() as conn:
+                conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        db.dispose()

@@ -1,39 +1,19 @@
 """Per-day rollups behind /v1/monitoring: equal to a direct computation, and dropped when an actual or label changes."""
 
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
-import pytest
 from sklearn.metrics import average_precision_score
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from serving.services.monitoring import _tables, monitoring_summary, monitoring_timeline, warm_rollups
 from serving.services.monitoring_inputs import data_quality
-from serving.store.audit import AuditRecord, AuditStore
-from serving.store.db import Database
-from serving.store.events import Actual, EventStore, LabelEvent
+from serving.store.audit import AuditRecord
+from serving.store.events import Actual, LabelEvent
 from serving.store.rollups import MARGIN, day_plan
 
 DAY0 = datetime(2026, 3, 1, tzinfo=UTC)  # days long past: complete, so they are rolled up
 N_DAYS = 6
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def stores(request, tmp_path, pg_url):
-    if request.param == "sqlite":
-        db, schema = Database(f"sqlite:///{tmp_path / 'rollups.db'}"), None
-    else:
-        if pg_url is None:
-            pytest.skip("no PostgreSQL server reachable")
-        db, schema = Database(pg_url), f"orderpulse_rollups_{uuid.uuid4().hex[:12]}"
-    try:
-        yield db, schema, AuditStore(database=db, schema=schema), EventStore(db, schema=schema)
-    finally:
-        if schema is not None:
-            with db.connection() as conn:
-                conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        db.dispose()
 
 
 def _history(audit, events):

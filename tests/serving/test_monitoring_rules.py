@@ -1,6 +1,5 @@
 """Monitoring on hand-built decisions: matching rules, status rules, drift, alerts (SQLite and PostgreSQL)."""
 
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -13,34 +12,13 @@ from serving.prometheus import Metrics
 from serving.services.monitoring import MonitoringRules, monitoring_summary, monitoring_timeline
 from serving.services.monitoring_job import MonitoringRefresher
 from serving.store.alerts import AlertStore
-from serving.store.audit import AuditRecord, AuditStore
-from serving.store.db import Database
-from serving.store.events import Actual, EventStore, LabelEvent
+from serving.store.audit import AuditRecord
+from serving.store.events import Actual, LabelEvent
 from serving.store.predictions import record_reference
 from training.profile import build_profile
 
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
 DS0 = datetime(2026, 2, 1)
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def stores(request, tmp_path, pg_url):
-    """``(database, schema, audit, events)`` on SQLite, and on PostgreSQL in a schema of its own."""
-    if request.param == "sqlite":
-        db, schema = Database(f"sqlite:///{tmp_path / 'monitoring.db'}"), None
-    else:
-        if pg_url is None:
-            pytest.skip("no PostgreSQL server reachable")
-        db, schema = Database(pg_url), f"orderpulse_monitoring_{uuid.uuid4().hex[:12]}"
-    try:
-        yield db, schema, AuditStore(database=db, schema=schema), EventStore(db, schema=schema)
-    finally:
-        if schema is not None:
-            from sqlalchemy import text
-
-            with db.connection() as conn:
-                conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        db.dispose()
 
 
 def _forecast(sid, first_ds, yhats, *, lo=None, hi=None, version="1", at=NOW, first_step=1):
