@@ -13,10 +13,9 @@
    checks that after a revised actual and a late label the year's figures equal a rebuild from scratch.
    Target (issue 16): under 1 s over the million decisions.
 
-   Measured (session 5, 1M decisions, load average 10-13 on 2 cores under ``nice``: wall inflated 2-4x; SQLite
-   CPU = this process's): warm whole year SQLite 1.13 s wall (0.46 s CPU), PostgreSQL 1.40 s (0.53 s client
-   CPU); last 7 days 0.59 / 0.36 s; first year query (rollups computed) 42 / 23 s. Session 4 (no rollups,
-   quiet): whole year 15.1 / 10.1 s.
+   Measured (session 5, 1M decisions, quiet machine): warm whole year SQLite 0.455 s, PostgreSQL 0.575 s;
+   last 7 days 0.059 / 0.070 s; first year query (rollups computed) 14.9 / 10.0 s. Session 4 (no rollups,
+   quiet): whole year 15.1 / 10.1 s. Recording: one order +3.0 %, batch of 100 -3.7 % (noise).
 2. Latency: trains the anomaly model on data/sample (temporary MLflow store), then scores one order (with
    reasons) and a batch of 100 orders through the app (in-process ``TestClient``, audit trail in a SQLite file
    with ``synchronous=FULL``), with the monitoring rows recorded and without (``AuditStore(monitoring=False)``),
