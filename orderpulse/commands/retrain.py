@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from orderpulse.commands.order_log import ByOpt
+from orderpulse.commands.order_log import ByOpt, MeasureOpt
 from orderpulse.commands.training import NameOpt, OnBadRows, UntilOpt, json_object
 from orderpulse.console import err, print_json_line
 
@@ -52,9 +52,7 @@ def retrain_forecast(
         Path | None, typer.Option("--orders", help="or an order log to aggregate (with --by/--measure)")
     ] = None,
     by: ByOpt = None,
-    measure: Annotated[
-        str | None, typer.Option("--measure", help="orders, lines, units or revenue (with --orders)")
-    ] = None,
+    measure: MeasureOpt = "orders",
     covariates: Annotated[Path | None, typer.Option("--covariates", help="covariates table")] = None,
     weather: Annotated[Path | None, typer.Option("--weather", help="weather table")] = None,
     static: Annotated[Path | None, typer.Option("--static", help="static table")] = None,
@@ -81,7 +79,7 @@ def retrain_forecast(
         "static": static,
     }
     if orders is not None:
-        inputs |= {"by": by, "measure": measure or "orders"}
+        inputs |= {"by": by, "measure": measure}
     _run(
         job,
         name,

@@ -216,15 +216,18 @@ def train_forecast(
                 )
 
             progress.info(f"backtest: {n_windows} windows of {horizon} steps, every {step} steps")
-            t0 = time.perf_counter()
-            if kind == "ensemble":
-                # one fit: the ensemble's weights come from its forecasts of these windows (its backtest)
-                fitted = make_model().fit(s, **tables)
-                bt = fitted.backtest_
-            else:
-                bt = run_backtest(
+
+            def backtest_model() -> tuple[BacktestResult, EnsembleForecaster | None]:
+                if kind == "ensemble":
+                    # one fit: the ensemble's weights come from its forecasts of these windows (its backtest)
+                    ensemble = make_model().fit(s, **tables)
+                    return ensemble.backtest_, ensemble
+                return run_backtest(
                     make_model, s, tables, n_windows=n_windows, step=step, horizon=horizon, levels=levels
-                )
+                ), None
+
+            t0 = time.perf_counter()
+            bt, fitted = backtest_model()
             backtest_seconds = time.perf_counter() - t0
             naive = run_backtest(
                 lambda: SeasonalNaive(freq),
@@ -236,6 +239,17 @@ def train_forecast(
                 levels=levels,
                 pass_tables=False,
             )
+            ratio = bt.overall["wape"] / naive.overall["wape"] if naive.overall["wape"] else np.nan
+            if can_switch and np.isfinite(ratio) and ratio > AUTO_ENSEMBLE_ABOVE:
+                progress.info(
+                    f"--model auto: the LightGBM's backtest WAPE is {ratio:.2f}x the seasonal naive's (above "
+                    f"{AUTO_ENSEMBLE_ABOVE}): training the ensemble (LightGBM + statistical members) instead"
+                )
+                mlflow.log_metric("auto.lgbm_wape_vs_seasonal_naive", float(ratio))
+                kind = "ensemble"
+                t0 = time.perf_counter()
+                bt, fitted = backtest_model()
+                backtest_seconds += time.perf_counter() - t0
             metrics = {f"backtest_{k}": v for k, v in bt.overall.items()}
             metrics |= {
                 f"seasonal_naive_{k}": naive.overall[k]
@@ -245,24 +259,6 @@ def train_forecast(
             metrics["wape_vs_seasonal_naive"] = (
                 bt.overall["wape"] / naive.overall["wape"] if naive.overall["wape"] else np.nan
             )
-            ratio = metrics["wape_vs_seasonal_naive"]
-            if can_switch and np.isfinite(ratio) and ratio > AUTO_ENSEMBLE_ABOVE:
-                progress.info(
-                    f"--model auto: the LightGBM's backtest WAPE is {ratio:.2f}x the seasonal naive's (above "
-                    f"{AUTO_ENSEMBLE_ABOVE}): training the ensemble (LightGBM + statistical members) instead"
-                )
-                mlflow.log_metric("auto.lgbm_wape_vs_seasonal_naive", float(ratio))
-                kind = "ensemble"
-                t0 = time.perf_counter()
-                fitted = make_model().fit(s, **tables)
-                bt = fitted.backtest_
-                backtest_seconds += time.perf_counter() - t0
-                metrics = {f"backtest_{k}": v for k, v in bt.overall.items()} | {
-                    k: v for k, v in metrics.items() if k.startswith("seasonal_naive_")
-                }
-                metrics["wape_vs_seasonal_naive"] = (
-                    bt.overall["wape"] / naive.overall["wape"] if naive.overall["wape"] else np.nan
-                )
             mlflow.log_param("model", kind)
             metrics["backtest_seconds"] = backtest_seconds
             for _, row in bt.window_metrics.iterrows():
