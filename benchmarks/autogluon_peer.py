@@ -6,7 +6,7 @@ same history, known covariates and static columns it gives OrderPulse to ``bench
 in that environment (a subprocess, through Parquet files), reads the forecasts back and scores them with its own
 metrics code, so every model in the table is scored on the same rows in the same way.
 
-Wall time and peak memory are the subprocess's (its resident set size, sampled like ``measure``).
+Wall time and peak memory are the subprocess's (``measure(pid=...)``: its and its children's resident set size).
 """
 
 from __future__ import annotations
@@ -15,13 +15,10 @@ import json
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 
 import pandas as pd
-import psutil
-from measure import REPO, Measured
+from measure import REPO, Measured, measure
 
 __all__ = ["AUTOGLUON_MODELS", "DEFAULT_PYTHON", "run_autogluon"]
 
@@ -68,42 +65,12 @@ def run_autogluon(
         }
         (work / "config.json").write_text(json.dumps(config))
         script = REPO / "benchmarks" / "peers" / "autogluon_ts.py"
-        measured = Measured()
-        t0 = time.perf_counter()
         proc = subprocess.Popen([str(python), str(script), str(work)])
-        peak = _watch_peak(proc)
-        code = proc.wait()
-        measured.seconds = time.perf_counter() - t0
-        measured.peak_mb = peak() / 2**20
+        with measure(interval=0.05, pid=proc.pid) as measured:
+            code = proc.wait()
         if code != 0:
             raise RuntimeError(f"AutoGluon exited with code {code} (its log is above)")
         pred = pd.read_parquet(work / "pred.parquet")
         info = json.loads((work / "info.json").read_text())
     pred["series_id"] = pred["series_id"].astype("string")
     return pred, measured, info
-
-
-def _watch_peak(proc: subprocess.Popen):
-    """Samples the peak resident set size of ``proc`` and its children every 50 ms until it ends."""
-    state = {"peak": 0}
-
-    def sample() -> None:
-        try:
-            root = psutil.Process(proc.pid)
-            while proc.poll() is None:
-                rss = root.memory_info().rss + sum(
-                    c.memory_info().rss for c in root.children(recursive=True) if c.is_running()
-                )
-                state["peak"] = max(state["peak"], rss)
-                time.sleep(0.05)
-        except psutil.Error:
-            return
-
-    thread = threading.Thread(target=sample, daemon=True)
-    thread.start()
-
-    def peak() -> int:
-        thread.join(timeout=1)
-        return state["peak"]
-
-    return peak

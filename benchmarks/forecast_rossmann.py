@@ -28,11 +28,11 @@ from __future__ import annotations
 import argparse
 import os
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from autogluon_peer import DEFAULT_PYTHON as DEFAULT_AUTOGLUON, run_autogluon
 from measure import measure, mlforecast_output, shared_data  # noqa: I001 - also puts the repo on sys.path
 
 from features.adapters import rossmann  # noqa: E402
@@ -196,8 +196,6 @@ def run_mlforecast(train, test, tables):
 def run_autogluon_peer(train, test, tables, python):
     """AutoGluon-TimeSeries in its own venv on the same history, known covariates (open, promo, holidays) and
     static columns (store type, assortment, region)."""
-    from autogluon_peer import run_autogluon
-
     cov = tables["covariates"][["series_id", "ds", "promo", "school_holiday", "state_holiday"]].copy()
     cov["state_holiday"] = cov["state_holiday"].astype(str).map({"0": 0, "a": 1, "b": 2, "c": 3}).fillna(0)
     history = train[["series_id", "ds", "y", "open"]].merge(cov, on=["series_id", "ds"], how="left")
@@ -250,7 +248,7 @@ def main() -> None:
     parser.add_argument(
         "--autogluon",
         nargs="?",
-        const=str(Path(__file__).resolve().parents[1] / ".venv-autogluon" / "bin" / "python"),
+        const=str(DEFAULT_AUTOGLUON),
         default="",
         help="also run the AutoGluon-TimeSeries peer with this Python (default: .venv-autogluon, make bench-autogluon)",
     )

@@ -30,22 +30,34 @@ class Measured:
 
 
 class measure:  # noqa: N801 - used as a context manager, reads like a function
-    """``with measure() as m: ...`` then ``m.seconds`` and ``m.peak_mb`` (peak RSS above the start)."""
+    """``with measure() as m: ...`` then ``m.seconds`` and ``m.peak_mb`` (peak RSS above the start).
 
-    def __init__(self, interval: float = 0.02):
+    ``pid``: watch that process and its children instead of this one (a peer run in its own virtual
+    environment); its RSS stops counting when it ends.
+    """
+
+    def __init__(self, interval: float = 0.02, pid: int | None = None):
         self.interval = interval
         self.result = Measured()
-        self._proc = psutil.Process(os.getpid())
+        self._proc = psutil.Process(os.getpid() if pid is None else pid)
+        self._tree = pid is not None
         self._stop = threading.Event()
         self._peak = 0
 
+    def _rss(self) -> int:
+        try:
+            procs = [self._proc, *(self._proc.children(recursive=True) if self._tree else ())]
+            return sum(p.memory_info().rss for p in procs if p.is_running())
+        except psutil.Error:  # the watched process ended between two samples
+            return 0
+
     def _sample(self) -> None:
         while not self._stop.is_set():
-            self._peak = max(self._peak, self._proc.memory_info().rss)
+            self._peak = max(self._peak, self._rss())
             time.sleep(self.interval)
 
     def __enter__(self) -> Measured:
-        base = self._proc.memory_info().rss
+        base = self._rss()
         self._peak = base
         self.result.baseline_mb = base / 2**20
         self._thread = threading.Thread(target=self._sample, daemon=True)
@@ -57,7 +69,7 @@ class measure:  # noqa: N801 - used as a context manager, reads like a function
         self.result.seconds = time.perf_counter() - self._t0
         self._stop.set()
         self._thread.join()
-        self._peak = max(self._peak, self._proc.memory_info().rss)
+        self._peak = max(self._peak, self._rss())
         self.result.peak_mb = self._peak / 2**20 - self.result.baseline_mb
 
 

@@ -61,7 +61,6 @@ __all__ = [
     "default_buckets",
     "dense_buckets",
     "default_n_jobs",
-    "conformal_quantiles",
     "DEFAULT_LGBM_PARAMS",
 ]
 
