@@ -1,6 +1,7 @@
 """Benchmark: order-volume anomalies on the NAB volume series (nyc_taxi at 30 min, five Twitter volumes at 5 min).
 
     python benchmarks/volume_anomaly_nab.py [--source ../shared/data/nab] [--warmup 8d] [--latency N] [--loso]
+        [--events]
 
 (``$ORDERPULSE_SHARED_DATA`` overrides ``../shared/data``, e.g. from a git worktree.)
 
@@ -9,7 +10,9 @@ inside it; each run of consecutive flags outside every window is one false alarm
 and false alarms, printed with the per-series detail (the rule issue 14 documents; NAB itself weighs each
 detection by its position in the window, which this count does not). Windows that end inside the warm-up
 count as missed (nothing can be flagged there). ``--loso``: leave-one-series-out over the detector's design
-choices (time-of-week profile, warm-up, short time scale), to check that they generalise.
+choices (time-of-week profile, warm-up, short time scale), to check that they generalise. ``--events``: every
+alert event with its timing against the windows (inside one and how late, or a false alarm and how far from
+the nearest window); the ``(no data)`` column counts alerts opened by a count of exactly 0.
 OrderPulse's ``VolumeDetector`` runs at its defaults (only ``--freq`` and ``--warmup`` given), next to a
 rolling z-score baseline computed in the same run: mean and sd of the previous day of points, flag
 ``|z| >= 3`` after the same warm-up. Published on these six series (issue 14): contextOSE 13/20 windows,
@@ -143,6 +146,32 @@ def _connect(port: int, proc) -> object:
     raise RuntimeError("the service did not start within 120 s")
 
 
+def alert_events(verdicts: pd.DataFrame, windows) -> list[str]:
+    """One line per run of flags: its span, direction, first count against the expectation, and where it
+    falls: inside a labelled window (with the delay from the window start), or a false alarm with the gap to
+    the nearest window (a run that ends just before a window or starts just after one would be a timing
+    problem rather than a detection problem); ``no data`` marks runs opened by a count of exactly 0."""
+    flagged = verdicts["flagged"].to_numpy()
+    starts = np.flatnonzero(flagged & ~np.r_[False, flagged[:-1]])
+    ends = np.flatnonzero(flagged & ~np.r_[flagged[1:], False])
+    spans = [(pd.Timestamp(a), pd.Timestamp(b)) for a, b in windows]
+    lines = []
+    for a, b in zip(starts, ends, strict=True):
+        first, t0, t1 = verdicts.iloc[a], verdicts["ds"].iloc[a], verdicts["ds"].iloc[b]
+        hit = [(ws, we) for ws, we in spans if t1 >= ws and t0 <= we]
+        if hit:
+            where = f"in window {hit[0][0]:%m-%d %H:%M}, {max(t0, hit[0][0]) - hit[0][0]} after its start"
+        else:
+            gap = min(min(abs(ws - t1), abs(t0 - we)) for ws, we in spans) if spans else pd.NaT
+            where = f"false alarm, {gap} from the nearest window"
+        outage = "  no data" if "no data" in str(first["reason"]) else ""
+        lines.append(
+            f"    {t0:%Y-%m-%d %H:%M}..{t1:%m-%d %H:%M} {first['direction']:<5} {b - a + 1:>4} points, "
+            f"{first['y']:,.0f} vs {first['expected']:,.0f} expected: {where}{outage}"
+        )
+    return lines
+
+
 def leave_one_series_out(source: Path, windows: dict) -> None:
     """Do the detector's design choices generalise? For each series, pick the choices (time-of-week profile,
     warm-up, short time scale) that score best on the other five, and score them on it: the held-out total."""
@@ -181,11 +210,12 @@ def main() -> None:
     parser.add_argument("--warmup", default="auto", help="default: the detector's (auto: 2 days at 5/30 min)")
     parser.add_argument("--latency", type=int, default=3000, help="points posted one by one (0: skip)")
     parser.add_argument("--loso", action="store_true", help="also leave-one-series-out over design choices")
+    parser.add_argument("--events", action="store_true", help="also list every alert event and its timing")
     args = parser.parse_args()
     args.source = args.source or shared_data("nab")
     windows = json.loads((args.source / "windows.json").read_text())
     totals = {"orderpulse": EventScore(0, 0, 0), "rolling_z": EventScore(0, 0, 0)}
-    points, seconds, rows = 0, 0.0, []
+    points, seconds, rows, events = 0, 0.0, [], {}
     VolumeDetector(freq="5min", warmup="1h").detect(
         load(args.source, "Twitter_volume_IBM.csv").head(50)
     )  # JIT
@@ -201,13 +231,22 @@ def main() -> None:
         base = event_score(series["ds"], rolling_z(series, freq, detector.warmup_duration()), windows[name])
         totals["orderpulse"] += ours
         totals["rolling_z"] += base
-        rows.append((name, freq, ours, base, int(verdicts["reason"].str.contains("similar|first").sum())))
-    print(f"{'series':<26}{'freq':>6}  {'orderpulse det/win FA':>22}  {'rolling_z det/win FA':>21}  alerts")
-    for name, freq, ours, base, alerts in rows:
+        opened = verdicts["reason"].str.contains("similar|first")
+        no_data = int((opened & verdicts["reason"].str.contains("no data")).sum())
+        rows.append((name, freq, ours, base, int(opened.sum()), no_data))
+        if args.events:
+            events[name] = alert_events(verdicts, windows[name])
+    print(
+        f"{'series':<26}{'freq':>6}  {'orderpulse det/win FA':>22}  {'rolling_z det/win FA':>21}  alerts"
+        "  (no data)"
+    )
+    for name, freq, ours, base, alerts, no_data in rows:
         print(
             f"{name:<26}{freq:>6}  {ours.detected:>9}/{ours.windows:<3}{ours.false_alarms:>9}  "
-            f"{base.detected:>9}/{base.windows:<3}{base.false_alarms:>8}  {alerts:>6}"
+            f"{base.detected:>9}/{base.windows:<3}{base.false_alarms:>8}  {alerts:>6}  ({no_data})"
         )
+        for line in events.get(name, []):
+            print(line)
     for label, s in totals.items():
         print(
             f"{label:<11} windows detected {s.detected}/{s.windows}, false alarms {s.false_alarms}, "

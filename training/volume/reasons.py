@@ -2,6 +2,9 @@
 
     "412 orders in 5 min, expected 180 (95% up to 260): +129%; no promo planned; similar to 2015-03-02 14:00"
 
+A count of exactly 0 below the 95% band says so ("-100%, no data: a channel or collection outage?"): it stays
+a drop and one alert, but the operator reads that the feed may be broken rather than demand gone.
+
 The last part names the past alert of the same series and direction whose relative deviation was closest
 (``AlertMemory`` keeps the most recent ones), or says it is the first such event.
 """
@@ -69,6 +72,8 @@ def reason_for(
     bound = f"95% up to {_num(hi)}" if direction == "surge" else f"95% down to {_num(lo)}"
     direction = event or direction
     change = "new volume where none was expected" if math.isinf(pct) else f"{pct:+.0f}%"
+    if y == 0 and lo > 0:  # nothing at all where the 95% band says some: most often the data, not demand
+        change += ", no data: a channel or collection outage?"
     parts = [f"{_num(y)} {unit} in {step_words(step)}, expected {_num(expected)} ({bound}): {change}"]
     names = [_driver_words(d) for d in drivers]
     if active:

@@ -103,6 +103,29 @@ def test_a_drop_is_flagged_as_a_drop():
     assert "(95% down to " in alerts.iloc[0]["reason"] and "-100%" in alerts.iloc[0]["reason"]
 
 
+def test_a_run_of_zeros_reads_as_no_data_and_stays_one_drop_alert():
+    s = _series(days=9, seed=5)
+    outage = (s["ds"] >= "2024-01-09 12:00") & (s["ds"] < "2024-01-09 16:00")
+    s.loc[outage, "y"] = 0
+    v = VolumeDetector(freq="5min", warmup="8d").detect(s)
+    alerts = _alerts(v)
+    assert alerts["direction"].tolist() == ["drop"]
+    change = alerts.iloc[0]["reason"].split(": ", 1)[1]
+    assert change.startswith("-100%, no data: a channel or collection outage?")
+    zero_flagged = v[v["flagged"] & (v["y"] == 0)]
+    assert len(zero_flagged) == 48 and zero_flagged["reason"].str.contains("no data").all()
+
+
+def test_a_drop_to_a_third_is_not_called_no_data():
+    s = _series(days=9, seed=5)
+    cut = (s["ds"] >= "2024-01-09 12:00") & (s["ds"] < "2024-01-09 13:00")
+    s.loc[cut, "y"] = (s.loc[cut, "y"] / 3).round()
+    v = VolumeDetector(freq="5min", warmup="8d").detect(s)
+    alerts = _alerts(v)
+    assert alerts["direction"].tolist() == ["drop"]
+    assert not v.loc[v["flagged"], "reason"].str.contains("no data").any()
+
+
 def _promo_day(planned: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
     s = _series(days=10, seed=6)
     day = s["ds"].dt.normalize() == pd.Timestamp("2024-01-09")
