@@ -1,7 +1,7 @@
 """Benchmark: order-volume anomalies on the NAB volume series (nyc_taxi at 30 min, five Twitter volumes at 5 min).
 
     python benchmarks/volume_anomaly_nab.py [--source ../shared/data/nab] [--warmup 8d] [--latency N] [--loso]
-        [--events]
+        [--loso-also PARAM=V1,V2 ...] [--events]
 
 (``$ORDERPULSE_SHARED_DATA`` overrides ``../shared/data``, e.g. from a git worktree.)
 
@@ -10,7 +10,8 @@ inside it; each run of consecutive flags outside every window is one false alarm
 and false alarms, printed with the per-series detail (the rule issue 14 documents; NAB itself weighs each
 detection by its position in the window, which this count does not). Windows that end inside the warm-up
 count as missed (nothing can be flagged there). ``--loso``: leave-one-series-out over the detector's design
-choices (time-of-week profile, warm-up, short time scale), to check that they generalise. ``--events``: every
+choices (time-of-week profile, warm-up, short time scale; ``--loso-also threshold=0.99999,0.999999`` adds any
+detector parameter's values to the choice), to check that they generalise. ``--events``: every
 alert event with its timing against the windows (inside one and how late, or a false alarm and how far from
 the nearest window); the ``(no data)`` column counts alerts opened by a count of exactly 0.
 OrderPulse's ``VolumeDetector`` runs at its defaults (only ``--freq`` and ``--warmup`` given), next to a
@@ -172,15 +173,18 @@ def alert_events(verdicts: pd.DataFrame, windows) -> list[str]:
     return lines
 
 
-def leave_one_series_out(source: Path, windows: dict) -> None:
+def leave_one_series_out(source: Path, windows: dict, also: dict[str, list] | None = None) -> None:
     """Do the detector's design choices generalise? For each series, pick the choices (time-of-week profile,
-    warm-up, short time scale) that score best on the other five, and score them on it: the held-out total."""
+    warm-up, short time scale, and any ``also`` parameter's values) that score best on the other five, and
+    score them on it: the held-out total."""
     grid = [
         {"time_of_week": tow, "warmup": warm, "short": short}
         for tow in (True, False)
         for warm in ("auto", "8d")
         for short in ("1h", "3h")
     ]
+    for param, values in (also or {}).items():
+        grid = [{**choice, param: value} for choice in grid for value in values]
     scores = {}
     for name, freq in FILES.items():
         series = load(source, name)
@@ -204,6 +208,28 @@ def leave_one_series_out(source: Path, windows: dict) -> None:
     )
 
 
+def _choice(text: str) -> tuple[str, list]:
+    """``threshold=0.99999,0.999999`` -> ("threshold", [0.99999, 0.999999]) (numbers, true/false, none,
+    else the string); an unknown parameter name exits with the known ones."""
+    name, _, values = text.partition("=")
+    known = VolumeDetector().get_params()
+    if name not in known or not values:
+        sys.exit(f"--loso-also wants PARAM=V1,V2 with PARAM one of {sorted(known)}; got {text!r}.")
+
+    def parse(value: str) -> object:
+        lowered = value.strip().lower()
+        if lowered in ("true", "false"):
+            return lowered == "true"
+        if lowered == "none":
+            return None
+        try:
+            return float(value)
+        except ValueError:
+            return value.strip()
+
+    return name, [parse(v) for v in values.split(",")]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source", type=Path, default=None, help="default: ../shared/data/nab")
@@ -211,6 +237,14 @@ def main() -> None:
     parser.add_argument("--latency", type=int, default=3000, help="points posted one by one (0: skip)")
     parser.add_argument("--loso", action="store_true", help="also leave-one-series-out over design choices")
     parser.add_argument("--events", action="store_true", help="also list every alert event and its timing")
+    parser.add_argument(
+        "--loso-also",
+        action="append",
+        default=[],
+        metavar="PARAM=V1,V2",
+        help="with --loso: also choose this VolumeDetector parameter among these values (repeatable), "
+        "e.g. threshold=0.99999,0.999999",
+    )
     args = parser.parse_args()
     args.source = args.source or shared_data("nab")
     windows = json.loads((args.source / "windows.json").read_text())
@@ -253,7 +287,7 @@ def main() -> None:
             f"precision {s.precision:.3f}, recall {s.recall:.3f}, F1 {s.f1:.3f}"
         )
     if args.loso:
-        leave_one_series_out(args.source, windows)
+        leave_one_series_out(args.source, windows, dict(_choice(text) for text in args.loso_also))
     if args.latency:
         p50, p99, n, f50, f99 = verdict_latency(
             load(args.source, "Twitter_volume_IBM.csv").head(args.latency)
