@@ -19,7 +19,14 @@ from features.hierarchy import SERIES_LEVEL, TOTAL, Hierarchy
 from training.forecast.intervals import conformal_quantiles
 from training.metrics import mape, wape
 
-__all__ = ["HierarchicalReconciler", "RECONCILERS", "DEFAULT_METHODS", "level_order"]
+__all__ = [
+    "HierarchicalReconciler",
+    "RECONCILERS",
+    "DEFAULT_METHODS",
+    "level_order",
+    "smearing_factors",
+    "choose_method",
+]
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +47,59 @@ def level_order(levels: Sequence[str]) -> list[str]:
     )
 
 
+def smearing_factors(rows: pd.DataFrame, level_of: pd.Series, prior_rows: float = 50.0) -> pd.Series:
+    """Duan's (1983) smearing factor per node (``series_id``): the mean of ``exp(log1p(y) - log1p(yhat))`` over
+    its open rows with ``y > 0`` and ``yhat > 0`` (out-of-sample backtest rows), shrunk toward the pooled factor
+    of its level (``level_of``: node -> level) with the weight of ``prior_rows`` rows, so a node with few rows
+    takes its level's factor. For a log-space forecast ``m`` of ``log1p(y)`` with normal errors of variance
+    ``s^2`` the factor is ``exp(s^2 / 2)`` and ``yhat * factor`` is the mean of ``y`` instead of its median;
+    the empirical mean needs no normality and also absorbs a systematic out-of-sample bias of the node.
+    Nodes without such rows get 1."""
+    ok = rows["y"].notna() & (rows["y"] > 0) & (rows["yhat"] > 0)
+    if "open" in rows.columns:
+        ok &= rows["open"] == 1
+    r = rows.loc[ok]
+    node = r["series_id"].astype(str)
+    ratio = pd.Series(
+        np.exp(np.log1p(r["y"].to_numpy()) - np.log1p(r["yhat"].to_numpy())), index=node.to_numpy()
+    )
+    g = ratio.groupby(level=0)
+    own, n = g.mean(), g.size()
+    level = level_of.reindex(own.index)
+    pooled = ratio.groupby(level_of.reindex(ratio.index).to_numpy()).mean()
+    prior = pooled.reindex(level.to_numpy()).to_numpy()
+    shrunk = (n * own + prior_rows * prior) / (n + prior_rows)
+    return shrunk.reindex(level_of.index).fillna(1.0).rename("factor")
+
+
+def choose_method(metrics: pd.DataFrame, window_metrics: pd.DataFrame | None = None) -> str:
+    """The reconciliation method to use: ``bottom_up`` unless another method beats it at every aggregate level,
+    consistently over the backtest windows; among those that do, the lowest mean WAPE over all levels.
+
+    ``metrics``: ``method, level, wape`` pooled over the windows; ``window_metrics``: the same per ``window``.
+    With two or more windows, "consistently" means, at every aggregate level, per-window improvements
+    ``d_w = wape(bottom_up) - wape(method)`` that are positive in more than half of the windows and whose mean
+    exceeds their standard deviation over the windows (the gain is larger than its window-to-window spread).
+    With one window (or none given) the pooled WAPE must simply be no worse than bottom-up's at every level.
+    Bottom-up is the safe default: it needs no aggregate model to be right, and MinTrace's weights come from the
+    same backtest residuals they are judged on."""
+    table = metrics.pivot(index="method", columns="level", values="wape")
+    aggregate_levels = [lv for lv in table.columns if lv != SERIES_LEVEL]
+    bu = table.loc["bottom_up", aggregate_levels]
+    ok = (table[aggregate_levels] <= bu + 1e-12).all(axis=1)
+    if window_metrics is not None and window_metrics["window"].nunique() > 1:
+        per_window = window_metrics.pivot_table(index=["level", "window"], columns="method", values="wape")
+        for name in table.index:
+            if name == "bottom_up" or not ok[name]:
+                continue
+            for lv in aggregate_levels:
+                d = (per_window.loc[lv, "bottom_up"] - per_window.loc[lv, name]).to_numpy()
+                if not ((d > 0).mean() > 0.5 and d.mean() > d.std(ddof=1)):
+                    ok[name] = False
+                    break
+    return str(table.loc[ok].mean(axis=1).idxmin())
+
+
 class HierarchicalReconciler:
     """Chooses and applies a reconciliation method for series + aggregate base forecasts (module docstring).
 
@@ -48,6 +108,10 @@ class HierarchicalReconciler:
     methods : reconciliation methods to compare (names of ``RECONCILERS``); ``bottom_up`` is always included.
     method : force this method instead of choosing by backtest.
     levels : interval levels in percent.
+    bias_correction : turn every node's base forecast from a median into a mean before reconciling (see
+        ``smearing_factors``; learned from the backtest rows given to ``fit``, so only from data before the
+        origin). The forecasters fit ``log1p(y)``: their forecasts are medians, biased low for the mean by about
+        ``sigma^2 / 2``, and a sum over many series accumulates that bias while the random errors cancel.
 
     ``fit(hierarchy, base_backtest)`` takes the base forecasts of every node on the backtest windows (columns
     ``window, step, series_id, ds, y, open, yhat``; aggregates under their keys, ``region=Bayern`` / ``total``).
@@ -61,10 +125,12 @@ class HierarchicalReconciler:
         methods: Sequence[str] = DEFAULT_METHODS,
         method: str | None = None,
         levels: tuple[int, ...] = (80, 95),
+        bias_correction: bool = True,
     ):
         self.methods = methods
         self.method = method
         self.levels = levels
+        self.bias_correction = bias_correction
 
     def fit(self, hierarchy: Hierarchy, base_backtest: pd.DataFrame) -> HierarchicalReconciler:
         methods = list(dict.fromkeys(["bottom_up", *self.methods, *([self.method] if self.method else [])]))
@@ -77,9 +143,14 @@ class HierarchicalReconciler:
         self.S_df_, self.tags_ = hierarchy.summing_matrix()
         self.ids_ = self.S_df_["unique_id"].to_numpy(dtype=object)
         self.level_of_ = _level_of(self.tags_)
+        self.factors_ = (
+            smearing_factors(base_backtest, self.level_of_)
+            if self.bias_correction
+            else pd.Series(1.0, index=self.level_of_.index)
+        )
         # in-sample matrices (node x (window, step)) of the base forecasts' backtest errors, for MinTrace
         self.y_insample_, self.yhat_insample_ = self._insample(base_backtest)
-        rows, reconciled = [], {}
+        rows, window_rows, reconciled = [], [], {}
         for name in methods:
             rec = self._reconcile_backtest(base_backtest, name)
             reconciled[name] = rec
@@ -89,8 +160,13 @@ class HierarchicalReconciler:
                 if lv == TOTAL:
                     row["daily_mape"] = mape(part["y"], part["yhat"], part["open"])
                 rows.append(row)
+                for w, g in part.groupby("window", sort=True):
+                    window_rows.append(
+                        {"method": name, "level": lv, "window": w, "wape": wape(g["y"], g["yhat"], g["open"])}
+                    )
         self.metrics_ = pd.DataFrame(rows)
-        self.method_ = self.method or self._choose(self.metrics_)
+        self.window_metrics_ = pd.DataFrame(window_rows)
+        self.method_ = self.method or choose_method(self.metrics_, self.window_metrics_)
         self.quantiles_by_method_ = {
             name: {lv: self._quantiles(rec.loc[rec["level"] == lv]) for lv in self.level_of_.unique()}
             for name, rec in reconciled.items()
@@ -124,7 +200,7 @@ class HierarchicalReconciler:
                 absent,
             )
         yhat, open_, dates = self._matrix(base, "yhat")
-        tilde = self._apply(name, yhat, open_)
+        tilde = self._apply(name, yhat * self._factors()[:, None], open_)
         out = pd.DataFrame(
             {
                 "node": np.repeat(self.ids_, len(dates)),
@@ -204,13 +280,6 @@ class HierarchicalReconciler:
         return out
 
     # ------------------------------------------------------------------------------------------ internals
-    def _choose(self, metrics: pd.DataFrame) -> str:
-        table = metrics.pivot(index="method", columns="level", values="wape")
-        aggregate_levels = [lv for lv in table.columns if lv != SERIES_LEVEL]
-        bu = table.loc["bottom_up", aggregate_levels]
-        ok = (table[aggregate_levels] <= bu + 1e-12).all(axis=1)
-        return str(table.loc[ok].mean(axis=1).idxmin())
-
     def _matrix(self, frame: pd.DataFrame, value: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(node x date) matrices of ``value`` and ``open`` in the order of ``S``; missing series rows are 0."""
         f = frame.assign(series_id=frame["series_id"].astype(str))
@@ -252,7 +321,14 @@ class HierarchicalReconciler:
         f = bt.assign(ds=t)
         y, _, _ = self._matrix(f, "y")
         yhat, _, _ = self._matrix(f, "yhat")
-        return y, np.where(np.isnan(y), np.nan, yhat)
+        return y, np.where(np.isnan(y), np.nan, yhat * self._factors()[:, None])
+
+    def _factors(self) -> np.ndarray:
+        """The smearing factor of every node in the order of ``S`` (1 for models saved before the correction)."""
+        factors = getattr(self, "factors_", None)
+        if factors is None:
+            return np.ones(len(self.ids_))
+        return factors.reindex(self.ids_).fillna(1.0).to_numpy(dtype="float64")
 
     def _reconcile_backtest(self, bt: pd.DataFrame, name: str) -> pd.DataFrame:
         parts = []
