@@ -381,3 +381,52 @@ def test_choice_with_one_window_compares_the_pooled_wape():
     assert choose_method(metrics) == "mint_shrink"
     worse, _ = _choice_tables({"ols": [-0.001]})
     assert choose_method(worse) == "bottom_up"
+
+
+class _Stub:
+    """A forecaster that records where it was fitted and forecasts 1.0 everywhere."""
+
+    def __init__(self, tag: str, calls: list):
+        self.tag, self.calls = tag, calls
+
+    def fit(self, frame, **tables):
+        self.calls.append((self.tag, frame["ds"].max()))
+        return self
+
+    def update(self, frame):
+        return self
+
+    def predict(self, horizon, future, **kwargs):
+        return future[["series_id", "ds"]].assign(yhat=1.0)
+
+
+def test_the_aggregate_backtest_uses_its_own_model_and_the_final_fit_the_aggregate_model():
+    """``make_backtest_model`` (e.g. with the series backtest's staleness) serves the backtest windows only; the
+    final aggregate model is fitted on all data."""
+    from training.forecast.backtest import backtest
+    from training.forecast.hierarchy import fit_hierarchy
+
+    ds = pd.date_range("2024-01-01", periods=30, freq="D")
+    series = pd.DataFrame(
+        {"series_id": np.repeat(["a", "b", "c"], 30), "ds": np.tile(ds, 3), "y": 10.0, "open": 1}
+    )
+    calls: list = []
+    bt = backtest(
+        lambda: _Stub("series", calls), series, n_windows=3, step=3, horizon=5, refit=False, levels=()
+    )
+    fit_hierarchy(
+        _hierarchy(),
+        series,
+        {},
+        bt.predictions,
+        lambda: _Stub("final", calls),
+        n_windows=3,
+        step=3,
+        horizon=5,
+        make_backtest_model=lambda: _Stub("aggregate backtest", calls),
+    )
+    assert calls == [
+        ("series", ds[30 - 1 - 6 - 5]),
+        ("aggregate backtest", ds[30 - 1 - 6 - 5]),  # fitted once, at the first origin
+        ("final", ds[-1]),
+    ]
