@@ -305,11 +305,14 @@ def test_smearing_factor_of_log_normal_errors_is_exp_half_sigma_squared():
     for node in ("a", "b", "c"):  # E[exp(e)] = exp(0.3^2 / 2) = 1.0460
         assert factors[node] == pytest.approx(np.exp(0.045), abs=0.01)
     assert factors["total"] > 1.0  # the sum of medians is below the sum's mean too
-    # a node with few rows leans on its level's pooled factor: 10 rows, 50 rows of prior weight
+    # a node with few rows leans on its level's pooled variance: 10 rows (residual variance 0), 100 rows of prior
     few = pd.concat([bt.loc[bt["series_id"] != "c"], bt.loc[bt["series_id"] == "c"].head(10).assign(y=800.0)])
-    shrunk = smearing_factors(few, level_of)["c"]
-    pooled = np.exp(np.log1p(few["y"]) - np.log1p(few["yhat"]))[few["series_id"].isin(["a", "b", "c"])].mean()
-    assert shrunk == pytest.approx((10 * (801 / 401) + 50 * pooled) / 60)
+    is_series = few["series_id"].isin(["a", "b", "c"])
+    pooled = (np.log1p(few["y"]) - np.log1p(few["yhat"]))[is_series].var(ddof=1)
+    assert smearing_factors(few, level_of)["c"] == pytest.approx(np.exp(100 * pooled / 109 / 2))
+    # only the spread counts, not the mean: a constant bias of the backtest (a model's drift) is not corrected
+    shifted = bt.assign(y=bt["y"] * 1.5)
+    pd.testing.assert_series_equal(smearing_factors(shifted, level_of), factors, rtol=1e-3)
     closed = bt.assign(open=0)
     assert (smearing_factors(closed, level_of) == 1.0).all()  # no open rows: no correction
 
@@ -336,10 +339,12 @@ def test_bias_correction_makes_the_bottom_up_total_a_mean_forecast():
 def test_bias_correction_is_learned_from_the_backtest_rows_only():
     """Leakage: the factors come from the backtest given to ``fit`` (rows up to the origin); the forecast rows
     given to ``predict`` carry no actuals, and extra columns there change nothing."""
-    bt = _log_normal_backtest(sigma=0.3, n_days=1000)
-    rec = HierarchicalReconciler(method="bottom_up").fit(_hierarchy(), bt)
-    later = bt.assign(y=bt["y"] * 2.0)  # doubling the actuals after the fact would double the factors
-    assert smearing_factors(later, rec.level_of_)["a"] == pytest.approx(2 * rec.factors_["a"], rel=0.01)
+    calm, wild = _log_normal_backtest(sigma=0.1, n_days=1000), _log_normal_backtest(sigma=0.4, n_days=1000)
+    rec = HierarchicalReconciler(method="bottom_up").fit(_hierarchy(), calm)
+    pd.testing.assert_series_equal(rec.factors_, smearing_factors(calm, rec.level_of_))
+    assert (
+        rec.factors_["a"] < HierarchicalReconciler(method="bottom_up").fit(_hierarchy(), wild).factors_["a"]
+    )
     series, agg = _future(horizon=2)
     before = rec.predict(series, agg, levels=(80,))
     after = rec.predict(series.assign(y=1e9), agg.assign(y=1e9), levels=(80,))
