@@ -435,3 +435,20 @@ def test_the_aggregate_backtest_uses_its_own_model_and_the_final_fit_the_aggrega
         ("aggregate backtest", ds[30 - 1 - 6 - 5]),  # fitted once, at the first origin
         ("final", ds[-1]),
     ]
+
+
+def test_each_backtest_window_is_reconciled_with_the_errors_of_the_other_windows():
+    """MinTrace is scored out of sample: window 0's reconciled forecasts do not depend on its own actuals (its
+    errors are left out of the covariance), but do depend on the other windows' errors."""
+    bt = _base_backtest(n_windows=3)
+    first = bt["window"] == 0
+    changed_own = bt.assign(y=np.where(first, bt["y"] * 1.3, bt["y"]))
+    changed_other = bt.assign(y=np.where(bt["window"] == 2, bt["y"] * 1.3, bt["y"]))
+
+    def window0(frame):
+        rec = HierarchicalReconciler(method="mint_shrink", bias_correction=False).fit(_hierarchy(), frame)
+        out = rec.backtest_["mint_shrink"]
+        return out.loc[out["window"] == 0, "yhat"].to_numpy()
+
+    np.testing.assert_allclose(window0(changed_own), window0(bt), rtol=1e-10)
+    assert not np.allclose(window0(changed_other), window0(bt), rtol=1e-6)
