@@ -16,11 +16,13 @@ How it works
    ``S @ b``, so stores sum to their region and regions to the total at every step. Afterwards closed series
    (``open = 0``) are set to 0 and negative values to 0 (counted) and the aggregates are summed again from the
    series, so the output stays coherent to float precision.
-3. **Choice by backtest.** Both models are backtested on the same rolling-origin windows; each method
-   reconciles every window (the MinTrace covariance comes from the base forecasts' errors on those windows) and
-   is scored by WAPE per level. The default method is the one with the lowest mean WAPE over the levels among
-   those no worse than ``bottom_up`` at any aggregate level (else ``bottom_up``); every method's per-level
-   WAPE is kept in ``metrics_`` (logged as MLflow metrics by the training job).
+3. **Choice by backtest.** Both models are backtested on the same rolling-origin windows, equally stale
+   (``make_backtest_model``); the base forecasts are first turned from medians into means
+   (``reconcile.smearing_factors``); each method reconciles every window (the MinTrace covariance comes from
+   the base forecasts' errors on the windows sharing no day with it) and is scored by WAPE per level and
+   window. ``reconcile.choose_method`` keeps ``bottom_up`` unless a method beats it at every aggregate level in
+   most windows by more than the windows' spread; every method's per-level WAPE is kept in ``metrics_`` (per
+   window in ``window_metrics_``; logged as MLflow metrics by the training job).
 4. **Intervals per level**, calibrated on that level's own reconciled backtest residuals (split conformal in
    log space, like ``LGBMForecaster``): ``expm1(log1p(yhat) + q)`` with the finite-sample corrected quantiles
    of ``log1p(y) - log1p(yhat)``. An aggregate's interval is therefore not the sum of its members' intervals.
