@@ -7,11 +7,11 @@ backtested on the same 7 rolling windows (42 days, every 14) of the history befo
 reconciliation method is scored there by WAPE per level, the default is chosen, the per-level intervals are
 calibrated on those windows, both models are refitted on all history and forecast the held-out 42 days.
 
-Reported per method (bottom-up = the sum of the store forecasts after the median-to-mean correction, the chosen
-one, and the plain sum of the store forecasts without the correction): WAPE per level (store, state, total), the
+Reported per method (bottom-up = the sum of the store forecasts, the chosen one, and with ``--bias-correction``
+(base forecasts turned from medians into means) also the plain sum without the correction): WAPE per level (store, state, total), the
 total's daily MAPE, 80% interval coverage per level, the largest coherence gap (|sum of stores - state|,
 |sum of states - total|), and the training time with the machine's load; also each method's backtest WAPE per
-window and level, and the correction's factors per level. ``--cut`` moves the whole run earlier (a backtest of
+window and level, and the correction's factors per level (1 without ``--bias-correction``). ``--cut`` moves the whole run earlier (a backtest of
 it: ``--cut 2015-03-27 --n-windows 4`` keeps the first window after the 2014H2 gap).
 Session 6 (loaded machine, load average 2-7 on 2 cores; store stage 2,319 s, hierarchy 547 s), before the
 session's changes: bottom-up 0.0732 / 0.0417 / 0.0336, MAPE 0.0447, total 80% coverage 0.833; ``mint_shrink``
@@ -61,6 +61,11 @@ def main() -> None:
         help="closure features (closed shares before/after each day) for the aggregate model (default: "
         "fit_hierarchy's)",
     )
+    parser.add_argument(
+        "--bias-correction",
+        action="store_true",
+        help="turn the base forecasts from medians into means before reconciling (opt-in, see fit_hierarchy)",
+    )
     parser.add_argument("--days-csv", help="write the total's per-day errors (held-out and backtest) here")
     parser.add_argument("--cache", help="folder to keep the store model's backtest + forecast between runs")
     parser.add_argument(
@@ -97,6 +102,7 @@ def main() -> None:
             step=args.step,
             horizon=HORIZON,
             aggregate_target=args.aggregate_target,
+            bias_correction=args.bias_correction,
             **({} if args.aggregate_closures is None else {"aggregate_closures": args.aggregate_closures}),
         )
     print(f"hierarchy: aggregate model backtest + fit + method choice {m_agg.seconds:.0f} s", flush=True)
@@ -122,12 +128,13 @@ def main() -> None:
             rec, series_pred, history, tables, horizon=HORIZON, origin=cut, levels=(80,), method=method
         )
         results[method] = (_score(out.merge(actual, on=["level", "series_id", "ds"], how="left")), out)
-    # the plain sum of the store model's forecasts (no bias correction, no reconciler): point metrics only
-    raw = _plain_sums(hierarchy, series_pred)
-    results["bottom_up, no bias correction"] = (
-        _score(raw.merge(actual, on=["level", "series_id", "ds"], how="left")),
-        raw,
-    )
+    if args.bias_correction:
+        # the plain sum of the store model's forecasts (no correction, no reconciler): point metrics only
+        raw = _plain_sums(hierarchy, series_pred)
+        results["bottom_up, no bias correction"] = (
+            _score(raw.merge(actual, on=["level", "series_id", "ds"], how="left")),
+            raw,
+        )
 
     print(
         "\n| method | store WAPE | state WAPE | total WAPE | total daily MAPE | store 80% cov | state 80% cov "

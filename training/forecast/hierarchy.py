@@ -17,8 +17,8 @@ How it works
    (``open = 0``) are set to 0 and negative values to 0 (counted) and the aggregates are summed again from the
    series, so the output stays coherent to float precision.
 3. **Choice by backtest.** Both models are backtested on the same rolling-origin windows, equally stale
-   (``make_backtest_model``); the base forecasts are first turned from medians into means
-   (``reconcile.smearing_factors``); each method reconciles every window (the MinTrace covariance comes from
+   (``make_backtest_model``); with ``bias_correction=True`` the base forecasts are first turned from medians
+   into means (``reconcile.smearing_factors``); each method reconciles every window (the MinTrace covariance comes from
    the base forecasts' errors on the windows sharing no day with it) and is scored by WAPE per level and
    window. ``reconcile.choose_method`` keeps ``bottom_up`` unless a method beats it at every aggregate level in
    most windows by more than the windows' spread; every method's per-level WAPE is kept in ``metrics_`` (per
@@ -88,6 +88,7 @@ def fit_hierarchy(
     aggregate_target: str = "sum",
     aggregate_closures: bool = False,
     make_backtest_model: Callable[[], Any] | None = None,
+    bias_correction: bool = False,
 ) -> tuple[HierarchicalReconciler, dict[str, float]]:
     """Backtest the aggregate model on the windows of ``series_backtest``, choose and calibrate the
     reconciliation, then fit the aggregate model on all data. Returns ``(reconciler, counts)``; the fitted
@@ -110,7 +111,10 @@ def fit_hierarchy(
     Give it the staleness of the series backtest's model, so that the two base models are compared on equal
     terms: when the series model of each window was fitted ``horizon`` steps before the origin (split-conformal
     calibration keeps those boosters), an aggregate model fitted up to the origin looks better than it will be
-    next to the final series model, and the reconciliation over-trusts it."""
+    next to the final series model, and the reconciliation over-trusts it.
+
+    ``bias_correction``: base forecasts times ``reconcile.smearing_factors`` (medians to means) before
+    reconciling; opt-in (see ``HierarchicalReconciler``)."""
     if aggregate_target not in AGGREGATE_TARGETS:
         raise ValueError(
             f"aggregate_target must be one of {AGGREGATE_TARGETS}. Got {aggregate_target!r} instead."
@@ -131,7 +135,9 @@ def fit_hierarchy(
     cols = ["window", "step", "series_id", "ds", "y", "open", "yhat"]
     agg_bt = _rescale(bt.predictions[cols], n_open, ("y", "yhat"))
     base = pd.concat([series_backtest[cols], agg_bt], ignore_index=True)
-    rec = HierarchicalReconciler(methods=methods, method=method, levels=levels).fit(hierarchy, base)
+    rec = HierarchicalReconciler(
+        methods=methods, method=method, levels=levels, bias_correction=bias_correction
+    ).fit(hierarchy, base)
     rec.aggregate_target_ = aggregate_target
     rec.aggregate_closures_ = aggregate_closures
     rec.aggregate_model_ = make_aggregate_model().fit(agg_series, **agg_tables)

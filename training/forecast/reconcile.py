@@ -114,6 +114,8 @@ class HierarchicalReconciler:
         ``smearing_factors``, learned from the backtest rows given to ``fit``, so only from data before the
         origin). The forecasters fit ``log1p(y)``: their forecasts are medians, biased low for the mean by about
         ``sigma^2 / 2``, and a sum over many series accumulates that bias while the random errors cancel.
+        Opt-in: on full Rossmann's held-out 42 days it moved the bottom-up total by +0.7% (bias -2.0% -> -1.4%)
+        but made the store, state and total WAPE slightly worse (README, "Totals and hierarchies").
 
     ``fit(hierarchy, base_backtest)`` takes the base forecasts of every node on the backtest windows (columns
     ``window, step, series_id, ds, y, open, yhat``; aggregates under their keys, ``region=Bayern`` / ``total``).
@@ -127,7 +129,7 @@ class HierarchicalReconciler:
         methods: Sequence[str] = DEFAULT_METHODS,
         method: str | None = None,
         levels: tuple[int, ...] = (80, 95),
-        bias_correction: bool = True,
+        bias_correction: bool = False,
     ):
         self.methods = methods
         self.method = method

@@ -323,7 +323,7 @@ def test_bias_correction_makes_the_bottom_up_total_a_mean_forecast():
     bt = _log_normal_backtest(sigma=0.3, seed=0)
     fresh = _log_normal_backtest(sigma=0.3, n_days=4000, seed=1)
     raw = HierarchicalReconciler(method="bottom_up", bias_correction=False).fit(_hierarchy(), bt)
-    fixed = HierarchicalReconciler(method="bottom_up").fit(_hierarchy(), bt)
+    fixed = HierarchicalReconciler(method="bottom_up", bias_correction=True).fit(_hierarchy(), bt)
     series, agg = _future(horizon=1)
     total = {
         name: rec.predict(series, agg, levels=(80,)).query("level == 'total'")["yhat"].iloc[0]
@@ -340,11 +340,12 @@ def test_bias_correction_is_learned_from_the_backtest_rows_only():
     """Leakage: the factors come from the backtest given to ``fit`` (rows up to the origin); the forecast rows
     given to ``predict`` carry no actuals, and extra columns there change nothing."""
     calm, wild = _log_normal_backtest(sigma=0.1, n_days=1000), _log_normal_backtest(sigma=0.4, n_days=1000)
-    rec = HierarchicalReconciler(method="bottom_up").fit(_hierarchy(), calm)
+    rec = HierarchicalReconciler(method="bottom_up", bias_correction=True).fit(_hierarchy(), calm)
     pd.testing.assert_series_equal(rec.factors_, smearing_factors(calm, rec.level_of_))
-    assert (
-        rec.factors_["a"] < HierarchicalReconciler(method="bottom_up").fit(_hierarchy(), wild).factors_["a"]
-    )
+    wild_rec = HierarchicalReconciler(method="bottom_up", bias_correction=True).fit(_hierarchy(), wild)
+    assert rec.factors_["a"] < wild_rec.factors_["a"]
+    off = HierarchicalReconciler(method="bottom_up").fit(_hierarchy(), wild)  # opt-in: off by default
+    assert (off.factors_ == 1.0).all()
     series, agg = _future(horizon=2)
     before = rec.predict(series, agg, levels=(80,))
     after = rec.predict(series.assign(y=1e9), agg.assign(y=1e9), levels=(80,))
