@@ -295,6 +295,8 @@ def train_forecast(
                     n_windows=n_windows,
                     step=step,
                     horizon=horizon,
+                    # the series backtest's models calibrate (split: boosters fitted before the origin's holdout)
+                    backtest_calibrate=make_model().calibrate,
                 )
                 mlflow.log_params({"hierarchy_levels": ",".join(hierarchy.levels)})
                 mlflow.set_tag("hierarchy_method", model.hierarchy_.method_)

@@ -10,6 +10,7 @@ import pytest
 from features.errors import NotFittedError
 from features.hierarchy import Hierarchy
 from training.forecast.hierarchy import RECONCILERS, HierarchicalReconciler, _aggregate_inputs, _rescale
+from training.forecast.reconcile import choose_method, smearing_factors
 
 pytest.importorskip("hierarchicalforecast")
 
@@ -81,7 +82,9 @@ def test_every_method_is_coherent_at_every_step(method):
 
 
 def test_bottom_up_is_the_sum_of_the_series_forecasts():
-    rec = HierarchicalReconciler(method="bottom_up").fit(_hierarchy(), _base_backtest())
+    rec = HierarchicalReconciler(method="bottom_up", bias_correction=False).fit(
+        _hierarchy(), _base_backtest()
+    )
     series, agg = _future()
     out = rec.predict(series, agg, levels=(80,)).set_index(["level", "series_id", "step"])["yhat"]
     assert out[("series", "a", 1)] == 100.0
@@ -151,7 +154,7 @@ def test_series_without_region_form_the_none_group_of_the_output():
     bt = pd.concat([bt, extra, none_group])
     total = bt["series_id"] == "total"
     bt.loc[total, ["y", "yhat"]] += extra[["y", "yhat"]].to_numpy()
-    rec = HierarchicalReconciler(method="bottom_up").fit(h, bt)
+    rec = HierarchicalReconciler(method="bottom_up", bias_correction=False).fit(h, bt)
     series, agg = _future()
     series = pd.concat([series, series.loc[series["series_id"] == "a"].assign(series_id="d")])
     agg = pd.concat([agg, agg.loc[agg["series_id"] == "region=S"].assign(series_id="region=(none)")])
@@ -261,3 +264,192 @@ def test_aggregate_closure_features_read_the_members_open_days_before_and_after(
     changed = series.assign(y=series["y"] * 10)
     _, again, _, _ = _aggregate_inputs(_hierarchy(), changed, {}, "sum", closures=True)
     pd.testing.assert_frame_equal(again["covariates"], tables["covariates"])
+
+
+def _log_normal_backtest(sigma: float, n_days: int = 4000, seed: int = 0) -> pd.DataFrame:
+    """Series a, b, c whose forecasts are their exact medians ``m`` and actuals ``m * exp(e)``, ``e ~ N(0, sigma)``
+    (what a model of ``log y`` with squared loss forecasts at best); aggregates forecast as the sum of medians."""
+    rng = np.random.default_rng(seed)
+    ds = pd.Timestamp("2024-01-01") + pd.to_timedelta(np.arange(n_days), unit="D")
+    median = {"a": 100.0, "b": 200.0, "c": 400.0}
+    y = {k: m * np.exp(sigma * rng.standard_normal(n_days)) for k, m in median.items()}
+    nodes = {
+        **{k: (y[k], np.full(n_days, m)) for k, m in median.items()},
+        "region=N": (y["a"] + y["b"], np.full(n_days, 300.0)),
+        "region=S": (y["c"], np.full(n_days, 400.0)),
+        "total": (y["a"] + y["b"] + y["c"], np.full(n_days, 700.0)),
+    }
+    return pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "window": np.arange(n_days) // 100,
+                    "step": np.arange(n_days) % 100 + 1,
+                    "series_id": node,
+                    "ds": ds,
+                    "y": actual,
+                    "open": 1,
+                    "yhat": forecast,
+                }
+            )
+            for node, (actual, forecast) in nodes.items()
+        ],
+        ignore_index=True,
+    )
+
+
+def test_smearing_factor_of_log_normal_errors_is_exp_half_sigma_squared():
+    bt = _log_normal_backtest(sigma=0.3)
+    level_of = pd.Series({"a": "series", "b": "series", "c": "series", "total": "total"})
+    factors = smearing_factors(bt, level_of)
+    for node in ("a", "b", "c"):  # E[exp(e)] = exp(0.3^2 / 2) = 1.0460
+        assert factors[node] == pytest.approx(np.exp(0.045), abs=0.01)
+    assert factors["total"] > 1.0  # the sum of medians is below the sum's mean too
+    # a node with few rows leans on its level's pooled variance: 10 rows (residual variance 0), 100 rows of prior
+    few = pd.concat([bt.loc[bt["series_id"] != "c"], bt.loc[bt["series_id"] == "c"].head(10).assign(y=800.0)])
+    is_series = few["series_id"].isin(["a", "b", "c"])
+    pooled = (np.log1p(few["y"]) - np.log1p(few["yhat"]))[is_series].var(ddof=1)
+    assert smearing_factors(few, level_of)["c"] == pytest.approx(np.exp(100 * pooled / 109 / 2))
+    # only the spread counts, not the mean: a constant bias of the backtest (a model's drift) is not corrected
+    shifted = bt.assign(y=bt["y"] * 1.5)
+    pd.testing.assert_series_equal(smearing_factors(shifted, level_of), factors, rtol=1e-3)
+    closed = bt.assign(open=0)
+    assert (smearing_factors(closed, level_of) == 1.0).all()  # no open rows: no correction
+
+
+def test_bias_correction_makes_the_bottom_up_total_a_mean_forecast():
+    """Series forecasts that are medians of log-normal actuals (sigma 0.3): their sum is about 4.4% below the
+    total's mean; corrected by factors learned on the backtest, the total of new days is unbiased."""
+    bt = _log_normal_backtest(sigma=0.3, seed=0)
+    fresh = _log_normal_backtest(sigma=0.3, n_days=4000, seed=1)
+    raw = HierarchicalReconciler(method="bottom_up", bias_correction=False).fit(_hierarchy(), bt)
+    fixed = HierarchicalReconciler(method="bottom_up", bias_correction=True).fit(_hierarchy(), bt)
+    series, agg = _future(horizon=1)
+    total = {
+        name: rec.predict(series, agg, levels=(80,)).query("level == 'total'")["yhat"].iloc[0]
+        for name, rec in (("raw", raw), ("fixed", fixed))
+    }
+    assert total["raw"] == 700.0
+    truth = fresh.loc[fresh["series_id"] == "total", "y"].mean()  # new days with the same medians (700)
+    assert truth / 700.0 - 1 == pytest.approx(0.046, abs=0.01)
+    assert total["fixed"] == pytest.approx(truth, rel=0.01)
+    assert fixed.factors_["a"] == pytest.approx(np.exp(0.045), abs=0.01)
+
+
+def test_bias_correction_is_learned_from_the_backtest_rows_only():
+    """Leakage: the factors come from the backtest given to ``fit`` (rows up to the origin); the forecast rows
+    given to ``predict`` carry no actuals, and extra columns there change nothing."""
+    calm, wild = _log_normal_backtest(sigma=0.1, n_days=1000), _log_normal_backtest(sigma=0.4, n_days=1000)
+    rec = HierarchicalReconciler(method="bottom_up", bias_correction=True).fit(_hierarchy(), calm)
+    pd.testing.assert_series_equal(rec.factors_, smearing_factors(calm, rec.level_of_))
+    wild_rec = HierarchicalReconciler(method="bottom_up", bias_correction=True).fit(_hierarchy(), wild)
+    assert rec.factors_["a"] < wild_rec.factors_["a"]
+    off = HierarchicalReconciler(method="bottom_up").fit(_hierarchy(), wild)  # opt-in: off by default
+    assert (off.factors_ == 1.0).all()
+    series, agg = _future(horizon=2)
+    before = rec.predict(series, agg, levels=(80,))
+    after = rec.predict(series.assign(y=1e9), agg.assign(y=1e9), levels=(80,))
+    pd.testing.assert_frame_equal(before, after)
+
+
+def _choice_tables(gains: dict[str, list[float]]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per-window WAPE: bottom-up 0.05 at every aggregate level and window, each method 0.05 - gain[w]."""
+    rows = []
+    for method, gain in {"bottom_up": [0.0] * len(next(iter(gains.values()))), **gains}.items():
+        for lv in ("series", "region", "total"):
+            for w, g in enumerate(gain):
+                rows.append({"method": method, "level": lv, "window": w, "wape": 0.05 - g})
+    windows = pd.DataFrame(rows)
+    return windows.groupby(["method", "level"], as_index=False)["wape"].mean(), windows
+
+
+def test_choice_takes_a_method_that_wins_in_every_window_by_more_than_the_spread():
+    metrics, windows = _choice_tables({"mint_shrink": [0.004, 0.005, 0.006, 0.005]})
+    assert choose_method(metrics, windows) == "mint_shrink"
+
+
+def test_choice_keeps_bottom_up_when_the_gain_comes_from_a_minority_of_windows():
+    # better on the pooled WAPE (one window won by far), worse in 3 of 4 windows
+    metrics, windows = _choice_tables({"mint_shrink": [0.02, -0.001, -0.001, -0.001]})
+    assert metrics.set_index(["method", "level"]).loc[("mint_shrink", "total"), "wape"] < 0.05
+    assert choose_method(metrics, windows) == "bottom_up"
+
+
+def test_choice_keeps_bottom_up_when_the_gain_is_smaller_than_its_window_spread():
+    # wins 3 of 4 windows, but the mean gain (0.0025) is below the windows' spread (std 0.0044)
+    metrics, windows = _choice_tables({"mint_shrink": [0.001, 0.002, 0.01, -0.003]})
+    assert choose_method(metrics, windows) == "bottom_up"
+
+
+def test_choice_with_one_window_compares_the_pooled_wape():
+    metrics, windows = _choice_tables({"ols": [0.001], "mint_shrink": [0.003]})
+    assert choose_method(metrics, windows) == "mint_shrink"
+    assert choose_method(metrics) == "mint_shrink"
+    worse, _ = _choice_tables({"ols": [-0.001]})
+    assert choose_method(worse) == "bottom_up"
+
+
+class _Stub:
+    """A forecaster that records where it was fitted and forecasts 1.0 everywhere."""
+
+    def __init__(self, tag: str, calls: list):
+        self.tag, self.calls = tag, calls
+
+    def fit(self, frame, **tables):
+        self.calls.append((self.tag, frame["ds"].max()))
+        return self
+
+    def update(self, frame):
+        return self
+
+    def predict(self, horizon, future, **kwargs):
+        return future[["series_id", "ds"]].assign(yhat=1.0)
+
+
+def test_the_aggregate_backtest_uses_its_own_model_and_the_final_fit_the_aggregate_model():
+    """``make_backtest_model`` (e.g. with the series backtest's staleness) serves the backtest windows only; the
+    final aggregate model is fitted on all data."""
+    from training.forecast.backtest import backtest
+    from training.forecast.hierarchy import fit_hierarchy
+
+    ds = pd.date_range("2024-01-01", periods=30, freq="D")
+    series = pd.DataFrame(
+        {"series_id": np.repeat(["a", "b", "c"], 30), "ds": np.tile(ds, 3), "y": 10.0, "open": 1}
+    )
+    calls: list = []
+    bt = backtest(
+        lambda: _Stub("series", calls), series, n_windows=3, step=3, horizon=5, refit=False, levels=()
+    )
+    fit_hierarchy(
+        _hierarchy(),
+        series,
+        {},
+        bt.predictions,
+        lambda: _Stub("final", calls),
+        n_windows=3,
+        step=3,
+        horizon=5,
+        make_backtest_model=lambda: _Stub("aggregate backtest", calls),
+    )
+    assert calls == [
+        ("series", ds[30 - 1 - 6 - 5]),
+        ("aggregate backtest", ds[30 - 1 - 6 - 5]),  # fitted once, at the first origin
+        ("final", ds[-1]),
+    ]
+
+
+def test_each_backtest_window_is_reconciled_with_the_errors_of_the_other_windows():
+    """MinTrace is scored out of sample: window 0's reconciled forecasts do not depend on its own actuals (its
+    errors are left out of the covariance), but do depend on the other windows' errors."""
+    bt = _base_backtest(n_windows=3)
+    first = bt["window"] == 0
+    changed_own = bt.assign(y=np.where(first, bt["y"] * 1.3, bt["y"]))
+    changed_other = bt.assign(y=np.where(bt["window"] == 2, bt["y"] * 1.3, bt["y"]))
+
+    def window0(frame):
+        rec = HierarchicalReconciler(method="mint_shrink", bias_correction=False).fit(_hierarchy(), frame)
+        out = rec.backtest_["mint_shrink"]
+        return out.loc[out["window"] == 0, "yhat"].to_numpy()
+
+    np.testing.assert_allclose(window0(changed_own), window0(bt), rtol=1e-10)
+    assert not np.allclose(window0(changed_other), window0(bt), rtol=1e-6)
