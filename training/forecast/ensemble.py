@@ -510,7 +510,8 @@ class EnsembleForecaster(BaseEstimator):
         closed = pred["open"].to_numpy() == 0
         for lv in levels:
             lo, hi = self._bounds(pred["yhat"].to_numpy(), scale, lv)
-            pred[f"yhat_lo_{lv}"], pred[f"yhat_hi_{lv}"] = np.where(closed, 0.0, lo), np.where(closed, 0.0, hi)
+            pred[f"yhat_lo_{lv}"] = np.where(closed, 0.0, lo)
+            pred[f"yhat_hi_{lv}"] = np.where(closed, 0.0, hi)
         pred = pred.drop(columns="scale")
         rows = []
         for i, w in enumerate(windows):
