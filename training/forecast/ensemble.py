@@ -108,7 +108,7 @@ class EnsembleForecaster(BaseEstimator):
         scheduler: str | None = None,
         holidays: str | None = None,
         members: tuple[str, ...] = DEFAULT_MEMBERS,
-        n_windows: int = 2,
+        n_windows: int = 4,
         step: int | None = None,
         ensemble_size: int = 25,
         refit: bool = True,
