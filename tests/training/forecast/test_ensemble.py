@@ -85,7 +85,7 @@ def test_fitted_weights_sum_to_one_over_the_members_and_are_logged_in_the_summar
     # the tree reads the promo; per-series models cannot, so it wins most of the weight
     assert model.weights_["lgbm"] >= 0.5
     summary = model.summary()
-    assert summary["weights"] == model.weights_ and len(summary["windows"]) == 2
+    assert summary["weights"] == model.weights_ and len(summary["windows"]) == 4  # the default windows
     assert set(summary["member_backtest"]) == set(model.weights_)
     assert summary["member_backtest"]["lgbm"]["wape"] < summary["member_backtest"]["seasonal_naive"]["wape"]
 
@@ -251,7 +251,9 @@ def test_member_fits_during_fit_see_only_data_up_to_each_window_origin(monkeypat
 
     monkeypatch.setattr(statistical, "member_history", spy)
     s = _counts(2, 100, 4, lambda i: 12.0)
-    model = EnsembleForecaster(horizon=7, step=7, members=("theta", "seasonal_naive"), n_jobs=1).fit(s)
+    model = EnsembleForecaster(
+        horizon=7, step=7, n_windows=2, members=("theta", "seasonal_naive"), n_jobs=1
+    ).fit(s)
     origins = [w.origin for w in model.backtest_.windows]
     assert origins == [s["ds"].max() - pd.Timedelta(days=14), s["ds"].max() - pd.Timedelta(days=7)]
     assert all(last <= origin for origin, last in seen) and {o for o, _ in seen} >= set(origins)
