@@ -2,7 +2,8 @@
 
     python benchmarks/forecast_online_retail.py [--cut 2010-11-10 --cut 2011-06-01 ...]
         [--measure orders|quantity|revenue] [--holidays static|GB|none] [--source ../shared/data/online_retail]
-        [--ensemble default --ensemble theta,ets,seasonal_naive ...] [--skip-lgbm] [--skip-mlforecast] [--dump F]
+        [--ensemble default --ensemble theta,ets,seasonal_naive ...] [--ensemble-windows N] [--skip-lgbm]
+        [--skip-mlforecast] [--dump F]
 
 What a shop does with OrderPulse (README "Forecasting from your order log"), on the full Online Retail
 2009-2011 log (``features.adapters.online_retail``: purchase invoices as order lines):
@@ -68,6 +69,12 @@ def main() -> None:
         "repeatable (one row per member list); 'default' for its default members",
     )
     parser.add_argument("--skip-lgbm", action="store_true", help="do not fit the LightGBM alone")
+    parser.add_argument(
+        "--ensemble-windows",
+        type=int,
+        default=None,
+        help="the ensemble's backtest windows (default: its own)",
+    )
     parser.add_argument("--dump", default="", help="write every model's scored rows to this Parquet file")
     parser.add_argument(
         "--autogluon",
@@ -107,6 +114,7 @@ def main() -> None:
             not args.skip_lgbm,
             scored_rows,
             args.autogluon,
+            args.ensemble_windows,
         )
         if args.dump:
             pd.concat(scored_rows, ignore_index=True).to_parquet(args.dump)
@@ -157,6 +165,7 @@ def _rows(
     with_lgbm: bool = True,
     scored_rows: list[pd.DataFrame] | None = None,
     autogluon: str = "",
+    ensemble_windows: int | None = None,
 ) -> list[dict]:
     """One row per model for this cut: WAPE, WAPE x seasonal naive, RMSPE, daily-total MAPE, 80% coverage,
     train seconds, peak MB."""
@@ -168,7 +177,7 @@ def _rows(
         runs["mlforecast"] = lambda: run_mlforecast(train)
     for members in ensembles:
         name = "ensemble" if members == DEFAULT_MEMBERS else "ensemble " + "+".join(members)
-        runs[name] = lambda m=members: _ensemble(train, static, holidays, m)
+        runs[name] = lambda m=members: _ensemble(train, static, holidays, m, ensemble_windows)
     if autogluon:
         runs["AutoGluon"] = lambda: _autogluon(train, autogluon)
     out = []
@@ -229,10 +238,18 @@ def _orderpulse(train: pd.DataFrame, static: pd.DataFrame, holidays: str | None)
     return pred, m, f"transform {model.target_transform_};"
 
 
-def _ensemble(train: pd.DataFrame, static: pd.DataFrame, holidays: str | None, members: tuple[str, ...]):
+def _ensemble(
+    train: pd.DataFrame,
+    static: pd.DataFrame,
+    holidays: str | None,
+    members: tuple[str, ...],
+    n_windows: int | None = None,
+):
     """The ensemble at default settings on the same history; the note gives its weights and dropped members."""
     with measure() as m:
         model = EnsembleForecaster(freq="D", horizon=HORIZON, holidays=holidays, members=members)
+        if n_windows:
+            model.set_params(n_windows=n_windows)
         model.fit(train, static=static)
     weights = " ".join(f"{n}={v:.2f}" for n, v in model.weights_.items())
     return model.predict(HORIZON, levels=(80,)), m, f"weights {weights}; dropped {model.dropped_ or 'none'};"

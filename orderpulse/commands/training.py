@@ -87,7 +87,15 @@ def train_forecast(
     until: UntilOpt = None,
     name: NameOpt = "orderpulse",
     tune: Annotated[int, typer.Option("--tune", min=0, help="Optuna trials before training (0: none)")] = 0,
-    n_windows: WindowsOpt = 2,
+    n_windows: Annotated[
+        int | None,
+        typer.Option(
+            "--n-windows",
+            min=1,
+            help="rolling-origin backtest windows (default: 2 for the LightGBM, 4 for the ensemble, whose weights "
+            "and intervals are fitted on them)",
+        ),
+    ] = None,
     step: StepOpt = None,
     on_bad_rows: OnBadRows = "raise",
     seed: Annotated[int, typer.Option("--seed")] = 0,

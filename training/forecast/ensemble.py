@@ -18,12 +18,12 @@ Fitting (``fit(series, covariates=, weather=, static=)``):
 3. Weights: greedy ensemble selection (Caruana et al. 2004, as AutoGluon does): ``ensemble_size`` rounds, each
    adding (with replacement) the member that most lowers the WAPE of the running average on the open window
    rows; weights are the selection counts / ``ensemble_size`` (they sum to one).
-4. Intervals: split-conformal on the ensemble's own window residuals **per series scale**: each residual is
-   divided by its series' seasonal-naive MAE on the history before that window's origin
-   (``training.metrics.seasonal_scales`` over the last 8 seasons, or ``max_history`` steps), the quantiles are pooled over
-   series, and a forecast's interval is ``yhat + q * scale`` (the lower quantile is at most 0 and the upper at
-   least 0, so ``yhat_lo <= yhat <= yhat_hi`` always; lower bounds clipped at 0). Quantiles pooled across series
-   in log space, as the single LightGBM did before its volume bins, left sparse series' forecasts outside their own interval.
+4. Intervals: split-conformal on the ensemble's own window residuals **per series scale** and **per volume
+   bin**: each residual is divided by its series' seasonal-naive MAE before that window's origin
+   (``training.metrics.seasonal_scales``, last 8 seasons or ``max_history`` steps; a series without recent
+   orders: its mean |y| over all its history), the quantiles are taken per octile of the forecast's volume
+   (``training.forecast.intervals.scaled_bounds``; pooled over all series they were mostly the sparse series'
+   and covered the busiest series' days half the time), and ``yhat_lo <= yhat <= yhat_hi`` always.
 5. With ``refit`` (default) the LightGBM member is refitted on all data; the statistical members' forecasts from
    the last observed step are cached (re-estimated only for another origin or other history).
 
@@ -52,7 +52,7 @@ from features.errors import NotFittedError
 from training.forecast.backtest import BacktestResult, rolling_origin_windows
 from training.forecast.baselines import season_for
 from training.forecast.forecaster import LGBMForecaster, default_n_jobs
-from training.forecast.intervals import conformal_quantiles
+from training.forecast.intervals import conformal_quantiles, scaled_bounds, volume_binned_quantiles
 from training.forecast.statistical import NaiveMember, ProfileMember, StatsForecastMember, member_history
 from training.metrics import evaluate, seasonal_scales
 
@@ -108,7 +108,7 @@ class EnsembleForecaster(BaseEstimator):
         scheduler: str | None = None,
         holidays: str | None = None,
         members: tuple[str, ...] = DEFAULT_MEMBERS,
-        n_windows: int = 2,
+        n_windows: int = 4,
         step: int | None = None,
         ensemble_size: int = 25,
         refit: bool = True,
@@ -300,11 +300,9 @@ class EnsembleForecaster(BaseEstimator):
         out["yhat"] = self._combine(out)
         closed = out["open"].to_numpy() == 0
         scale = out["series_id"].map(self._scales(history, origin_ts)).fillna(0.0).to_numpy()
-        yhat = out["yhat"].to_numpy()
         for lv in levels:
-            lo, hi = self.residual_quantiles_[f"lo_{lv}"], self.residual_quantiles_[f"hi_{lv}"]
-            out[f"yhat_lo_{lv}"] = np.where(closed, 0.0, np.clip(yhat + lo * scale, 0.0, None))
-            out[f"yhat_hi_{lv}"] = np.where(closed, 0.0, yhat + hi * scale)
+            lo, hi = self._bounds(out["yhat"].to_numpy(), scale, lv)
+            out[f"yhat_lo_{lv}"], out[f"yhat_hi_{lv}"] = np.where(closed, 0.0, lo), np.where(closed, 0.0, hi)
         if explain:
             out = self._explain(out, lgbm_out)
         out = out.drop(columns=[c for c in out.columns if c.startswith("yhat_") and c[5:] in self.weights_])
@@ -337,6 +335,7 @@ class EnsembleForecaster(BaseEstimator):
             "dropped": self.dropped_,
             "member_seconds": self.member_seconds_,
             "residual_quantiles_per_series_scale": self.residual_quantiles_,
+            "residual_volume_bins": _bins_summary(getattr(self, "residual_bins_", None)),
             "windows": [str(w.origin.date()) for w in self.backtest_.windows],
         }
 
@@ -430,17 +429,22 @@ class EnsembleForecaster(BaseEstimator):
 
     def _scales(self, history: pd.DataFrame, origin: pd.Timestamp) -> pd.Series:
         """Each series' interval scale at ``origin``: its seasonal-naive MAE on the last 8 seasons (or ``max_history`` steps)
-        before it (mean |y| where there are no seasonal pairs), from ``ds <= origin`` only."""
-        h = member_history(history, origin)
+        before it (mean |y| where there are no seasonal pairs; where that is 0 too, a series without recent
+        orders, its mean |y| over all its history, so its interval is not zero-width), from ``ds <= origin`` only."""
+        full = member_history(history, origin)
         steps = int(self.max_history or 8 * season_for(self.freq))
-        h = h.loc[h["ds"] > origin - steps * step_length(self.freq)]
+        h = full.loc[full["ds"] > origin - steps * step_length(self.freq)]
         s = seasonal_scales(h, season=season_for(self.freq), step=step_length(self.freq))["scale_mae"]
         level = h.loc[h["open"] == 1].assign(a=h["y"].abs()).groupby("series_id")["a"].mean()
-        s = s.reindex(level.index).fillna(level).fillna(0.0)
+        ever = full.loc[full["open"] == 1].assign(a=full["y"].abs()).groupby("series_id")["a"].mean()
+        s = s.reindex(level.index).fillna(level)
+        s = s.where(s > 0).reindex(ever.index).fillna(ever).fillna(0.0)
         s.index = s.index.astype("string")
         return s
 
     def _calibrate(self, scored: pd.DataFrame) -> None:
+        """Scaled residual quantiles, pooled and per octile of the forecast's volume (Mondrian conformal: the
+        pooled quantiles are mostly those of the many sparse series, too narrow for the busiest ones)."""
         ok = scored["scale"].to_numpy() > 0
         r = ((scored["y"] - scored["yhat"]).to_numpy() / np.where(ok, scored["scale"].to_numpy(), 1.0))[ok]
         q = conformal_quantiles(r, tuple(self.levels))
@@ -450,7 +454,14 @@ class EnsembleForecaster(BaseEstimator):
         self.residual_quantiles_ = {
             k: (min(v, 0.0) if k.startswith("lo") else max(v, 0.0)) for k, v in q.items()
         }
+        volume = np.log1p(np.clip(scored["yhat"].to_numpy(dtype="float64")[ok], 0.0, None))
+        self.residual_bins_ = volume_binned_quantiles(r, volume, tuple(self.levels))
         self.calibration_report_ = {"rows": int(ok.sum()), "rows_zero_scale": int((~ok).sum())}
+
+    def _bounds(self, yhat: np.ndarray, scale: np.ndarray, level: int) -> tuple[np.ndarray, np.ndarray]:
+        # models pickled before the volume bins have none: pooled quantiles
+        bins = getattr(self, "residual_bins_", None)
+        return scaled_bounds(yhat, scale, self.residual_quantiles_, bins, level)
 
     def _predict_grid(self, history, future, origin, horizon) -> pd.DataFrame:
         """The rows to forecast (``future``'s, or every series x step) with ``open``: ``future``'s value, else
@@ -496,11 +507,11 @@ class EnsembleForecaster(BaseEstimator):
         levels = tuple(self.levels)
         scale = oos["scale"].fillna(0.0).to_numpy()
         pred = oos.drop(columns=[c for c in oos.columns if c.startswith("yhat_")])
+        closed = pred["open"].to_numpy() == 0
         for lv in levels:
-            lo, hi = self.residual_quantiles_[f"lo_{lv}"], self.residual_quantiles_[f"hi_{lv}"]
-            closed = pred["open"].to_numpy() == 0
-            pred[f"yhat_lo_{lv}"] = np.where(closed, 0.0, np.clip(pred["yhat"] + lo * scale, 0.0, None))
-            pred[f"yhat_hi_{lv}"] = np.where(closed, 0.0, pred["yhat"] + hi * scale)
+            lo, hi = self._bounds(pred["yhat"].to_numpy(), scale, lv)
+            pred[f"yhat_lo_{lv}"] = np.where(closed, 0.0, lo)
+            pred[f"yhat_hi_{lv}"] = np.where(closed, 0.0, hi)
         pred = pred.drop(columns="scale")
         rows = []
         for i, w in enumerate(windows):
@@ -575,3 +586,12 @@ def _on_grid(grid: pd.DataFrame, pred: pd.DataFrame) -> np.ndarray:
 def _scores(frame: pd.DataFrame) -> dict[str, float]:
     m, _ = evaluate(frame[["series_id", "ds", "y", "yhat", "open"]], train=None, levels=())
     return {k: float(m[k]) for k in ("wape", "rmspe") if k in m}
+
+
+def _bins_summary(bins) -> list[dict[str, Any]]:
+    """The volume bins as JSON: each bin's upper ``log1p`` volume edge (the last one open) and its quantiles."""
+    if bins is None:
+        return []
+    edges, per_bin = bins
+    uppers = [float(e) for e in edges] + [None]
+    return [{"log1p_volume_up_to": e, **q} for e, q in zip(uppers, per_bin, strict=True)]

@@ -4,13 +4,16 @@ Residuals are out-of-sample errors in the forecaster's log space (``log1p(y) - l
 give every forecast the same relative interval; a sparse series' small forecasts have far larger relative
 residuals than a dense series' large ones, so ``volume_binned_quantiles`` also splits them by the octile of the
 forecast's ``log1p`` volume and ``binned_bounds`` gives each forecast row the quantiles of its own bin.
+
+The ensemble's residuals are in the target's units divided by each series' scale (``scaled_bounds``): the same
+volume bins keep a country that orders a few times a month from borrowing the quantiles of the busiest series.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["conformal_quantiles", "volume_binned_quantiles", "binned_bounds", "VolumeBins"]
+__all__ = ["conformal_quantiles", "volume_binned_quantiles", "binned_bounds", "scaled_bounds", "VolumeBins"]
 
 VolumeBins = tuple[np.ndarray, list[dict[str, float]]]  # (bin edges in log1p volume, quantiles per bin)
 
@@ -59,3 +62,20 @@ def binned_bounds(bins: VolumeBins, log_volume: np.ndarray, level: int) -> tuple
     lo = np.array([b[f"lo_{level}"] for b in per_bin])[which]
     hi = np.array([b[f"hi_{level}"] for b in per_bin])[which]
     return lo, hi
+
+
+def scaled_bounds(
+    yhat: np.ndarray, scale: np.ndarray, pooled: dict[str, float], bins: VolumeBins | None, level: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(lo, hi)`` of ``level`` around forecasts ``yhat`` from quantiles of residuals divided by each series'
+    ``scale``: ``yhat + q * scale`` with ``q`` of the forecast's ``log1p`` volume bin (``bins`` from
+    ``volume_binned_quantiles``), or the ``pooled`` quantiles without bins. The lower quantile is at most 0 and
+    the upper at least 0, so ``lo <= yhat <= hi``; ``lo`` is clipped at 0."""
+    yhat = np.asarray(yhat, dtype="float64")
+    if bins is not None:
+        q_lo, q_hi = binned_bounds(bins, np.log1p(np.clip(yhat, 0.0, None)), level)
+    else:
+        q_lo, q_hi = np.full(yhat.shape, pooled[f"lo_{level}"]), np.full(yhat.shape, pooled[f"hi_{level}"])
+    scale = np.asarray(scale, dtype="float64")
+    lo = yhat + np.minimum(q_lo, 0.0) * scale
+    return np.clip(lo, 0.0, None), yhat + np.maximum(q_hi, 0.0) * scale

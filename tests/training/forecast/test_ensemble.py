@@ -85,7 +85,7 @@ def test_fitted_weights_sum_to_one_over_the_members_and_are_logged_in_the_summar
     # the tree reads the promo; per-series models cannot, so it wins most of the weight
     assert model.weights_["lgbm"] >= 0.5
     summary = model.summary()
-    assert summary["weights"] == model.weights_ and len(summary["windows"]) == 2
+    assert summary["weights"] == model.weights_ and len(summary["windows"]) == 4  # the default windows
     assert set(summary["member_backtest"]) == set(model.weights_)
     assert summary["member_backtest"]["lgbm"]["wape"] < summary["member_backtest"]["seasonal_naive"]["wape"]
 
@@ -202,6 +202,32 @@ def test_80_percent_interval_covers_about_80_percent_of_a_held_out_window():
     assert 0.72 <= coverage <= 0.9, coverage
 
 
+def test_a_series_without_recent_orders_is_scaled_by_its_history_not_by_zero():
+    # c1 ordered about once a day until 70 days before the end, then never again: its last 8 weeks are all 0
+    s = _counts(6, 200, 7, lambda i: 40.0 if i == 0 else 1.0)
+    stale = (s["series_id"] == "c1") & (s["ds"] > s["ds"].max() - pd.Timedelta(days=70))
+    s.loc[stale, "y"] = 0.0
+    model = EnsembleForecaster(horizon=14, members=("seasonal_naive", "profile"), n_jobs=1).fit(s)
+    scales = model._scales(s, s["ds"].max())
+    assert scales["c1"] == pytest.approx(s.loc[s["series_id"] == "c1", "y"].mean())
+    assert (scales > 0).all()
+    assert model.calibration_report_["rows_zero_scale"] == 0
+
+
+def test_intervals_are_quantiles_of_the_forecasts_volume_bin_and_old_models_keep_pooled_ones():
+    s = _counts(12, 200, 3, lambda i: 400.0 if i == 0 else 0.2 + 0.04 * i)
+    model = EnsembleForecaster(horizon=14, members=("theta", "seasonal_naive"), n_jobs=1).fit(s)
+    edges, per_bin = model.residual_bins_
+    assert len(per_bin) == edges.size + 1 >= 2
+    assert model.summary()["residual_volume_bins"][-1]["log1p_volume_up_to"] is None
+    binned = model.predict(14, levels=(80,))
+    del model.residual_bins_  # an ensemble pickled before the volume bins
+    pooled = model.predict(14, levels=(80,))
+    assert (pooled["yhat"] == binned["yhat"]).all()
+    assert (pooled["yhat_lo_80"] <= pooled["yhat"]).all() and (pooled["yhat"] <= pooled["yhat_hi_80"]).all()
+    assert not np.allclose(pooled["yhat_hi_80"], binned["yhat_hi_80"])
+
+
 # ------------------------------------------------------------------------------------------ leakage
 def test_a_statistical_member_never_reads_y_after_its_origin():
     s = _counts(3, 120, 2, lambda i: 10.0 * (i + 1))
@@ -225,7 +251,9 @@ def test_member_fits_during_fit_see_only_data_up_to_each_window_origin(monkeypat
 
     monkeypatch.setattr(statistical, "member_history", spy)
     s = _counts(2, 100, 4, lambda i: 12.0)
-    model = EnsembleForecaster(horizon=7, step=7, members=("theta", "seasonal_naive"), n_jobs=1).fit(s)
+    model = EnsembleForecaster(
+        horizon=7, step=7, n_windows=2, members=("theta", "seasonal_naive"), n_jobs=1
+    ).fit(s)
     origins = [w.origin for w in model.backtest_.windows]
     assert origins == [s["ds"].max() - pd.Timedelta(days=14), s["ds"].max() - pd.Timedelta(days=7)]
     assert all(last <= origin for origin, last in seen) and {o for o, _ in seen} >= set(origins)

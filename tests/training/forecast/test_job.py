@@ -12,6 +12,8 @@ from mlflow import MlflowClient
 
 from features.io import load_table
 from orderpulse.cli import main
+from training.forecast.baselines import SeasonalNaive
+from training.forecast.job import run_backtest
 from training.forecast.whatif import overlay, what_if
 from training.pyfunc import load_snapshot_model
 
@@ -81,6 +83,12 @@ def _train_args(files, *extra: str) -> list[str]:
         PARAMS,
         *extra,
     ]
+
+
+def _default_windows(args: list[str]) -> list[str]:
+    """``args`` without ``--n-windows``: the job's default windows."""
+    i = args.index("--n-windows")
+    return args[:i] + args[i + 2 :]
 
 
 @pytest.fixture(scope="module")
@@ -434,12 +442,10 @@ def test_mlflow_pyfunc_forecasts_past_the_stored_plan_with_the_plan_in_the_reque
 def test_auto_trains_the_ensemble_when_the_lightgbm_is_not_clearly_ahead_of_seasonal_naive(files, capsys):
     weak = _cli(
         capsys,
-        _train_args(files, "--until", "2015-05-31")
+        _default_windows(_train_args(files, "--until", "2015-05-31"))
         + [
             "--name",
             "autoweak",
-            "--n-windows",
-            "2",
             "--lgbm-params",
             '{"n_estimators": 1, "num_leaves": 2, "learning_rate": 0.01}',
         ],
@@ -456,6 +462,20 @@ def test_auto_trains_the_ensemble_when_the_lightgbm_is_not_clearly_ahead_of_seas
         run.data.metrics["backtest_wape"] / run.data.metrics["seasonal_naive_wape"], abs=1e-6
     )
     assert weak["metrics"]["wape_vs_seasonal_naive"] < run.data.metrics["auto.lgbm_wape_vs_seasonal_naive"]
+    # without --n-windows the ensemble is weighted on 4 windows (the LightGBM was backtested on 2), and the
+    # seasonal naive it is gated against is re-backtested on those same 4 windows
+    assert (run.data.params["n_windows.requested"], run.data.params["n_windows"]) == ("None", "4")
+    assert run.data.metrics["backtest_n_windows"] == 4
+    series, _ = load_table(files["series"], "series")
+    naive = run_backtest(
+        lambda: SeasonalNaive("D"),
+        series.loc[series["ds"] <= "2015-05-31"],
+        {},
+        n_windows=4,
+        step=7,
+        horizon=14,
+    )
+    assert run.data.metrics["seasonal_naive_wape"] == pytest.approx(naive.overall["wape"], rel=1e-6)
 
 
 def test_auto_keeps_the_lightgbm_when_it_is_clearly_ahead(files, capsys, monkeypatch):
@@ -463,10 +483,11 @@ def test_auto_keeps_the_lightgbm_when_it_is_clearly_ahead(files, capsys, monkeyp
 
     monkeypatch.setattr(job, "AUTO_ENSEMBLE_ABOVE", 50.0)
     result = _cli(
-        capsys, _train_args(files, "--until", "2015-05-31") + ["--name", "autokeep", "--n-windows", "2"]
+        capsys, _default_windows(_train_args(files, "--until", "2015-05-31")) + ["--name", "autokeep"]
     )
     run = MlflowClient().get_run(result["run_id"])
     assert (run.data.params["model.requested"], run.data.params["model"]) == ("auto", "lgbm")
+    assert run.data.params["n_windows"] == "2"  # the LightGBM's default
     assert "auto.lgbm_wape_vs_seasonal_naive" not in run.data.metrics
 
 
