@@ -245,6 +245,9 @@ class RegistryModelSource(ModelSource):
         try:
             import mlflow.artifacts
 
+            from training.tracking import quiet_mlflow
+
+            quiet_mlflow()  # no tqdm bars of the download in the service log
             local = mlflow.artifacts.download_artifacts(
                 artifact_uri=meta["download_uri"],
                 dst_path=str(tmp / "download"),

@@ -262,6 +262,14 @@ def test_registry_model_is_loaded_with_its_metadata(registry, tmp_path):
     assert (tmp_path / "cache" / "test-forecast" / "champion.json").is_file()
 
 
+def test_registry_download_draws_no_progress_bars_into_the_service_log(
+    registry, tmp_path, monkeypatch, capfd
+):
+    monkeypatch.delenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", raising=False)
+    assert _registry_holder(registry["uri"], tmp_path / "cache").reload().ok
+    assert "Downloading artifacts" not in capfd.readouterr().err
+
+
 def test_registry_unreachable_at_start_serves_from_cache(registry, tmp_path):
     cache = tmp_path / "cache"
     assert _registry_holder(registry["uri"], cache).reload().ok  # an earlier run filled the cache

@@ -307,5 +307,6 @@ def _check_slices(report: dict[str, Any], cutoff: pd.Timestamp) -> None:
             f"{report.get('training_rows', 0)} orders have a label known and mature at the cutoff, "
             f"{report.get('orders_immature_excluded', 0)} were too recent, "
             f"{report.get('orders_without_label', 0)} have no label). Every slice needs both classes: pass more "
-            f"labelled history, a later until, or larger valid/calib fractions."
+            f"labelled history, a later until, or larger valid/calib fractions; with few exceptions known yet, "
+            f"train the unsupervised detector (--unsupervised: no labels needed)."
         )

@@ -331,19 +331,44 @@ def score_orders(
     if labels is not None:
         y = out["order_id"].map(labels.set_index("order_id")["label"])
         known = y.notna().to_numpy()
+        young, note = _labels_not_final(out["created_at"], labels, model)
         result["orders_labeled"] = int(known.sum())
         result["orders_unlabeled"] = int((~known).sum())
-        if known.any():
+        result["orders_labeled_too_young_for_metrics"] = int((known & young).sum())
+        if (known & young).any():
+            progress.info(f"{int((known & young).sum())} labelled orders {note}")
+        use = known & ~young
+        if use.any():
             result["metrics"] = {
                 k: _round(v)
                 for k, v in evaluate_classifier(
-                    y[known].astype(int).to_numpy(), score[known], threshold=model.threshold_
+                    y[use].astype(int).to_numpy(), score[use], threshold=model.threshold_
                 ).items()
             }
             progress.info(
-                f"metrics on {int(known.sum())} labelled orders: {metric_summary(result['metrics'], '')}"
+                f"metrics on {int(use.sum())} labelled orders: {metric_summary(result['metrics'], '')}"
             )
     return out, result
+
+
+def _labels_not_final(created: pd.Series, labels: pd.DataFrame, model: Any) -> tuple[np.ndarray, str]:
+    """Orders created within the model's label maturity before the labels' latest ``labeled_at``.
+
+    Their known labels are the quick ones (an exception comes to light within days, a normal order is labelled
+    only when its window closes), so metrics on them overstate the base rate: training leaves the same orders
+    out (``training.anomaly.data``). Returns the mask and the sentence saying why they are left out."""
+    days = float(getattr(model, "data_report_", {}).get("label_maturity_days", 0) or 0)
+    if days <= 0 or labels.empty:
+        return np.zeros(len(created), dtype=bool), ""
+    as_of = pd.Timestamp(labels["labeled_at"].max())
+    since = as_of - pd.Timedelta(days=days)
+    young = (pd.to_datetime(created) > since).to_numpy()
+    note = (
+        f"created after {since} (within the model's label maturity, {days:g} days, of the labels' latest "
+        f"labeled_at {as_of}) are left out of the metrics: only their early labels, mostly exceptions, are "
+        "known yet. Score an older period, or label again later, to measure them"
+    )
+    return young, note
 
 
 def scored_orders_frame(window: pd.DataFrame, model: Any, reasons: ReasonsMode, k: int) -> pd.DataFrame:

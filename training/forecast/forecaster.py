@@ -302,8 +302,12 @@ class LGBMForecaster(BaseEstimator):
         levels = tuple(self.levels if levels is None else levels)
         missing = [lv for lv in levels if lv not in self._available_levels()]
         if missing:
+            why = self.calibration_report_.get("skipped")
+            fix = (
+                f" The calibration was skipped: {why}. Fix: more history or a shorter horizon." if why else ""
+            )
             raise ValueError(
-                f"Interval level(s) {missing} were not calibrated; available: {self._available_levels()}."
+                f"Interval level(s) {missing} were not calibrated; available: {self._available_levels()}.{fix}"
             )
         history = self.history_ if series is None else series
         observed = history.loc[history["y"].notna(), "ds"]
@@ -526,9 +530,10 @@ class LGBMForecaster(BaseEstimator):
         cut = pd.Timestamp(series["ds"].max()) - horizon * step_length(self.freq)
         train = series.loc[series["ds"] <= cut]
         if train.empty or train["ds"].nunique() < 2 * horizon:
+            n, last = train["ds"].nunique() + horizon, pd.Timestamp(series["ds"].max())
             self.calibration_report_ = {
                 "rows": 0,
-                "skipped": "history shorter than 2 x horizon before the holdout",
+                "skipped": f"{n} periods up to {last:%Y-%m-%d} < 3 x {horizon}",
             }
             return None, None
         cal = clone(self).set_params(calibrate=False)

@@ -75,7 +75,7 @@ def test_orders_after_the_cutoff_are_not_featured_and_the_snapshot_stops_at_the_
 
 def test_training_refuses_slices_without_both_classes():
     orders, labels = _tiny()
-    with pytest.raises(ValueError, match="Every slice needs both classes"):
+    with pytest.raises(ValueError, match=r"Every slice needs both classes.*--unsupervised"):
         prepare_training_data(orders, labels, "2020-01-06", maturity=None)
 
 

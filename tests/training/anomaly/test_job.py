@@ -93,6 +93,33 @@ def test_train_logs_registers_and_scores_round_trip(trained, files, tmp_path):
     assert summary["metrics"]["n"] == summary["orders_labeled"]
 
 
+def test_score_leaves_orders_whose_labels_are_not_final_out_of_the_metrics(trained, files, tmp_path):
+    # Labels as known on 2020-10-15: September's exceptions (labelled within 10 days) are in, most of its
+    # normal orders (labelled when their 30-day window closes) are not yet: metrics on them would be biased.
+    labels = pd.read_csv(files["labels"], parse_dates=["labeled_at"], dtype={"order_id": str})
+    known_then = labels.loc[labels["labeled_at"] <= pd.Timestamp("2020-10-15")]
+    path = tmp_path / "labels_then.csv"
+    known_then.to_csv(path, index=False)
+    summary = score_orders(
+        "models:/shop-anomaly@champion",
+        files["orders"],
+        tmp_path / "s.csv",
+        "2020-09-01",
+        "2020-10-01",
+        labels_path=path,
+    )
+    days = MlflowClient().get_run(trained["run_id"]).data.metrics["data.label_maturity_days"]
+    since = known_then["labeled_at"].max() - pd.Timedelta(days=days)
+    scored = pd.read_csv(tmp_path / "s.csv", parse_dates=["created_at"], dtype={"order_id": str})
+    labelled = scored.merge(known_then, on="order_id")
+    young = labelled["created_at"] > since
+    assert young.sum() > 0 and labelled.loc[young, "label"].mean() > 0.9  # early labels: exceptions
+    assert summary["orders_labeled"] == len(labelled)
+    assert summary["orders_labeled_too_young_for_metrics"] == int(young.sum())
+    assert summary["metrics"]["n"] == int((~young).sum())
+    assert summary["metrics"]["base_rate"] == pytest.approx(labelled.loc[~young, "label"].mean(), abs=1e-6)
+
+
 def test_threshold_policy_and_its_numbers_are_stated_in_the_run_and_the_model_metadata(trained):
     run = MlflowClient().get_run(trained["run_id"])
     assert trained["threshold_policy"] == "f1:0.15" and run.data.params["threshold_policy"] == "f1:0.15"

@@ -233,6 +233,15 @@ def test_uncalibrated_levels_are_refused(tables, split):
         model.predict(14, test, levels=(80,))
 
 
+def test_levels_of_a_history_too_short_to_calibrate_are_refused_naming_the_lengths():
+    t = make_tables(n_series=2, days=40)  # 40 days < 3 x 14: no holdout of 14 days with 28 days before it
+    model = LGBMForecaster(freq="D", horizon=14, params=SMALL).fit(t["series"], covariates=t["covariates"])
+    assert model.calibration_report_["rows"] == 0
+    future = make_tables(n_series=2, days=54)["covariates"].query("ds > '2023-02-10'")
+    with pytest.raises(ValueError, match=r"skipped: 40 periods up to 2023-02-10 < 3 x 14.*shorter horizon"):
+        model.predict(14, future.drop(columns="promo"), levels=(80,))
+
+
 def test_weekly_series_anchored_on_wednesday():
     ds = pd.date_range("2022-01-05", periods=120, freq="W-WED")
     rng = np.random.default_rng(1)
