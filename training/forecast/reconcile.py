@@ -158,8 +158,10 @@ class HierarchicalReconciler:
         for name in methods:
             rec = self._reconcile_backtest(base_backtest, name)
             reconciled[name] = rec
+            # methods are compared on the windows scored out of sample only (all, when none can be)
+            scored = rec.loc[rec["window"].isin(self.scored_windows_)] if self.scored_windows_ else rec
             for lv in level_order(self.hierarchy_.levels):
-                part = rec.loc[rec["level"] == lv]
+                part = scored.loc[scored["level"] == lv]
                 row = {"method": name, "level": lv, "wape": wape(part["y"], part["yhat"], part["open"])}
                 if lv == TOTAL:
                     row["daily_mape"] = mape(part["y"], part["yhat"], part["open"])
@@ -348,17 +350,23 @@ class HierarchicalReconciler:
         """Every window reconciled with the error covariance of the *other* windows that share no day with it
         (all windows when every other one overlaps it): MinTrace's weights are then judged out of sample, as
         they will be used, instead of on the residuals they were estimated from (with ~1,000 series and a few
-        hundred backtest days that in-sample score flatters MinTrace)."""
-        parts = []
+        hundred backtest days that in-sample score flatters MinTrace). The windows that have such a partner are
+        ``scored_windows_``: only they choose the method. (4 windows of 42 days every 14: the middle two overlap
+        every other window; scored in sample they made ``mint_shrink`` win on full Rossmann cut at 2015-03-27,
+        and it lost to bottom-up on the held-out days, state WAPE 0.0489 vs 0.0452.)"""
+        parts, scored = [], []
         span = bt.groupby("window")["ds"].agg(["min", "max"])
         for w, frame in bt.groupby("window", sort=True):
             apart = span.index[(span["max"] < span.loc[w, "min"]) | (span["min"] > span.loc[w, "max"])]
             keep = np.isin(self.insample_window_, apart.to_numpy())
+            if keep.any():
+                scored.append(w)
             insample = (self.y_insample_[:, keep], self.yhat_insample_[:, keep]) if keep.any() else None
             rec = self._reconcile(frame, name, insample)
             actual = frame.assign(node=frame["series_id"].astype(str))[["node", "ds", "y", "step"]]
             rec = rec.merge(actual, on=["node", "ds"], how="left").assign(window=w)
             parts.append(rec)
+        self.scored_windows_ = scored
         return pd.concat(parts, ignore_index=True)
 
     def _quantiles(self, rows: pd.DataFrame) -> dict[str, float]:

@@ -453,3 +453,19 @@ def test_each_backtest_window_is_reconciled_with_the_errors_of_the_other_windows
 
     np.testing.assert_allclose(window0(changed_own), window0(bt), rtol=1e-10)
     assert not np.allclose(window0(changed_other), window0(bt), rtol=1e-6)
+
+
+def test_only_windows_with_a_disjoint_partner_choose_the_method():
+    """Windows that overlap every other window can only be reconciled with their own errors (in sample, which
+    flatters MinTrace): they are reconciled, but the method is chosen on the other windows only."""
+    bt = _base_backtest(n_windows=4)
+    # 4 windows of 10 days every 4 days: only windows 0 and 3 share no day
+    bt = bt.assign(ds=pd.Timestamp("2024-01-01") + pd.to_timedelta(bt["window"] * 4 + bt["step"], unit="D"))
+    rec = HierarchicalReconciler(bias_correction=False).fit(_hierarchy(), bt)
+    assert rec.scored_windows_ == [0, 3]
+    assert set(rec.window_metrics_["window"]) == {0, 3}
+    total = rec.backtest_["bottom_up"]
+    total = total.loc[(total["level"] == "total") & total["window"].isin([0, 3])]
+    pooled = rec.metrics_.set_index(["method", "level"]).loc[("bottom_up", "total"), "wape"]
+    assert pooled == pytest.approx(np.abs(total["y"] - total["yhat"]).sum() / total["y"].sum())
+    assert set(rec.backtest_["bottom_up"]["window"]) == {0, 1, 2, 3}  # every window is still reconciled
