@@ -11,6 +11,7 @@ Wall time and peak memory are the subprocess's (``measure(pid=...)``: its and it
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -25,6 +26,17 @@ __all__ = ["AUTOGLUON_MODELS", "DEFAULT_PYTHON", "run_autogluon"]
 DEFAULT_PYTHON = REPO / ".venv-autogluon" / "bin" / "python"
 # the issue's setting: tabular direct + recursive and two statistical models, AutoGluon's weighted ensemble
 AUTOGLUON_MODELS = ("DirectTabular", "RecursiveTabular", "ETS", "Theta")
+
+
+def add_autogluon_argument(parser: argparse.ArgumentParser) -> None:
+    """``--autogluon [PYTHON]``: the forecast benchmarks' switch for this peer."""
+    parser.add_argument(
+        "--autogluon",
+        nargs="?",
+        const=str(DEFAULT_PYTHON),
+        default="",
+        help="also run the AutoGluon-TimeSeries peer with this Python (default: .venv-autogluon, make bench-autogluon)",
+    )
 
 
 def run_autogluon(

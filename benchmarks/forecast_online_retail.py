@@ -36,7 +36,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from autogluon_peer import DEFAULT_PYTHON as DEFAULT_AUTOGLUON, run_autogluon
+from autogluon_peer import add_autogluon_argument, run_autogluon
 from measure import measure, mlforecast_output, shared_data  # noqa: I001 - also puts the repo on sys.path
 
 from features.adapters import online_retail  # noqa: E402
@@ -76,13 +76,7 @@ def main() -> None:
         help="the ensemble's backtest windows (default: its own)",
     )
     parser.add_argument("--dump", default="", help="write every model's scored rows to this Parquet file")
-    parser.add_argument(
-        "--autogluon",
-        nargs="?",
-        const=str(DEFAULT_AUTOGLUON),
-        default="",
-        help="also run the AutoGluon-TimeSeries peer with this Python (default: .venv-autogluon, make bench-autogluon)",
-    )
+    add_autogluon_argument(parser)
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "2")
     tables, _ = online_retail.load(args.source)

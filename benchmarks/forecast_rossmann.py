@@ -32,7 +32,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from autogluon_peer import DEFAULT_PYTHON as DEFAULT_AUTOGLUON, run_autogluon
+from autogluon_peer import add_autogluon_argument, run_autogluon
 from measure import measure, mlforecast_output, shared_data  # noqa: I001 - also puts the repo on sys.path
 
 from features.adapters import rossmann  # noqa: E402
@@ -245,13 +245,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--ets-series", type=int, default=0, help="ETS on the first N stores only (0: all)")
     parser.add_argument("--skip-ets", action="store_true")
-    parser.add_argument(
-        "--autogluon",
-        nargs="?",
-        const=str(DEFAULT_AUTOGLUON),
-        default="",
-        help="also run the AutoGluon-TimeSeries peer with this Python (default: .venv-autogluon, make bench-autogluon)",
-    )
+    add_autogluon_argument(parser)
     parser.add_argument(
         "--cut",
         default=None,
