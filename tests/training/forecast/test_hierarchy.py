@@ -214,9 +214,9 @@ def test_every_level_s_80_interval_covers_about_80_percent_of_new_days(method):
         assert 0.70 <= rec.coverage_[lv]["coverage_80"] <= 0.90, (lv, rec.coverage_[lv])
 
 
-def test_the_aggregate_model_learns_the_aggregate_per_open_member_and_forecasts_sums():
-    """``aggregate_target="per_open"``: a region where half the stores close on a day is not a level shift
-    for the aggregate model (its target is the sum per open member), and forecasts are multiplied back."""
+def _three_days_with_closures() -> tuple[pd.DatetimeIndex, pd.DataFrame]:
+    """Stores a, b (region N) and c (S) over 3 days: all open on day 1, b and c closed on day 2, day 3 the
+    future (no ``y``) with c closed."""
     ds = pd.date_range("2024-01-01", periods=3, freq="D")
     series = pd.DataFrame(
         {
@@ -226,6 +226,13 @@ def test_the_aggregate_model_learns_the_aggregate_per_open_member_and_forecasts_
             "open": [1, 1, 1, 1, 0, 0, 1, 1, 0],
         }
     )
+    return ds, series
+
+
+def test_the_aggregate_model_learns_the_aggregate_per_open_member_and_forecasts_sums():
+    """``aggregate_target="per_open"``: a region where half the stores close on a day is not a level shift
+    for the aggregate model (its target is the sum per open member), and forecasts are multiplied back."""
+    ds, series = _three_days_with_closures()
     agg, _, _, n_open = _aggregate_inputs(_hierarchy(), series, {}, "per_open")
     y = agg.set_index(["series_id", "ds"])["y"]
     assert y[("region=N", ds[0])] == 150.0 and y[("total", ds[0])] == pytest.approx(700 / 3)
@@ -244,15 +251,7 @@ def test_the_aggregate_model_learns_the_aggregate_per_open_member_and_forecasts_
 def test_aggregate_closure_features_read_the_members_open_days_before_and_after():
     """``closures=True``: the aggregate model's covariates get the closed share of the neighbouring days (a
     region's day before a holiday when its stores close), computed from ``open`` only, never from ``y``."""
-    ds = pd.date_range("2024-01-01", periods=3, freq="D")
-    series = pd.DataFrame(
-        {
-            "series_id": ["a", "b", "c"] * 3,
-            "ds": np.repeat(ds, 3),
-            "y": [100.0, 200.0, 400.0, 110.0, 0.0, 0.0, np.nan, np.nan, np.nan],
-            "open": [1, 1, 1, 1, 0, 0, 1, 1, 0],
-        }
-    )
+    ds, series = _three_days_with_closures()
     _, tables, _, _ = _aggregate_inputs(_hierarchy(), series, {}, "sum", closures=True)
     cov = tables["covariates"].set_index(["series_id", "ds"])
     assert cov.loc[("region=N", ds[0]), "closed_share_next_1"] == pytest.approx(0.5)  # b closes on day 2
