@@ -16,7 +16,7 @@ it: ``--cut 2015-03-27 --n-windows 4`` keeps the first window after the 2014H2 g
 Session 6 (loaded machine, load average 2-7 on 2 cores; store stage 2,319 s, hierarchy 547 s), before the
 session's changes: bottom-up 0.0732 / 0.0417 / 0.0336, MAPE 0.0447, total 80% coverage 0.833; ``mint_shrink``
 chosen, 0.0777 / 0.0433 / 0.0359, MAPE 0.0451. The median-to-mean correction on the held-out days (bottom-up
-total): WAPE 0.0343, MAPE 0.0444, bias -1.4% (README, "Totals and hierarchies"). After the changes (MinTrace
+total): WAPE 0.0343, MAPE 0.0444, bias -1.4% (docs/accuracy/hierarchy.md). After the changes (MinTrace
 scored with the covariance of the non-overlapping windows; hierarchy 598 s, load average 8): backtest WAPE
 bottom-up 0.0817 / 0.0469 / 0.0391, ``mint_shrink`` 0.0860 / 0.0496 / 0.0428, so bottom-up is chosen.
 Targets (issue 15): daily-total MAPE <= 2.5%; state WAPE no worse than bottom-up; the total's 80% interval

@@ -23,7 +23,8 @@ Issue 13's target for the hidden shop: WAPE <= 0.85x seasonal naive and daily-to
 pre-holiday ramp. Countries that first order after the cut have no history and are not scored (counted).
 One table: per cut and model WAPE, WAPE x seasonal naive, RMSPE (country-days with orders), daily-total MAPE,
 80% coverage, train seconds and peak MB (``measure``), then the mean over the cuts.
-Results (README "Accuracy on a full order log"): the default forecaster does not reach it on this log.
+Results (README "Accuracy on a full order log"; history and analysis: docs/accuracy/order_log.md): the default
+forecaster does not reach it on this log.
 """
 
 from __future__ import annotations

@@ -104,7 +104,8 @@ def fit_hierarchy(
     ``aggregate_closures``: also give the aggregate model ``features.holidays.closure_features`` of its members'
     open share (the closed share of the neighbouring days: the day before a holiday, the day after Easter
     Monday; from ``open`` only). It improves the aggregate model alone and the reconciled backtest windows of
-    full Rossmann, but not the held-out 42 days after ``mint_shrink`` (total daily MAPE 0.047 vs 0.043; README),
+    full Rossmann, but not the held-out 42 days after ``mint_shrink`` (total daily MAPE 0.047 vs 0.043;
+    docs/accuracy/hierarchy.md, "Why the total's daily MAPE is high"),
     so it is opt-in too.
 
     ``make_backtest_model``: the aggregate model for the backtest windows (default ``make_aggregate_model``).

@@ -115,7 +115,7 @@ class HierarchicalReconciler:
         origin). The forecasters fit ``log1p(y)``: their forecasts are medians, biased low for the mean by about
         ``sigma^2 / 2``, and a sum over many series accumulates that bias while the random errors cancel.
         Opt-in: on full Rossmann's held-out 42 days it moved the bottom-up total by +0.7% (bias -2.0% -> -1.4%)
-        but made the store, state and total WAPE slightly worse (README, "Totals and hierarchies").
+        but made the store, state and total WAPE slightly worse (docs/accuracy/hierarchy.md, "Session 6").
 
     ``fit(hierarchy, base_backtest)`` takes the base forecasts of every node on the backtest windows (columns
     ``window, step, series_id, ds, y, open, yhat``; aggregates under their keys, ``region=Bayern`` / ``total``).
