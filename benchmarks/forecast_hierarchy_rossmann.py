@@ -40,6 +40,7 @@ from forecast_rossmann import rossmann_holdout
 
 from features.hierarchy import Hierarchy, aggregate_tables
 from training.forecast.backtest import backtest
+from training.forecast.daykinds import fit_calendar_correction
 from training.forecast.forecaster import LGBMForecaster
 from training.forecast.hierarchy import fit_hierarchy, forecast_hierarchy
 from training.metrics import coverage, mape, wape
@@ -68,6 +69,14 @@ def main() -> None:
         action="store_true",
         help="turn the base forecasts from medians into means before reconciling (opt-in, see fit_hierarchy)",
     )
+    parser.add_argument(
+        "--calendar-correction",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="correct the store forecasts by the store model's holiday/promo-day bias learned on the backtest "
+        "windows, as train forecast does (LGBMForecaster.correct_from; default on); the uncorrected bottom-up is "
+        "printed too",
+    )
     parser.add_argument("--days-csv", help="write the total's per-day errors (held-out and backtest) here")
     parser.add_argument("--cache", help="folder to keep the store model's backtest + forecast between runs")
     parser.add_argument(
@@ -93,6 +102,17 @@ def main() -> None:
     future = test.drop(columns="y")
     bt_pred, series_pred, store_seconds = _store_stage(make_model, train, future, tables, args)
     print(f"store model: backtest + final fit {store_seconds:.0f} s", flush=True)
+    raw_series_pred = series_pred
+    if args.calendar_correction:
+        # what train forecast does after its backtest (LGBMForecaster.correct_from), on this backtest's windows
+        correction = fit_calendar_correction(bt_pred, tables["covariates"], "D")
+        series_pred = correction.apply(series_pred, tables["covariates"])
+        print(
+            "calendar correction (per day kind; backtest days): "
+            + ", ".join(
+                f"{k} {np.expm1(v):+.1%} ({correction.days[k]} d)" for k, v in correction.factors.items()
+            )
+        )
     with measure() as m_agg:
         rec, counts = fit_hierarchy(
             hierarchy,
@@ -130,6 +150,21 @@ def main() -> None:
             rec, series_pred, history, tables, horizon=HORIZON, origin=cut, levels=(80,), method=method
         )
         results[method] = (_score(out.merge(actual, on=["level", "series_id", "ds"], how="left")), out)
+    if args.calendar_correction:
+        out = forecast_hierarchy(
+            rec,
+            raw_series_pred,
+            history,
+            tables,
+            horizon=HORIZON,
+            origin=cut,
+            levels=(80,),
+            method="bottom_up",
+        )
+        results["bottom_up, no calendar correction"] = (
+            _score(out.merge(actual, on=["level", "series_id", "ds"], how="left")),
+            out,
+        )
     if args.bias_correction:
         # the plain sum of the store model's forecasts (no correction, no reconciler): point metrics only
         raw = _plain_sums(hierarchy, series_pred)

@@ -118,6 +118,14 @@ def train_forecast(
             "naive, weighted on the backtest windows",
         ),
     ] = "auto",
+    calendar_correction: Annotated[
+        bool,
+        typer.Option(
+            "--calendar-correction/--no-calendar-correction",
+            help="correct the LightGBM's bias on holiday and promo days, learned on its backtest windows "
+            "(training.forecast.daykinds; default on)",
+        ),
+    ] = True,
 ) -> None:
     """Train the forecaster (global LightGBM, or --model ensemble), backtest it, log it to MLflow and register
     <name>-forecast."""
@@ -162,6 +170,7 @@ def train_forecast(
             scheduler=scheduler,
             hierarchy_levels=levels,
             model=model,
+            calendar_correction=calendar_correction,
         )
     _record_inputs(result, given)
     print_json_line(result)

@@ -51,6 +51,7 @@ from features.forecast_frame import (
 )
 from features.holidays import add_holidays, holiday_covariates
 from training import progress
+from training.forecast.daykinds import CalendarCorrection, fit_calendar_correction
 from training.forecast.intervals import binned_bounds, conformal_quantiles, volume_binned_quantiles
 from training.forecast.lgbm_defaults import (
     DEFAULT_LGBM_PARAMS,
@@ -120,6 +121,7 @@ class LGBMForecaster(BaseEstimator):
     holidays: str | None = None  # the class default: models pickled before the parameter existed have none
     target_transform: str = "log"  # the same for models pickled before issue 17
     n_seeds: int = 1  # models pickled before session 5 have one booster per bucket
+    calendar_correction_: CalendarCorrection | None = None  # none for models pickled before session 7
 
     def __init__(
         self,
@@ -218,6 +220,17 @@ class LGBMForecaster(BaseEstimator):
         self.residual_quantiles_ = self._quantiles_from(residual_frame)
         return self
 
+    def correct_from(self, predictions: pd.DataFrame, prior_days: float = 5.0) -> LGBMForecaster:
+        """Learn the calendar correction (``training.forecast.daykinds``: the relative bias on holiday and promo
+        days) from out-of-sample predictions, e.g. a backtest's (``series_id, ds, y, yhat``, with ``window`` and
+        ``open`` if known); every later ``predict`` applies it (``effect_day_kind`` with ``explain``)."""
+        self._check_fitted()
+        tables = self._with_holidays(self.tables_, self.history_, self.last_ds_)
+        self.calendar_correction_ = fit_calendar_correction(
+            predictions, tables["covariates"], self.freq, prior_days=prior_days
+        )
+        return self
+
     # ------------------------------------------------------------------------------------------ predicting
     def predict(
         self,
@@ -294,7 +307,7 @@ class LGBMForecaster(BaseEstimator):
             frame = frame.assign(step=self._steps(frame["ds"], origin_ts))
             frame = frame.loc[frame["step"] >= bucket.first]
             parts.append(self._predict_bucket(bucket, frame, levels, explain))
-        out = pd.concat(parts, ignore_index=True)
+        out = self._calendar_corrected(pd.concat(parts, ignore_index=True), tables["covariates"], explain)
         out["series_id"] = out["series_id"].astype("string")
         if future is not None:
             keys = future[["series_id", "ds"]].assign(series_id=lambda d: d["series_id"].astype("string"))
@@ -305,9 +318,27 @@ class LGBMForecaster(BaseEstimator):
         """Feature families that ``predict(explain=True)`` reports, in a stable order."""
         self._check_fitted()
         fams = {feature_family(f) for names in self.feature_names_.values() for f in names}
+        if self.calendar_correction_ is not None and self.calendar_correction_.factors:
+            fams.add("day_kind")
         return sorted(fams)
 
     # ------------------------------------------------------------------------------------------ internals
+    def _calendar_corrected(
+        self, out: pd.DataFrame, covariates: pd.DataFrame | None, explain: bool
+    ) -> pd.DataFrame:
+        """``out`` times the calendar correction, if one was learned; with ``explain`` its share of
+        ``log1p(yhat)`` is the ``day_kind`` family, so the contributions still add up exactly."""
+        correction = self.calendar_correction_
+        if correction is None or not correction.factors or not len(out):
+            return out
+        before = out["yhat"].to_numpy(dtype="float64")
+        out = correction.apply(out, covariates)
+        if explain:
+            delta = np.log1p(out["yhat"].to_numpy(dtype="float64")) - np.log1p(before)
+            out["contrib_day_kind"] = delta
+            out["effect_day_kind"] = np.expm1(delta)
+        return out
+
     def _make_buckets(self) -> list[_Bucket]:
         lasts = tuple(sorted(set(self.buckets or default_buckets(int(self.horizon), self.freq))))
         if lasts[-1] != int(self.horizon) or lasts[0] < 1:

@@ -108,6 +108,7 @@ def train_forecast(
     promote_ties: bool = False,
     dry_run: bool = False,
     model: str = "auto",
+    calendar_correction: bool = True,
 ) -> dict[str, Any]:
     """Train, backtest, log and register a forecaster; returns ``run_id, model_uri, metrics, version, alias``.
 
@@ -123,6 +124,10 @@ def train_forecast(
     statistical members weighted on the backtest windows; its own window forecasts are the backtest, and every
     member, its window score and the weights are logged as ``ensemble.*`` params/metrics and
     ``ensemble/summary.json``).
+
+    ``calendar_correction`` (LightGBM): learn the model's relative bias on holiday and promo days from the
+    backtest (``LGBMForecaster.correct_from``, ``training.forecast.daykinds``) and apply it to every forecast;
+    logged as ``calendar.*`` metrics (fractions: -0.02 = forecasts lowered 2% on that kind of day).
 
     ``hierarchy_levels`` (``"region,total"``): also learn coherent aggregate forecasts for those levels
     (``training.forecast.hierarchy``: aggregate model, reconciliation chosen by backtest, intervals per level).
@@ -299,6 +304,18 @@ def train_forecast(
                 progress.info(f"fitting the final model on {len(s):,} rows")
                 model = make_model(calibrate=False).fit(s, **tables)
                 model.calibrate_from(bt.predictions)
+                if calendar_correction:
+                    model.correct_from(bt.predictions)
+                    metrics |= model.calendar_correction_.to_dict()
+                    if model.calendar_correction_.factors:
+                        progress.info(
+                            "calendar correction: "
+                            + ", ".join(
+                                f"{k} {np.expm1(v):+.1%}"
+                                for k, v in model.calendar_correction_.factors.items()
+                            )
+                        )
+                mlflow.log_param("calendar_correction", str(bool(calendar_correction)))
             metrics["fit_seconds"] = time.perf_counter() - t0
             if hierarchy is not None:
                 progress.info(f"hierarchy {','.join(hierarchy.levels)}: aggregate model, reconciliation")
