@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from features.errors import DataValidationError, Problem
-from features.validation import ids_as_text, parse_timestamps
+from features.validation import WHOLE_FLOAT_IDS, ValidationReport, ids_as_text, parse_timestamps
 
 __all__ = ["LabelReport", "OutcomeLabels", "outcome_labels", "EVENT_TIME"]
 
@@ -53,6 +53,7 @@ class LabelReport:
     events_in: int = 0
     events_without_key: int = 0
     events_matching_no_order: int = 0
+    ids_whole_float_repaired: int = 0  # event ids exported as whole floats ("14911.0") made "14911"
 
     def to_dict(self) -> dict[str, Any]:
         """The report as plain JSON-serialisable values."""
@@ -65,6 +66,11 @@ class LabelReport:
             f"{self.pending_window_open} orders pending (window still open, not labelled), "
             f"{self.guest_orders_unlabelable} guest orders unlabelable; {self.events_in} events, "
             f"{self.events_without_key} without a key, {self.events_matching_no_order} matching no order's window"
+            + (
+                f"; {self.ids_whole_float_repaired} event ids written as whole floats made integer text"
+                if self.ids_whole_float_repaired
+                else ""
+            )
         )
 
 
@@ -101,16 +107,19 @@ def outcome_labels(
     report = LabelReport(match=match, window_days=float(window_days), as_of=str(end), events_in=len(events))
     report.orders = len(per_order)
 
+    counted = ValidationReport(table="events", rows_in=len(events))
     if match == "order_id":
-        ev = pd.DataFrame({"order_id": ids_as_text(events["order_id"])[0], "event_at": event_at.to_numpy()})
+        ev = pd.DataFrame(
+            {"order_id": ids_as_text(events["order_id"], counted)[0], "event_at": event_at.to_numpy()}
+        )
         keys = ["order_id"]
         lines = per_order[["order_id", "created_at"]]
         inclusive_start = True
     else:
         ev = pd.DataFrame(
             {
-                "customer_id": ids_as_text(events["customer_id"])[0],
-                "sku": ids_as_text(events["sku"])[0],
+                "customer_id": ids_as_text(events["customer_id"], counted)[0],
+                "sku": ids_as_text(events["sku"], counted)[0],
                 "event_at": event_at.to_numpy(),
             }
         )
@@ -121,6 +130,7 @@ def outcome_labels(
         report.guest_orders_unlabelable = int(per_order["customer_id"].isna().sum())
         per_order = per_order.loc[per_order["customer_id"].notna()]
         inclusive_start = False
+    report.ids_whole_float_repaired = counted.repairs.get(WHOLE_FLOAT_IDS, 0)
     keyless = ev[keys].isna().any(axis=1)
     report.events_without_key = int(keyless.sum())
     ev = ev.loc[~keyless].drop_duplicates()

@@ -14,6 +14,8 @@ lines of one order whose        repaired: every line gets the order's first line
 ``created_at`` differ by at     ``order_lines_set_to_first_line_time`` and ``orders_with_line_times_spread``);
 most ``order_time_spread``      larger spreads are out-of-range values (refused or dropped as above)
 (default 5 minutes)
+id column exported as whole     repaired when every value of the column is a whole number: ``14911.0`` (float
+floats (``14911.0``)            or text) becomes ``"14911"``; counted as ``ids_whole_float_repaired``
 conflicting duplicate keys      refused: e.g. two different ``y`` for one (series_id, ds)
 missing ``y``                   kept as missing (counted): not trained on, not used by lag features
 gaps in a series                repaired later by ``features.forecast_frame`` (rows inserted with missing
@@ -28,6 +30,7 @@ Every problem is reported at once (table, column, how many rows, example rows, t
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -46,6 +49,7 @@ __all__ = [
     "parse_timestamps",
     "normalize_ids",
     "ids_as_text",
+    "WHOLE_FLOAT_IDS",
 ]
 
 TableName = Literal["series", "orders", "covariates", "weather", "static", "labels"]
@@ -62,6 +66,13 @@ ORDER_TIME_SPREAD = "5min"
 
 _MAX_EXAMPLES = 3
 _SMALL_IDS = 256  # below this many values, normalising ids in Python beats pandas' per-call overhead
+
+WHOLE_FLOAT_IDS = "ids_whole_float_repaired"
+"""Report counter: id values exported as whole floats (``14911.0``) made integer text (``14911``)."""
+_WHOLE = r"-?\d+"
+_WHOLE_WITH_ZEROS = r"-?\d+\.0+"
+_ZEROS = r"\.0+$"
+_WHOLE_RE, _WHOLE_WITH_ZEROS_RE, _ZEROS_RE = (re.compile(p) for p in (_WHOLE, _WHOLE_WITH_ZEROS, _ZEROS))
 
 
 @dataclass(frozen=True)
@@ -171,7 +182,7 @@ def validate(
     bad = np.zeros(len(out), dtype=bool)
 
     for col in spec.ids + tuple(c for c in spec.optional_ids if c in out.columns):
-        out[col] = normalize_ids(out[col])
+        out[col] = normalize_ids(out[col], report)
     for col in spec.timestamps:
         parsed = parse_timestamps(out[col])
         failed = parsed.isna() & out[col].notna()
@@ -274,18 +285,25 @@ def parse_timestamps(values: pd.Series) -> pd.Series:
     return parsed.astype("datetime64[ns]")
 
 
-def normalize_ids(s: pd.Series) -> pd.Series:
-    """THE id rule: identifiers as pandas strings; whole floats like 12.0 (from CSV) become "12", surrounding
-    blanks are stripped, blanks become missing. ``validate`` applies it to every id column."""
-    if pd.api.types.is_float_dtype(s):
-        whole = s.dropna() == np.floor(s.dropna())
-        if whole.all():
-            s = s.astype("Int64")
-    out = s.astype("string").str.strip()
-    return out.mask(out == "")
+def normalize_ids(s: pd.Series, report: ValidationReport | None = None) -> pd.Series:
+    """THE id rule: identifiers as pandas strings, surrounding blanks stripped, blanks missing, and an id column
+    exported as numbers made integer text again (``validate`` applies it to every id column).
+
+    A number column with blanks is exported as floats: ``14911`` reads ``14911.0`` (a float column, or text
+    when read with ``dtype=str``), which would never match a request's ``"14911"``. Whole-column rules only: a
+    float column whose values are all whole numbers becomes ``"14911"``; a text column whose every value is a
+    whole number, some written with ``".0"``, loses the ``".0"``. A column with one ``"3.5"`` or ``"A12.0x"``
+    is left as it is. The values changed are counted in ``report`` as ``ids_whole_float_repaired``.
+    """
+    out, repaired = _canonical_ids(s)
+    if report is not None:
+        report.count(WHOLE_FLOAT_IDS, repaired)
+    return out
 
 
-def ids_as_text(s: pd.Series | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def ids_as_text(
+    s: pd.Series | np.ndarray, report: ValidationReport | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """``normalize_ids`` as arrays: str objects (``<NA>`` when missing) and their missing mask.
 
     A pandas ``string`` column is taken as already normalised (validated tables are). Below a few hundred
@@ -298,17 +316,52 @@ def ids_as_text(s: pd.Series | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if isinstance(s.dtype, pd.StringDtype):
         return s.to_numpy(dtype=object, na_value=pd.NA), s.isna().to_numpy()
     if len(s) <= _SMALL_IDS and s.dtype == object:
-        values = np.array([_id_text(v) for v in s], dtype=object)
+        values, repaired = _whole_number_texts([_id_text(v) for v in s])
+        if report is not None:
+            report.count(WHOLE_FLOAT_IDS, repaired)
+        values = np.array(values, dtype=object)
         return values, np.array([v is pd.NA for v in values], dtype=bool)
-    text = normalize_ids(s)
+    text = normalize_ids(s, report)
     return text.to_numpy(dtype=object, na_value=pd.NA), text.isna().to_numpy()
 
 
 # ---------------------------------------------------------------------------------------------------------
 
 
+def _canonical_ids(s: pd.Series) -> tuple[pd.Series, int]:
+    """``normalize_ids`` and how many values lost a whole number's ``".0"``."""
+    repaired = 0
+    if pd.api.types.is_float_dtype(s):
+        present = s.dropna()
+        if (present == np.floor(present)).all():
+            s = s.astype("Int64")
+            repaired = len(present)
+    out = s.astype("string").str.strip()
+    out = out.mask(out == "")
+    if repaired or pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
+        return out, repaired
+    dotted = out.str.contains(".", regex=False).fillna(False)
+    if not dotted.any() or not out[dotted].str.fullmatch(_WHOLE_WITH_ZEROS).all():
+        return out, 0
+    if not out[~dotted].dropna().str.fullmatch(_WHOLE).all():
+        return out, 0
+    out[dotted] = out[dotted].str.replace(_ZEROS, "", regex=True)
+    return out, int(dotted.sum())
+
+
+def _whole_number_texts(texts: list[object]) -> tuple[list[object], int]:
+    """``_canonical_ids``' text rule on a few values (``<NA>`` when missing), one by one."""
+    present = [t for t in texts if t is not pd.NA]
+    dotted = [t for t in present if "." in t]
+    if not dotted or not all(_WHOLE_WITH_ZEROS_RE.fullmatch(t) for t in dotted):
+        return texts, 0
+    if not all(_WHOLE_RE.fullmatch(t) for t in present if "." not in t):
+        return texts, 0
+    return [t if t is pd.NA else _ZEROS_RE.sub("", t) for t in texts], len(dotted)
+
+
 def _id_text(v: object) -> object:
-    """``normalize_ids`` of one value of an object column (whose floats stay as they are, as there)."""
+    """One value of an object column as stripped text (``<NA>`` when missing or blank)."""
     if v is None or v is pd.NA or (isinstance(v, float) and v != v):
         return pd.NA
     text = str(v).strip()

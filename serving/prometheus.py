@@ -7,6 +7,8 @@ Exposed at ``GET /metrics`` (exempt from auth by default):
   not the raw path, so ids do not explode the label set); unmatched paths count under ``route="<unmatched>"``.
 - ``orderpulse_anomaly_score{model_version}``: distribution of exception scores (0..1, 0.05 buckets).
 - ``orderpulse_orders_scored_total{model_version}`` / ``orderpulse_orders_flagged_total{model_version}``.
+- ``orderpulse_request_ids_whole_float_repaired_total``: scoring-request id values written as whole floats
+  (``"14911.0"``) read as ``"14911"``, as ``features.validation.normalize_ids`` reads every input table.
 - ``orderpulse_model_info{kind,name,version,alias,source}`` = 1 for each loaded model (only the current ones).
 - ``orderpulse_model_reloads_total{kind,outcome}``: outcomes of registry reloads.
 - ``orderpulse_volume_verdicts_total{status}`` (judged, warmup, already_seen) and
@@ -102,6 +104,11 @@ class Metrics:
         self.flagged = Counter(
             "orderpulse_orders_flagged", "Orders flagged as likely exceptions", ["model_version"], registry=r
         )
+        self.ids_repaired = Counter(
+            "orderpulse_request_ids_whole_float_repaired",
+            'Scoring-request ids written as whole floats ("14911.0") read as integer text ("14911")',
+            registry=r,
+        )
         self.model_info = Gauge(
             "orderpulse_model_info",
             "Loaded models (value 1)",
@@ -179,9 +186,17 @@ class Metrics:
         self.latency.labels(method, route).observe(seconds)
 
     def observe_scores(
-        self, scores: Sequence[float] | np.ndarray, flags: Sequence[bool] | np.ndarray, *, model_version: str
+        self,
+        scores: Sequence[float] | np.ndarray,
+        flags: Sequence[bool] | np.ndarray,
+        *,
+        model_version: str,
+        ids_repaired: int = 0,
     ) -> None:
-        """Record a batch of scores and flags (one histogram update per bucket, not per order)."""
+        """Record a batch of scores and flags (one histogram update per bucket, not per order) and the
+        request ids read as integer text (``ids_whole_float_repaired``)."""
+        if ids_repaired:
+            self.ids_repaired.inc(ids_repaired)
         values = np.asarray(scores, dtype="float64")
         n_flagged = int(np.count_nonzero(np.asarray(flags, dtype=bool)))
         version = str(model_version)

@@ -21,6 +21,7 @@ import pandas as pd
 
 from features.columns import Columns, take_rows
 from features.order_features import CATEGORICAL_COLUMNS, OrderHistory
+from features.validation import WHOLE_FLOAT_IDS, ValidationReport, ids_as_text
 from serving.models import LoadedModel
 from serving.schemas.orders import ExplainMode, OrderIn
 from serving.store.audit import AuditRecord
@@ -47,17 +48,22 @@ class ScoreOutcome:
     records: list[AuditRecord]
     scores: np.ndarray
     flagged: np.ndarray
+    ids_whole_float_repaired: int = 0  # request ids written as whole floats ("14911.0") made "14911"
 
 
 def model_ref(loaded: LoadedModel) -> dict[str, Any]:
     return {"name": loaded.name, "version": str(loaded.version), "alias": loaded.alias}
 
 
-def orders_to_lines(orders: Sequence[OrderIn]) -> dict[str, np.ndarray]:
+def orders_to_lines(
+    orders: Sequence[OrderIn], report: ValidationReport | None = None
+) -> dict[str, np.ndarray]:
     """Orders as order lines in the ``orders`` input shape, as column arrays (one element per line; ids as str
-    objects, missing as None; ``pd.DataFrame(lines)`` is the table).
+    objects, missing as <NA>; ``pd.DataFrame(lines)`` is the table).
 
-    ``features.order_lines.prepare_order_lines`` normalises them exactly as it normalises a validated table.
+    Ids follow the id rule of a validated table (``features.validation.normalize_ids``), so a request whose
+    ids were exported as whole floats (``"14911.0"``) finds the history trained as ``"14911"``; the values
+    changed are counted in ``report`` (``ids_whole_float_repaired``).
     """
     n_lines = [len(o.lines) for o in orders]
     columns: dict[str, Any] = {
@@ -68,6 +74,8 @@ def orders_to_lines(orders: Sequence[OrderIn]) -> dict[str, np.ndarray]:
         "quantity": np.array([line.quantity for o in orders for line in o.lines], dtype="float64"),
         "unit_price": np.array([line.unit_price for o in orders for line in o.lines], dtype="float64"),
     }
+    for col in ("order_id", "customer_id", "sku"):
+        columns[col], _ = ids_as_text(columns[col], report)
     for col in CATEGORICAL_COLUMNS:
         values = [getattr(o, col) for o in orders]
         if any(v is not None for v in values):
@@ -102,9 +110,12 @@ def score_orders(
     """Score ``orders`` against ``history`` with the anomaly model ``loaded`` (see the module docstring)."""
     model = loaded.model.model
     # column arrays, not a DataFrame: building one costs more than the features of a few orders
-    features, _ = history.feature_columns(orders_to_lines(orders))
+    report = ValidationReport(table="request", rows_in=len(orders))
+    lines = orders_to_lines(orders, report)
+    features, _ = history.feature_columns(lines)
     if len(orders) > 1:  # features come sorted by (created_at, order_id): back to request order
-        position = pd.Index(features["order_id"]).get_indexer([o.order_id for o in orders])
+        first_lines = np.cumsum([0] + [len(o.lines) for o in orders[:-1]])
+        position = pd.Index(features["order_id"]).get_indexer(lines["order_id"][first_lines])
         if (position != np.arange(len(orders))).any():
             features = take_rows(features, position)
     scores = np.asarray(model.score(features), dtype="float64")
@@ -148,7 +159,7 @@ def score_orders(
         results.append(
             {"order_id": order.order_id, **output, "model": ref, "decision_id": record.decision_id}
         )
-    return ScoreOutcome(results, records, scores, flagged)
+    return ScoreOutcome(results, records, scores, flagged, report.repairs.get(WHOLE_FLOAT_IDS, 0))
 
 
 def _feature_rows(features: Columns, names: list[str]) -> list[dict[str, Any]]:

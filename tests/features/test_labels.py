@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -99,6 +100,17 @@ def test_customer_and_sku_events_label_every_order_of_that_customer_with_that_sk
     assert pending["order_id"].tolist() == ["o4"]  # c3 bought a, the event is about b
     assert report.guest_orders_unlabelable == 1 and report.orders == 5
     assert report.events_without_key == 1 and report.events_matching_no_order == 2
+
+
+def test_events_whose_customer_was_exported_as_whole_floats_match_and_are_counted():
+    orders = _orders([("o1", "2024-01-01 09:00", "14911", "a"), ("o2", "2024-01-02 09:00", None, "a")])
+    events = pd.DataFrame(
+        {"customer_id": [14911.0, np.nan], "sku": ["a", "a"], "event_at": ["2024-01-10", "2024-01-11"]}
+    )
+    labels, _, report = outcome_labels(orders, events, window_days=30)
+    assert _as_dict(labels) == {"o1": (1, "2024-01-10 00:00:00")}
+    assert report.ids_whole_float_repaired == 1 and report.events_without_key == 1
+    assert "1 event ids written as whole floats made integer text" in str(report)
 
 
 def test_online_retail_adapter_uses_the_same_rule():

@@ -532,3 +532,33 @@ def test_online_retail_single_orders_match_the_batch(shared_data):
     for order_id in batch.index[-20:]:
         single = history.features(orders[orders["order_id"] == order_id])[0].set_index("order_id")
         pd.testing.assert_frame_equal(single, batch.loc[[order_id]], check_exact=True)
+
+
+def test_customer_history_exported_as_whole_floats_is_found_for_a_request_with_integer_text(tmp_path):
+    from features.io import load_table
+
+    export = pd.DataFrame(
+        {
+            "order_id": [536365, 536366, 536367],
+            "created_at": ["2011-01-03 08:00", "2011-01-04 09:00", "2011-01-05 10:00"],
+            "customer_id": [14911.0, np.nan, 14911.0],  # a guest order turns the column into floats
+            "sku": ["85123A", "71053", "84406B"],
+            "quantity": [6, 2, 8],
+            "unit_price": [2.55, 3.39, 2.75],
+        }
+    )
+    export.to_csv(tmp_path / "orders.csv", index=False)
+    assert "14911.0" in (tmp_path / "orders.csv").read_text()
+    history, report = load_table(tmp_path / "orders.csv", "orders")
+    assert report.repairs["ids_whole_float_repaired"] == 2
+    request = {  # one order as the service receives it
+        "order_id": np.array(["581475"], dtype=object),
+        "created_at": np.array(["2011-02-01T10:00"], dtype="datetime64[ns]"),
+        "customer_id": np.array(["14911"], dtype=object),
+        "sku": np.array(["85123A"], dtype=object),
+        "quantity": np.array([12.0]),
+        "unit_price": np.array([2.55]),
+    }
+    features, _ = OrderHistory(history).feature_columns(request)
+    assert features["customer_prior_orders"].tolist() == [2]
+    assert features["customer_prior_value_median"].tolist() == pytest.approx([(6 * 2.55 + 8 * 2.75) / 2])

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from features.errors import DataValidationError
-from features.validation import ids_as_text, normalize_ids, parse_timestamps, validate
+from features.validation import ValidationReport, ids_as_text, normalize_ids, parse_timestamps, validate
 
 
 def _series(**overrides) -> pd.DataFrame:
@@ -270,3 +270,54 @@ def test_dates_outside_1900_2200_are_refused_not_wrapped_around():
         validate(df, "series")
     kept, report = validate(df, "series", on_bad_rows="drop")
     assert kept["ds"].tolist() == [pd.Timestamp("2015-01-01")]
+
+
+def test_float_customer_column_with_guests_becomes_integer_text_and_is_counted():
+    orders = pd.DataFrame(
+        {
+            "order_id": ["o1", "o2", "o3", "o4"],
+            "created_at": ["2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04"],
+            "customer_id": [14911.0, np.nan, 14911.0, 12345.0],  # float64: NaN for the guest order
+            "sku": ["a", "b", "a", "c"],
+            "quantity": [1, 2, 3, 4],
+            "unit_price": [1.0, 1.0, 1.0, 1.0],
+        }
+    )
+    out, report = validate(orders, "orders")
+    assert out["customer_id"].tolist() == ["14911", pd.NA, "14911", "12345"]
+    assert report.repairs == {"ids_whole_float_repaired": 3}
+    assert "ids_whole_float_repaired=3" in str(report)
+
+
+def test_text_ids_written_as_whole_floats_lose_the_dot_zero_and_are_counted():
+    report = ValidationReport(table="orders", rows_in=5)
+    ids = normalize_ids(pd.Series(["14911.0", None, " 12345.0", "777", ""], dtype=object), report)
+    assert ids.tolist() == ["14911", pd.NA, "12345", "777", pd.NA]
+    assert report.repairs == {"ids_whole_float_repaired": 2}
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["14911.0", "3.5"],  # one value is not a whole number: the column is left as it is
+        ["14911.0", "A12.0x"],
+        ["14911.0", "A12"],
+        [3.5, 4.0],  # a float column with a fraction: "4.0" stays
+    ],
+)
+def test_id_columns_with_any_value_that_is_not_a_whole_number_are_left_alone(values):
+    report = ValidationReport(table="orders", rows_in=2)
+    ids = normalize_ids(pd.Series(values), report)
+    assert ids.tolist() == [str(v) for v in values]
+    assert ids_as_text(np.array(values, dtype=object))[0].tolist() == [str(v) for v in values]
+    assert report.repairs == {}
+
+
+def test_request_sized_and_table_sized_ids_lose_the_dot_zero_alike():
+    raw = pd.Series(["14911.0", None, 12345.0, "777", " 42.0 "] * 100, dtype=object)
+    small_report, large_report = (ValidationReport(table="t", rows_in=0) for _ in range(2))
+    large, _ = ids_as_text(raw, large_report)
+    small = np.concatenate([ids_as_text(raw.iloc[i : i + 5], small_report)[0] for i in range(0, 500, 5)])
+    assert large[:5].tolist() == ["14911", pd.NA, "12345", "777", "42"]
+    assert [None if v is pd.NA else v for v in small] == [None if v is pd.NA else v for v in large]
+    assert small_report.repairs == large_report.repairs == {"ids_whole_float_repaired": 300}

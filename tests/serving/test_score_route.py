@@ -174,6 +174,25 @@ def test_scores_and_flags_are_exported_as_metrics(service, make_order):
     assert f'orderpulse_anomaly_score_count{{model_version="{version}"}} 2.0' in text
 
 
+def test_ids_sent_as_whole_floats_find_the_same_history_and_are_counted(service, make_order):
+    plain = _score(service, make_order("N1", lines=RISKY_LINES), explain="all")
+    floats = _score(
+        service,
+        {
+            "orders": [
+                make_order("G1", customer_id=None, lines=[("22423", 1, 12.75)]),
+                make_order("N1", customer_id="13094.0", lines=RISKY_LINES),
+            ]
+        },
+        explain="all",
+    )["results"][1]
+    assert floats["order_id"] == "N1"  # answered with the id as sent
+    assert floats["score"] == plain["score"] and floats["reasons"] == plain["reasons"]
+    assert _features(service, floats["decision_id"])["customer_prior_orders"] == 7
+    text = service.get("/metrics").text
+    assert "orderpulse_request_ids_whole_float_repaired_total 3.0" in text  # the customer on 3 lines
+
+
 # ---------------------------------------------------------------------------------------------- bad input
 def _line(**change):
     return [{"sku": "84946", "quantity": 72, "unit_price": 1.06, **change}]
