@@ -46,6 +46,7 @@ __all__ = [
 
 MODEL_REQUIREMENTS = (
     "mlflow",
+    "cloudpickle",  # MLflow pickles the wrapper with it; another version warns and may not unpickle it
     "numpy",
     "pandas",
     "pyarrow",

@@ -281,7 +281,10 @@ def register(
                 note = str(exc)
             else:
                 reevaluated = True
-                note = "re-evaluated on the same windows of the same data"
+                note = (
+                    f"re-evaluated on the same windows of the same data: {eval_key}; the champion's own "
+                    f"evaluation was on {champion.tags.get(_EVAL_KEY)}"
+                )
         if prev_value is None or math.isnan(prev_value):
             alias, reason = (
                 CHALLENGER,
@@ -290,6 +293,8 @@ def register(
             )
         else:
             compared = True
+            # the decision names what was compared: the windows and the data fingerprint of the eval_key
+            note = note or f"both evaluated on {eval_key}"
             better = value > prev_value if higher_is_better else value < prev_value
             tie = value == prev_value and promote_ties
             sign = ">" if higher_is_better else "<"

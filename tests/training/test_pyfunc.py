@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cloudpickle
 import httpx
 import joblib
 import mlflow
@@ -87,6 +88,12 @@ def test_model_requirements_are_the_lock_s_exact_versions_and_never_orderpulse()
     assert [p.split("==")[0] for p in pins] == list(MODEL_REQUIREMENTS)
     assert all(p in lock for p in pins), [p for p in pins if p not in lock]
     assert not any(p.lower().startswith("orderpulse") for p in pins)
+
+
+def test_model_requirements_pin_the_cloudpickle_that_pickles_the_wrapper():
+    # `mlflow models serve` (virtualenv) resolved cloudpickle 3.1.3 for a wrapper pickled with 3.1.2: MLflow
+    # warned that the model may not load; the pin makes the served environment unpickle with the same version
+    assert f"cloudpickle=={cloudpickle.__version__}" in model_requirements()
 
 
 @pytest.fixture

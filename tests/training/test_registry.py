@@ -194,7 +194,11 @@ def test_a_champion_evaluated_on_other_data_is_re_evaluated_on_the_new_one(store
     d = _register(store, 0.25, eval_key="backtest:W:data=40-series", reevaluate=reevaluate)
     assert seen == [1]
     assert (d.alias, d.compared, d.reevaluated, d.previous_value) == ("champion", True, True, 0.30)
-    assert "0.25 < champion v1's 0.3 (re-evaluated on the same windows of the same data)" in d.reason
+    # the decision names the windows and data both were compared on, and what the champion had been evaluated on
+    assert d.reason == (
+        "metric.backtest_wape 0.25 < champion v1's 0.3 (re-evaluated on the same windows of the same data: "
+        "backtest:W:data=40-series; the champion's own evaluation was on backtest:W:data=24-series)"
+    )
     tags = MlflowClient().get_model_version(NAME, "1").tags
     assert tags["metric.backtest_wape"] == "0.1"  # its own evaluation is kept
     assert tags["registry.reevaluation"] == "metric.backtest_wape=0.3 on backtest:W:data=40-series (for v2)"
@@ -215,6 +219,7 @@ def test_same_eval_key_needs_no_re_evaluation(store):
 
     d = _register(store, 0.15, reevaluate=never)
     assert (d.alias, d.reevaluated) == ("champion", False)
+    assert d.reason == "metric.backtest_wape 0.15 < champion v1's 0.2 (both evaluated on backtest:A)"
 
 
 def test_a_champion_that_cannot_be_re_evaluated_is_not_compared(store):

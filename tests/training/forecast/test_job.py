@@ -318,6 +318,11 @@ def test_a_champion_trained_on_other_data_is_re_backtested_before_the_comparison
     assert v1["eval_key"].rsplit(":data=", 1)[0] == v2["eval_key"].rsplit(":data=", 1)[0]
     assert float(v1["metric.backtest_wape"]) == pytest.approx(old["metrics"]["backtest_wape"], abs=1e-6)
     assert v1["registry.reevaluation"].endswith(f"on {v2['eval_key']} (for v2)")
+    # the printed decision names the windows and data compared on, and the champion's own evaluation
+    assert new["decision"].endswith(
+        f"(re-evaluated on the same windows of the same data: {v2['eval_key']}; "
+        f"the champion's own evaluation was on {v1['eval_key']})"
+    )
     # the same recipe re-backtested on the same windows of the same data gives the new version's WAPE
     champion_wape = float(v1["registry.reevaluation"].split("=", 1)[1].split(" on ", 1)[0])
     assert champion_wape == pytest.approx(
