@@ -501,3 +501,35 @@ def test_an_unknown_model_kind_exits_2_with_the_choices(files, capsys):
         main(_train_args(files) + ["--name", "badkind", "--model", "prophet"])
     assert exc.value.code == 2
     assert "'auto', 'lgbm' or 'ensemble'" in capsys.readouterr().err
+
+
+def test_the_shap_plot_of_a_run_explains_a_random_subset_of_many_series_and_says_so(monkeypatch):
+    import training.forecast.job as job_module
+    from training.forecast.backtest import backtest as run_bt
+    from training.forecast.forecaster import LGBMForecaster
+
+    rng = np.random.default_rng(0)
+    ds = pd.date_range("2024-01-01", periods=120, freq="D")
+    series = pd.concat(
+        pd.DataFrame({"series_id": f"s{i}", "ds": ds, "y": rng.poisson(20 + 5 * i, len(ds)).astype(float)})
+        for i in range(5)
+    ).reset_index(drop=True)
+    small = {"n_estimators": 10, "num_leaves": 7, "min_child_samples": 5}
+
+    def make():
+        return LGBMForecaster(freq="D", horizon=7, params=small, n_seeds=1, calibrate=False, levels=())
+
+    bt = run_bt(make, series, n_windows=1, step=7, horizon=7, refit=False, levels=())
+    titles, explained_ids = [], []
+    monkeypatch.setattr(job_module, "SHAP_PLOT_SERIES", 2)
+    monkeypatch.setattr(job_module, "log_frame_as_artifact", lambda *a, **k: None)
+    monkeypatch.setattr(job_module, "log_figure", lambda fig, name: titles.append(name))
+
+    def family_plot(explained, title):
+        explained_ids.extend(explained["series_id"].unique())
+        titles.append(title)
+
+    monkeypatch.setattr(job_module.plots, "family_contributions", family_plot)
+    job_module._log_forecast_artifacts(make().fit(series), bt, series)
+    assert len(set(explained_ids)) == 2
+    assert any("2 of 5 series at random" in t for t in titles)
