@@ -21,7 +21,8 @@ import pandas as pd
 
 from features.columns import Columns, take_rows
 from features.order_features import CATEGORICAL_COLUMNS, OrderHistory
-from features.validation import WHOLE_FLOAT_IDS, ValidationReport, ids_as_text
+from features.ids import WHOLE_FLOAT_IDS, ids_as_text
+from features.validation import ValidationReport
 from serving.models import LoadedModel
 from serving.schemas.orders import ExplainMode, OrderIn
 from serving.store.audit import AuditRecord
@@ -61,7 +62,7 @@ def orders_to_lines(
     """Orders as order lines in the ``orders`` input shape, as column arrays (one element per line; ids as str
     objects, missing as <NA>; ``pd.DataFrame(lines)`` is the table).
 
-    Ids follow the id rule of a validated table (``features.validation.normalize_ids``), so a request whose
+    Ids follow the id rule of a validated table (``features.ids``), so a request whose
     ids were exported as whole floats (``"14911.0"``) finds the history trained as ``"14911"``; the values
     changed are counted in ``report`` (``ids_whole_float_repaired``).
     """
