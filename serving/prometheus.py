@@ -9,8 +9,8 @@ Exposed at ``GET /metrics`` (exempt from auth by default):
 - ``orderpulse_orders_scored_total{model_version}`` / ``orderpulse_orders_flagged_total{model_version}``.
 - ``orderpulse_request_ids_whole_float_repaired_total{request}``: request id values written as whole floats
   (``"14911.0"``) read as ``"14911"``, as ``features.ids`` reads every input table: ``request="score"``
-  (``POST /v1/orders/score``), ``"events"`` (``POST /v1/events``, as stored) and ``"forecast"`` (series ids of
-  ``POST /v1/forecast`` answered for the id the model knows).
+  (``POST /v1/orders/score``), ``"events"`` (``POST /v1/events``, as stored), ``"forecast"`` and ``"actuals"``
+  (series ids of ``POST /v1/forecast`` / ``POST /v1/actuals`` read as the id the model knows).
 - ``orderpulse_model_info{kind,name,version,alias,source}`` = 1 for each loaded model (only the current ones).
 - ``orderpulse_model_reloads_total{kind,outcome}``: outcomes of registry reloads.
 - ``orderpulse_volume_verdicts_total{status}`` (judged, warmup, already_seen) and
@@ -73,7 +73,7 @@ _ANOMALY_FIGURES = (
     "validation_auprc",
 )
 SCORE_BUCKETS: tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(1, 21))
-ID_REQUESTS = ("score", "events", "forecast")
+ID_REQUESTS = ("score", "events", "forecast", "actuals")
 """Values of the ``request`` label of ``orderpulse_request_ids_whole_float_repaired_total``."""
 
 router = APIRouter(tags=["operations"])

@@ -59,7 +59,9 @@ def post_forecast(
     response_model_exclude_none=True,
     responses=error_responses(400, 404, 413, 422, 503),
 )
-def post_actuals(body: ActualsIn, models: ModelsDep, events: EventsDep, volume: VolumeDep) -> dict[str, Any]:
+def post_actuals(
+    body: ActualsIn, models: ModelsDep, events: EventsDep, metrics: MetricsDep, volume: VolumeDep
+) -> dict[str, Any]:
     """Append observed ``{series_id, ds, y, open?}``; a repeated value is a duplicate, a changed one ``updated``.
 
     With volume detection on (``ORDERPULSE_VOLUME_FREQ``), every point also gets a volume verdict
@@ -67,13 +69,18 @@ def post_actuals(body: ActualsIn, models: ModelsDep, events: EventsDep, volume: 
     volume series, not an error)."""
     if volume is None:
         ctx = forecast_context.context_for(models.get("forecast"))
-        return record_actuals(ctx, events, body.actuals)
+        result = record_actuals(ctx, events, body.actuals)
+        metrics.on_ids_repaired("actuals", len(result["ids_read_as"] or {}))
+        return result
     verdicts = volume.observe(body.actuals)
     result: dict[str, Any] = {"inserted": 0, "updated": 0, "duplicate": 0, "results": [], "latest": {}}
     if "forecast" in models:
         ctx = forecast_context.context_for(models.get("forecast"))
-        unknown = set(ctx.unknown(list(dict.fromkeys(a.series_id for a in body.actuals))))
-        known = [a for a in body.actuals if a.series_id not in unknown]
+        ids = list(dict.fromkeys(a.series_id for a in body.actuals))
+        as_read = dict(zip(ids, ctx.as_known(ids)[0], strict=True))
+        unknown = set(ctx.unknown(list(as_read.values())))
+        known = [a for a in body.actuals if as_read[a.series_id] not in unknown]
         if known:
             result = record_actuals(ctx, events, known)
+            metrics.on_ids_repaired("actuals", len(result["ids_read_as"] or {}))
     return {**result, "volume": verdicts}

@@ -277,6 +277,9 @@ class ActualsOut(BaseModel):
     latest: dict[str, datetime] = Field(
         description="per series, the last observed step forecasts now start from"
     )
+    ids_read_as: dict[str, str] | None = Field(
+        None, description="series ids sent as whole floats ('88.0') stored for the id the model knows ('88')"
+    )
     volume: list[VolumeVerdict] | None = Field(
         None,
         description="volume verdicts, one per posted point in order (when ORDERPULSE_VOLUME_FREQ is set)",
