@@ -6,12 +6,17 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import sqlite3
+import sys
+import threading
 
 # Two pytest-xdist workers share 2 cores: one LightGBM/OpenMP thread each, or they slow each other down ~5x.
 os.environ.setdefault("ORDERPULSE_N_JOBS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
@@ -54,6 +59,65 @@ def shared_data() -> Path:
 @pytest.fixture
 def sample_dir() -> Path:
     return SAMPLE
+
+
+MLFLOW_SETUP_LOGS = (
+    ("mlflow.store.db.utils", "Creating initial MLflow database tables..."),
+    ("mlflow.store.db.utils", "Updating database tables"),
+)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def migrated_mlflow_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """New SQLite MLflow stores get their tables by copying one store migrated once per session (per worker).
+
+    MLflow creates the tables of every new store by running its ~50 alembic migrations (~2 s); about 25 tests
+    and fixtures of a run make a new store (test_registry and test_retrain copy a store of theirs already).
+    The copy (SQLite's backup API) is the same schema at the same alembic revision, made by this MLflow
+    version; MLflow then adds the default experiment with the new store's own artifact root, as it does after
+    migrating. The copy logs MLflow's two messages of a migration (same logger and level; alembic's own are
+    at WARNING by then), so the tests of how the CLI quiets them still see them. Other backends migrate as
+    usual. Only when the collected test modules imported MLflow (a run of feature tests alone does not pay
+    for the import). tests/test_conftest.py checks the copy.
+    """
+    if "mlflow" not in sys.modules:
+        yield
+        return
+    from mlflow.store.db import utils as db_utils
+    from mlflow.store.model_registry import sqlalchemy_store as registry_store
+
+    migrate = db_utils._initialize_tables
+    template = tmp_path_factory.getbasetemp() / "mlflow-schema.db"
+    lock = threading.Lock()
+
+    def initialize_tables(engine) -> None:
+        if engine.url.get_backend_name() != "sqlite" or engine.url.database in (None, "", ":memory:"):
+            migrate(engine)
+            return
+        with lock:  # stores made from threads (concurrent retrains) wait for the one migration
+            if not template.exists():
+                import sqlalchemy
+
+                partial = template.with_suffix(".partial")
+                first = sqlalchemy.create_engine(f"sqlite:///{partial}")
+                try:
+                    migrate(first)
+                finally:
+                    first.dispose()
+                partial.rename(template)
+        for logger, message in MLFLOW_SETUP_LOGS:
+            logging.getLogger(logger).info(message)
+        source = sqlite3.connect(template)
+        try:
+            with engine.connect() as conn:
+                source.backup(conn.connection.dbapi_connection)
+        finally:
+            source.close()
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(db_utils, "_initialize_tables", initialize_tables)
+        mp.setattr(registry_store, "_initialize_tables", initialize_tables)
+        yield
 
 
 @pytest.fixture(autouse=True)

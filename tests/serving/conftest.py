@@ -2,14 +2,15 @@
 
 * settings on a tmp folder, tiny fake models and an in-memory model source (infrastructure tests);
 * real models for the model routes (``trained``, ``served_models``, ``service`` / ``make_service``): a forecast
-  and an anomaly model trained once per session from data/sample through the real training jobs, in a
-  private MLflow store; every test app gets its own audit/event database;
+  and an anomaly model trained once per run (the xdist workers share them) from data/sample through the real
+  training jobs, in a private MLflow store; every test app gets its own audit/event database;
 * ``make_order``: a valid order in the request shape, for a customer of the sample.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -146,7 +147,7 @@ def fakes() -> object:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Real models for the model routes: trained ONCE per session from data/sample into a private MLflow store.
+# Real models for the model routes: trained ONCE per run from data/sample into a private MLflow store.
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample"
 SERVED_NAME = "svc"
 FORECAST_HORIZON = 14
@@ -172,16 +173,47 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
     trained on data/sample.
 
     Trains through the real jobs into a session store; the environment is set only while training and
-    restored afterwards (the per-test ``isolated_mlflow`` store stays untouched).
+    restored afterwards (the per-test ``isolated_mlflow`` store stays untouched). Once per run: under
+    pytest-xdist the first worker that needs the store trains it in the run's folder (above the workers' own)
+    under a file lock, and the other workers wait for it and read it; the tests only read this store.
     """
+    import json
+
+    from filelock import FileLock
+
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    root = shared / "serving_models"
+    with FileLock(str(shared / "serving_models.lock")):
+        done = root / "trained.json"
+        if not done.exists():
+            shutil.rmtree(root, ignore_errors=True)  # what a worker that failed to train left
+            _train_served_models(root, done)
+        results = json.loads(done.read_text())
+    data = root / "rossmann"
+    return {
+        "root": root,
+        "tracking_uri": f"sqlite:///{root / 'mlflow.db'}",
+        "name": SERVED_NAME,
+        "stores": results["stores"],
+        "data": data,
+        "orders_csv": SAMPLE / "online_retail" / "orders.csv",
+        "forecast": results["forecast"],
+        "anomaly": results["anomaly"],
+    }
+
+
+def _train_served_models(root: Path, done: Path) -> None:
+    """Train ``trained``'s models into ``root``; write their job results to ``done`` (JSON) last."""
+    import json
+
     import pandas as pd
 
     from orderpulse.jobs.anomaly import train_anomaly
     from orderpulse.jobs.forecast import train_forecast
 
-    root = tmp_path_factory.mktemp("serving_models")
     data = root / "rossmann"
-    data.mkdir()
+    data.mkdir(parents=True)
     series = pd.read_csv(SAMPLE / "rossmann" / "series.csv", dtype={"series_id": str})
     stores = sorted(series["series_id"].unique(), key=int)[:N_STORES]
     for name in ("series", "covariates", "static"):
@@ -212,16 +244,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-    return {
-        "root": root,
-        "tracking_uri": uri,
-        "name": SERVED_NAME,
-        "stores": stores,
-        "data": data,
-        "orders_csv": SAMPLE / "online_retail" / "orders.csv",
-        "forecast": forecast,
-        "anomaly": anomaly,
-    }
+    results = {"stores": stores, "forecast": forecast, "anomaly": anomaly}
+    done.write_text(json.dumps(results, default=str))
 
 
 @pytest.fixture(scope="session")

@@ -265,9 +265,12 @@ def test_aggregate_closure_features_read_the_members_open_days_before_and_after(
     pd.testing.assert_frame_equal(again["covariates"], tables["covariates"])
 
 
-def _log_normal_backtest(sigma: float, n_days: int = 4000, seed: int = 0) -> pd.DataFrame:
+def _log_normal_backtest(
+    sigma: float, n_days: int = 4000, seed: int = 0, window_days: int = 100
+) -> pd.DataFrame:
     """Series a, b, c whose forecasts are their exact medians ``m`` and actuals ``m * exp(e)``, ``e ~ N(0, sigma)``
-    (what a model of ``log y`` with squared loss forecasts at best); aggregates forecast as the sum of medians."""
+    (what a model of ``log y`` with squared loss forecasts at best); aggregates forecast as the sum of medians.
+    Backtest windows of ``window_days`` days (the reconciler's fit reconciles each window once per method)."""
     rng = np.random.default_rng(seed)
     ds = pd.Timestamp("2024-01-01") + pd.to_timedelta(np.arange(n_days), unit="D")
     median = {"a": 100.0, "b": 200.0, "c": 400.0}
@@ -282,8 +285,8 @@ def _log_normal_backtest(sigma: float, n_days: int = 4000, seed: int = 0) -> pd.
         [
             pd.DataFrame(
                 {
-                    "window": np.arange(n_days) // 100,
-                    "step": np.arange(n_days) % 100 + 1,
+                    "window": np.arange(n_days) // window_days,
+                    "step": np.arange(n_days) % window_days + 1,
                     "series_id": node,
                     "ds": ds,
                     "y": actual,
@@ -319,7 +322,7 @@ def test_smearing_factor_of_log_normal_errors_is_exp_half_sigma_squared():
 def test_bias_correction_makes_the_bottom_up_total_a_mean_forecast():
     """Series forecasts that are medians of log-normal actuals (sigma 0.3): their sum is about 4.4% below the
     total's mean; corrected by factors learned on the backtest, the total of new days is unbiased."""
-    bt = _log_normal_backtest(sigma=0.3, seed=0)
+    bt = _log_normal_backtest(sigma=0.3, seed=0, window_days=1000)  # 4 windows: factors use every row alike
     fresh = _log_normal_backtest(sigma=0.3, n_days=4000, seed=1)
     raw = HierarchicalReconciler(method="bottom_up", bias_correction=False).fit(_hierarchy(), bt)
     fixed = HierarchicalReconciler(method="bottom_up", bias_correction=True).fit(_hierarchy(), bt)
@@ -338,7 +341,8 @@ def test_bias_correction_makes_the_bottom_up_total_a_mean_forecast():
 def test_bias_correction_is_learned_from_the_backtest_rows_only():
     """Leakage: the factors come from the backtest given to ``fit`` (rows up to the origin); the forecast rows
     given to ``predict`` carry no actuals, and extra columns there change nothing."""
-    calm, wild = _log_normal_backtest(sigma=0.1, n_days=1000), _log_normal_backtest(sigma=0.4, n_days=1000)
+    calm = _log_normal_backtest(sigma=0.1, n_days=1000, window_days=250)
+    wild = _log_normal_backtest(sigma=0.4, n_days=1000, window_days=250)
     rec = HierarchicalReconciler(method="bottom_up", bias_correction=True).fit(_hierarchy(), calm)
     pd.testing.assert_series_equal(rec.factors_, smearing_factors(calm, rec.level_of_))
     wild_rec = HierarchicalReconciler(method="bottom_up", bias_correction=True).fit(_hierarchy(), wild)
