@@ -7,8 +7,9 @@ here knows of MLflow or HTTP, prints, or imports ``training``/``serving``/``orde
 Tables in and out (one home each)
     ``io``               reading (file discovery, the id-column rule) and ``write_frame``, the one writer: the
                          path decides CSV/TSV text, a Parquet file or a partitioned Parquet dataset
-    ``validation``       the six input tables' schemas and repairs (pandera); the id rule
-                         (``normalize_ids``) and ``parse_timestamps``
+    ``validation``       the six input tables' schemas and repairs (pandera) and ``parse_timestamps``
+    ``ids``              the id rule (``normalize_ids``, ``ids_as_text``, ``ids_as_known``): every id of
+                         every table, event and request is read by it
     ``errors``           ``DataValidationError`` / ``Problem`` (what was wrong, the value, the fix)
     ``adapters/``        public datasets (Rossmann, Online Retail) -> the six tables
 

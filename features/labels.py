@@ -29,7 +29,8 @@ import numpy as np
 import pandas as pd
 
 from features.errors import DataValidationError, Problem
-from features.validation import WHOLE_FLOAT_IDS, ValidationReport, ids_as_text, parse_timestamps
+from features.ids import MERGED_IDS, WHOLE_FLOAT_IDS, ids_as_text
+from features.validation import ValidationReport, parse_timestamps
 
 __all__ = ["LabelReport", "OutcomeLabels", "outcome_labels", "EVENT_TIME"]
 
@@ -54,6 +55,7 @@ class LabelReport:
     events_without_key: int = 0
     events_matching_no_order: int = 0
     ids_whole_float_repaired: int = 0  # event ids exported as whole floats ("14911.0") made "14911"
+    ids_merged_by_repair: int = 0  # distinct event ids as sent that became one ("14911.0" and "14911")
 
     def to_dict(self) -> dict[str, Any]:
         """The report as plain JSON-serialisable values."""
@@ -69,6 +71,11 @@ class LabelReport:
             + (
                 f"; {self.ids_whole_float_repaired} event ids written as whole floats made integer text"
                 if self.ids_whole_float_repaired
+                else ""
+            )
+            + (
+                f" ({self.ids_merged_by_repair} distinct ids as sent merged with another)"
+                if self.ids_merged_by_repair
                 else ""
             )
         )
@@ -131,6 +138,7 @@ def outcome_labels(
         per_order = per_order.loc[per_order["customer_id"].notna()]
         inclusive_start = False
     report.ids_whole_float_repaired = counted.repairs.get(WHOLE_FLOAT_IDS, 0)
+    report.ids_merged_by_repair = counted.repairs.get(MERGED_IDS, 0)
     keyless = ev[keys].isna().any(axis=1)
     report.events_without_key = int(keyless.sum())
     ev = ev.loc[~keyless].drop_duplicates()

@@ -16,7 +16,8 @@ import pandas as pd
 
 from features.asof import sorted_unique
 from features.errors import DataValidationError, Problem
-from features.validation import ids_as_text, parse_timestamps
+from features.ids import ids_as_text
+from features.validation import parse_timestamps
 
 __all__ = [
     "OrderTable",

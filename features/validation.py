@@ -15,7 +15,9 @@ lines of one order whose        repaired: every line gets the order's first line
 most ``order_time_spread``      larger spreads are out-of-range values (refused or dropped as above)
 (default 5 minutes)
 id column exported as whole     repaired when every value of the column is a whole number: ``14911.0`` (float
-floats (``14911.0``)            or text) becomes ``"14911"``; counted as ``ids_whole_float_repaired``
+floats (``14911.0``)            or text) becomes ``"14911"``; counted as ``ids_whole_float_repaired``, and
+                                ``"14911.0"`` next to ``"14911"`` merged and counted as ``ids_merged_by_repair``
+                                (``features.ids``)
 conflicting duplicate keys      refused: e.g. two different ``y`` for one (series_id, ds)
 missing ``y``                   kept as missing (counted): not trained on, not used by lag features
 gaps in a series                repaired later by ``features.forecast_frame`` (rows inserted with missing
@@ -30,7 +32,6 @@ Every problem is reported at once (table, column, how many rows, example rows, t
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -40,6 +41,7 @@ import pandera.pandas as pa
 
 from features.bounds import MAX_TIMESTAMP, MIN_TIMESTAMP
 from features.errors import DataValidationError, Problem
+from features.ids import normalize_ids
 
 __all__ = [
     "TableName",
@@ -47,9 +49,6 @@ __all__ = [
     "ValidationReport",
     "validate",
     "parse_timestamps",
-    "normalize_ids",
-    "ids_as_text",
-    "WHOLE_FLOAT_IDS",
 ]
 
 TableName = Literal["series", "orders", "covariates", "weather", "static", "labels"]
@@ -65,14 +64,6 @@ ORDER_TIME_SPREAD = "5min"
 """Largest spread of line times inside one order that validation repairs (to the order's first line time)."""
 
 _MAX_EXAMPLES = 3
-_SMALL_IDS = 256  # below this many values, normalising ids in Python beats pandas' per-call overhead
-
-WHOLE_FLOAT_IDS = "ids_whole_float_repaired"
-"""Report counter: id values exported as whole floats (``14911.0``) made integer text (``14911``)."""
-_WHOLE = r"-?\d+"
-_WHOLE_WITH_ZEROS = r"-?\d+\.0+"
-_ZEROS = r"\.0+$"
-_WHOLE_RE, _WHOLE_WITH_ZEROS_RE, _ZEROS_RE = (re.compile(p) for p in (_WHOLE, _WHOLE_WITH_ZEROS, _ZEROS))
 
 
 @dataclass(frozen=True)
@@ -285,87 +276,7 @@ def parse_timestamps(values: pd.Series) -> pd.Series:
     return parsed.astype("datetime64[ns]")
 
 
-def normalize_ids(s: pd.Series, report: ValidationReport | None = None) -> pd.Series:
-    """THE id rule: identifiers as pandas strings, surrounding blanks stripped, blanks missing, and an id column
-    exported as numbers made integer text again (``validate`` applies it to every id column).
-
-    A number column with blanks is exported as floats: ``14911`` reads ``14911.0`` (a float column, or text
-    when read with ``dtype=str``), which would never match a request's ``"14911"``. Whole-column rules only: a
-    float column whose values are all whole numbers becomes ``"14911"``; a text column whose every value is a
-    whole number, some written with ``".0"``, loses the ``".0"``. A column with one ``"3.5"`` or ``"A12.0x"``
-    is left as it is. The values changed are counted in ``report`` as ``ids_whole_float_repaired``.
-    """
-    out, repaired = _canonical_ids(s)
-    if report is not None:
-        report.count(WHOLE_FLOAT_IDS, repaired)
-    return out
-
-
-def ids_as_text(
-    s: pd.Series | np.ndarray, report: ValidationReport | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """``normalize_ids`` as arrays: str objects (``<NA>`` when missing) and their missing mask.
-
-    A pandas ``string`` column is taken as already normalised (validated tables are). Below a few hundred
-    object values (a serving request) the same rule runs per value in Python, which beats pandas' per-call
-    overhead; ``tests/features/test_validation.py`` checks both give the same ids."""
-    if not isinstance(s, pd.Series):
-        s = np.asarray(s)
-        if not (len(s) <= _SMALL_IDS and s.dtype == object):
-            s = pd.Series(s)
-    if isinstance(s.dtype, pd.StringDtype):
-        return s.to_numpy(dtype=object, na_value=pd.NA), s.isna().to_numpy()
-    if len(s) <= _SMALL_IDS and s.dtype == object:
-        values, repaired = _whole_number_texts([_id_text(v) for v in s])
-        if report is not None:
-            report.count(WHOLE_FLOAT_IDS, repaired)
-        values = np.array(values, dtype=object)
-        return values, np.array([v is pd.NA for v in values], dtype=bool)
-    text = normalize_ids(s, report)
-    return text.to_numpy(dtype=object, na_value=pd.NA), text.isna().to_numpy()
-
-
 # ---------------------------------------------------------------------------------------------------------
-
-
-def _canonical_ids(s: pd.Series) -> tuple[pd.Series, int]:
-    """``normalize_ids`` and how many values lost a whole number's ``".0"``."""
-    repaired = 0
-    if pd.api.types.is_float_dtype(s):
-        present = s.dropna()
-        if (present == np.floor(present)).all():
-            s = s.astype("Int64")
-            repaired = len(present)
-    out = s.astype("string").str.strip()
-    out = out.mask(out == "")
-    if repaired or pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
-        return out, repaired
-    dotted = out.str.contains(".", regex=False).fillna(False)
-    if not dotted.any() or not out[dotted].str.fullmatch(_WHOLE_WITH_ZEROS).all():
-        return out, 0
-    if not out[~dotted].dropna().str.fullmatch(_WHOLE).all():
-        return out, 0
-    out[dotted] = out[dotted].str.replace(_ZEROS, "", regex=True)
-    return out, int(dotted.sum())
-
-
-def _whole_number_texts(texts: list[object]) -> tuple[list[object], int]:
-    """``_canonical_ids``' text rule on a few values (``<NA>`` when missing), one by one."""
-    present = [t for t in texts if t is not pd.NA]
-    dotted = [t for t in present if "." in t]
-    if not dotted or not all(_WHOLE_WITH_ZEROS_RE.fullmatch(t) for t in dotted):
-        return texts, 0
-    if not all(_WHOLE_RE.fullmatch(t) for t in present if "." not in t):
-        return texts, 0
-    return [t if t is pd.NA else _ZEROS_RE.sub("", t) for t in texts], len(dotted)
-
-
-def _id_text(v: object) -> object:
-    """One value of an object column as stripped text (``<NA>`` when missing or blank)."""
-    if v is None or v is pd.NA or (isinstance(v, float) and v != v):
-        return pd.NA
-    text = str(v).strip()
-    return text if text else pd.NA
 
 
 def _repair_order_time_spread(df: pd.DataFrame, tolerance: pd.Timedelta, report: ValidationReport) -> None:

@@ -7,8 +7,10 @@ Exposed at ``GET /metrics`` (exempt from auth by default):
   not the raw path, so ids do not explode the label set); unmatched paths count under ``route="<unmatched>"``.
 - ``orderpulse_anomaly_score{model_version}``: distribution of exception scores (0..1, 0.05 buckets).
 - ``orderpulse_orders_scored_total{model_version}`` / ``orderpulse_orders_flagged_total{model_version}``.
-- ``orderpulse_request_ids_whole_float_repaired_total``: scoring-request id values written as whole floats
-  (``"14911.0"``) read as ``"14911"``, as ``features.validation.normalize_ids`` reads every input table.
+- ``orderpulse_request_ids_whole_float_repaired_total{request}``: request id values written as whole floats
+  (``"14911.0"``) read as ``"14911"``, as ``features.ids`` reads every input table: ``request="score"``
+  (``POST /v1/orders/score``), ``"events"`` (``POST /v1/events``, as stored), ``"forecast"`` and ``"actuals"``
+  (series ids of ``POST /v1/forecast`` / ``POST /v1/actuals`` read as the id the model knows).
 - ``orderpulse_model_info{kind,name,version,alias,source}`` = 1 for each loaded model (only the current ones).
 - ``orderpulse_model_reloads_total{kind,outcome}``: outcomes of registry reloads.
 - ``orderpulse_volume_verdicts_total{status}`` (judged, warmup, already_seen) and
@@ -48,7 +50,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 if TYPE_CHECKING:
     from serving.models import ModelSnapshot, ReloadReport
 
-__all__ = ["Metrics", "MetricsMiddleware", "router", "SCORE_BUCKETS"]
+__all__ = ["Metrics", "MetricsMiddleware", "router", "SCORE_BUCKETS", "ID_REQUESTS"]
 
 _FORECAST_FIGURES = (
     "answered_steps",
@@ -71,6 +73,8 @@ _ANOMALY_FIGURES = (
     "validation_auprc",
 )
 SCORE_BUCKETS: tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(1, 21))
+ID_REQUESTS = ("score", "events", "forecast", "actuals")
+"""Values of the ``request`` label of ``orderpulse_request_ids_whole_float_repaired_total``."""
 
 router = APIRouter(tags=["operations"])
 
@@ -106,9 +110,12 @@ class Metrics:
         )
         self.ids_repaired = Counter(
             "orderpulse_request_ids_whole_float_repaired",
-            'Scoring-request ids written as whole floats ("14911.0") read as integer text ("14911")',
+            'Request ids written as whole floats ("14911.0") read as integer text ("14911"), by request',
+            ["request"],
             registry=r,
         )
+        for request in ID_REQUESTS:
+            self.ids_repaired.labels(request)
         self.model_info = Gauge(
             "orderpulse_model_info",
             "Loaded models (value 1)",
@@ -185,18 +192,15 @@ class Metrics:
         self.requests.labels(method, route, str(status)).inc()
         self.latency.labels(method, route).observe(seconds)
 
+    def on_ids_repaired(self, request: str, n_ids: int) -> None:
+        """Count ``n_ids`` ids of a ``request`` (one of ``ID_REQUESTS``) read as integer text."""
+        if n_ids:
+            self.ids_repaired.labels(request).inc(n_ids)
+
     def observe_scores(
-        self,
-        scores: Sequence[float] | np.ndarray,
-        flags: Sequence[bool] | np.ndarray,
-        *,
-        model_version: str,
-        ids_repaired: int = 0,
+        self, scores: Sequence[float] | np.ndarray, flags: Sequence[bool] | np.ndarray, *, model_version: str
     ) -> None:
-        """Record a batch of scores and flags (one histogram update per bucket, not per order) and the
-        request ids read as integer text (``ids_whole_float_repaired``)."""
-        if ids_repaired:
-            self.ids_repaired.inc(ids_repaired)
+        """Record a batch of scores and flags (one histogram update per bucket, not per order)."""
         values = np.asarray(scores, dtype="float64")
         n_flagged = int(np.count_nonzero(np.asarray(flags, dtype=bool)))
         version = str(model_version)

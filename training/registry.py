@@ -6,7 +6,8 @@ data, ``metric_direction``). Then:
 
 1. **Baseline gate.** With a ``Baseline`` (seasonal naive's WAPE on the same backtest windows, the base rate of
    the validation slice for AUPRC) the version must strictly beat it, else it never becomes champion: it becomes
-   ``challenger`` and the version tag ``registry.gate`` says why (``Decision.gate_passed``/``gate``).
+   ``challenger`` and the version tag ``registry.gate`` says why, naming the evaluation both were computed on
+   (``Decision.gate_passed``/``gate``).
 2. **Champion comparison on the same evaluation only.** It becomes ``champion`` when there is no champion yet, or
    when its metric is strictly better (lower, or higher with ``higher_is_better=True``) than the champion's on the
    same ``eval_key``. When the champion was evaluated on something else (other windows or other data), the
@@ -244,7 +245,7 @@ def register(
     value = float(value)
     eval_key = str(eval_key)
     champion = _version_by_alias(client, name, CHAMPION)
-    gate, gate_passed = _gate(key, value, baseline, higher_is_better)
+    gate, gate_passed = _gate(key, value, baseline, higher_is_better, eval_key)
     version_tags = {
         **{metric_tag(k): repr(float(v)) for k, v in (metrics or {}).items()},
         key: repr(value),
@@ -415,22 +416,21 @@ def resolve(model_uri: str) -> ResolvedModel:
 
 # ------------------------------------------------------------------------------------------ helpers
 def _gate(
-    key: str, value: float, baseline: Baseline | None, higher_is_better: bool
+    key: str, value: float, baseline: Baseline | None, higher_is_better: bool, eval_key: str
 ) -> tuple[str | None, bool]:
-    """The baseline gate's verdict sentence and whether it passed (no baseline: no verdict, passed)."""
+    """The baseline gate's verdict sentence and whether it passed (no baseline: no verdict, passed). The sentence
+    names the evaluation both were computed on (windows and data fingerprint), as the champion decision does."""
     if baseline is None:
         return None, True
     base = float(baseline.value)
+    on = f"both evaluated on {eval_key}"
     if math.isnan(value) or math.isnan(base):
-        return (
-            f"{key} {value:.6g} cannot be compared with {baseline.name} ({base:.6g}) on the same evaluation",
-            False,
-        )
+        return f"{key} {value:.6g} cannot be compared with {baseline.name} ({base:.6g}), {on}", False
     better = value > base if higher_is_better else value < base
     if better:
         sign = ">" if higher_is_better else "<"
-        return f"{key} {value:.6g} {sign} {baseline.name}'s {base:.6g} on the same evaluation", True
-    return f"{key} {value:.6g} does not beat {baseline.name}'s {base:.6g} on the same evaluation", False
+        return f"{key} {value:.6g} {sign} {baseline.name}'s {base:.6g}, {on}", True
+    return f"{key} {value:.6g} does not beat {baseline.name}'s {base:.6g}, {on}", False
 
 
 def _discard_version(client: MlflowClient, name: str, version: int) -> None:

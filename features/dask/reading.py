@@ -9,12 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
 import pandas as pd
 
 from features.errors import DataValidationError, Problem
+from features.ids import normalize_ids
 from features.io import PARQUET_SUFFIXES, TEXT_SUFFIXES, discover_files, is_id_column
-from features.validation import normalize_ids, parse_timestamps
+from features.validation import parse_timestamps
 
 if TYPE_CHECKING:  # pragma: no cover
     import dask.dataframe as dd
@@ -57,18 +57,9 @@ def read_table_lazy(path: str | Path, table: str = "input") -> dd.DataFrame:
 
 
 def id_key(s: pd.Series) -> pd.Series:
-    """The id a raw value becomes after validation (so partitions agree with the validated table).
-
-    ``validate`` normalises ids with ``normalize_ids``; applying it to the distinct values and taking them
-    back by code gives the same result as on the whole column, without a Python-level pass over every row."""
-    codes, uniques = pd.factorize(s, use_na_sentinel=True)
-    norm = normalize_ids(pd.Series(uniques, dtype=s.dtype))
-    out = (
-        norm.take(np.where(codes >= 0, codes, 0)).where(codes >= 0, pd.NA)
-        if len(norm)
-        else norm.reindex(range(len(s)))
-    )
-    return pd.Series(out.to_numpy(), index=s.index, dtype="string", name=s.name)
+    """The id a raw value becomes after validation (so partitions agree with the validated table):
+    ``normalize_ids``, which runs the rule on the distinct values and maps them back by code."""
+    return normalize_ids(s)
 
 
 def distinct_dates(ds: pd.Series) -> pd.Series:

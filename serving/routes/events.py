@@ -9,7 +9,15 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from serving.deps import EventsDep, ModelsDep, OrderHistoryDep, RequestIdDep, SettingsDep, VolumeDep
+from serving.deps import (
+    EventsDep,
+    MetricsDep,
+    ModelsDep,
+    OrderHistoryDep,
+    RequestIdDep,
+    SettingsDep,
+    VolumeDep,
+)
 from serving.errors import check_batch_size, error_responses
 from serving.schemas.orders import EventsIn, EventsOut
 from serving.services.events import ingest_events
@@ -25,11 +33,13 @@ def post_events(
     events: EventsDep,
     live: OrderHistoryDep,
     models: ModelsDep,
+    metrics: MetricsDep,
     settings: SettingsDep,
     request_id: RequestIdDep,
     volume: VolumeDep,
 ) -> dict[str, Any]:
-    """Store ``orders`` (same shape as scoring) and ``labels`` / ``exceptions`` ``{order_id, label, labeled_at}``.
+    """Store ``orders`` (same shape as scoring) and ``labels`` / ``exceptions`` ``{order_id, label, labeled_at}``,
+    their ids as the tables' id rule reads them (``stored_as``, ``ids_whole_float_repaired``).
 
     With ``ORDERPULSE_VOLUME_EVENT_KEYS`` the accepted orders are also counted per series and step, and the
     steps this request closed are judged (``volume``; see ``serving.services.order_volume``)."""
@@ -45,6 +55,7 @@ def post_events(
     result = ingest_events(
         body, events, state, request_id=request_id, on_accepted=count if counting else None
     )
+    metrics.on_ids_repaired("events", result["ids_whole_float_repaired"])
     changed = result["orders"]["accepted"] + result["labels"]["accepted"] > 0
     if loaded is not None and changed and settings.events_refresh_on_write:
         state = live.refresh(loaded)

@@ -1,7 +1,8 @@
 """``POST /v1/forecast`` (forecasts and what-ifs) and ``POST /v1/actuals`` (observed values to forecast from).
 
 See ``serving.services.forecasting`` for what a forecast reads (snapshot + actuals, stored or requested
-plan) and ``serving.services.actuals`` for how actuals are checked and stored. Unknown series are 404 with
+plan) and ``serving.services.actuals`` for how actuals are checked and stored. A series id sent as a whole
+float (``"7.0"``) is answered for the id the model knows (``"7"``; ``ids_read_as``). Unknown series are 404 with
 the list of unknown ids; covariates missing for the horizon are 400 (``data_validation``) saying how to send
 a plan. Every forecast is recorded in the audit trail, one decision per series, before the response.
 """
@@ -10,7 +11,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from serving.deps import AuditDep, EventsDep, ModelsDep, RequestIdDep, SettingsDep, VolumeDep
+from serving.deps import AuditDep, EventsDep, MetricsDep, ModelsDep, RequestIdDep, SettingsDep, VolumeDep
 from serving.errors import PayloadTooLargeError, error_responses
 from serving.schemas.forecast import ActualsIn, ActualsOut, ForecastIn, ForecastOut
 from serving.services import forecast_context, forecasting, hierarchy
@@ -27,6 +28,7 @@ def post_forecast(
     models: ModelsDep,
     events: EventsDep,
     audit: AuditDep,
+    metrics: MetricsDep,
     settings: SettingsDep,
     request_id: RequestIdDep,
 ) -> dict[str, Any]:
@@ -40,14 +42,15 @@ def post_forecast(
             code="too_many_series",
         )
     ctx = forecast_context.context_for(models.get("forecast"))
+    body, read_as = forecasting.request_as_known(ctx, body)
+    metrics.on_ids_repaired("forecast", len(read_as))
     if hierarchy.wants_aggregates(body):
         result = hierarchy.forecast_aggregates(ctx, body, events.actuals_for, request_id=request_id)
-        audit.write_many(result.records)
-        return result.response
-    known = [i for i in ids if i not in ctx.unknown(ids)]
-    result = forecasting.forecast(ctx, body, events.actuals_for(known), request_id=request_id)
+    else:
+        known = [i for i in body.ids if i not in ctx.unknown(body.ids)]
+        result = forecasting.forecast(ctx, body, events.actuals_for(known), request_id=request_id)
     audit.write_many(result.records)
-    return result.response
+    return {**result.response, "ids_read_as": read_as or None}
 
 
 @router.post(
@@ -56,7 +59,9 @@ def post_forecast(
     response_model_exclude_none=True,
     responses=error_responses(400, 404, 413, 422, 503),
 )
-def post_actuals(body: ActualsIn, models: ModelsDep, events: EventsDep, volume: VolumeDep) -> dict[str, Any]:
+def post_actuals(
+    body: ActualsIn, models: ModelsDep, events: EventsDep, metrics: MetricsDep, volume: VolumeDep
+) -> dict[str, Any]:
     """Append observed ``{series_id, ds, y, open?}``; a repeated value is a duplicate, a changed one ``updated``.
 
     With volume detection on (``ORDERPULSE_VOLUME_FREQ``), every point also gets a volume verdict
@@ -64,13 +69,18 @@ def post_actuals(body: ActualsIn, models: ModelsDep, events: EventsDep, volume: 
     volume series, not an error)."""
     if volume is None:
         ctx = forecast_context.context_for(models.get("forecast"))
-        return record_actuals(ctx, events, body.actuals)
+        result = record_actuals(ctx, events, body.actuals)
+        metrics.on_ids_repaired("actuals", len(result["ids_read_as"] or {}))
+        return result
     verdicts = volume.observe(body.actuals)
     result: dict[str, Any] = {"inserted": 0, "updated": 0, "duplicate": 0, "results": [], "latest": {}}
     if "forecast" in models:
         ctx = forecast_context.context_for(models.get("forecast"))
-        unknown = set(ctx.unknown(list(dict.fromkeys(a.series_id for a in body.actuals))))
-        known = [a for a in body.actuals if a.series_id not in unknown]
+        ids = list(dict.fromkeys(a.series_id for a in body.actuals))
+        as_read = dict(zip(ids, ctx.as_known(ids)[0], strict=True))
+        unknown = set(ctx.unknown(list(as_read.values())))
+        known = [a for a in body.actuals if as_read[a.series_id] not in unknown]
         if known:
             result = record_actuals(ctx, events, known)
+            metrics.on_ids_repaired("actuals", len(result["ids_read_as"] or {}))
     return {**result, "volume": verdicts}

@@ -54,12 +54,8 @@ def score_orders(
     state = live.for_model(loaded)
     outcome = scoring.score_orders(orders, loaded, state.history, explain=explain, request_id=request_id)
     audit.write_many(outcome.records)
-    metrics.observe_scores(
-        outcome.scores,
-        outcome.flagged,
-        model_version=str(loaded.version),
-        ids_repaired=outcome.ids_whole_float_repaired,
-    )
+    metrics.observe_scores(outcome.scores, outcome.flagged, model_version=str(loaded.version))
+    metrics.on_ids_repaired("score", outcome.ids_whole_float_repaired)
     body: dict[str, Any] = outcome.results[0]
     if batch:
         body = {

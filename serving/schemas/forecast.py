@@ -226,6 +226,10 @@ class ForecastOut(BaseModel):
         None, description="what-if requests: false when the stored plan does not cover the horizon (no delta)"
     )
     note: str | None = None
+    ids_read_as: dict[str, str] | None = Field(
+        None,
+        description="series ids sent as whole floats ('7.0') answered for the id the model knows ('7')",
+    )
     series: list[SeriesForecast]
 
 
@@ -272,6 +276,9 @@ class ActualsOut(BaseModel):
     results: list[ActualResult]
     latest: dict[str, datetime] = Field(
         description="per series, the last observed step forecasts now start from"
+    )
+    ids_read_as: dict[str, str] | None = Field(
+        None, description="series ids sent as whole floats ('88.0') stored for the id the model knows ('88')"
     )
     volume: list[VolumeVerdict] | None = Field(
         None,

@@ -194,9 +194,13 @@ class EventsIn(BaseModel):
 
 class EventResult(BaseModel):
     kind: Literal["order", "label"]
-    order_id: str
+    order_id: str = Field(description="as sent")
     status: Literal["accepted", "duplicate", "conflict"]
     note: str | None = None
+    stored_as: str | None = Field(
+        None,
+        description="the order_id as stored when the id rule read it differently ('14911.0' -> '14911')",
+    )
 
 
 class EventsOut(BaseModel):
@@ -207,6 +211,14 @@ class EventsOut(BaseModel):
         examples=[{"accepted": 1, "duplicate": 0, "conflict": 0, "unknown_order": 0}]
     )
     results: list[EventResult]
+    ids_whole_float_repaired: int = Field(
+        0,
+        description="ids sent as whole floats ('14911.0') stored as integer text ('14911'), as in the tables",
+    )
+    ids_merged_by_repair: int = Field(
+        0,
+        description="distinct ids as sent that the id rule made one id with another ('14911.0' and '14911')",
+    )
     visible: str = Field(description="when scoring sees these events, on this replica and on the others")
     history: dict[str, Any] | None = Field(None, description="the order history this replica scores with now")
     volume: list[VolumeVerdict] | None = Field(

@@ -5,7 +5,8 @@ replaces the old one and is counted as ``updated``), so every replica's next for
 default forecast origin is the latest observed step of snapshot + actuals.
 
 Checked against the served forecast model before anything is stored: the series must be one the model
-knows (404 with the list otherwise, as for forecasts) and ``ds`` must lie on the model's grid (a daily model
+knows (404 with the list otherwise, as for forecasts; a series id sent as a whole float, ``"88.0"``, is the
+model's ``"88"``, listed in ``ids_read_as``) and ``ds`` must lie on the model's grid (a daily model
 takes midnights; a value at 13:00 is refused rather than silently moved).
 """
 
@@ -28,6 +29,12 @@ __all__ = ["record_actuals"]
 
 def record_actuals(ctx: ForecastContext, store: EventStore, actuals: Sequence[ActualIn]) -> dict[str, Any]:
     """Check and store ``actuals``; returns ``ActualsOut`` fields."""
+    _, read_as = ctx.as_known(list(dict.fromkeys(a.series_id for a in actuals)))
+    if read_as:
+        actuals = [
+            a.model_copy(update={"series_id": read_as[a.series_id]}) if a.series_id in read_as else a
+            for a in actuals
+        ]
     ids = list(dict.fromkeys(a.series_id for a in actuals))
     unknown = ctx.unknown(ids)
     if unknown:
@@ -77,4 +84,5 @@ def record_actuals(ctx: ForecastContext, store: EventStore, actuals: Sequence[Ac
             for a, s in zip(actuals, statuses, strict=True)
         ],
         "latest": latest,
+        "ids_read_as": read_as or None,
     }

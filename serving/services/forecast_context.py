@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from features.calendar import step_length
+from features.ids import ids_as_known
 from serving.models import LoadedModel
 
 __all__ = ["ForecastContext", "context_for", "forecast_smoke_check"]
@@ -57,6 +58,11 @@ class ForecastContext:
 
     def unknown(self, ids: Sequence[str]) -> list[str]:
         return [i for i in ids if i not in self._rows]
+
+    def as_known(self, ids: Sequence[str]) -> tuple[list[str], dict[str, str]]:
+        """``ids`` as this model knows them (``features.ids.ids_as_known``: ``"7.0"`` is ``"7"`` when the model
+        knows ``"7"``) and ``{as sent: as read}``."""
+        return ids_as_known(ids, self._rows)
 
     def history(self, ids: Sequence[str], actuals: pd.DataFrame | None = None) -> pd.DataFrame:
         """The series rows of ``ids``; ``actuals`` replace the snapshot's value of the same (series, ds)."""

@@ -6,6 +6,10 @@ the snapshot the model was trained with. Only the requested series' rows are pas
 series' features from its own rows; the snapshot is indexed once per model version), so the API and the CLI
 give the same numbers for the same inputs. The indexed snapshot is ``serving.services.forecast_context``.
 
+Series ids are read as the model knows them (``request_as_known``): a request for ``"7.0"`` when the model
+knows ``"7"`` (trained on a column exported as floats, which the id rule made ``"7"``) is answered for ``"7"``,
+and the response says so in ``ids_read_as``.
+
 History: the snapshot's rows of the series plus the values appended through ``POST /v1/actuals`` (an actual
 replaces the snapshot's value of the same step). The default origin is the latest observed step.
 
@@ -36,7 +40,14 @@ from serving.services.scoring import model_ref
 from serving.store.audit import AuditRecord
 from training.forecast.whatif import baseline_yhat
 
-__all__ = ["ForecastResult", "forecast", "requested_horizon", "default_origin", "forecast_record"]
+__all__ = [
+    "ForecastResult",
+    "forecast",
+    "request_as_known",
+    "requested_horizon",
+    "default_origin",
+    "forecast_record",
+]
 
 
 @dataclass(frozen=True)
@@ -109,6 +120,30 @@ def forecast(
     return _result(
         ctx, request, pred, baseline, note, history, mine, plan, origin, horizon, levels, request_id
     )
+
+
+def request_as_known(ctx: ForecastContext, request: ForecastIn) -> tuple[ForecastIn, dict[str, str]]:
+    """The request with its series ids as the model knows them (``ForecastContext.as_known``: ``"7.0"`` is
+    answered for ``"7"``), in ``series_ids`` and in its plan and closure rows, and ``{as sent: as read}``."""
+    ids, read_as = ctx.as_known(request.ids)
+    if not read_as:
+        return request, {}
+
+    def known(rows: list[Any] | None) -> list[Any] | None:
+        if rows is None:
+            return None
+        return [
+            r.model_copy(update={"series_id": read_as[r.series_id]}) if r.series_id in read_as else r
+            for r in rows
+        ]
+
+    update = {
+        "series_ids": list(dict.fromkeys(ids)),
+        "series_id": None,
+        "covariates": known(request.covariates),
+        "closures": known(request.closures),
+    }
+    return request.model_copy(update=update), read_as
 
 
 # ---------------------------------------------------------------------------------------------- helpers

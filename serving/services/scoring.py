@@ -20,8 +20,10 @@ import numpy as np
 import pandas as pd
 
 from features.columns import Columns, take_rows
+from features.ids import WHOLE_FLOAT_IDS, ids_as_text
 from features.order_features import CATEGORICAL_COLUMNS, OrderHistory
-from features.validation import WHOLE_FLOAT_IDS, ValidationReport, ids_as_text
+from features.validation import ValidationReport
+from serving.errors import ApiError
 from serving.models import LoadedModel
 from serving.schemas.orders import ExplainMode, OrderIn
 from serving.store.audit import AuditRecord
@@ -61,7 +63,7 @@ def orders_to_lines(
     """Orders as order lines in the ``orders`` input shape, as column arrays (one element per line; ids as str
     objects, missing as <NA>; ``pd.DataFrame(lines)`` is the table).
 
-    Ids follow the id rule of a validated table (``features.validation.normalize_ids``), so a request whose
+    Ids follow the id rule of a validated table (``features.ids``), so a request whose
     ids were exported as whole floats (``"14911.0"``) finds the history trained as ``"14911"``; the values
     changed are counted in ``report`` (``ids_whole_float_repaired``).
     """
@@ -112,10 +114,11 @@ def score_orders(
     # column arrays, not a DataFrame: building one costs more than the features of a few orders
     report = ValidationReport(table="request", rows_in=len(orders))
     lines = orders_to_lines(orders, report)
+    order_ids = lines["order_id"][np.cumsum([0] + [len(o.lines) for o in orders[:-1]])]
+    _one_order_per_id(orders, order_ids)
     features, _ = history.feature_columns(lines)
     if len(orders) > 1:  # features come sorted by (created_at, order_id): back to request order
-        first_lines = np.cumsum([0] + [len(o.lines) for o in orders[:-1]])
-        position = pd.Index(features["order_id"]).get_indexer(lines["order_id"][first_lines])
+        position = pd.Index(features["order_id"]).get_indexer(order_ids)
         if (position != np.arange(len(orders))).any():
             features = take_rows(features, position)
     scores = np.asarray(model.score(features), dtype="float64")
@@ -160,6 +163,25 @@ def score_orders(
             {"order_id": order.order_id, **output, "model": ref, "decision_id": record.decision_id}
         )
     return ScoreOutcome(results, records, scores, flagged, report.repairs.get(WHOLE_FLOAT_IDS, 0))
+
+
+def _one_order_per_id(orders: Sequence[OrderIn], order_ids: np.ndarray) -> None:
+    """422 when two orders of a batch are one ``order_id`` under the id rule (``"7.0"`` and ``"7"``): scoring
+    them as one order would mix their lines, and a batch sends each order once."""
+    ids = pd.Series(order_ids)
+    if len(orders) < 2 or ids.is_unique:
+        return
+    sent = pd.Series([o.order_id for o in orders])
+    merged = sent.groupby(ids.to_numpy()).agg(list)
+    merged = {k: v for k, v in merged.items() if len(v) > 1}
+    shown = "; ".join(f"{' and '.join(map(repr, v))} are {k!r}" for k, v in list(merged.items())[:5])
+    raise ApiError(
+        f"order_id must be unique within one request, and the id rule reads whole numbers written with '.0' as "
+        f"integer text: {shown}. Send each order once",
+        status_code=422,
+        code="invalid_request",
+        details={"merged_order_ids": merged},
+    )
 
 
 def _feature_rows(features: Columns, names: list[str]) -> list[dict[str, Any]]:

@@ -113,6 +113,19 @@ def test_events_whose_customer_was_exported_as_whole_floats_match_and_are_counte
     assert "1 event ids written as whole floats made integer text" in str(report)
 
 
+def test_event_ids_written_two_ways_are_one_order_and_the_merge_is_counted():
+    orders = _orders(
+        [("536365", "2024-01-01 09:00", "14911", "a"), ("536366", "2024-01-02 09:00", None, "a")]
+    )
+    events = pd.DataFrame({"order_id": ["536365.0", "536365", "536366.0"], "event_at": ["2024-01-05"] * 3})
+    labels, _, report = outcome_labels(orders, events, window_days=30)
+    assert _as_dict(labels) == {"536365": (1, "2024-01-05 00:00:00"), "536366": (1, "2024-01-05 00:00:00")}
+    assert (report.ids_whole_float_repaired, report.ids_merged_by_repair) == (2, 2)
+    assert "2 event ids written as whole floats made integer text (2 distinct ids as sent merged" in str(
+        report
+    )
+
+
 def test_online_retail_adapter_uses_the_same_rule():
     from features.adapters.online_retail import exception_labels
 

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from features.errors import DataValidationError
-from features.validation import ValidationReport, ids_as_text, normalize_ids, parse_timestamps, validate
+from features.ids import ids_as_text, normalize_ids
+from features.validation import parse_timestamps, validate
 
 
 def _series(**overrides) -> pd.DataFrame:
@@ -236,21 +237,6 @@ def test_unknown_table_and_policy_are_value_errors():
         validate(_series(), "series", on_bad_rows="skip")  # type: ignore[arg-type]
 
 
-def test_ids_are_stripped_blank_is_missing_and_whole_floats_lose_their_decimals():
-    values, missing = ids_as_text(pd.Series([" a ", "", None, "b"], dtype=object))
-    assert values[[0, 3]].tolist() == ["a", "b"] and missing.tolist() == [False, True, True, False]
-    floats, missing = ids_as_text(pd.Series([12.0, np.nan, 7.0]))
-    assert floats[[0, 2]].tolist() == ["12", "7"] and missing.tolist() == [False, True, False]
-
-
-def test_small_and_large_inputs_are_normalised_the_same_way():
-    raw = pd.Series([" x1", "", None, 5, "y "] * 100, dtype=object)
-    large, large_missing = ids_as_text(raw)
-    small = np.concatenate([ids_as_text(raw.iloc[i : i + 5])[0] for i in range(0, 500, 5)])
-    assert [None if v is pd.NA else v for v in small] == [None if v is pd.NA else v for v in large]
-    assert large_missing.sum() == 200
-
-
 def test_validate_and_ids_as_text_give_the_same_ids():
     raw = pd.DataFrame({"series_id": [" 7 ", "007", 12.5, "x"], "ds": ["2024-01-01"] * 4, "y": [1.0] * 4})
     raw["ds"] = pd.date_range("2024-01-01", periods=4, freq="D").astype(str)
@@ -287,37 +273,3 @@ def test_float_customer_column_with_guests_becomes_integer_text_and_is_counted()
     assert out["customer_id"].tolist() == ["14911", pd.NA, "14911", "12345"]
     assert report.repairs == {"ids_whole_float_repaired": 3}
     assert "ids_whole_float_repaired=3" in str(report)
-
-
-def test_text_ids_written_as_whole_floats_lose_the_dot_zero_and_are_counted():
-    report = ValidationReport(table="orders", rows_in=5)
-    ids = normalize_ids(pd.Series(["14911.0", None, " 12345.0", "777", ""], dtype=object), report)
-    assert ids.tolist() == ["14911", pd.NA, "12345", "777", pd.NA]
-    assert report.repairs == {"ids_whole_float_repaired": 2}
-
-
-@pytest.mark.parametrize(
-    "values",
-    [
-        ["14911.0", "3.5"],  # one value is not a whole number: the column is left as it is
-        ["14911.0", "A12.0x"],
-        ["14911.0", "A12"],
-        [3.5, 4.0],  # a float column with a fraction: "4.0" stays
-    ],
-)
-def test_id_columns_with_any_value_that_is_not_a_whole_number_are_left_alone(values):
-    report = ValidationReport(table="orders", rows_in=2)
-    ids = normalize_ids(pd.Series(values), report)
-    assert ids.tolist() == [str(v) for v in values]
-    assert ids_as_text(np.array(values, dtype=object))[0].tolist() == [str(v) for v in values]
-    assert report.repairs == {}
-
-
-def test_request_sized_and_table_sized_ids_lose_the_dot_zero_alike():
-    raw = pd.Series(["14911.0", None, 12345.0, "777", " 42.0 "] * 100, dtype=object)
-    small_report, large_report = (ValidationReport(table="t", rows_in=0) for _ in range(2))
-    large, _ = ids_as_text(raw, large_report)
-    small = np.concatenate([ids_as_text(raw.iloc[i : i + 5], small_report)[0] for i in range(0, 500, 5)])
-    assert large[:5].tolist() == ["14911", pd.NA, "12345", "777", "42"]
-    assert [None if v is pd.NA else v for v in small] == [None if v is pd.NA else v for v in large]
-    assert small_report.repairs == large_report.repairs == {"ids_whole_float_repaired": 300}

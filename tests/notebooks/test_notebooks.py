@@ -86,7 +86,8 @@ def forecast_report(store: dict[str, str], tmp_path_factory: pytest.TempPathFact
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLFLOW_TRACKING_URI", store["uri"])
         result = _Capture().run(
-            ["report", "forecast", "--series", "88", "--series", "817", "--out", str(out)]
+            # "88.0": a series asked for as a whole float is the model's "88" (features.ids.ids_as_known)
+            ["report", "forecast", "--series", "88.0", "--series", "817", "--out", str(out)]
         )
     return {**result, "nb": nbformat.read(result["notebook"], as_version=4)}
 
@@ -278,7 +279,13 @@ def test_forecast_notebook_accuracy_table_has_one_row_per_series(forecast_report
 def test_forecast_notebook_plots_the_series_asked_for(forecast_report):
     injected = [c for c in forecast_report["nb"].cells if "injected-parameters" in c.metadata.get("tags", [])]
     assert len(injected) == 1
-    assert "series_ids = ['88', '817']" in injected[0].source
+    assert "series_ids = ['88.0', '817']" in injected[0].source
+    shown = [
+        o.get("data", {}).get("text/markdown", "")
+        for c in forecast_report["nb"].cells
+        for o in c.get("outputs", [])
+    ]
+    assert "**Note:** series ids read as the model knows them: {'88.0': '88'}." in shown
 
 
 def test_forecast_notebook_forecasts_the_next_weeks_after_the_training_history(forecast_report, store):

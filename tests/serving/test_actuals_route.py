@@ -65,6 +65,16 @@ def test_a_closed_day_is_stored_with_open_zero(service):
     assert stored[["y", "open"]].values.tolist() == [[0.0, 0]]
 
 
+def test_an_actual_of_a_series_sent_as_a_whole_float_is_stored_for_the_series_the_model_knows(service):
+    out = _actuals(service, {"series_id": "88.0", "ds": "2015-06-20", "y": 5000})
+    assert out["inserted"] == 1 and out["ids_read_as"] == {"88.0": "88"}
+    assert out["results"][0]["series_id"] == "88" and out["latest"] == {"88": "2015-06-20T00:00:00"}
+    assert service.app.state.events.actuals_for(["88"])["y"].tolist() == [5000.0]
+    assert "ids_read_as" not in _actuals(service, {"series_id": "88", "ds": "2015-06-21", "y": 10})
+    text = service.get("/metrics").text
+    assert 'orderpulse_request_ids_whole_float_repaired_total{request="actuals"} 1.0' in text
+
+
 def test_an_actual_of_an_unknown_series_is_404(service):
     response = service.post(
         "/v1/actuals", json={"actuals": [{"series_id": "nope", "ds": "2015-06-20", "y": 1}]}, headers=AUTH

@@ -51,7 +51,13 @@ def test_a_repeated_order_event_is_a_duplicate_and_counted_once(service, make_or
     assert first["orders"] == {"accepted": 1, "duplicate": 0, "conflict": 0}
     assert second["orders"] == {"accepted": 0, "duplicate": 1, "conflict": 0}
     assert second["results"] == [
-        {"kind": "order", "order_id": "E1", "status": "duplicate", "note": "already known: not counted again"}
+        {
+            "kind": "order",
+            "order_id": "E1",
+            "status": "duplicate",
+            "note": "already known: not counted again",
+            "stored_as": None,
+        }
     ]
     assert _customer_features(service, later)["customer_prior_orders"] == before + 1
     assert service.app.state.events.high_water_mark() == (1, 0)
@@ -135,3 +141,44 @@ def test_an_invalid_label_is_422_with_the_field(service):
     )
     assert response.status_code == 422
     assert response.json()["error"]["details"][0]["loc"] == ["body", "labels", 0, "label"]
+
+
+def test_event_ids_sent_as_whole_floats_are_stored_as_the_snapshot_reads_them(service, make_order):
+    later = make_order("L1", customer_id="12957", created_at="2011-07-20T09:00:00")
+    before = _customer_features(service, later)
+    sent = [
+        make_order("990001.0", customer_id="12957.0", created_at="2011-07-01T09:00:00"),
+        make_order("990002", customer_id="12957", created_at="2011-07-02T09:00:00"),
+    ]
+    out = _post(service, {"orders": sent})
+    assert out["orders"] == {"accepted": 2, "duplicate": 0, "conflict": 0}
+    assert [(r["order_id"], r["stored_as"]) for r in out["results"]] == [
+        ("990001.0", "990001"),
+        ("990002", None),
+    ]
+    # one order id and one customer id changed; "12957.0" and "12957" are one customer now
+    assert (out["ids_whole_float_repaired"], out["ids_merged_by_repair"]) == (2, 2)
+    lines = service.app.state.events.order_lines()
+    assert lines["order_id"].tolist() == ["990001", "990002"] and set(lines["customer_id"]) == {"12957"}
+    after = _customer_features(service, later)
+    assert after["customer_prior_orders"] == before["customer_prior_orders"] + 2
+
+
+def test_two_event_orders_that_the_id_rule_makes_one_are_stored_once(service, make_order):
+    first = make_order("990001.0", customer_id="13094.0", created_at="2011-07-01T09:00:00")
+    again = make_order("990001", customer_id="13094", created_at="2011-07-01T09:00:00")
+    label = {"order_id": "990001.0", "label": 1, "labeled_at": "2011-07-05T12:00:00"}
+    out = _post(service, {"orders": [first, again], "labels": [label]})
+    assert out["orders"] == {"accepted": 1, "duplicate": 1, "conflict": 0}
+    assert out["labels"] == {"accepted": 1, "duplicate": 0, "conflict": 0, "unknown_order": 0}
+    assert [(r["order_id"], r["status"], r["stored_as"]) for r in out["results"]] == [
+        ("990001.0", "accepted", "990001"),
+        ("990001", "duplicate", None),
+        ("990001.0", "accepted", "990001"),
+    ]
+    # order ids: "990001.0" twice and "990001" (2 values changed); customers: 1 changed; 2 + 2 ids merged
+    assert (out["ids_whole_float_repaired"], out["ids_merged_by_repair"]) == (3, 4)
+    assert service.app.state.events.order_lines()["order_id"].tolist() == ["990001"]
+    assert service.app.state.events.label_table()["order_id"].tolist() == ["990001"]
+    text = service.get("/metrics").text
+    assert 'orderpulse_request_ids_whole_float_repaired_total{request="events"} 3.0' in text

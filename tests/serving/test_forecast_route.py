@@ -149,6 +149,22 @@ def test_a_plan_row_without_series_id_applies_to_every_requested_series(service)
         assert any(abs(p["delta"]) > 0 for p in _points(out, store))
 
 
+def test_a_series_id_sent_as_a_whole_float_is_answered_for_the_id_the_model_knows(service):
+    plan = [{"series_id": "88.0", "ds": f"2015-06-{d:02d}", "promo": 1} for d in range(8, 13)]
+    plain = _forecast(
+        service, series_ids=["88", "126"], origin=ORIGIN, covariates=[{**r, "series_id": "88"} for r in plan]
+    )
+    floats = _forecast(service, series_ids=["88.0", "126", "88"], origin=ORIGIN, covariates=plan)
+    assert [s["series_id"] for s in floats["series"]] == ["88", "126"]  # "88.0" and "88" are one series
+    assert floats["ids_read_as"] == {"88.0": "88"} and plain["ids_read_as"] is None
+    assert _points(floats, "88") == _points(plain, "88")  # the plan row for "88.0" applied to "88"
+    assert any(abs(p["delta"]) > 0 for p in _points(floats, "88"))
+    text = service.get("/metrics").text
+    assert 'orderpulse_request_ids_whole_float_repaired_total{request="forecast"} 1.0' in text
+    response = service.post(URL, json={"series_ids": ["88.5", "999999.0"]}, headers=AUTH)
+    assert response.json()["error"]["details"] == {"unknown_series": ["88.5", "999999.0"]}
+
+
 def test_unknown_series_is_404_with_the_list(service):
     response = service.post(URL, json={"series_ids": ["88", "nope", "999999"]}, headers=AUTH)
     assert response.status_code == 404

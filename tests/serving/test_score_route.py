@@ -190,7 +190,18 @@ def test_ids_sent_as_whole_floats_find_the_same_history_and_are_counted(service,
     assert floats["score"] == plain["score"] and floats["reasons"] == plain["reasons"]
     assert _features(service, floats["decision_id"])["customer_prior_orders"] == 7
     text = service.get("/metrics").text
-    assert "orderpulse_request_ids_whole_float_repaired_total 3.0" in text  # the customer on 3 lines
+    # the customer on 3 lines
+    assert 'orderpulse_request_ids_whole_float_repaired_total{request="score"} 3.0' in text
+    assert 'orderpulse_request_ids_whole_float_repaired_total{request="events"} 0.0' in text
+
+
+def test_two_orders_of_a_batch_that_the_id_rule_makes_one_are_422(service, make_order):
+    body = {"orders": [make_order("7.0"), make_order("7"), make_order("8")]}
+    response = service.post(URL, json=body, headers=AUTH)
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["details"] == {"merged_order_ids": {"7": ["7.0", "7"]}}
+    assert "'7.0' and '7' are '7'. Send each order once" in error["message"]
 
 
 # ---------------------------------------------------------------------------------------------- bad input

@@ -131,7 +131,8 @@ def test_a_first_version_that_loses_to_seasonal_naive_is_registered_but_never_ch
     d = _register(store, 0.316, baseline=Baseline("seasonal naive", 0.238))
     assert (d.version, d.alias, d.gate_passed) == (1, "challenger", False)
     assert d.reason == (
-        "never champion: metric.backtest_wape 0.316 does not beat seasonal naive's 0.238 on the same evaluation"
+        "never champion: metric.backtest_wape 0.316 does not beat seasonal naive's 0.238, both evaluated on "
+        "backtest:A"
     )
     assert _aliases() == {"challenger": 1}
     tags = MlflowClient().get_model_version(NAME, "1").tags
@@ -156,7 +157,7 @@ def test_a_version_that_beats_the_baseline_becomes_champion_and_says_so(store):
     d = _register(store, 0.20, baseline=Baseline("seasonal naive", 0.25))
     assert (d.alias, d.gate_passed) == ("champion", True)
     assert d.reason == (
-        "no champion yet (metric.backtest_wape 0.2 < seasonal naive's 0.25 on the same evaluation)"
+        "no champion yet (metric.backtest_wape 0.2 < seasonal naive's 0.25, both evaluated on backtest:A)"
     )
 
 

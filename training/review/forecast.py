@@ -19,6 +19,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from features.calendar import step_length
+from features.ids import ids_as_known
 from training.forecast.forecaster import LGBMForecaster
 from training.forecast.job import run_backtest
 from training.metrics import daily_total_error, evaluate
@@ -41,6 +42,7 @@ __all__ = [
     "coverage_by_step",
     "forecast_origin",
     "next_forecast",
+    "known_series_ids",
     "family_effects",
     "champion_vs_challenger",
     "styled",
@@ -354,7 +356,10 @@ def next_forecast(
             return pd.DataFrame(columns=columns), notes
     origin = pd.Timestamp(origin)
     if series_ids:
-        series = _only_series(series, series_ids)
+        ids, read_as = known_series_ids(series, series_ids)
+        if read_as:
+            notes.append(f"series ids read as the model knows them (whole numbers without '.0'): {read_as}.")
+        series = _only_series(series, ids)
     step = step_length(model.freq)
     dates = pd.DatetimeIndex([origin + i * step for i in range(1, horizon + 1)])
     ids = pd.Index(series["series_id"].astype("string").unique(), dtype="string")
@@ -541,6 +546,15 @@ def _steps_the_plan_covers(
             "values, not the next weeks). " + tail
         )
     return covered, head + f"Shown: the {covered} steps the plan covers. " + tail
+
+
+def known_series_ids(
+    series: pd.DataFrame, series_ids: list[str] | tuple[str, ...]
+) -> tuple[list[str], dict[str, str]]:
+    """``series_ids`` as ``series`` (the model's history) names them: ``"7.0"`` is ``"7"`` when the history has
+    ``"7"`` (``features.ids.ids_as_known``), and ``{as sent: as read}``; other ids stay as they are."""
+    known = set(series["series_id"].astype("string").dropna().unique())
+    return ids_as_known([str(s) for s in series_ids], known)
 
 
 def _scored(frame: pd.DataFrame) -> pd.DataFrame:

@@ -294,6 +294,10 @@ def test_a_model_that_loses_to_seasonal_naive_is_registered_but_never_champion(f
     assert (weak["version"], weak["alias"], weak["gate_passed"]) == (1, "challenger", False)
     assert weak["decision"].startswith("never champion: metric.backtest_wape")
     assert "does not beat seasonal naive's" in weak["decision"]
+    # the gate names the windows and data both were evaluated on, as the champion comparison does
+    key = MlflowClient().get_model_version("weak-forecast", "1").tags["eval_key"]
+    assert weak["decision"].endswith(f"{m['seasonal_naive_wape']:.6g}, both evaluated on {key}")
+    assert ":origins=" in key and ":data=" in key
     aliases = MlflowClient().get_registered_model("weak-forecast").aliases
     assert aliases == {"challenger": 1}
     tags = MlflowClient().get_model_version("weak-forecast", "1").tags

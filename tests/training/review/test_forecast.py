@@ -295,6 +295,18 @@ def test_next_forecast_restricts_the_forecast_to_the_series_asked_for_from_the_c
     assert set(model.future["series_id"]) == {"b"}
 
 
+def test_next_forecast_of_a_series_asked_for_as_a_whole_float_forecasts_the_series_the_model_knows():
+    other = pd.DataFrame({"series_id": "7", "ds": [_day(i) for i in range(3)], "y": 1.0, "open": 1})
+    model = _RecordingModel()
+    fm = review.ForecastModel(
+        ResolvedModel("u", None, None, None, "u"), model, {"series": pd.concat([_series(5), other])}
+    )
+    _, notes = review.next_forecast(fm, series_ids=["7.0"])
+    assert set(model.kwargs["series"]["series_id"]) == {"7"} and set(model.future["series_id"]) == {"7"}
+    assert "series ids read as the model knows them (whole numbers without '.0'): {'7.0': '7'}." in notes
+    assert review.known_series_ids(fm.series, ["7.0", "a", "8.0"]) == (["7", "a", "8.0"], {"7.0": "7"})
+
+
 def test_next_forecast_names_unknown_series():
     fm = review.ForecastModel(
         ResolvedModel("u", None, None, None, "u"), _RecordingModel(), {"series": _series(5)}
