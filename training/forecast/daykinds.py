@@ -14,6 +14,11 @@ day kind               the row's date (``features.covariates.driver_flags`` of t
                        most ``EVENT_SHARE`` (10%) of the rows are days; school holidays are seasons
 ``before_<holiday>``   that holiday is active the next day (one day, also for hourly data; one step for
 ``after_<holiday>``    weekly data) or was the day before
+``weekday=<Sun>``      otherwise, a *sparse weekday*: one on which most series are closed (at most
+                       ``SPARSE_WEEKDAY_SHARE`` (50%) as many rows open as on the busiest weekday, in the
+                       predictions the correction is learned from; daily and intraday data only). On full
+                       Rossmann that is Sunday: the ~30 stores that open then were forecast 3.6-9.0% low in
+                       every backtest window, a bias the promo kinds averaged away
 ``promo=<names>``      otherwise: the promo columns active that day (``promo=promo2_active+promo``), or
                        ``promo=none``
 =====================  ==============================================================================
@@ -40,10 +45,21 @@ import pandas as pd
 from features.calendar import step_length
 from features.covariates import driver_flags
 
-__all__ = ["CalendarCorrection", "day_kinds", "event_holidays", "fit_calendar_correction", "EVENT_SHARE"]
+__all__ = [
+    "CalendarCorrection",
+    "day_kinds",
+    "event_holidays",
+    "fit_calendar_correction",
+    "sparse_weekdays",
+    "EVENT_SHARE",
+    "SPARSE_WEEKDAY_SHARE",
+]
 
 # a holiday column active on more than this share of the rows is a season (school holidays), not a day kind
 EVENT_SHARE = 0.1
+# a weekday with at most this share of the busiest weekday's open rows is a kind of its own (Sunday trading)
+SPARSE_WEEKDAY_SHARE = 0.5
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
 def event_holidays(covariates: pd.DataFrame | None) -> tuple[str, ...]:
@@ -57,14 +73,36 @@ def event_holidays(covariates: pd.DataFrame | None) -> tuple[str, ...]:
     return tuple(sorted((c for c, v in share.items() if v <= EVENT_SHARE), key=lambda c: (share[c], c)))
 
 
+def sparse_weekdays(predictions: pd.DataFrame, freq: str) -> tuple[int, ...]:
+    """The weekdays (0 = Monday) on which most series are closed: at most ``SPARSE_WEEKDAY_SHARE`` as many open
+    rows (``open != 0``, or ``y > 0`` without an ``open`` column) as on the busiest weekday of ``predictions``.
+    Empty for weekly or coarser data, and when every weekday trades alike."""
+    if step_length(freq) >= pd.Timedelta(days=7) or not len(predictions):
+        return ()
+    is_open = predictions["open"] != 0 if "open" in predictions.columns else predictions["y"] > 0
+    counts = is_open.groupby(pd.to_datetime(predictions["ds"]).dt.dayofweek.to_numpy()).sum()
+    if len(counts) < 7 or counts.max() <= 0:
+        return ()
+    return tuple(int(d) for d in counts.index[counts <= SPARSE_WEEKDAY_SHARE * counts.max()])
+
+
 def day_kinds(
-    keys: pd.DataFrame, covariates: pd.DataFrame | None, freq: str, holidays: tuple[str, ...] | None = None
+    keys: pd.DataFrame,
+    covariates: pd.DataFrame | None,
+    freq: str,
+    holidays: tuple[str, ...] | None = None,
+    weekdays: tuple[int, ...] = (),
 ) -> np.ndarray:
     """The day kind (see the module doc) of every row of ``keys`` (``series_id``, ``ds``), as an object array.
     ``holidays``: the event columns (default ``event_holidays(covariates)``; a fitted correction keeps its own,
-    so its kinds do not depend on which rows are asked for)."""
+    so its kinds do not depend on which rows are asked for); ``weekdays``: the sparse weekdays
+    (``sparse_weekdays``, kept by a fitted correction too)."""
     n = len(keys)
     labels = np.full(n, "promo=none", dtype=object)
+    if weekdays and n:
+        dow = pd.to_datetime(keys["ds"]).dt.dayofweek.to_numpy()
+        for d in weekdays:
+            labels[dow == d] = f"weekday={WEEKDAYS[d]}"
     if covariates is None or not len(covariates) or not n:
         return labels
     keys = keys[["series_id", "ds"]].reset_index(drop=True)
@@ -76,9 +114,10 @@ def day_kinds(
         active = now[promo].to_numpy() > 0
         names = np.array([c.removesuffix("_flag") for c in promo], dtype=object)
         code = active @ (1 << np.arange(len(promo)))
+        sparse = labels != "promo=none"  # a sparse weekday's rows keep their kind, promo or not
         for value in np.unique(code[code > 0]):
             bits = ((value >> np.arange(len(promo))) & 1).astype(bool)
-            labels[code == value] = "promo=" + "+".join(names[bits])
+            labels[(code == value) & ~sparse] = "promo=" + "+".join(names[bits])
     holiday = [c for c in (event_holidays(covariates) if holidays is None else holidays) if c in now.columns]
     if not holiday:
         return labels
@@ -113,12 +152,13 @@ class CalendarCorrection:
     days: dict[str, int] = field(default_factory=dict)
     freq: str = "D"
     holidays: tuple[str, ...] = ()
+    weekdays: tuple[int, ...] = ()  # sparse weekdays; a class default, so corrections pickled before load too
 
     def multipliers(self, keys: pd.DataFrame, covariates: pd.DataFrame | None) -> np.ndarray:
         """``exp(correction)`` of every row of ``keys`` (1 where its kind has none)."""
         if not self.factors:
             return np.ones(len(keys))
-        kinds = pd.Series(day_kinds(keys, covariates, self.freq, self.holidays))
+        kinds = pd.Series(day_kinds(keys, covariates, self.freq, self.holidays, self.weekdays))
         return np.exp(kinds.map(self.factors).fillna(0.0).to_numpy(dtype="float64"))
 
     def apply(self, predictions: pd.DataFrame, covariates: pd.DataFrame | None) -> pd.DataFrame:
@@ -152,16 +192,18 @@ def fit_calendar_correction(
     forecast count; without covariates there are no kinds to tell apart and the correction is empty."""
     if prior_days < 0:
         raise ValueError(f"prior_days must be >= 0. Got {prior_days!r}.")
-    rows = predictions.loc[predictions["y"].notna() & (predictions["yhat"] > 0)]
+    known = predictions.loc[predictions["y"].notna()]
+    weekdays = sparse_weekdays(known, freq)
+    rows = known.loc[known["yhat"] > 0]
     if "open" in rows.columns:
         rows = rows.loc[rows["open"] != 0]
-    if covariates is None or not len(rows):
+    if (covariates is None and not weekdays) or not len(rows):
         return CalendarCorrection(freq=freq)
     holidays = event_holidays(covariates)
     window = rows["window"].to_numpy() if "window" in rows.columns else np.zeros(len(rows), dtype=np.int64)
     frame = pd.DataFrame(
         {
-            "kind": day_kinds(rows, covariates, freq, holidays),
+            "kind": day_kinds(rows, covariates, freq, holidays, weekdays),
             "window": window,
             "ds": rows["ds"].to_numpy(),
             "y": rows["y"].to_numpy(dtype="float64"),
@@ -180,4 +222,4 @@ def fit_calendar_correction(
         mean = float(np.average(part["error"], weights=part["yhat"]))
         factors[str(kind)] = mean * n / (n + prior_days) if n + prior_days > 0 else 0.0
         seen[str(kind)] = n
-    return CalendarCorrection(factors=factors, days=seen, freq=freq, holidays=holidays)
+    return CalendarCorrection(factors=factors, days=seen, freq=freq, holidays=holidays, weekdays=weekdays)

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from training.forecast.daykinds import day_kinds, event_holidays, fit_calendar_correction
+from training.forecast.daykinds import day_kinds, event_holidays, fit_calendar_correction, sparse_weekdays
 
 DAYS = pd.date_range("2024-03-01", periods=28, freq="D")
 
@@ -128,6 +128,53 @@ def test_a_days_kind_reads_the_calendar_one_day_around_it_only():
     corr = fit_calendar_correction(bt, cov, "D")
     assert set(corr.factors) == {"holiday_state", "before_holiday_state", "after_holiday_state", "promo=none"}
     assert corr.factors["holiday_state"] > 0 > corr.factors["promo=none"]  # the holiday was forecast 20% low
+
+
+def _sunday_trading(n_stores: int = 10, open_on_sunday: int = 1) -> pd.DataFrame:
+    """``n_stores`` over DAYS (4 weeks from a Friday); on Sundays only the first ``open_on_sunday`` open."""
+    keys = pd.DataFrame([(f"s{i}", d) for i in range(n_stores) for d in DAYS], columns=["series_id", "ds"])
+    sunday = keys["ds"].dt.dayofweek == 6
+    keys["open"] = np.where(sunday & (keys["series_id"].str[1:].astype(int) >= open_on_sunday), 0, 1)
+    return keys
+
+
+def test_a_weekday_when_most_series_close_is_a_kind_of_its_own():
+    """Sunday trading: 1 of 10 stores opens on Sundays and the model forecasts it 10% low there. The promo
+    kinds would average that away (1 Sunday row in 60 of the no-promo rows); as its own kind it is learned,
+    promo or not, and applied to later Sundays only."""
+    keys = _sunday_trading()
+    cov = keys[["series_id", "ds"]].assign(
+        promo=(keys["ds"].dt.dayofweek == 6).astype(int)
+    )  # promo on Sundays too
+    assert sparse_weekdays(keys.assign(y=1.0), "D") == (6,)
+    sunday_open = (keys["ds"].dt.dayofweek == 6) & (keys["open"] == 1)
+    bt = keys.assign(window=0, y=np.where(keys["open"] == 1, 100.0, 0.0))
+    bt["yhat"] = np.where(sunday_open, 90.0, bt["y"])
+    corr = fit_calendar_correction(bt, cov, "D", prior_days=0.0)
+    assert corr.weekdays == (6,) and set(corr.factors) == {"weekday=Sun", "promo=none"}
+    level = np.log(bt["y"].sum() / bt["yhat"].sum())
+    assert corr.factors["weekday=Sun"] == pytest.approx(np.log(100 / 90) - level, abs=1e-9)
+    assert corr.days["weekday=Sun"] == 4 and corr.to_dict()["calendar.weekday.Sun"] == pytest.approx(
+        100 / 90 * 24_360 / 24_400 - 1  # 244 open rows: 240 exact, 4 Sunday rows 90 for 100
+    )
+    later = pd.DataFrame(
+        {"series_id": ["s0", "s0"], "ds": pd.to_datetime(["2024-04-07", "2024-04-08"]), "yhat": 90.0}
+    )
+    out = corr.apply(later, cov)  # a Sunday and a Monday past the covariates: the weekday needs no calendar
+    assert out["yhat"].tolist() == pytest.approx(
+        [90 * np.exp(corr.factors["weekday=Sun"]), 90 * np.exp(-level)]
+    )
+
+
+def test_sparse_weekdays_need_most_series_closed_and_a_daily_grid():
+    every_day = _sunday_trading(open_on_sunday=10)
+    assert sparse_weekdays(every_day, "D") == ()
+    assert sparse_weekdays(_sunday_trading(open_on_sunday=5), "D") == (6,)  # 5 of 10 open: half, sparse
+    assert sparse_weekdays(_sunday_trading(open_on_sunday=6), "D") == ()
+    # no open column: a day with y > 0 is open (an order log closed on Saturdays)
+    log = every_day.drop(columns="open").assign(y=np.where(every_day["ds"].dt.dayofweek == 5, 0.0, 3.0))
+    assert sparse_weekdays(log, "D") == (5,)
+    assert sparse_weekdays(log, "W") == () and sparse_weekdays(log.iloc[:0], "D") == ()
 
 
 def test_metric_names_are_mlflow_safe():

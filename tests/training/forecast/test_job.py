@@ -304,13 +304,27 @@ def test_a_model_that_loses_to_seasonal_naive_is_registered_but_never_champion(f
     assert "does not beat seasonal naive" in tags["registry.gate"]
 
 
-def test_a_champion_trained_on_other_data_is_re_backtested_before_the_comparison(files, capsys, tmp_path):
+def test_a_champion_trained_on_other_data_is_re_backtested_before_the_comparison(
+    files, capsys, tmp_path, monkeypatch
+):
+    from training.forecast.forecaster import LGBMForecaster
+
     series = pd.read_csv(files["series"], dtype={"series_id": str})
     fewer = tmp_path / "series_3.csv"
     series.loc[series["series_id"].isin(STORES[:3])].to_csv(fewer, index=False)
     args = _train_args(files, "--until", "2015-05-31", "--name", "drift")
     old = _cli(capsys, [fewer.as_posix() if a == str(files["series"]) else a for a in args])
+    seeds, fit = [], LGBMForecaster.fit
+
+    def recording_fit(self, *a, **k):
+        seeds.append(self.n_seeds)
+        return fit(self, *a, **k)
+
+    monkeypatch.setattr(LGBMForecaster, "fit", recording_fit)
     new = _cli(capsys, args)
+    # the backtest (1 window) and the champion's re-backtest fit one seed per bucket, the final model 3
+    assert seeds == [1, 3, 1]
+    assert load_snapshot_model(new["model_uri"]).model.n_seeds == 3
     assert (old["alias"], old["gate_passed"]) == ("champion", True)
     assert (new["version"], new["compared_with"], new["reevaluated"]) == (2, 1, True)
     assert "re-evaluated on the same windows of the same data" in new["decision"]
