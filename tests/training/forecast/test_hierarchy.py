@@ -472,3 +472,24 @@ def test_only_windows_with_a_disjoint_partner_choose_the_method():
     pooled = rec.metrics_.set_index(["method", "level"]).loc[("bottom_up", "total"), "wape"]
     assert pooled == pytest.approx(np.abs(total["y"] - total["yhat"]).sum() / total["y"].sum())
     assert set(rec.backtest_["bottom_up"]["window"]) == {0, 1, 2, 3}  # every window is still reconciled
+
+
+def test_with_no_window_scored_out_of_sample_error_weighted_methods_are_not_chosen():
+    """Two windows that overlap (train forecast's default: 2 windows of a horizon, half a horizon apart): MinTrace
+    weighted by the backtest errors can only be scored on the errors it was estimated from, so it is not chosen;
+    the methods that do not read the errors still compete. With disjoint windows it is chosen as before."""
+    disjoint = _base_backtest(n_windows=4, agg_noise=0.01)
+    assert (
+        HierarchicalReconciler(methods=("mint_shrink",)).fit(_hierarchy(), disjoint).method_ == "mint_shrink"
+    )
+    bt = _base_backtest(n_windows=2, agg_noise=0.01)
+    bt = bt.assign(ds=pd.Timestamp("2024-01-01") + pd.to_timedelta(bt["window"] * 5 + bt["step"], unit="D"))
+    rec = HierarchicalReconciler(methods=("mint_shrink", "wls_var", "wls_struct")).fit(_hierarchy(), bt)
+    assert rec.scored_windows_ == [] and sorted(rec.unjudged_methods_) == ["mint_shrink", "wls_var"]
+    table = rec.metrics_.pivot(index="method", columns="level", values="wape")
+    assert table.loc["mint_shrink", "total"] < table.loc["bottom_up", "total"]  # in sample it looks better
+    assert rec.method_ in ("bottom_up", "wls_struct")
+    # still reported, and usable when asked for by name
+    assert set(table.index) == {"bottom_up", "mint_shrink", "wls_var", "wls_struct"}
+    named = HierarchicalReconciler(method="mint_shrink").fit(_hierarchy(), bt)
+    assert named.method_ == "mint_shrink"
