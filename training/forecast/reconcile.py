@@ -378,9 +378,20 @@ class HierarchicalReconciler:
         return pd.concat(parts, ignore_index=True)
 
     def _quantiles(self, rows: pd.DataFrame) -> dict[str, float]:
+        """Interval quantiles of one level from its backtest rows (log residuals). For an aggregate, each
+        window's mean residual is taken out first: a window's models were fitted long before its origin and
+        its aggregate is biased as a whole (on full Rossmann through the CLI both windows' totals were forecast
+        about 5% low), which the final model does not share; left in, it shifted the total's 80% interval to
+        -0.2% .. +11.7% around the forecast and it covered 52% of the held-out days (83% without the shift; the
+        regions 62% -> 80%). A series' own errors are noise enough that the shared drift barely moves them."""
         ok = rows["y"].notna() & (rows["yhat"] > 0) & (rows["open"] == 1)
-        resid = np.log1p(rows.loc[ok, "y"].to_numpy()) - np.log1p(rows.loc[ok, "yhat"].to_numpy())
-        return conformal_quantiles(resid, self.levels)
+        part = rows.loc[ok]
+        resid = pd.Series(
+            np.log1p(part["y"].to_numpy()) - np.log1p(part["yhat"].to_numpy()), index=part.index
+        )
+        if len(part) and (part["level"] != SERIES_LEVEL).all() and "window" in part.columns:
+            resid = resid - resid.groupby(part["window"].to_numpy()).transform("mean")
+        return conformal_quantiles(resid.to_numpy(), self.levels)
 
     def _coverage(self, rec: pd.DataFrame) -> dict[str, dict[str, float]]:
         """Per level, ``coverage_<L>`` of each window by quantiles from the other windows (in-sample with one
