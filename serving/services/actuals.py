@@ -21,7 +21,7 @@ import pandas as pd
 from features.errors import DataValidationError, Problem
 from serving.errors import NotFoundError
 from serving.schemas.forecast import ActualIn
-from serving.services.forecast_context import ForecastContext
+from serving.services.forecast_context import ForecastContext, with_series_ids
 from serving.store.events import Actual, EventStore
 
 __all__ = ["record_actuals"]
@@ -31,10 +31,7 @@ def record_actuals(ctx: ForecastContext, store: EventStore, actuals: Sequence[Ac
     """Check and store ``actuals``; returns ``ActualsOut`` fields."""
     _, read_as = ctx.as_known(list(dict.fromkeys(a.series_id for a in actuals)))
     if read_as:
-        actuals = [
-            a.model_copy(update={"series_id": read_as[a.series_id]}) if a.series_id in read_as else a
-            for a in actuals
-        ]
+        actuals = with_series_ids(actuals, read_as)
     ids = list(dict.fromkeys(a.series_id for a in actuals))
     unknown = ctx.unknown(ids)
     if unknown:

@@ -20,7 +20,7 @@ from features.calendar import step_length
 from features.ids import ids_as_known
 from serving.models import LoadedModel
 
-__all__ = ["ForecastContext", "context_for", "forecast_smoke_check"]
+__all__ = ["ForecastContext", "context_for", "forecast_smoke_check", "with_series_ids"]
 
 
 class ForecastContext:
@@ -162,3 +162,12 @@ def _group_rows(ids: pd.Series) -> dict[str, np.ndarray]:
     positions = np.flatnonzero(known)
     groups = pd.Series(positions).groupby(ids.to_numpy(dtype=object)[known]).indices
     return {str(k): positions[v] for k, v in groups.items()}
+
+
+def with_series_ids(rows: Sequence[Any], read_as: dict[str, str]) -> list[Any]:
+    """Request rows (pydantic models with a ``series_id``) with the ids of ``read_as`` (``{as sent: as read}``,
+    from ``ForecastContext.as_known``) replaced; the other rows as they are."""
+    return [
+        r.model_copy(update={"series_id": read_as[r.series_id]}) if r.series_id in read_as else r
+        for r in rows
+    ]

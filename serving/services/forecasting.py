@@ -34,7 +34,7 @@ from features.errors import DataValidationError
 from serving.errors import ApiError, NotFoundError
 from serving.schemas.forecast import ForecastIn
 from serving.services.closures import with_closures
-from serving.services.forecast_context import ForecastContext
+from serving.services.forecast_context import ForecastContext, with_series_ids
 from serving.services.forecast_plan import overlay_plan, plan_problem
 from serving.services.scoring import model_ref
 from serving.store.audit import AuditRecord
@@ -129,19 +129,11 @@ def request_as_known(ctx: ForecastContext, request: ForecastIn) -> tuple[Forecas
     if not read_as:
         return request, {}
 
-    def known(rows: list[Any] | None) -> list[Any] | None:
-        if rows is None:
-            return None
-        return [
-            r.model_copy(update={"series_id": read_as[r.series_id]}) if r.series_id in read_as else r
-            for r in rows
-        ]
-
     update = {
         "series_ids": list(dict.fromkeys(ids)),
         "series_id": None,
-        "covariates": known(request.covariates),
-        "closures": known(request.closures),
+        "covariates": None if request.covariates is None else with_series_ids(request.covariates, read_as),
+        "closures": None if request.closures is None else with_series_ids(request.closures, read_as),
     }
     return request.model_copy(update=update), read_as
 
