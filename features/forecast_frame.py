@@ -162,6 +162,7 @@ def build_future_frame(
     origin: pd.Timestamp | str | None = None,
     *,
     categories: Mapping[str, list[str]] | None = None,
+    keys: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, FrameReport]:
     """The feature frame of steps ``origin+1 .. origin+horizon`` for every series, with ``y`` missing.
 
@@ -169,7 +170,8 @@ def build_future_frame(
     (counted), so passing the full table for a backtest is safe; rows of ``series`` after the origin still
     provide ``open`` (known closures). Series whose history stops before the origin get rows too (their lags
     read whatever history exists). Raises ``DataValidationError`` when covariates are given but do not cover
-    every forecast row.
+    every forecast row. ``keys`` (``series_id, ds``) keeps only those forecast rows: the others are neither
+    returned nor need covariates (a series with a gap in the horizon, such as stores closed for months).
     """
     if (
         isinstance(horizon, bool)
@@ -188,6 +190,7 @@ def build_future_frame(
         origin=origin,
         horizon=int(horizon),
         categories=categories,
+        keys=keys,
     )
 
 
@@ -246,6 +249,7 @@ def _assemble(
     origin: pd.Timestamp | str | None = None,
     horizon: int | None = None,
     categories: Mapping[str, list[str]] | None = None,
+    keys: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, FrameReport]:
     t_start = time.perf_counter()
     if not isinstance(config, ForecastFeatureConfig):
@@ -319,6 +323,8 @@ def _assemble(
     in_range = (gds >= lo[block]) & (gds <= hi[block])
     future_row = gds > origin_ns if kind == "future" else np.zeros(total, dtype=bool)
     select = in_range & future_row if kind == "future" else in_range
+    if keys is not None:
+        select &= _grid_mask(keys, cats, glo, ghi, offsets, step, total)
     grid = pd.DataFrame(
         {
             "series_id": pd.Categorical.from_codes(block, categories=cats),
@@ -417,6 +423,26 @@ def _assemble(
         report.first_ds, report.last_ds = pd.Timestamp(frame["ds"].min()), pd.Timestamp(frame["ds"].max())
     report.seconds = time.perf_counter() - t_start
     return frame, report
+
+
+def _grid_mask(
+    keys: pd.DataFrame,
+    cats: pd.Index,
+    glo: np.ndarray,
+    ghi: np.ndarray,
+    offsets: np.ndarray,
+    step: int,
+    total: int,
+) -> np.ndarray:
+    """The grid rows named by ``keys`` (``series_id, ds``); keys of other series or off the grid mark nothing."""
+    code = cats.get_indexer(keys["series_id"].astype("string").to_numpy(dtype=object))
+    kds = pd.to_datetime(keys["ds"]).to_numpy(dtype="datetime64[ns]").view(np.int64)
+    ok = code >= 0
+    code, kds = code[ok], kds[ok]
+    ok = (kds >= glo[code]) & (kds <= ghi[code]) & ((kds - glo[code]) % step == 0)
+    mask = np.zeros(total, dtype=bool)
+    mask[offsets[code[ok]] + (kds[ok] - glo[code[ok]]) // step] = True
+    return mask
 
 
 def _check_series(series: pd.DataFrame) -> None:

@@ -254,6 +254,44 @@ def test_covariates_missing_for_the_horizon_name_series_dates_and_fix():
         build_future_frame(data["series"], 5, ForecastFeatureConfig(**SMALL), covariates=short)
 
 
+def test_keys_keep_only_the_rows_asked_for_and_need_no_covariates_elsewhere():
+    """A series with a gap in the horizon (stores closed for months): with ``keys`` only the rows asked for
+    are built, so covariates missing on the gap's dates are not an error; kept rows equal the full frame's."""
+    data = _daily(n=30)
+    cov = data["covariates"].loc[data["covariates"]["series_id"].notna()]  # the per-series promo rows only
+    origin = pd.Timestamp("2024-01-25")
+    full, _ = build_future_frame(
+        data["series"], 5, ForecastFeatureConfig(**SMALL), covariates=cov, origin=origin
+    )
+    # series c has no covariates on the first two horizon days and is asked only for the last three
+    gap = cov["series_id"].eq("c") & cov["ds"].between("2024-01-26", "2024-01-27")
+    keys = full.loc[
+        ~((full["series_id"] == "c") & full["ds"].between("2024-01-26", "2024-01-27")), ["series_id", "ds"]
+    ]
+    with pytest.raises(
+        DataValidationError, match=r"covariates are missing for 2 forecast rows of 1 series \(series c"
+    ):
+        build_future_frame(
+            data["series"], 5, ForecastFeatureConfig(**SMALL), covariates=cov.loc[~gap], origin=origin
+        )
+    out, _ = build_future_frame(
+        data["series"], 5, ForecastFeatureConfig(**SMALL), covariates=cov.loc[~gap], origin=origin, keys=keys
+    )
+    assert len(out) == 13
+    assert out.groupby("series_id", observed=True).size().to_dict() == {"a": 5, "b": 5, "c": 3}
+    # series a and b are untouched by keys (c's promo-run features differ: its covariates do have a gap)
+    ab = out["series_id"].isin(["a", "b"]).to_numpy()
+    expected = full.loc[full["series_id"].isin(["a", "b"])].reset_index(drop=True)
+    pd.testing.assert_frame_equal(out.loc[ab].reset_index(drop=True), expected, check_exact=True)
+    assert out.loc[~ab, "ds"].dt.strftime("%m-%d").tolist() == ["01-28", "01-29", "01-30"]
+    # keys of unknown series or before the origin mark nothing
+    extra = pd.DataFrame({"series_id": ["zz", "a"], "ds": pd.to_datetime(["2024-01-27", "2024-01-20"])})
+    out2, _ = build_future_frame(
+        data["series"], 5, ForecastFeatureConfig(**SMALL), covariates=cov, origin=origin, keys=extra
+    )
+    assert out2.empty
+
+
 def test_origin_off_the_grid_and_bad_horizon_are_refused():
     s = _series([("a", "2024-01-01", 1.0, 1), ("a", "2024-01-02", 2.0, 1)])
     with pytest.raises(ValueError, match="origin 2024-01-01 12:00:00 is not on the series' grid"):

@@ -302,6 +302,7 @@ class LGBMForecaster(BaseEstimator):
                 config=bucket.config,
                 origin=origin_ts,
                 categories=self.categories_.get(bucket.last),
+                keys=None if future is None else future,
                 **tables,
             )
             frame = frame.assign(step=self._steps(frame["ds"], origin_ts))
