@@ -38,7 +38,7 @@ from training.metrics import evaluate
 from training.progress import Progress
 from training.progress import resolve as resolve_progress
 
-__all__ = ["Model", "Window", "BacktestResult", "rolling_origin_windows", "backtest"]
+__all__ = ["Model", "Window", "BacktestResult", "rolling_origin_windows", "windows_that_fit", "backtest"]
 
 
 class Model(Protocol):
@@ -125,6 +125,14 @@ def rolling_origin_windows(
         end = last - (n_windows - 1 - i) * step
         windows.append(Window(origin=index[end - horizon], start=index[end - horizon + 1], end=index[end]))
     return windows
+
+
+def windows_that_fit(data: pd.DataFrame, wanted: int, step: int, horizon: int, history: int) -> int:
+    """The most windows, up to ``wanted`` (and at least 1), that ``rolling_origin_windows`` can place on ``data``
+    with ``history`` distinct ``ds`` up to and including the first origin (what the model needs to fit there)."""
+    n_ds = int(pd.to_datetime(data["ds"]).nunique())
+    fit = (n_ds - horizon - history) // max(1, step) + 1
+    return int(max(1, min(wanted, fit)))
 
 
 def backtest(

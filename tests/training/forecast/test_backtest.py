@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from training.forecast.backtest import Window, backtest, rolling_origin_windows
+from training.forecast.backtest import Window, backtest, rolling_origin_windows, windows_that_fit
 from training.forecast.baselines import SeasonalNaive
 
 DAY = pd.Timedelta(days=1)
@@ -209,3 +209,14 @@ def test_eval_key_names_the_windows():
         result.eval_key()
         == "backtest:windows=2:step=7:horizon=7:origins=2024-01-21T00:00:00..2024-01-28T00:00:00"
     )
+
+
+def test_windows_that_fit_keeps_the_history_each_window_needs():
+    frame = pd.DataFrame({"ds": pd.date_range("2024-01-01", periods=100).repeat(2)})  # 100 distinct days
+    # the first origin needs `history` distinct ds up to it: (100 - 14 - 42) // 7 + 1 = 7 windows fit
+    assert windows_that_fit(frame, 5, step=7, horizon=14, history=42) == 5
+    assert windows_that_fit(frame, 9, step=7, horizon=14, history=42) == 7
+    days = frame["ds"].drop_duplicates()
+    assert int((days <= rolling_origin_windows(frame, 7, step=7, horizon=14)[0].origin).sum()) == 44
+    assert int((days <= rolling_origin_windows(frame, 8, step=7, horizon=14)[0].origin).sum()) == 37  # < 42
+    assert windows_that_fit(frame, 5, step=7, horizon=14, history=90) == 1  # never fewer than one

@@ -510,8 +510,37 @@ def test_auto_keeps_the_lightgbm_when_it_is_clearly_ahead(files, capsys, monkeyp
     )
     run = MlflowClient().get_run(result["run_id"])
     assert (run.data.params["model.requested"], run.data.params["model"]) == ("auto", "lgbm")
-    assert run.data.params["n_windows"] == "2"  # the LightGBM's default
+    assert run.data.params["n_windows"] == "5"  # the LightGBM's default
+    assert run.data.metrics["backtest_n_windows"] == 5
     assert "auto.lgbm_wape_vs_seasonal_naive" not in run.data.metrics
+    # the intervals are calibrated on the newer half of the windows (2, 3, 4), not on all five
+    model = load_snapshot_model(result["model_uri"]).model
+    bt = pd.read_parquet(MlflowClient().download_artifacts(result["run_id"], "backtest/predictions.parquet"))
+    assert sorted(bt["window"].unique()) == [0, 1, 2, 3, 4]
+    newer = model._quantiles_from(bt.loc[bt["window"] >= 2])
+    everything = model._quantiles_from(bt)
+    assert model.residual_quantiles_ == newer
+    assert model.residual_quantiles_ != everything
+
+
+def test_default_windows_shrink_to_what_a_short_history_holds(files, capsys, tmp_path):
+    """80 days, horizon 14, step 7: each window's model needs 3 horizons (42 days) up to its origin, so only
+    (80 - 14 - 42) // 7 + 1 = 4 of the LightGBM's 5 default windows fit; stderr says so."""
+    series = pd.read_csv(files["series"], dtype={"series_id": str})
+    short = series.loc[pd.to_datetime(series["ds"]).between("2015-02-20", "2015-05-10")]
+    assert short["ds"].nunique() == 80
+    path = tmp_path / "short.csv"
+    short.to_csv(path, index=False)
+    args = _default_windows(_train_args(files)) + ["--name", "shortwin", "--model", "lgbm"]
+    args[args.index(str(files["series"]))] = str(path)
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    out, err = capsys.readouterr()
+    assert exc.value.code in (0, None), err
+    assert "backtest: 4 windows, not 5: the history is too short" in err
+    run = MlflowClient().get_run(json.loads(out.strip().splitlines()[-1])["run_id"])
+    assert run.data.params["n_windows"] == "4"
+    assert run.data.metrics["backtest_n_windows"] == 4
 
 
 def test_an_unknown_model_kind_exits_2_with_the_choices(files, capsys):
@@ -522,7 +551,7 @@ def test_an_unknown_model_kind_exits_2_with_the_choices(files, capsys):
 
 
 def test_the_shap_plot_of_a_run_explains_a_random_subset_of_many_series_and_says_so(monkeypatch):
-    import training.forecast.job as job_module
+    import training.forecast.run_logging as run_logging
     from training.forecast.backtest import backtest as run_bt
     from training.forecast.forecaster import LGBMForecaster
 
@@ -539,15 +568,15 @@ def test_the_shap_plot_of_a_run_explains_a_random_subset_of_many_series_and_says
 
     bt = run_bt(make, series, n_windows=1, step=7, horizon=7, refit=False, levels=())
     titles, explained_ids = [], []
-    monkeypatch.setattr(job_module, "SHAP_PLOT_SERIES", 2)
-    monkeypatch.setattr(job_module, "log_frame_as_artifact", lambda *a, **k: None)
-    monkeypatch.setattr(job_module, "log_figure", lambda fig, name: titles.append(name))
+    monkeypatch.setattr(run_logging, "SHAP_PLOT_SERIES", 2)
+    monkeypatch.setattr(run_logging, "log_frame_as_artifact", lambda *a, **k: None)
+    monkeypatch.setattr(run_logging, "log_figure", lambda fig, name: titles.append(name))
 
     def family_plot(explained, title):
         explained_ids.extend(explained["series_id"].unique())
         titles.append(title)
 
-    monkeypatch.setattr(job_module.plots, "family_contributions", family_plot)
-    job_module._log_forecast_artifacts(make().fit(series), bt, series)
+    monkeypatch.setattr(run_logging.plots, "family_contributions", family_plot)
+    run_logging.log_forecast_artifacts(make().fit(series), bt, series)
     assert len(set(explained_ids)) == 2
     assert any("2 of 5 series at random" in t for t in titles)
