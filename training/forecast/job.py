@@ -38,7 +38,7 @@ from sklearn.base import clone
 from features.forecast_config import ForecastFeatureConfig
 from features.validation import ValidationReport
 from training.engine import check_engine, engine_context
-from training.forecast.backtest import BacktestResult, backtest, windows_that_fit
+from training.forecast.backtest import BacktestResult, backtest, newer_windows, windows_that_fit
 from training.forecast.baselines import SeasonalNaive
 from training.forecast.ensemble import EnsembleForecaster
 from training.forecast.forecaster import LGBMForecaster
@@ -325,10 +325,7 @@ def train_forecast(
             else:
                 progress.info(f"fitting the final model on {len(s):,} rows")
                 model = make_model(calibrate=False).fit(s, **tables)
-                # intervals from the newer half of the windows: residual spread is seasonal (with 7 windows
-                # the winter ones widened the 80% interval to 0.85-0.87 held-out coverage; newer half 0.80-0.83)
-                newer = bt.predictions["window"] >= bt.predictions["window"].max() // 2
-                model.calibrate_from(bt.predictions.loc[newer])
+                model.calibrate_from(bt.predictions.loc[newer_windows(bt.predictions)])
                 if calendar_correction:
                     model.correct_from(bt.predictions)
                     metrics |= model.calendar_correction_.to_dict()

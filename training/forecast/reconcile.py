@@ -16,6 +16,7 @@ import pandas as pd
 
 from features.errors import NotFittedError
 from features.hierarchy import SERIES_LEVEL, TOTAL, Hierarchy
+from training.forecast.backtest import newer_windows
 from training.forecast.intervals import conformal_quantiles
 from training.metrics import mape, wape
 
@@ -187,7 +188,10 @@ class HierarchicalReconciler:
             self.metrics_.loc[judged], self.window_metrics_.loc[judged_windows]
         )
         self.quantiles_by_method_ = {
-            name: {lv: self._quantiles(rec.loc[rec["level"] == lv]) for lv in self.level_of_.unique()}
+            name: {
+                lv: self._quantiles(rec.loc[(rec["level"] == lv) & newer_windows(rec)])
+                for lv in self.level_of_.unique()
+            }
             for name, rec in reconciled.items()
         }
         self.quantiles_ = self.quantiles_by_method_[self.method_]

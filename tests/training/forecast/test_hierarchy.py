@@ -511,3 +511,24 @@ def test_an_aggregates_interval_leaves_out_each_windows_own_bias():
     assert total["lo_80"] < -0.04 and abs(total["lo_80"] + total["hi_80"]) / 2 < 0.03, total  # centred
     assert resid.mean() == pytest.approx(-np.log(0.94), abs=0.02)  # it was there
     assert rec.coverage_["total"]["coverage_80"] >= 0.7  # each window by the other windows' quantiles
+
+
+def test_interval_quantiles_come_from_the_newer_half_of_the_windows():
+    """Residual spread is seasonal: with 5 windows whose first two are 5x noisier, every level's interval is
+    learned on the newer half, windows 2-4 (as the series model's in ``train forecast``)."""
+    bt = _base_backtest(n_windows=5, agg_noise=0.01)
+    noisy = bt["window"] < 2
+    bt.loc[noisy, "yhat"] = bt.loc[noisy, "y"] + 5 * (bt.loc[noisy, "yhat"] - bt.loc[noisy, "y"])
+    rec = HierarchicalReconciler(method="bottom_up", bias_correction=False).fit(_hierarchy(), bt)
+    rows = rec.backtest_["bottom_up"]
+    for level in ("region", "total"):
+        part = rows.loc[rows["level"] == level]
+        assert rec.quantiles_[level] == rec._quantiles(part.loc[part["window"] >= 2]), level
+        assert rec.quantiles_[level] != rec._quantiles(part), level
+    series = bt.loc[bt["series_id"].isin(["a", "b", "c"]) & (bt["window"] >= 2)]
+    resid = np.log1p(series["y"]) - np.log1p(series["yhat"])
+    assert rec.quantiles_["series"]["hi_80"] == pytest.approx(np.quantile(resid, 0.9), abs=0.03)
+    wide = HierarchicalReconciler(method="bottom_up", bias_correction=False).fit(
+        _hierarchy(), bt.loc[bt["window"] < 2]
+    )
+    assert wide.quantiles_["series"]["hi_80"] > 3 * rec.quantiles_["series"]["hi_80"]
