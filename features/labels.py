@@ -116,9 +116,7 @@ def outcome_labels(
 
     counted = ValidationReport(table="events", rows_in=len(events))
     if match == "order_id":
-        ev = pd.DataFrame(
-            {"order_id": _ids(events["order_id"], counted), "event_at": event_at.to_numpy()}
-        )
+        ev = pd.DataFrame({"order_id": _ids(events["order_id"], counted), "event_at": event_at.to_numpy()})
         keys = ["order_id"]
         lines = per_order[["order_id", "created_at"]]
         inclusive_start = True

@@ -60,6 +60,12 @@ _ORDER_LOG_HINT = (
     "(features.orders.aggregate_orders)"
 )
 
+_EXPORT_HINT = (
+    "; a shop's export with its own names (InvoiceNo, StockCode, Quantity, ...) and cancellation lines is "
+    "converted by `orderpulse data orders --export FILE --out orders.csv --cancelled-prefix C` "
+    "(features.order_export)"
+)
+
 ORDER_TIME_SPREAD = "5min"
 """Largest spread of line times inside one order that validation repairs (to the order's first line time)."""
 
@@ -153,6 +159,7 @@ def validate(
     missing = [c for c in spec.required if c not in df.columns]
     if missing:
         hint = _ORDER_LOG_HINT if table == "series" and {"order_id", "created_at"} <= set(df.columns) else ""
+        hint = _EXPORT_HINT if table == "orders" else hint
         raise DataValidationError(
             [
                 Problem(

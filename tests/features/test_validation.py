@@ -116,6 +116,16 @@ def test_non_iso_dates_are_parsed_by_the_fallback():
     assert parsed.tolist() == [pd.Timestamp("2024-01-05"), pd.Timestamp("2024-01-06")]
 
 
+def test_an_export_with_its_own_names_is_pointed_to_data_orders():
+    raw = pd.DataFrame(
+        {"InvoiceNo": ["1"], "StockCode": ["a"], "Quantity": [1], "InvoiceDate": ["2024-01-01"]}
+    )
+    with pytest.raises(
+        DataValidationError, match=r"orders\.order_id: required column.*orderpulse data orders --export"
+    ):
+        validate(raw.assign(UnitPrice=1.0), "orders")
+
+
 def test_numeric_dates_are_read_day_first_when_a_day_above_12_shows_it():
     # a UK export: per value, 12/01/2011 was read as 1 December and 13/01/2011 as 13 January
     parsed = parse_timestamps(pd.Series(["12/01/2011 08:00", "13/01/2011 09:00", "01/02/2011"]))
