@@ -72,6 +72,11 @@ def orders_from_export(
     from features.io import read_frame, write_frame
     from features.order_export import parse_column_map, split_order_export
 
+    if events_out is not None and cancelled_prefix is None:
+        raise ValueError(
+            "--events-out writes the cancellation lines, which --cancelled-prefix names: pass both (e.g. "
+            "--cancelled-prefix C), or leave --events-out out."
+        )
     t0 = time.perf_counter()
     result = split_order_export(
         read_frame(export, "export", text=True),

@@ -129,6 +129,8 @@ def test_an_export_with_unknown_names_exits_2_naming_the_columns_option(capsys, 
     code, _, err = _run(capsys, argv)
     assert code == 2
     assert "export.order_id: no column recognised" in err and "--columns NAME=order_id" in err
+    code, _, err = _run(capsys, argv + ["--events-out", str(tmp_path / "e.csv")])
+    assert code == 2 and "pass both (e.g. --cancelled-prefix C)" in err
     code, _, err = _run(
         capsys,
         argv + ["--columns", "Beleg=order_id,Artikel=sku,Menge=quantity,Zeit=created_at,Preis=unit_price"],
