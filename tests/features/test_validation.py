@@ -126,23 +126,24 @@ def test_an_export_with_its_own_names_is_pointed_to_data_orders():
         validate(raw.assign(UnitPrice=1.0), "orders")
 
 
-def test_numeric_dates_are_read_day_first_when_a_day_above_12_shows_it():
-    # a UK export: per value, 12/01/2011 was read as 1 December and 13/01/2011 as 13 January
-    parsed = parse_timestamps(pd.Series(["12/01/2011 08:00", "13/01/2011 09:00", "01/02/2011"]))
-    assert parsed.tolist() == [
-        pd.Timestamp("2011-01-12 08:00"),
-        pd.Timestamp("2011-01-13 09:00"),
-        pd.Timestamp("2011-02-01"),
-    ]
-
-
-def test_numeric_dates_are_read_month_first_when_a_month_field_above_12_shows_it():
-    parsed = parse_timestamps(pd.Series(["12/1/2010 8:26", "1/13/2011 10:00", "2011-01-20"]))
-    assert parsed.tolist() == [
-        pd.Timestamp("2010-12-01 08:26"),
-        pd.Timestamp("2011-01-13 10:00"),
-        pd.Timestamp("2011-01-20"),
-    ]
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        # a UK export: per value, 12/01/2011 was read as 1 December and 13/01/2011 as 13 January
+        (
+            ["12/01/2011 08:00", "13/01/2011 09:00", "01/02/2011"],
+            ["2011-01-12 08:00", "2011-01-13 09:00", "2011-02-01"],
+        ),
+        # a US export: a second field above 12 shows month first
+        (
+            ["12/1/2010 8:26", "1/13/2011 10:00", "2011-01-20"],
+            ["2010-12-01 08:26", "2011-01-13 10:00", "2011-01-20"],
+        ),
+    ],
+    ids=["day_first", "month_first"],
+)
+def test_numeric_dates_are_read_in_the_day_month_order_a_field_above_12_shows(values, expected):
+    assert parse_timestamps(pd.Series(values)).tolist() == [pd.Timestamp(v) for v in expected]
 
 
 @pytest.mark.parametrize("dates", [["1/2/2011", "3/4/2011"], ["13/2/2011", "3/14/2011"]])
