@@ -202,7 +202,10 @@ def _read_file(p: Path, table: str, text: bool = False) -> pd.DataFrame:
                 table=table,
                 column=None,
                 issue=f"cannot tell the format of {str(p)!r} from its extension",
-                fix=f"name the file with one of {', '.join(SUPPORTED_SUFFIXES)}",
+                fix=(
+                    "save a spreadsheet (.xlsx, .xls, .ods) as CSV UTF-8 first; name the file with one of "
+                    f"{', '.join(SUPPORTED_SUFFIXES)}"
+                ),
             )
         ]
     )
