@@ -12,6 +12,7 @@ Tables in and out (one home each)
                          every table, event and request is read by it
     ``errors``           ``DataValidationError`` / ``Problem`` (what was wrong, the value, the fix)
     ``adapters/``        public datasets (Rossmann, Online Retail) -> the six tables
+    ``order_export``     a shop's own order export -> the ``orders`` table and its cancellation events
 
 Demand forecasting: one row per (series, step)
     ``forecast_config``  ``ForecastFeatureConfig``: which features, defaults per frequency

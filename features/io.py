@@ -72,15 +72,20 @@ def discover_files(path: str | Path, table: str = "input") -> list[str]:
     return files
 
 
-def read_frame(path: str | Path, table: str = "input") -> pd.DataFrame:
+def read_frame(path: str | Path, table: str = "input", *, text: bool = False) -> pd.DataFrame:
     """Read one CSV/Parquet file, a directory of Parquet files, or a glob of them (concatenated in order).
 
-    CSV columns are read as strings where they look like identifiers (``is_id_column``).
+    CSV columns are read as strings where they look like identifiers (``is_id_column``); with ``text=True``
+    every CSV column is read as written (a raw export whose id columns have other names: ``"007"`` keeps its
+    zeros). Parquet columns keep their types.
     """
     files = discover_files(path, table)
     if len(files) == 1 and files[0] == str(path):
-        return _read_file(Path(files[0]), table)
-    parts = [read_frame(f, table) if Path(f).is_dir() else _read_file(Path(f), table) for f in files]
+        return _read_file(Path(files[0]), table, text)
+    parts = [
+        read_frame(f, table, text=text) if Path(f).is_dir() else _read_file(Path(f), table, text)
+        for f in files
+    ]
     return pd.concat(parts, ignore_index=True)
 
 
@@ -168,7 +173,7 @@ def write_frame(df: pd.DataFrame | dd.DataFrame, out: str | Path, *, client: Cli
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _read_file(p: Path, table: str) -> pd.DataFrame:
+def _read_file(p: Path, table: str, text: bool = False) -> pd.DataFrame:
     name = p.name.lower()
     try:
         if name.endswith(PARQUET_SUFFIXES):
@@ -176,7 +181,7 @@ def _read_file(p: Path, table: str) -> pd.DataFrame:
         if name.endswith(TEXT_SUFFIXES):
             sep = "\t" if name.endswith(".tsv") else ","
             header = pd.read_csv(p, sep=sep, nrows=0).columns
-            as_str = {c: "string" for c in header if is_id_column(c)}
+            as_str = {c: "string" for c in header if text or is_id_column(c)}
             return pd.read_csv(p, sep=sep, dtype=as_str, low_memory=False)
     except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError, OSError, ValueError) as exc:
         if isinstance(exc, FileNotFoundError):
@@ -197,7 +202,10 @@ def _read_file(p: Path, table: str) -> pd.DataFrame:
                 table=table,
                 column=None,
                 issue=f"cannot tell the format of {str(p)!r} from its extension",
-                fix=f"name the file with one of {', '.join(SUPPORTED_SUFFIXES)}",
+                fix=(
+                    "save a spreadsheet (.xlsx, .xls, .ods) as CSV UTF-8 first; name the file with one of "
+                    f"{', '.join(SUPPORTED_SUFFIXES)}"
+                ),
             )
         ]
     )

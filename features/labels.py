@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from features.errors import DataValidationError, Problem
-from features.ids import MERGED_IDS, WHOLE_FLOAT_IDS, ids_as_text
+from features.ids import MERGED_IDS, WHOLE_FLOAT_IDS, normalize_ids
 from features.validation import ValidationReport, parse_timestamps
 
 __all__ = ["LabelReport", "OutcomeLabels", "outcome_labels", "EVENT_TIME"]
@@ -116,17 +116,15 @@ def outcome_labels(
 
     counted = ValidationReport(table="events", rows_in=len(events))
     if match == "order_id":
-        ev = pd.DataFrame(
-            {"order_id": ids_as_text(events["order_id"], counted)[0], "event_at": event_at.to_numpy()}
-        )
+        ev = pd.DataFrame({"order_id": _ids(events["order_id"], counted), "event_at": event_at.to_numpy()})
         keys = ["order_id"]
         lines = per_order[["order_id", "created_at"]]
         inclusive_start = True
     else:
         ev = pd.DataFrame(
             {
-                "customer_id": ids_as_text(events["customer_id"], counted)[0],
-                "sku": ids_as_text(events["sku"], counted)[0],
+                "customer_id": _ids(events["customer_id"], counted),
+                "sku": _ids(events["sku"], counted),
                 "event_at": event_at.to_numpy(),
             }
         )
@@ -255,7 +253,14 @@ def _event_times(events: pd.DataFrame) -> pd.Series:
 def _column(orders: pd.DataFrame, col: str) -> np.ndarray:
     if col == "created_at":
         return parse_timestamps(orders[col]).to_numpy()
-    return ids_as_text(orders[col])[0] if col in orders.columns else np.full(len(orders), pd.NA, dtype=object)
+    return _ids(orders[col]) if col in orders.columns else np.full(len(orders), pd.NA, dtype=object)
+
+
+def _ids(s: pd.Series, report: ValidationReport | None = None) -> np.ndarray:
+    """A column under the id rule, as str objects (``<NA>`` when missing). Always ``normalize_ids``, never the
+    fast path of ``ids_as_text`` that takes a ``string`` column as validated: events are never validated, and
+    ``read_frame`` reads a CSV's id columns as ``string`` (``"14911.0"`` stays as written)."""
+    return normalize_ids(s, report).to_numpy(dtype=object, na_value=pd.NA)
 
 
 def _orders_once(orders: pd.DataFrame, match: str) -> pd.DataFrame:

@@ -60,6 +60,12 @@ _ORDER_LOG_HINT = (
     "(features.orders.aggregate_orders)"
 )
 
+_EXPORT_HINT = (
+    "; a shop's export with its own names (InvoiceNo, StockCode, Quantity, ...) and cancellation lines is "
+    "converted by `orderpulse data orders --export FILE --out orders.csv --cancelled-prefix C` "
+    "(features.order_export)"
+)
+
 ORDER_TIME_SPREAD = "5min"
 """Largest spread of line times inside one order that validation repairs (to the order's first line time)."""
 
@@ -153,6 +159,7 @@ def validate(
     missing = [c for c in spec.required if c not in df.columns]
     if missing:
         hint = _ORDER_LOG_HINT if table == "series" and {"order_id", "created_at"} <= set(df.columns) else ""
+        hint = _EXPORT_HINT if table == "orders" else hint
         raise DataValidationError(
             [
                 Problem(
@@ -184,7 +191,8 @@ def validate(
             table,
             col,
             "unparseable date/time",
-            "use ISO 8601 dates such as 2015-07-31 or 2015-07-31 14:05:00",
+            "use ISO 8601 dates such as 2015-07-31 or 2015-07-31 14:05:00 (a column of dates like 01/02/2011 "
+            "is read only when one of its days is above 12, which shows the day/month order)",
         )
         outside = parsed.notna() & ((parsed < MIN_TIMESTAMP) | (parsed > MAX_TIMESTAMP))
         bad |= _record(
@@ -270,13 +278,36 @@ def parse_timestamps(values: pd.Series) -> pd.Series:
                 parsed.loc[part] = pd.to_datetime(values[part], errors="coerce", format="ISO8601", utc=True)
         retry = parsed.isna() & values.notna()
         if retry.any():
-            parsed.loc[retry] = pd.to_datetime(text[retry], errors="coerce", format="mixed", utc=True)
+            parsed.loc[retry] = _parse_flexible(text[retry])
     if getattr(parsed.dt, "tz", None) is not None:
         parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
     return parsed.astype("datetime64[ns]")
 
 
 # ---------------------------------------------------------------------------------------------------------
+
+
+_NUMERIC_DATE = r"^\s*(\d{1,2})[/.-](\d{1,2})[/.-]\d{2,4}(?!\d)"
+
+
+def _parse_flexible(text: pd.Series) -> pd.Series:
+    """Non-ISO values: numeric dates (``01/12/2010 08:26``) are read with one day/month order for the whole
+    column, the one the column itself shows (a first field above 12: day first; a second field above 12: month
+    first). A column that shows neither (every field <= 12) or both cannot be read without a guess: NaT, so
+    the caller refuses it (a per-value parser read ``12/01/2011`` as 1 December and ``13/01/2011`` as 13
+    January in one column). Other values (``Jan 6, 2024``) go to pandas' flexible parser."""
+    fields = text.str.extract(_NUMERIC_DATE).astype("float64")
+    numeric = fields[0].notna().to_numpy()
+    out = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns, UTC]")
+    if (~numeric).any():
+        out.loc[~numeric] = pd.to_datetime(text[~numeric], errors="coerce", format="mixed", utc=True)
+    if numeric.any():
+        day_first, month_first = bool((fields[0] > 12).any()), bool((fields[1] > 12).any())
+        if day_first != month_first:
+            out.loc[numeric] = pd.to_datetime(
+                text[numeric], errors="coerce", format="mixed", dayfirst=day_first, utc=True
+            )
+    return out
 
 
 def _repair_order_time_spread(df: pd.DataFrame, tolerance: pd.Timedelta, report: ValidationReport) -> None:

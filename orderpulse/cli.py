@@ -50,6 +50,7 @@ app = typer.Typer(
 )
 build_app.command("series")(order_log.build_series)
 data_app.command("labels")(order_log.labels)
+data_app.command("orders")(order_log.orders_from_export)
 app.add_typer(data_app, name="data")
 app.add_typer(features_app, name="features")
 training_commands.register(app)

@@ -12,7 +12,10 @@ from orderpulse.console import err
 
 __all__ = ["build_app", "data_app", "features_app", "load_optional"]
 
-data_app = typer.Typer(help="Turn public datasets into OrderPulse's input format.", no_args_is_help=True)
+data_app = typer.Typer(
+    help="Turn public datasets and your own order exports into OrderPulse's input format.",
+    no_args_is_help=True,
+)
 features_app = typer.Typer(help="Build model-ready feature frames from input tables.", no_args_is_help=True)
 build_app = typer.Typer(help="Build a feature frame and write it to Parquet.", no_args_is_help=True)
 features_app.add_typer(build_app, name="build")

@@ -1,8 +1,10 @@
-"""``orderpulse features build series`` and ``orderpulse data labels``: from a raw order log to the input tables.
+"""``orderpulse data orders``, ``orderpulse features build series`` and ``orderpulse data labels``: from a raw
+order export to the input tables.
 
-Both read files, call one library function (``features.orders.aggregate_orders``,
-``features.labels.outcome_labels``), write the tables, print what was done on stderr and end with one JSON
-line on stdout. ``orders_to_series_files`` is shared with ``train forecast --orders``.
+Each reads files, calls one library function (``features.order_export.split_order_export``,
+``features.orders.aggregate_orders``, ``features.labels.outcome_labels``), writes the tables, prints what was
+done on stderr and ends with one JSON line on stdout. ``orders_to_series_files`` is shared with ``train
+forecast --orders``.
 """
 
 from __future__ import annotations
@@ -17,11 +19,13 @@ from orderpulse.commands.features import OnBadRows
 from orderpulse.console import err, print_json_line
 
 __all__ = [
+    "orders_from_export",
     "build_series",
     "labels",
     "orders_to_series_files",
     "parse_keys",
     "series_inputs",
+    "sibling_path",
     "static_path_for",
 ]
 
@@ -37,6 +41,57 @@ MeasureOpt = Annotated[
         "--measure", help="orders (distinct orders), quantity (units) or revenue (quantity x price)"
     ),
 ]
+
+
+def orders_from_export(
+    export: Annotated[Path, typer.Option("--export", help="the shop's order export (CSV/Parquet)")],
+    out: Annotated[Path, typer.Option("--out", help="orders table to write (.csv or .parquet)")],
+    events_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--events-out",
+            help="cancellation events to write (default: <out>_events next to --out; with --cancelled-prefix)",
+        ),
+    ] = None,
+    columns: Annotated[
+        str | None,
+        typer.Option(
+            "--columns",
+            help="EXPORT_NAME=COLUMN pairs for names not recognised, e.g. 'Invoice Number=order_id,Ordered=created_at'",
+        ),
+    ] = None,
+    cancelled_prefix: Annotated[
+        str | None,
+        typer.Option(
+            "--cancelled-prefix",
+            help="order ids starting with this are cancellations (C in Online Retail): their lines become events",
+        ),
+    ] = None,
+) -> None:
+    """Rename an export's columns to the orders table and split its cancellation lines off as events."""
+    from features.io import read_frame, write_frame
+    from features.order_export import parse_column_map, split_order_export
+
+    if events_out is not None and cancelled_prefix is None:
+        raise ValueError(
+            "--events-out writes the cancellation lines, which --cancelled-prefix names: pass both (e.g. "
+            "--cancelled-prefix C), or leave --events-out out."
+        )
+    t0 = time.perf_counter()
+    result = split_order_export(
+        read_frame(export, "export", text=True),
+        columns=parse_column_map(columns),
+        cancelled_prefix=cancelled_prefix,
+    )
+    err.print(str(result.report))
+    write_frame(result.orders, out)
+    written: dict[str, Any] = {"orders": str(out)}
+    if cancelled_prefix is not None:
+        events_path = events_out or sibling_path(out, "events")
+        write_frame(result.events, events_path)
+        written["events"] = str(events_path)
+    err.print(f"[green]wrote[/] {', '.join(written.values())} in {time.perf_counter() - t0:.1f}s")
+    print_json_line({**written, "report": result.report.to_dict()})
 
 
 def build_series(
@@ -143,11 +198,16 @@ def parse_keys(by: str | None) -> tuple[str, ...]:
 
 def static_path_for(series_path: Path) -> Path:
     """Where the static table goes by default: next to the series table, ``series.parquet`` -> ``series_static.parquet``."""
-    name = series_path.name
+    return sibling_path(series_path, "static")
+
+
+def sibling_path(path: Path, what: str) -> Path:
+    """A table written next to ``path`` in its format: ``("orders.csv", "events")`` -> ``orders_events.csv``."""
+    name = path.name
     for ext in (".csv.gz", ".parquet", ".pq", ".csv", ".tsv"):
         if name.lower().endswith(ext):
-            return series_path.with_name(f"{name[: -len(ext)]}_static{name[-len(ext) :]}")
-    return series_path.with_name(f"{name}_static.parquet")
+            return path.with_name(f"{name[: -len(ext)]}_{what}{name[-len(ext) :]}")
+    return path.with_name(f"{name}_{what}.parquet")
 
 
 def series_inputs(

@@ -2,8 +2,9 @@
 
 Trains the forecast and anomaly models on the bundled sample when no champion is registered yet (an existing
 champion is kept), then serves the API. The sample lives in ``data/sample/``: Rossmann stores for the
-forecaster, Online Retail orders and labels for the exception classifier. ``--name X`` trains ``X-forecast`` /
-``X-anomaly`` and serves those (``Settings.model_name``).
+forecaster, Online Retail orders and labels for the exception classifier. ``--name X`` (default: the service's
+``ORDERPULSE_MODEL_NAME``, else ``orderpulse``) trains ``X-forecast`` / ``X-anomaly`` when they have no champion
+and serves those (``Settings.model_name``).
 """
 
 from __future__ import annotations
@@ -72,7 +73,12 @@ def quickstart(
     data: Annotated[
         Path, typer.Option("--data", help="folder with rossmann/ and online_retail/ samples")
     ] = Path("data/sample"),
-    name: Annotated[str, typer.Option("--name", help="registered model name prefix")] = "orderpulse",
+    name: Annotated[
+        str,
+        typer.Option(
+            "--name", envvar="ORDERPULSE_MODEL_NAME", help="registered model name prefix (the service's too)"
+        ),
+    ] = "orderpulse",
     host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port")] = 8000,
     train_only: Annotated[bool, typer.Option("--train-only", help="train if needed, do not serve")] = False,

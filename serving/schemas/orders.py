@@ -18,7 +18,17 @@ from __future__ import annotations
 from collections import Counter
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from features.bounds import MAX_QUANTITY, MAX_UNIT_PRICE, MIN_QUANTITY
 from serving.schemas.alerts import VolumeVerdict
@@ -61,6 +71,18 @@ class OrderLineIn(BaseModel):
     sku: Id = Field(examples=["85123A"])
     quantity: StrictFloat = Field(ge=MIN_QUANTITY, le=MAX_QUANTITY, examples=[6])
     unit_price: StrictFloat = Field(ge=0, le=MAX_UNIT_PRICE, examples=[2.55])
+
+    @field_validator("quantity", mode="before")
+    @classmethod
+    def _not_a_return(cls, value: Any) -> Any:
+        """A line of an export's cancellation invoice (quantity -4) gets the fix, not just the bound."""
+        if isinstance(value, int | float) and not isinstance(value, bool) and value <= 0:
+            raise PydanticCustomError(
+                "quantity_not_positive",
+                "Input should be greater than or equal to 0.001: a cancellation or return is not an order; "
+                "report it as a label of the order it cancels (POST /v1/events)",
+            )
+        return value
 
 
 class OrderIn(BaseModel):

@@ -113,6 +113,20 @@ def test_events_whose_customer_was_exported_as_whole_floats_match_and_are_counte
     assert "1 event ids written as whole floats made integer text" in str(report)
 
 
+def test_events_read_from_a_csv_with_whole_float_customers_match_orders(tmp_path):
+    # read_frame reads a CSV's id columns as pandas strings: "14911.0" must still become "14911"
+    from features.io import read_frame
+
+    orders = _orders([("o1", "2024-01-01 09:00", "14911", "a"), ("o2", "2024-01-02 09:00", "14912", "a")])
+    path = tmp_path / "events.csv"
+    path.write_text("event_at,customer_id,sku\n2024-01-10,14911.0,a\n2024-01-11,,a\n")
+    events = read_frame(path, "events")
+    assert isinstance(events["customer_id"].dtype, pd.StringDtype)
+    labels, _, report = outcome_labels(orders, events, window_days=30, as_of="2024-03-01")
+    assert _as_dict(labels) == {"o1": (1, "2024-01-10 00:00:00"), "o2": (0, "2024-02-01 09:00:00")}
+    assert (report.ids_whole_float_repaired, report.events_matching_no_order) == (1, 0)
+
+
 def test_event_ids_written_two_ways_are_one_order_and_the_merge_is_counted():
     orders = _orders(
         [("536365", "2024-01-01 09:00", "14911", "a"), ("536366", "2024-01-02 09:00", None, "a")]

@@ -116,6 +116,42 @@ def test_non_iso_dates_are_parsed_by_the_fallback():
     assert parsed.tolist() == [pd.Timestamp("2024-01-05"), pd.Timestamp("2024-01-06")]
 
 
+def test_an_export_with_its_own_names_is_pointed_to_data_orders():
+    raw = pd.DataFrame(
+        {"InvoiceNo": ["1"], "StockCode": ["a"], "Quantity": [1], "InvoiceDate": ["2024-01-01"]}
+    )
+    with pytest.raises(
+        DataValidationError, match=r"orders\.order_id: required column.*orderpulse data orders --export"
+    ):
+        validate(raw.assign(UnitPrice=1.0), "orders")
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        # a UK export: per value, 12/01/2011 was read as 1 December and 13/01/2011 as 13 January
+        (
+            ["12/01/2011 08:00", "13/01/2011 09:00", "01/02/2011"],
+            ["2011-01-12 08:00", "2011-01-13 09:00", "2011-02-01"],
+        ),
+        # a US export: a second field above 12 shows month first
+        (
+            ["12/1/2010 8:26", "1/13/2011 10:00", "2011-01-20"],
+            ["2010-12-01 08:26", "2011-01-13 10:00", "2011-01-20"],
+        ),
+    ],
+    ids=["day_first", "month_first"],
+)
+def test_numeric_dates_are_read_in_the_day_month_order_a_field_above_12_shows(values, expected):
+    assert parse_timestamps(pd.Series(values)).tolist() == [pd.Timestamp(v) for v in expected]
+
+
+@pytest.mark.parametrize("dates", [["1/2/2011", "3/4/2011"], ["13/2/2011", "3/14/2011"]])
+def test_numeric_dates_whose_day_month_order_is_ambiguous_or_contradictory_are_refused(dates):
+    with pytest.raises(DataValidationError, match=r"series\.ds: unparseable date/time \(2 rows.*above 12"):
+        validate(_series(ds=dates, y=[1.0, 2.0], series_id=["a", "a"]), "series")
+
+
 def _orders(**overrides) -> pd.DataFrame:
     base = {
         "order_id": ["o1", "o1", "o2"],

@@ -92,6 +92,53 @@ def test_data_labels_writes_labels_and_counts_pending_orders(capsys, tmp_path):
     assert "1 orders pending" in err
 
 
+def test_a_raw_export_becomes_orders_and_events_that_label_its_cancelled_order(capsys, tmp_path):
+    # as a shop exports it: its own names, customer ids as floats with blanks, a "C" cancellation invoice,
+    # an order number with leading zeros
+    export = tmp_path / "export.csv"
+    export.write_text(
+        "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n"
+        "0536365,85123A,HEART,6,2010-12-01 08:26:00,2.55,17850.0,United Kingdom\n"
+        "0536366,22633,WARMER,2,2010-12-01 08:28:00,1.85,,United Kingdom\n"
+        "0536367,85123A,HEART,1,2011-01-20 10:00:00,2.55,17851.0,France\n"
+        "C0536379,85123A,HEART,-1,2010-12-03 09:41:00,2.55,17850.0,United Kingdom\n"
+    )
+    orders = tmp_path / "orders.csv"
+    argv = ["data", "orders", "--export", str(export), "--out", str(orders), "--cancelled-prefix", "C"]
+    code, stdout, err = _run(capsys, argv)
+    assert code == 0, err
+    summary = json.loads(stdout.strip().splitlines()[-1])
+    assert summary["events"] == str(tmp_path / "orders_events.csv")
+    assert (summary["report"]["order_lines"], summary["report"]["cancellation_lines"]) == (3, 1)
+    assert "InvoiceNo -> order_id" in err
+    table, _ = load_table(orders, "orders")
+    assert table["order_id"].tolist() == ["0536365", "0536366", "0536367"]
+    argv = ["data", "labels", "--orders", str(orders), "--events", summary["events"], "--window-days", "30"]
+    code, stdout, err = _run(capsys, argv + ["--out", str(tmp_path / "labels.csv")])
+    assert code == 0, err
+    labels, _ = load_table(tmp_path / "labels.csv", "labels")
+    assert labels[["order_id", "label"]].to_dict("list") == {"order_id": ["0536365"], "label": [1]}
+    report = json.loads(stdout.strip().splitlines()[-1])["report"]
+    assert (report["guest_orders_unlabelable"], report["pending_window_open"]) == (1, 1)
+
+
+def test_an_export_with_unknown_names_exits_2_naming_the_columns_option(capsys, tmp_path):
+    export = tmp_path / "export.csv"
+    export.write_text("Beleg,Artikel,Menge,Zeit,Preis\n1,a,1,2024-01-01,1.0\n")
+    argv = ["data", "orders", "--export", str(export), "--out", str(tmp_path / "o.csv")]
+    code, _, err = _run(capsys, argv)
+    assert code == 2
+    assert "export.order_id: no column recognised" in err and "--columns NAME=order_id" in err
+    code, _, err = _run(capsys, argv + ["--events-out", str(tmp_path / "e.csv")])
+    assert code == 2 and "pass both (e.g. --cancelled-prefix C)" in err
+    code, _, err = _run(
+        capsys,
+        argv + ["--columns", "Beleg=order_id,Artikel=sku,Menge=quantity,Zeit=created_at,Preis=unit_price"],
+    )
+    assert code == 0, err
+    assert load_table(tmp_path / "o.csv", "orders")[0]["sku"].tolist() == ["a"]
+
+
 def test_keys_and_static_path_helpers():
     assert parse_keys(" country , sku ") == ("country", "sku") and parse_keys(None) == ()
     assert static_path_for(Path("d/series.csv")) == Path("d/series_static.csv")

@@ -26,6 +26,18 @@ def test_quickstart_serves_the_models_it_trained(monkeypatch, tmp_path, name):
     ]
 
 
+def test_quickstart_without_name_serves_the_models_the_environment_names(monkeypatch, tmp_path):
+    # ORDERPULSE_MODEL_NAME=shop make run: the shop's models, not orderpulse-* trained on the sample
+    trained, served = [], []
+    monkeypatch.setattr(quickstart, "ensure_models", lambda data, n: trained.append(n) or {"forecast": "ok"})
+    monkeypatch.setattr(serving.cli, "serve", lambda host, port, workers, settings: served.append(settings))
+    monkeypatch.setenv("ORDERPULSE_MODEL_NAME", "shop")
+    with pytest.raises(SystemExit) as exc:
+        main(["quickstart", "--data", str(tmp_path), "--port", "8123"])
+    assert exc.value.code in (0, None)
+    assert trained == ["shop"] and [s.model_name for s in served] == ["shop"]
+
+
 def test_quickstart_reports_a_model_that_failed_the_gate():
     result = {"version": 1, "alias": "challenger", "gate_passed": False, "decision": "never champion: why"}
     assert quickstart._trained(result) == "trained v1 (@challenger): never champion: why"

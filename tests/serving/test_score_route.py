@@ -215,10 +215,15 @@ BAD_ORDERS = {
     "negative_quantity": (
         {"lines": _line(quantity=-3)},
         ["lines", 0, "quantity"],
-        "greater than or equal to 0.001",
+        "greater than or equal to 0.001: a cancellation or return is not an order; report it as a label",
     ),
     "zero_quantity": (
         {"lines": _line(quantity=0)},
+        ["lines", 0, "quantity"],
+        "greater than or equal to 0.001: a cancellation",
+    ),
+    "tiny_quantity": (
+        {"lines": _line(quantity=0.0001)},
         ["lines", 0, "quantity"],
         "greater than or equal to 0.001",
     ),
