@@ -113,14 +113,11 @@ class VolumeService:
         are judged in time order; a point at or before the last one seen of its series is not judged again
         (``status`` ``already_seen``). With a state store, each series' state is read from and written back to
         the database with its alerts (compare-and-swap; see ``serving.store.volume_state``)."""
-        _check_promo(self.detector, points)
-        order = sorted(range(len(points)), key=lambda i: (points[i].series_id, _naive(points[i].ds)))
-        by_series: dict[str, list[int]] = {}
-        for i in order:
-            by_series.setdefault(points[i].series_id, []).append(i)
+        by_series = self._by_series(points)
         verdicts: list[dict[str, Any]] = [{}] * len(points)
         alerts: list[VolumeAlert] = []
         with self._lock:
+            self._check(points, by_series)
             for sid, index in by_series.items():
                 chosen = [points[i] for i in index]
                 judged, raised = self._commit_series(sid, lambda chosen=chosen: (chosen, None))
@@ -129,6 +126,30 @@ class VolumeService:
                 alerts += raised
         self._after(verdicts, alerts)
         return verdicts
+
+    def check(self, points: Sequence[Any]) -> None:
+        """Raise the ``ValueError`` that ``observe`` would raise for ``points`` (a ``promo`` the detector has
+        no driver for, a point off its series' grid), judging nothing: a refused request changes nothing."""
+        with self._lock:
+            self._check(points, self._by_series(points))
+
+    def _check(self, points: Sequence[Any], by_series: dict[str, list[int]]) -> None:
+        _check_promo(self.detector, points)
+        for sid, index in by_series.items():
+            if self.states is not None:
+                self._sync(sid)
+            last = self.detector.last_seen(sid)
+            new = sorted({_naive(points[i].ds) for i in index})
+            self.detector.check_points(sid, [t for t in new if last is None or pd.Timestamp(t) > last])
+
+    @staticmethod
+    def _by_series(points: Sequence[Any]) -> dict[str, list[int]]:
+        """Indexes of ``points`` per series, each series' in time order."""
+        order = sorted(range(len(points)), key=lambda i: (points[i].series_id, _naive(points[i].ds)))
+        by_series: dict[str, list[int]] = {}
+        for i in order:
+            by_series.setdefault(points[i].series_id, []).append(i)
+        return by_series
 
     def _after(self, verdicts: list[dict[str, Any]], alerts: list[VolumeAlert]) -> None:
         if self.metrics is not None:
@@ -150,7 +171,12 @@ class VolumeService:
         for _ in range(_CAS_ATTEMPTS):
             read = self._sync(sid)
             points, claim = read_points()
-            verdicts, alerts = self._judge(points)
+            try:
+                verdicts, alerts = self._judge(points)
+            except Exception:
+                self._versions.pop(sid, None)  # our copy may hold verdicts never committed: re-read next time
+                self.detector.forget_series(sid)
+                raise
             if claim is None and all(v["status"] == "already_seen" for v in verdicts):
                 return verdicts, alerts
             state, memory, count = self.detector.series_state(sid) or (None, None, 0)

@@ -147,3 +147,17 @@ def test_two_app_instances_on_one_database_file_count_orders_together(make_clien
     late = a.post("/v1/events", json={"orders": [_order(8, 4.5)]}, headers=AUTH).json()
     assert late["orders"]["accepted"] == 1 and late["volume"] == []  # stored, not judged again
     assert late["volume_late"] == 1
+
+
+def test_a_request_refused_for_a_point_off_the_grid_judges_none_of_its_points(make_client, fakes):
+    client = make_client(source=fakes.FakeSource({}), volume_freq="5min", volume_warmup="1d")
+    rows = _rows(n=3)
+    assert client.post("/v1/actuals", json={"actuals": rows[:1]}, headers=AUTH).status_code == 200
+    off = {"series_id": "web", "ds": "2024-01-01T00:12:00", "y": 100}
+    other = {"series_id": "app", "ds": "2024-01-01T00:00:00", "y": 100}
+    out = client.post("/v1/actuals", json={"actuals": [other, rows[1], off]}, headers=AUTH)
+    assert out.status_code == 400, out.text
+    assert "1 timestamps are off its '5min' grid" in out.json()["error"]["message"]
+    again = client.post("/v1/actuals", json={"actuals": [other, rows[1]]}, headers=AUTH).json()
+    assert [v["status"] for v in again["volume"]] == ["warmup", "warmup"]  # judged now, not already_seen
+    assert again["volume"][1]["y"] == rows[1]["y"]
