@@ -161,3 +161,23 @@ def test_a_request_refused_for_a_point_off_the_grid_judges_none_of_its_points(ma
     again = client.post("/v1/actuals", json={"actuals": [other, rows[1]]}, headers=AUTH).json()
     assert [v["status"] for v in again["volume"]] == ["warmup", "warmup"]  # judged now, not already_seen
     assert again["volume"][1]["y"] == rows[1]["y"]
+
+
+def test_a_long_backlog_of_order_steps_is_judged_in_parts_over_the_next_requests(
+    make_client, fakes, monkeypatch
+):
+    from serving.services import order_volume
+
+    monkeypatch.setattr(order_volume, "MAX_STEPS_PER_CLOSE", 10)
+    client = make_client(
+        source=fakes.FakeSource({}), volume_freq="5min", volume_warmup="1h", volume_event_keys="total"
+    )
+    first = client.post("/v1/events", json={"orders": [_order(1, 0), _order(2, 100)]}, headers=AUTH).json()
+    assert [v["ds"][11:16] for v in first["volume"]] == [f"00:{m:02d}" for m in range(0, 50, 5)]
+    second = client.post("/v1/events", json={"orders": [_order(3, 101)]}, headers=AUTH).json()
+    assert [v["ds"][11:16] for v in second["volume"]] == [
+        f"{m // 60:02d}:{m % 60:02d}" for m in range(50, 95, 5)
+    ]
+    assert [v["y"] for v in first["volume"] + second["volume"]] == [1.0] + [
+        0.0
+    ] * 18  # step 01:35 waits for a later order
