@@ -36,6 +36,7 @@ time (values unseen in training become missing and are counted).
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -51,6 +52,7 @@ __all__ = [
     "learn_categories",
     "apply_categories",
     "category_codes",
+    "categorical_as_trained",
     "lookup_rows",
     "snake_case",
     "driver_flags",
@@ -281,6 +283,25 @@ def lookup_rows(
         out = np.where(found >= 0, np.flatnonzero(keep)[np.maximum(found, 0)], -1)
     out[g_code < 0] = -1
     return out
+
+
+def categorical_as_trained(covariates: pd.DataFrame, categories: Mapping[str, Sequence[str]]) -> pd.DataFrame:
+    """Read as text the numeric covariate columns whose features were categorical in training (their
+    ``<prefix>_type`` / ``cov_<name>`` is in ``categories``): a plan whose ``state_holiday`` is all ``0`` is read
+    as numbers by CSV, but means the category ``"0"`` the model learned next to ``"a"``, ``"b"``, ``"c"``."""
+    names = [
+        col
+        for col in covariates.columns
+        if col not in ("series_id", "ds")
+        and _is_numeric(covariates[col])
+        and _feature_name(col) in categories
+    ]
+    return covariates.astype({col: "string" for col in names}) if names else covariates
+
+
+def _feature_name(column: str) -> str:
+    kind, prefix = covariate_kind(column)
+    return prefix if kind == "cov" else f"{prefix}_type"
 
 
 def learn_categories(frame: pd.DataFrame, columns: list[str] | None = None) -> dict[str, list[str]]:
