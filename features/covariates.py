@@ -160,14 +160,17 @@ def covariate_features(
     return pd.DataFrame(feats, index=grid.index), covered, counts
 
 
-def driver_flags(keys: pd.DataFrame, covariates: pd.DataFrame) -> pd.DataFrame:
+def driver_flags(
+    keys: pd.DataFrame, covariates: pd.DataFrame, *, with_coverage: bool = False
+) -> pd.DataFrame | tuple[pd.DataFrame, np.ndarray]:
     """0/1 activity of each promo and holiday column of ``covariates`` at the rows of ``keys``.
 
     ``keys`` has ``series_id`` and ``ds`` at any frequency. Columns are named ``<prefix>_flag`` as in
     ``covariate_features``. A covariates table whose dates are all at midnight is a daily calendar and covers
     every time of its day (a daily promo calendar on a 5-minute grid); otherwise rows match on the exact
     timestamp. Per-series rows override global ones; a missing value or no row is 0 (nothing planned), so a
-    deviation there is not explained away.
+    deviation there is not explained away. ``with_coverage``: also a boolean array, True where some driver
+    column has a value for the row (False: the table says nothing about it, e.g. after the calendar ends).
     """
     if "ds" not in covariates.columns:
         raise ValueError(f"The covariates table needs a 'ds' column; got {list(covariates.columns)[:10]}.")
@@ -199,7 +202,10 @@ def driver_flags(keys: pd.DataFrame, covariates: pd.DataFrame) -> pd.DataFrame:
         rows = flags[own].assign(_sid=covariates.loc[own, "series_id"].astype("string").to_numpy())
         mine = left.merge(rows, on=["_sid", "_ds"], how="left")[names].set_axis(keys.index)
         out = mine.fillna(out)
-    return out.fillna(0.0).astype("float64")
+    flags_out = out.fillna(0.0).astype("float64")
+    if with_coverage:
+        return flags_out, out.notna().any(axis=1).to_numpy()
+    return flags_out
 
 
 def static_features(series_id: pd.Series, static: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:

@@ -67,6 +67,11 @@ def detect_volume(
             f"series have no row and are not judged (a missing row is not read as 0 {detector.unit}: write "
             "y = 0 for steps without any)"
         )
+    if summary["points_outside_covariates"]:
+        err.print(
+            f"  {summary['points_outside_covariates']:,} points have no row in a covariates table (before or after "
+            "its dates, or another series): nothing planned is assumed there (reasons say 'no promo planned')"
+        )
     write_frame(verdicts, out)
     summary.update({"rows_repaired": report.repairs, "out": str(out)})
     if plots is not None:

@@ -17,6 +17,7 @@ import pandas as pd
 from pandas.tseries.frequencies import to_offset
 
 from features.calendar import step_length
+from features.covariates import driver_flags
 from training.progress import Progress
 from training.volume.detector import VolumeDetector
 
@@ -35,11 +36,18 @@ def detect_volume(
 ) -> tuple[pd.DataFrame, VolumeDetector, dict[str, Any]]:
     """Verdicts of every point after each series' warm-up, the fitted detector and a summary (points,
     series, alerts, flagged points, points in warm-up, series with no point after their warm-up, grid steps
-    without a row, which are not judged, and the series that have them, drivers). ``params`` go to
+    without a row, which are not judged, and the series that have them, points a covariates table with
+    drivers has no row for (their drivers read as 0: nothing planned), drivers). ``params`` go to
     ``VolumeDetector``; a ``freq`` finer than every series' spacing is refused."""
     detector = VolumeDetector(**params)
     verdicts = detector.detect(series, list(covariates) or None, progress=progress)
     steps = _steps_between_points(series, detector.freq)
+    keys = series[["series_id", "ds"]]
+    covered = np.ones(len(series), dtype=bool)
+    for table in covariates:
+        flags, known = driver_flags(keys, table, with_coverage=True)
+        if flags.shape[1]:
+            covered &= known
     n_series = int(series["series_id"].nunique())
     summary = {
         "points": int(len(verdicts)),
@@ -50,6 +58,7 @@ def detect_volume(
         "series_only_in_warmup": n_series - int(verdicts["series_id"].nunique()),
         "missing_steps": int((steps - 1).sum()),
         "series_with_missing_steps": int(steps.loc[steps > 1].index.nunique()),
+        "points_outside_covariates": int((~covered).sum()) if detector.drivers_ else 0,
         "drivers": detector.drivers_,
     }
     return verdicts, detector, summary

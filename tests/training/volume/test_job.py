@@ -30,8 +30,15 @@ def test_the_job_summarises_the_points_after_warmup():
         "series_only_in_warmup": 0,
         "missing_steps": 0,
         "series_with_missing_steps": 0,
+        "points_outside_covariates": 0,
         "drivers": [],
     }
+
+
+def test_the_job_counts_the_points_a_covariates_calendar_does_not_cover():
+    promo = pd.DataFrame({"ds": pd.date_range("2024-01-01", periods=2, freq="D"), "promo": [0, 1]})
+    _, _, summary = detect_volume(_series(), [promo], freq="H", warmup="1d")
+    assert summary["drivers"] == ["promo_flag"] and summary["points_outside_covariates"] == 24  # day 3
 
 
 def test_the_job_counts_steps_without_a_row_and_series_that_never_leave_the_warmup():
