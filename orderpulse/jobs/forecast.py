@@ -17,8 +17,8 @@ from typing import Any
 
 import pandas as pd
 
-from features.io import load_table, write_frame
 from features.hierarchy import SERIES_LEVEL
+from features.io import load_table, write_frame
 from features.validation import ValidationReport
 from orderpulse.console import RichProgress, err
 from training.engine import check_engine
