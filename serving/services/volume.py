@@ -8,7 +8,7 @@ that opens an alert is stored in the audit database (``serving.store.alerts``) b
 ``/metrics``, and, with ``ORDERPULSE_ALERT_WEBHOOK_URL``, POSTed to that URL as JSON with an
 ``Idempotency-Key`` header (the alert id): right after the request, then by a background thread with
 exponential backoff until the receiver answers 2xx. A receiver that is down loses nothing: the alert stays in
-the outbox.
+the outbox (``/metrics``: failed posts and the alerts pending delivery).
 
 The detector's state per series is kept in the audit database (``serving.store.volume_state``): every
 worker reads a series' latest state before judging its points and writes it back with compare-and-swap, in
@@ -235,9 +235,18 @@ class WebhookSender:
     daemon thread calls it every ``retry_s``; ``kick()`` runs it at once in the background.
     """
 
-    def __init__(self, url: str, store: AlertStore, *, timeout_s: float = 5.0, retry_s: float = 2.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        store: AlertStore,
+        *,
+        timeout_s: float = 5.0,
+        retry_s: float = 2.0,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.url = url
         self.store = store
+        self.metrics = metrics
         self.timeout_s = timeout_s
         self.retry_s = retry_s
         self._busy = threading.Lock()
@@ -259,7 +268,7 @@ class WebhookSender:
         if not self._busy.acquire(blocking=False):
             return 0  # another delivery pass is running
         try:
-            delivered = 0
+            delivered = failed = 0
             for row in self.store.due(datetime.now(UTC)):
                 error = self._post(row)
                 now = datetime.now(UTC)
@@ -269,7 +278,10 @@ class WebhookSender:
                 else:
                     wait = min(self.retry_s * 2 ** int(row["attempts"]), 3600.0)
                     self.store.failed(row["alert_id"], error, now + timedelta(seconds=wait))
+                    failed += 1
                     _log.warning("alert %s not delivered (%s); retry in %.0f s", row["alert_id"], error, wait)
+            if self.metrics is not None:
+                self.metrics.on_webhook_pass(delivered, failed, self.store.pending_count())
             return delivered
         finally:
             self._busy.release()
