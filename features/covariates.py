@@ -36,6 +36,7 @@ time (values unseen in training become missing and are counted).
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -51,6 +52,7 @@ __all__ = [
     "learn_categories",
     "apply_categories",
     "category_codes",
+    "categorical_as_trained",
     "lookup_rows",
     "snake_case",
     "driver_flags",
@@ -158,14 +160,17 @@ def covariate_features(
     return pd.DataFrame(feats, index=grid.index), covered, counts
 
 
-def driver_flags(keys: pd.DataFrame, covariates: pd.DataFrame) -> pd.DataFrame:
+def driver_flags(
+    keys: pd.DataFrame, covariates: pd.DataFrame, *, with_coverage: bool = False
+) -> pd.DataFrame | tuple[pd.DataFrame, np.ndarray]:
     """0/1 activity of each promo and holiday column of ``covariates`` at the rows of ``keys``.
 
     ``keys`` has ``series_id`` and ``ds`` at any frequency. Columns are named ``<prefix>_flag`` as in
     ``covariate_features``. A covariates table whose dates are all at midnight is a daily calendar and covers
     every time of its day (a daily promo calendar on a 5-minute grid); otherwise rows match on the exact
     timestamp. Per-series rows override global ones; a missing value or no row is 0 (nothing planned), so a
-    deviation there is not explained away.
+    deviation there is not explained away. ``with_coverage``: also a boolean array, True where some driver
+    column has a value for the row (False: the table says nothing about it, e.g. after the calendar ends).
     """
     if "ds" not in covariates.columns:
         raise ValueError(f"The covariates table needs a 'ds' column; got {list(covariates.columns)[:10]}.")
@@ -197,7 +202,10 @@ def driver_flags(keys: pd.DataFrame, covariates: pd.DataFrame) -> pd.DataFrame:
         rows = flags[own].assign(_sid=covariates.loc[own, "series_id"].astype("string").to_numpy())
         mine = left.merge(rows, on=["_sid", "_ds"], how="left")[names].set_axis(keys.index)
         out = mine.fillna(out)
-    return out.fillna(0.0).astype("float64")
+    flags_out = out.fillna(0.0).astype("float64")
+    if with_coverage:
+        return flags_out, out.notna().any(axis=1).to_numpy()
+    return flags_out
 
 
 def static_features(series_id: pd.Series, static: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
@@ -281,6 +289,25 @@ def lookup_rows(
         out = np.where(found >= 0, np.flatnonzero(keep)[np.maximum(found, 0)], -1)
     out[g_code < 0] = -1
     return out
+
+
+def categorical_as_trained(covariates: pd.DataFrame, categories: Mapping[str, Sequence[str]]) -> pd.DataFrame:
+    """Read as text the numeric covariate columns whose features were categorical in training (their
+    ``<prefix>_type`` / ``cov_<name>`` is in ``categories``): a plan whose ``state_holiday`` is all ``0`` is read
+    as numbers by CSV, but means the category ``"0"`` the model learned next to ``"a"``, ``"b"``, ``"c"``."""
+    names = [
+        col
+        for col in covariates.columns
+        if col not in ("series_id", "ds")
+        and _is_numeric(covariates[col])
+        and _feature_name(col) in categories
+    ]
+    return covariates.astype({col: "string" for col in names}) if names else covariates
+
+
+def _feature_name(column: str) -> str:
+    kind, prefix = covariate_kind(column)
+    return prefix if kind == "cov" else f"{prefix}_type"
 
 
 def learn_categories(frame: pd.DataFrame, columns: list[str] | None = None) -> dict[str, list[str]]:

@@ -36,7 +36,13 @@ import pandas as pd
 from features.calendar import base_freq, calendar_features, infer_freq, step_length
 from features.closures import closure_features
 from features.covariate_lags import covariate_lag_features
-from features.covariates import apply_categories, covariate_features, learn_categories, static_features
+from features.covariates import (
+    apply_categories,
+    categorical_as_trained,
+    covariate_features,
+    learn_categories,
+    static_features,
+)
 from features.errors import DataValidationError, Problem
 from features.forecast_config import ForecastFeatureConfig
 from features.holidays import holiday_week_features
@@ -346,6 +352,8 @@ def _assemble(
     parts: list[pd.DataFrame] = [out_grid]
     cov_parts = None
     if use_cov:
+        if categories is not None:
+            covariates = categorical_as_trained(covariates, categories)
         cov_all, covered, cov_counts = covariate_features(grid, covariates, freq, config.event_cap)
         for k, v in cov_counts.items():
             report.count(k, v)

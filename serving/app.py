@@ -212,6 +212,7 @@ def _volume_service(settings: Settings, audit: AuditStore, metrics: Metrics):
             store,
             timeout_s=settings.alert_webhook_timeout_s,
             retry_s=settings.alert_webhook_retry_s,
+            metrics=metrics,
         )
         sender.start()
     keys = parse_event_keys(settings.volume_event_keys)

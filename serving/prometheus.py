@@ -15,7 +15,9 @@ Exposed at ``GET /metrics`` (exempt from auth by default):
 - ``orderpulse_model_reloads_total{kind,outcome}``: outcomes of registry reloads.
 - ``orderpulse_volume_verdicts_total{status}`` (judged, warmup, already_seen) and
   ``orderpulse_volume_alerts_total{direction}``: volume verdicts given through ``POST /v1/actuals`` and the
-  alerts they opened (``serving.services.volume``).
+  alerts they opened (``serving.services.volume``); ``orderpulse_alert_webhook_posts_total{outcome}`` (delivered,
+  failed) and ``orderpulse_alerts_pending_delivery`` (alerts in the outbox after the last delivery pass): a dead
+  webhook receiver shows as failed posts and a growing outbox.
 - ``orderpulse_monitoring_forecast{model_version,figure}`` / ``orderpulse_monitoring_anomaly{model_version,figure}``:
   the figures of ``GET /v1/monitoring`` (``model_version="all"`` = pooled), ``orderpulse_monitoring_feature_psi
   {kind,feature}``, ``orderpulse_monitoring_status`` (0 ok, 1 warning, 2 alert) and
@@ -131,6 +133,14 @@ class Metrics:
         self.volume_alerts = Counter(
             "orderpulse_volume_alerts", "Volume alerts opened, by direction", ["direction"], registry=r
         )
+        self.webhook_posts = Counter(
+            "orderpulse_alert_webhook_posts", "Webhook POSTs of alerts, by outcome", ["outcome"], registry=r
+        )
+        self.alerts_pending = Gauge(
+            "orderpulse_alerts_pending_delivery",
+            "Alerts waiting for the webhook after the last delivery pass",
+            registry=r,
+        )
         self.skipped_rows = Gauge(
             "orderpulse_event_rows_skipped",
             "Stored event rows left out at the last read because they are out of bounds",
@@ -215,6 +225,14 @@ class Metrics:
             self.volume_verdicts.labels(verdict.get("status", "judged")).inc()
         for alert in alerts:
             self.volume_alerts.labels(alert.direction).inc()
+
+    def on_webhook_pass(self, delivered: int, failed: int, pending: int) -> None:
+        """Count one delivery pass's webhook POSTs and set the alerts still waiting."""
+        if delivered:
+            self.webhook_posts.labels("delivered").inc(delivered)
+        if failed:
+            self.webhook_posts.labels("failed").inc(failed)
+        self.alerts_pending.set(pending)
 
     def set_models(self, snapshot: ModelSnapshot) -> None:
         """Make ``orderpulse_model_info`` list exactly the models of ``snapshot``."""

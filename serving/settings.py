@@ -247,11 +247,13 @@ class Settings(BaseSettings):
         if value.strip().lower() == "auto":
             return "auto"
         try:
-            pd.Timedelta(value)
+            negative = pd.Timedelta(value) < pd.Timedelta(0)
         except ValueError:
+            negative = None
+        if negative is None or negative:
             raise ValueError(
-                f"ORDERPULSE_VOLUME_WARMUP must be a duration such as 8d or 12h, or auto, got {value!r}"
-            ) from None
+                f"ORDERPULSE_VOLUME_WARMUP must be a duration >= 0 such as 8d or 12h, or auto, got {value!r}"
+            )
         return value
 
     @field_validator("volume_event_keys")

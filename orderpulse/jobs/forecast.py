@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from features.hierarchy import SERIES_LEVEL
 from features.io import load_table, write_frame
 from features.validation import ValidationReport
 from orderpulse.console import RichProgress, err
@@ -151,8 +152,14 @@ def forecast_to_file(
         "end": str(out_df["ds"].max()),
         "out": str(out),
     }
+    aggregates = ""
+    if "level" in out_df.columns:  # --levels: the series and the aggregates counted apart
+        is_series = out_df["level"] == SERIES_LEVEL
+        summary["series"] = int(out_df.loc[is_series, "series_id"].nunique())
+        summary["aggregates"] = len(out_df.loc[~is_series, ["level", "series_id"]].drop_duplicates())
+        aggregates = f" and {summary['aggregates']:,} aggregates"
     err.print(
-        f"[green]wrote[/] {out}: {summary['rows']:,} rows for {summary['series']:,} series, "
+        f"[green]wrote[/] {out}: {summary['rows']:,} rows for {summary['series']:,} series{aggregates}, "
         f"{summary['start'][:10]} .. {summary['end'][:10]} (model {resolved.uri})"
     )
     return summary

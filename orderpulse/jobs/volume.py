@@ -51,6 +51,27 @@ def detect_volume(
         err.print(f"  {cov_report}")
         covariates.append(table)
     verdicts, detector, summary = job.detect_volume(series, covariates, progress=RichProgress(), **params)
+    warmup = detector.warmup_duration()
+    if summary["points"] == 0 and not log_mlflow:
+        longest = series.groupby("series_id", observed=True)["ds"].agg(lambda ds: ds.max() - ds.min()).max()
+        raise ValueError(
+            f"every series ends inside its warm-up ({warmup} from its first point; the longest spans {longest}): "
+            "there is nothing to judge. Fix: pass a shorter --warmup, or a longer history (with --log-mlflow a "
+            "warm-up-only run is kept to continue from)."
+        )
+    if summary["series_only_in_warmup"]:
+        err.print(f"  {summary['series_only_in_warmup']} series end inside the warm-up ({warmup}): no rows")
+    if summary["missing_steps"]:
+        err.print(
+            f"  {summary['missing_steps']:,} steps of {detector.freq} in {summary['series_with_missing_steps']} "
+            f"series have no row and are not judged (a missing row is not read as 0 {detector.unit}: write "
+            "y = 0 for steps without any)"
+        )
+    if summary["points_outside_covariates"]:
+        err.print(
+            f"  {summary['points_outside_covariates']:,} points have no row in a covariates table (before or after "
+            "its dates, or another series): nothing planned is assumed there (reasons say 'no promo planned')"
+        )
     write_frame(verdicts, out)
     summary.update({"rows_repaired": report.repairs, "out": str(out)})
     if plots is not None:

@@ -72,7 +72,7 @@ def post_actuals(
         result = record_actuals(ctx, events, body.actuals)
         metrics.on_ids_repaired("actuals", len(result["ids_read_as"] or {}))
         return result
-    verdicts = volume.observe(body.actuals)
+    volume.check(body.actuals)  # refuse before anything is stored or judged
     result: dict[str, Any] = {"inserted": 0, "updated": 0, "duplicate": 0, "results": [], "latest": {}}
     if "forecast" in models:
         ctx = forecast_context.context_for(models.get("forecast"))
@@ -83,4 +83,6 @@ def post_actuals(
         if known:
             result = record_actuals(ctx, events, known)
             metrics.on_ids_repaired("actuals", len(result["ids_read_as"] or {}))
+    # after the actuals (idempotent), so an actual refused for the forecast model leaves no verdict behind
+    verdicts = volume.observe(body.actuals)
     return {**result, "volume": verdicts}

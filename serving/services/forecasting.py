@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from features.errors import DataValidationError
+from features.hierarchy import TOTAL
 from serving.errors import ApiError, NotFoundError
 from serving.schemas.forecast import ForecastIn
 from serving.services.closures import with_closures
@@ -72,7 +73,7 @@ def forecast(
         raise NotFoundError(
             f"unknown series_id {unknown[:10]}{' ...' if len(unknown) > 10 else ''}: the forecast model "
             f"{ctx.loaded.name} v{ctx.loaded.version} knows {len(ctx._rows)} series (e.g. {list(ctx._rows)[:5]}); "
-            "a new series needs a model retrained with its history",
+            f"a new series needs a model retrained with its history{_aggregate_hint(ctx, unknown)}",
             details={"unknown_series": unknown},
             code="unknown_series",
         )
@@ -298,3 +299,23 @@ def forecast_record(
         features=features,
         output=output,
     )
+
+
+def _aggregate_hint(ctx: ForecastContext, unknown: list[str]) -> str:
+    """For ids that look like aggregates asked by their value (``Bayern``, ``all``): how to name them."""
+    hierarchy = getattr(getattr(ctx.model, "hierarchy_", None), "hierarchy_", None)
+    totals = [i for i in unknown if i.strip().lower() in ("all", TOTAL)]
+    if hierarchy is None:
+        if not totals:
+            return ""
+        return (
+            f"; {totals[0]!r} asks for an aggregate, which this model cannot forecast: train it with "
+            "`orderpulse train forecast ... --levels total` (or region,total) and ask for 'total'"
+        )
+    keys = hierarchy.keys()
+    by_value = dict(zip(keys["group"].astype(str), keys["key"], strict=True))
+    meant = {i: by_value[i] for i in unknown if i in by_value and i != TOTAL}
+    meant.update({i: TOTAL for i in totals if TOTAL in set(keys["key"])})
+    if not meant:
+        return ""
+    return f"; aggregates are named '<level>=<value>' or 'total': did you mean {meant}?"

@@ -6,7 +6,9 @@ With ``ORDERPULSE_VOLUME_EVENT_KEYS`` set (``total``, or order fields such as ``
 falls in. A step is closed, and its count judged by the volume detector like a point posted to
 ``/v1/actuals``, once the newest order seen (of any series: event time, not the wall clock) is at least one
 whole step past its end; steps without an order in between count 0, so a channel that goes silent while the
-others keep ordering is judged as a drop. Orders arriving for a step already closed are counted as ``late`` and
+others keep ordering is judged as a drop. At most ``MAX_STEPS_PER_CLOSE`` steps of a series are judged per
+request; a longer backlog (a series whose first order is far behind the newest one) is judged over the next
+requests. Orders arriving for a step already closed are counted as ``late`` and
 not judged again.
 
 The counts of the open steps live in the audit database (``serving.store.volume_counts``), written in the
@@ -16,6 +18,7 @@ step is closed and judged exactly once across workers (``VolumeService.close_ord
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,7 +30,13 @@ import pandas as pd
 from features.calendar import step_length
 from serving.store.volume_counts import VolumeCountStore
 
-__all__ = ["OrderVolume", "StepClaim", "parse_event_keys"]
+__all__ = ["OrderVolume", "StepClaim", "parse_event_keys", "MAX_STEPS_PER_CLOSE"]
+
+MAX_STEPS_PER_CLOSE = 4032
+"""Steps of one series judged per request at most (two weeks of 5-minute steps): a longer backlog is judged in
+parts by the following requests, so one request's work stays bounded."""
+
+_log = logging.getLogger("orderpulse.serving.volume")
 
 
 def parse_event_keys(text: str | None) -> tuple[str, ...] | None:
@@ -96,6 +105,15 @@ class OrderVolume:
         end = pd.Timestamp(watermark) - self.step  # steps starting before it end a whole step before the mark
         if end <= start:
             return None
+        cap = pd.Timestamp(start) + MAX_STEPS_PER_CLOSE * self.step
+        if end > cap:  # a long backlog (e.g. a new series far behind the newest order): judged in parts
+            _log.warning(
+                "volume series %r: %d steps due; judging the first %d now, the rest with the next requests",
+                series_id,
+                (end - pd.Timestamp(start)) // self.step,
+                MAX_STEPS_PER_CLOSE,
+            )
+            end = cap
         end = end.to_pydatetime()
         counts = self.store.open_counts(series_id, start, end)
         steps = pd.date_range(start, end, freq=self.step, inclusive="left")

@@ -8,7 +8,7 @@ that opens an alert is stored in the audit database (``serving.store.alerts``) b
 ``/metrics``, and, with ``ORDERPULSE_ALERT_WEBHOOK_URL``, POSTed to that URL as JSON with an
 ``Idempotency-Key`` header (the alert id): right after the request, then by a background thread with
 exponential backoff until the receiver answers 2xx. A receiver that is down loses nothing: the alert stays in
-the outbox.
+the outbox (``/metrics``: failed posts and the alerts pending delivery).
 
 The detector's state per series is kept in the audit database (``serving.store.volume_state``): every
 worker reads a series' latest state before judging its points and writes it back with compare-and-swap, in
@@ -113,14 +113,11 @@ class VolumeService:
         are judged in time order; a point at or before the last one seen of its series is not judged again
         (``status`` ``already_seen``). With a state store, each series' state is read from and written back to
         the database with its alerts (compare-and-swap; see ``serving.store.volume_state``)."""
-        _check_promo(self.detector, points)
-        order = sorted(range(len(points)), key=lambda i: (points[i].series_id, _naive(points[i].ds)))
-        by_series: dict[str, list[int]] = {}
-        for i in order:
-            by_series.setdefault(points[i].series_id, []).append(i)
+        by_series = self._by_series(points)
         verdicts: list[dict[str, Any]] = [{}] * len(points)
         alerts: list[VolumeAlert] = []
         with self._lock:
+            self._check(points, by_series)
             for sid, index in by_series.items():
                 chosen = [points[i] for i in index]
                 judged, raised = self._commit_series(sid, lambda chosen=chosen: (chosen, None))
@@ -129,6 +126,30 @@ class VolumeService:
                 alerts += raised
         self._after(verdicts, alerts)
         return verdicts
+
+    def check(self, points: Sequence[Any]) -> None:
+        """Raise the ``ValueError`` that ``observe`` would raise for ``points`` (a ``promo`` the detector has
+        no driver for, a point off its series' grid), judging nothing: a refused request changes nothing."""
+        with self._lock:
+            self._check(points, self._by_series(points))
+
+    def _check(self, points: Sequence[Any], by_series: dict[str, list[int]]) -> None:
+        _check_promo(self.detector, points)
+        for sid, index in by_series.items():
+            if self.states is not None:
+                self._sync(sid)
+            last = self.detector.last_seen(sid)
+            new = sorted({_naive(points[i].ds) for i in index})
+            self.detector.check_points(sid, [t for t in new if last is None or pd.Timestamp(t) > last])
+
+    @staticmethod
+    def _by_series(points: Sequence[Any]) -> dict[str, list[int]]:
+        """Indexes of ``points`` per series, each series' in time order."""
+        order = sorted(range(len(points)), key=lambda i: (points[i].series_id, _naive(points[i].ds)))
+        by_series: dict[str, list[int]] = {}
+        for i in order:
+            by_series.setdefault(points[i].series_id, []).append(i)
+        return by_series
 
     def _after(self, verdicts: list[dict[str, Any]], alerts: list[VolumeAlert]) -> None:
         if self.metrics is not None:
@@ -150,7 +171,12 @@ class VolumeService:
         for _ in range(_CAS_ATTEMPTS):
             read = self._sync(sid)
             points, claim = read_points()
-            verdicts, alerts = self._judge(points)
+            try:
+                verdicts, alerts = self._judge(points)
+            except Exception:
+                self._versions.pop(sid, None)  # our copy may hold verdicts never committed: re-read next time
+                self.detector.forget_series(sid)
+                raise
             if claim is None and all(v["status"] == "already_seen" for v in verdicts):
                 return verdicts, alerts
             state, memory, count = self.detector.series_state(sid) or (None, None, 0)
@@ -209,9 +235,18 @@ class WebhookSender:
     daemon thread calls it every ``retry_s``; ``kick()`` runs it at once in the background.
     """
 
-    def __init__(self, url: str, store: AlertStore, *, timeout_s: float = 5.0, retry_s: float = 2.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        store: AlertStore,
+        *,
+        timeout_s: float = 5.0,
+        retry_s: float = 2.0,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.url = url
         self.store = store
+        self.metrics = metrics
         self.timeout_s = timeout_s
         self.retry_s = retry_s
         self._busy = threading.Lock()
@@ -233,7 +268,7 @@ class WebhookSender:
         if not self._busy.acquire(blocking=False):
             return 0  # another delivery pass is running
         try:
-            delivered = 0
+            delivered = failed = 0
             for row in self.store.due(datetime.now(UTC)):
                 error = self._post(row)
                 now = datetime.now(UTC)
@@ -243,7 +278,10 @@ class WebhookSender:
                 else:
                     wait = min(self.retry_s * 2 ** int(row["attempts"]), 3600.0)
                     self.store.failed(row["alert_id"], error, now + timedelta(seconds=wait))
+                    failed += 1
                     _log.warning("alert %s not delivered (%s); retry in %.0f s", row["alert_id"], error, wait)
+            if self.metrics is not None:
+                self.metrics.on_webhook_pass(delivered, failed, self.store.pending_count())
             return delivered
         finally:
             self._busy.release()

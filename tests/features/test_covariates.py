@@ -240,3 +240,6 @@ def test_driver_flags_spread_a_daily_calendar_over_the_day_and_prefer_per_series
     assert list(flags.columns) == ["promo_flag", "holiday_state_flag"]
     assert flags["promo_flag"].tolist() == [1.0, 0.0, 0.0, 0.0]  # b overrides the global promo; no row: 0
     assert flags["holiday_state_flag"].tolist() == [0.0, 1.0, 0.0, 0.0]
+    same, covered = driver_flags(keys, cov, with_coverage=True)
+    assert same.equals(flags)
+    assert covered.tolist() == [True, True, True, False]  # 2024-01-03: the calendar says nothing

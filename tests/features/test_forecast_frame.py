@@ -321,6 +321,21 @@ def test_categories_learned_at_training_count_unknown_values_at_serving():
     assert fut.loc[fut["series_id"] == "b", "static_store_type"].isna().all()
 
 
+def test_a_categorical_covariate_sent_as_numbers_is_read_with_the_trained_categories():
+    data = _daily()
+    day = data["covariates"]["ds"].dt.day
+    data["covariates"] = data["covariates"].assign(state_holiday=np.where(day == 1, "a", "0"))
+    config = ForecastFeatureConfig(**SMALL)
+    _, train_report = build_training_frame(**data, config=config)
+    assert train_report.categories["holiday_state_type"] == ["0", "a"]
+    plan = data["covariates"].assign(state_holiday=0)  # all zero: a CSV reads it as numbers
+    fut, _ = build_future_frame(
+        data["series"], 3, config, plan, data["weather"], data["static"], categories=train_report.categories
+    )
+    assert fut["holiday_state_type"].astype(str).tolist() == ["0"] * len(fut)
+    assert fut["holiday_state_flag"].tolist() == [0.0] * len(fut)
+
+
 def test_duplicate_series_rows_are_refused():
     s = pd.DataFrame(
         {

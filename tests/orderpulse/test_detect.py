@@ -89,3 +89,44 @@ def test_bad_rows_are_refused_before_anything_is_written(capsys, tmp_path):
     code, stdout, err = _run(capsys, argv)
     assert code == 2 and stdout == "" and "series" in err and "y" in err
     assert not (tmp_path / "v.csv").exists()
+
+
+def test_a_frequency_finer_than_the_data_is_refused_naming_the_data_frequency(capsys, tmp_path):
+    _write_series(tmp_path / "s.csv")  # 15-minute points
+    argv = ["detect", "volume", "--series", str(tmp_path / "s.csv"), "--freq", "5min"]
+    code, stdout, err = _run(capsys, [*argv, "--out", str(tmp_path / "v.csv")])
+    assert code == 2 and stdout == "" and "Traceback" not in err
+    assert "multiple of 15min apart: 2 of every 3 steps would have no row" in " ".join(err.split())
+    assert "--freq 15min" in err and not (tmp_path / "v.csv").exists()
+
+
+def test_steps_without_a_row_are_counted_not_judged(capsys, tmp_path):
+    _write_series(tmp_path / "s.csv")
+    frame = pd.read_csv(tmp_path / "s.csv")
+    frame.drop(index=range(250, 260)).to_csv(tmp_path / "gaps.csv", index=False)  # 10 steps after the warm-up
+    argv = ["detect", "volume", "--series", str(tmp_path / "gaps.csv"), "--freq", "15min", "--warmup", "2d"]
+    code, stdout, err = _run(capsys, [*argv, "--out", str(tmp_path / "v.csv")])
+    assert code == 0
+    summary = json.loads(stdout.strip().splitlines()[-1])
+    assert (summary["points"], summary["missing_steps"], summary["series_with_missing_steps"]) == (86, 10, 1)
+    assert "10 steps of 15min in 1 series have no row and are not judged" in " ".join(err.split())
+
+
+def test_a_warmup_longer_than_every_series_is_refused_with_the_fix(capsys, tmp_path):
+    _write_series(tmp_path / "s.csv", days=1)
+    argv = ["detect", "volume", "--series", str(tmp_path / "s.csv"), "--freq", "15min", "--warmup", "8d"]
+    code, stdout, err = _run(capsys, [*argv, "--out", str(tmp_path / "v.csv")])
+    assert code == 2 and stdout == "" and "Traceback" not in err
+    text = " ".join(err.split())
+    assert (
+        "every series ends inside its warm-up (8d from its first point; the longest spans 0 days 23:45:00)"
+        in text
+    )
+    assert "Fix: pass a shorter --warmup" in text and not (tmp_path / "v.csv").exists()
+
+
+def test_a_negative_warmup_is_refused(capsys, tmp_path):
+    _write_series(tmp_path / "s.csv")
+    argv = ["detect", "volume", "--series", str(tmp_path / "s.csv"), "--freq", "15min", "--warmup=-1d"]
+    code, _, err = _run(capsys, [*argv, "--out", str(tmp_path / "v.csv")])
+    assert code == 2 and "warmup must be a duration >= 0" in err

@@ -112,3 +112,18 @@ def test_a_negative_or_missing_value_is_422(service):
         )
         assert response.status_code == 422
         assert response.json()["error"]["details"][0]["loc"] == ["body", "actuals", 0, "y"]
+
+
+def test_an_actual_refused_for_the_forecast_model_leaves_no_volume_verdict_behind(make_service):
+    client = make_service(volume_freq="5min", volume_warmup="1d")
+    off = client.post(
+        "/v1/actuals",
+        json={"actuals": [{"series_id": "88", "ds": "2015-06-20T14:05:00", "y": 90}]},
+        headers=AUTH,
+    )
+    assert off.status_code == 400 and "not on the model's grid" in off.json()["error"]["message"]
+    out = _actuals(client, {"series_id": "88", "ds": "2015-06-20", "y": 2400})
+    assert out["inserted"] == 1
+    assert [(v["ds"], v["status"], v["y"]) for v in out["volume"]] == [
+        ("2015-06-20T00:00:00", "warmup", 2400.0)
+    ]

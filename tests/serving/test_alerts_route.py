@@ -147,3 +147,37 @@ def test_two_app_instances_on_one_database_file_count_orders_together(make_clien
     late = a.post("/v1/events", json={"orders": [_order(8, 4.5)]}, headers=AUTH).json()
     assert late["orders"]["accepted"] == 1 and late["volume"] == []  # stored, not judged again
     assert late["volume_late"] == 1
+
+
+def test_a_request_refused_for_a_point_off_the_grid_judges_none_of_its_points(make_client, fakes):
+    client = make_client(source=fakes.FakeSource({}), volume_freq="5min", volume_warmup="1d")
+    rows = _rows(n=3)
+    assert client.post("/v1/actuals", json={"actuals": rows[:1]}, headers=AUTH).status_code == 200
+    off = {"series_id": "web", "ds": "2024-01-01T00:12:00", "y": 100}
+    other = {"series_id": "app", "ds": "2024-01-01T00:00:00", "y": 100}
+    out = client.post("/v1/actuals", json={"actuals": [other, rows[1], off]}, headers=AUTH)
+    assert out.status_code == 400, out.text
+    assert "1 timestamps are off its '5min' grid" in out.json()["error"]["message"]
+    again = client.post("/v1/actuals", json={"actuals": [other, rows[1]]}, headers=AUTH).json()
+    assert [v["status"] for v in again["volume"]] == ["warmup", "warmup"]  # judged now, not already_seen
+    assert again["volume"][1]["y"] == rows[1]["y"]
+
+
+def test_a_long_backlog_of_order_steps_is_judged_in_parts_over_the_next_requests(
+    make_client, fakes, monkeypatch
+):
+    from serving.services import order_volume
+
+    monkeypatch.setattr(order_volume, "MAX_STEPS_PER_CLOSE", 10)
+    client = make_client(
+        source=fakes.FakeSource({}), volume_freq="5min", volume_warmup="1h", volume_event_keys="total"
+    )
+    first = client.post("/v1/events", json={"orders": [_order(1, 0), _order(2, 100)]}, headers=AUTH).json()
+    assert [v["ds"][11:16] for v in first["volume"]] == [f"00:{m:02d}" for m in range(0, 50, 5)]
+    second = client.post("/v1/events", json={"orders": [_order(3, 101)]}, headers=AUTH).json()
+    assert [v["ds"][11:16] for v in second["volume"]] == [
+        f"{m // 60:02d}:{m % 60:02d}" for m in range(50, 95, 5)
+    ]
+    assert [v["y"] for v in first["volume"] + second["volume"]] == [1.0] + [
+        0.0
+    ] * 18  # step 01:35 waits for a later order

@@ -78,3 +78,11 @@ def test_what_if_for_an_aggregate_is_refused(service):
         "limitation": "what_if_on_aggregates",
         "aggregates": ["total"],
     }
+
+
+def test_an_aggregate_asked_by_its_value_or_as_all_is_404_naming_its_id(service, trained):
+    region = sorted(_regions(trained))[0]
+    response = _post(service, series_ids=[region, "all"], origin=ORIGIN)
+    assert response.status_code == 404
+    message = response.json()["error"]["message"]
+    assert f"did you mean {{'{region}': 'region={region}', 'all': 'total'}}" in message

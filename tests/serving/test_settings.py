@@ -127,3 +127,6 @@ def test_volume_warmup_takes_a_duration_or_auto_and_refuses_anything_else(monkey
     monkeypatch.setenv("ORDERPULSE_VOLUME_WARMUP", "soon")
     with pytest.raises(ValidationError, match="ORDERPULSE_VOLUME_WARMUP must be a duration"):
         Settings()
+    monkeypatch.setenv("ORDERPULSE_VOLUME_WARMUP", "-1d")
+    with pytest.raises(ValidationError, match="must be a duration >= 0 .*got '-1d'"):
+        Settings()

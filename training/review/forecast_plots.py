@@ -64,13 +64,15 @@ def forecast_vs_actual(
     history_steps: int = 56,
     unit: str = "units",
     title: str = "Forecast vs actual",
+    what: str = "series",
 ) -> Figure:
     """Small multiples: actuals (line), forecast (line) and its ``level``% interval (band) per series.
 
     ``predictions`` needs ``series_id, ds, yhat`` (+ ``y`` to draw actuals, + ``yhat_lo_<L>/yhat_hi_<L>``);
     ``history`` (optional, ``series_id, ds, y``) adds the last ``history_steps`` actuals before the forecast.
     Backtest windows that do not overlap are drawn side by side on one axis; overlapping ones get a panel each
-    (titled with their origin), so no date shows two forecasts. The title says when only some series are shown.
+    (titled with their origin), so no date shows two forecasts. The title says when only some series are shown
+    (``what`` names them: ``"aggregates"`` titles each panel by its id alone, ``region=Bayern`` or ``total``).
     """
     ids = (
         list(series)
@@ -78,6 +80,10 @@ def forecast_vs_actual(
         else pick_series(predictions if "y" in predictions else predictions.assign(y=predictions["yhat"]))
     )
     panels = []  # (series id, panel title, rows of predictions)
+
+    def name(sid: str) -> str:
+        return f"series {sid}" if what == "series" else str(sid)
+
     for sid in ids:
         p = predictions.loc[predictions["series_id"].astype(str) == sid].sort_values("ds")
         windows = [g for _, g in p.groupby("window")] if "window" in p.columns else [p]
@@ -86,9 +92,9 @@ def forecast_vs_actual(
                 origin = (
                     f", origin {pd.Timestamp(g['origin'].iloc[0]):%Y-%m-%d}" if "origin" in g.columns else ""
                 )
-                panels.append((sid, f"series {sid}, window {g['window'].iloc[0]}{origin}", [g]))
+                panels.append((sid, f"{name(sid)}, window {g['window'].iloc[0]}{origin}", [g]))
         else:
-            panels.append((sid, f"series {sid}", windows))
+            panels.append((sid, name(sid), windows))
     n = max(len(panels), 1)
     cols = 2 if n > 1 else 1
     rows = int(np.ceil(n / cols))
@@ -129,7 +135,7 @@ def forecast_vs_actual(
     handles, labels = axes.flat[0].get_legend_handles_labels()
     if handles:
         fig.legend(handles, labels, loc="upper right", fontsize=8)
-    fig.suptitle(title + subset_note(len(ids), int(predictions["series_id"].nunique())))
+    fig.suptitle(title + subset_note(len(ids), int(predictions["series_id"].nunique()), what))
     fig.tight_layout()
     return fig
 

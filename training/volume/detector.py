@@ -184,6 +184,19 @@ class VolumeDetector(BaseEstimator):
         verdict["alert"] = bool(out[0, 7])
         return verdict
 
+    def check_points(self, series_id: str, ds: Sequence[Any]) -> None:
+        """Raise the ``ValueError`` that ``update`` would raise for these new points of ``series_id`` (in time
+        order): a point at or before the last one seen, or off the series' grid. Learns nothing, so a caller
+        can refuse a whole request before judging any of it."""
+        self._prepare(None)
+        if len(ds) == 0:
+            return
+        stamps = pd.DatetimeIndex([pd.Timestamp(t) for t in ds]).to_numpy(dtype="datetime64[ns]")
+        state = self.states_.get(str(series_id))
+        if state is None:
+            state = kernel.new_state(self.n_tod_, self.n_dow_, len(self.drivers_))
+        self._grid_start(str(series_id), state, stamps)
+
     def series_state(self, series_id: str) -> tuple[np.ndarray, AlertMemory, int] | None:
         """``(state vector, alert memory, alerts opened)`` of one series (copies; None: never seen), to store
         and ``restore_series_state`` in another process."""
@@ -254,11 +267,13 @@ class VolumeDetector(BaseEstimator):
         for name, value in durations:
             auto = " (or 'auto')" if name == "warmup" else ""
             try:
-                pd.Timedelta(value)
+                negative = pd.Timedelta(value) < pd.Timedelta(0)
             except ValueError:
+                negative = None
+            if negative is None or negative:
                 raise ValueError(
-                    f"{name} must be a duration such as '8d', '12h' or '30min'{auto}. Got {value!r}."
-                ) from None
+                    f"{name} must be a duration >= 0 such as '8d', '12h' or '30min'{auto}. Got {value!r}."
+                )
         if not 0.5 < float(self.threshold) < 1.0:
             raise ValueError(f"threshold must be in (0.5, 1), e.g. 0.99999. Got {self.threshold!r}.")
         self.warmup_seconds_ = pd.Timedelta(self.warmup_duration()).value / _SECOND
@@ -323,22 +338,7 @@ class VolumeDetector(BaseEstimator):
                 f"written by another version of the volume detector (now {size} and {_N_PARAMS}). Fix: run "
                 "`orderpulse detect volume --log-mlflow` again and serve the new detector."
             )
-        secs = ds.astype("datetime64[s]").astype("int64").astype("float64")
-        if not np.isnan(state[kernel.LAST_DS]) and secs[0] <= state[kernel.LAST_DS]:
-            last = pd.Timestamp(int(state[kernel.LAST_DS]), unit="s")
-            raise ValueError(
-                f"Series {sid!r}: point at {pd.Timestamp(ds[0])} is not after the last point already seen "
-                f"({last}). Fix: send each series' points in time order, once."
-            )
-        first = secs[0] if np.isnan(state[kernel.FIRST_DS]) else state[kernel.FIRST_DS]
-        step_s = self.step_.value / _SECOND
-        off = np.mod(secs - first, step_s) != 0
-        if off.any():
-            raise ValueError(
-                f"Series {sid!r}: {int(off.sum())} timestamps are off its {self.freq!r} grid, which starts at "
-                f"{pd.Timestamp(int(first), unit='s')} (e.g. {[str(pd.Timestamp(v)) for v in ds[off][:3]]}). "
-                "Fix: aggregate y per step of --freq, or pass the frequency the data has."
-            )
+        first, secs = self._grid_start(sid, state, ds)
         tod, _, dow, _ = seasonal_slots(ds, self.freq)
         block = (secs // (86400.0 * self.block_days_)).astype(np.int64).astype(np.float64)
         can_flag = secs >= first + self.warmup_seconds_
@@ -362,6 +362,27 @@ class VolumeDetector(BaseEstimator):
         self.states_[sid] = state
         self.alerts_[sid] = self.alerts_.get(sid, 0) + int(out[:, 7].sum())
         return out, can_flag
+
+    def _grid_start(self, sid: str, state: np.ndarray, ds: np.ndarray) -> tuple[float, np.ndarray]:
+        """The series' grid start and ``ds`` in epoch seconds; refuses points at or before the last one seen
+        and points off the grid (which starts at the series' first point)."""
+        secs = ds.astype("datetime64[s]").astype("int64").astype("float64")
+        if not np.isnan(state[kernel.LAST_DS]) and secs[0] <= state[kernel.LAST_DS]:
+            last = pd.Timestamp(int(state[kernel.LAST_DS]), unit="s")
+            raise ValueError(
+                f"Series {sid!r}: point at {pd.Timestamp(ds[0])} is not after the last point already seen "
+                f"({last}). Fix: send each series' points in time order, once."
+            )
+        first = secs[0] if np.isnan(state[kernel.FIRST_DS]) else state[kernel.FIRST_DS]
+        off = np.mod(secs - first, self.step_.value / _SECOND) != 0
+        if off.any():
+            raise ValueError(
+                f"Series {sid!r}: {int(off.sum())} timestamps are off its {self.freq!r} grid, which starts at "
+                f"{pd.Timestamp(int(first), unit='s')} (e.g. {[str(pd.Timestamp(v)) for v in ds[off][:3]]}). "
+                "Fix: aggregate y per step of the frequency (one point per step, on the grid), or give the "
+                "frequency the data has (--freq, ORDERPULSE_VOLUME_FREQ in the service)."
+            )
+        return first, secs
 
     def _verdicts(self, sid: str, rows: pd.DataFrame, out: np.ndarray, drivers: np.ndarray) -> pd.DataFrame:
         y = rows["y"].to_numpy(dtype="float64", na_value=np.nan)

@@ -134,6 +134,37 @@ def test_a_dead_receiver_loses_no_alert(store):
         back.close()
 
 
+def test_failed_posts_and_the_alerts_waiting_for_the_webhook_are_in_the_metrics(store):
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from serving.prometheus import Metrics
+
+    metrics = Metrics(CollectorRegistry())
+
+    def scraped() -> str:
+        return generate_latest(metrics.registry).decode()
+
+    gone = Receiver()
+    port = gone.port
+    gone.close()
+    sender = WebhookSender(
+        f"http://127.0.0.1:{port}/alerts", store, retry_s=0.01, timeout_s=1, metrics=metrics
+    )
+    _service(store, sender).observe(_points())  # the alert's first POST (a background pass) fails
+    deadline = time.monotonic() + 5.0
+    while 'outcome="failed"' not in scraped() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert 'orderpulse_alert_webhook_posts_total{outcome="failed"} 1.0' in scraped()
+    assert "orderpulse_alerts_pending_delivery 1.0" in scraped()
+    back = Receiver(port=port)
+    try:
+        _drain(sender, lambda: store.pending_count() == 0)
+    finally:
+        back.close()
+    assert 'orderpulse_alert_webhook_posts_total{outcome="delivered"} 1.0' in scraped()
+    assert "orderpulse_alerts_pending_delivery 0.0" in scraped()
+
+
 def test_promo_is_refused_with_the_fix_when_the_detector_has_no_promo_driver(store):
     point = SimpleNamespace(series_id="web", ds=datetime(2024, 1, 1), y=5.0, open=1, promo=1)
     with pytest.raises(ValueError, match=r"1 actuals carry 'promo', but the volume detector knows no promo"):

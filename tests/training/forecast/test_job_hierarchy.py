@@ -74,8 +74,10 @@ def _forecast(files, tmp_path, capsys, *extra: str) -> pd.DataFrame:
     argv += ["--origin", "2015-05-31", "--horizon", "14", "--out", str(out), *extra]
     with contextlib.suppress(SystemExit):
         main(argv)
-    json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    return pd.read_csv(out, dtype={"series_id": str}, parse_dates=["ds"])
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    frame = pd.read_csv(out, dtype={"series_id": str}, parse_dates=["ds"])
+    frame.attrs["summary"] = summary
+    return frame
 
 
 def test_training_logs_every_method_per_level_and_the_chosen_method(trained):
@@ -98,6 +100,8 @@ def test_forecast_with_levels_writes_coherent_rows_for_every_aggregate(trained, 
     static = pd.read_csv(files["static"], dtype={"series_id": str})
     regions = set(fc.loc[fc["level"] == "region", "series_id"])
     assert regions == set(static["region"]) | {"(none)"}
+    summary = fc.attrs["summary"]
+    assert (summary["series"], summary["aggregates"]) == (len(STORES), len(regions) + 1)
     assert (fc.groupby("level")["ds"].nunique() == 14).all()
     by_day = fc.pivot_table(index="ds", columns="level", values="yhat", aggfunc="sum")
     np.testing.assert_allclose(by_day["series"], by_day["total"], rtol=1e-9)

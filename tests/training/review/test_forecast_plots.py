@@ -142,6 +142,13 @@ def test_daily_total_draws_overlapping_windows_apart():
     assert [ax.get_title() for ax in fig.axes] == ["Daily total (window 0)", "Daily total (window 1)"]
 
 
+def test_aggregate_charts_name_the_aggregates_not_series():
+    preds = _windows([0], series=("total", "region=Bayern", "region=Berlin"))
+    fig = plots.forecast_vs_actual(preds, series=["total", "region=Bayern"], title="F", what="aggregates")
+    assert fig._suptitle.get_text() == "F (2 of 3 aggregates)"
+    assert [ax.get_title() for ax in fig.axes if ax.get_title()] == ["total", "region=Bayern"]
+
+
 def test_charts_say_when_they_show_a_subset():
     preds = _windows([0], series=("1", "2", "3"))
     assert (

@@ -212,8 +212,10 @@ def test_negative_counts_duplicates_and_bad_parameters_are_refused_clearly():
         VolumeDetector().detect(pd.concat([s, s.iloc[[0]]]))
     with pytest.raises(ValueError, match=r"Unsupported frequency '7min'"):
         VolumeDetector(freq="7min").detect(s)
-    with pytest.raises(ValueError, match=r"warmup must be a duration such as '8d'.*Got 'eight days'"):
+    with pytest.raises(ValueError, match=r"warmup must be a duration >= 0 such as '8d'.*Got 'eight days'"):
         VolumeDetector(warmup="eight days").detect(s)
+    with pytest.raises(ValueError, match=r"warmup must be a duration >= 0 .*Got '-1d'"):
+        VolumeDetector(warmup="-1d").detect(s)
     with pytest.raises(ValueError, match=r"needs columns series_id, ds, y; missing \['y'\]"):
         VolumeDetector().detect(s.drop(columns="y"))
 

@@ -6,6 +6,7 @@ import joblib
 import mlflow
 import numpy as np
 import pandas as pd
+import pytest
 
 from training.volume.detector import VolumeDetector
 from training.volume.job import detect_volume, log_detector
@@ -26,8 +27,41 @@ def test_the_job_summarises_the_points_after_warmup():
         "alerts": detector.alert_count(),
         "flagged_points": int(verdicts["flagged"].sum()),
         "points_in_warmup": 24,
+        "series_only_in_warmup": 0,
+        "missing_steps": 0,
+        "series_with_missing_steps": 0,
+        "points_outside_covariates": 0,
         "drivers": [],
     }
+
+
+def test_the_job_counts_the_points_a_covariates_calendar_does_not_cover():
+    promo = pd.DataFrame({"ds": pd.date_range("2024-01-01", periods=2, freq="D"), "promo": [0, 1]})
+    _, _, summary = detect_volume(_series(), [promo], freq="H", warmup="1d")
+    assert summary["drivers"] == ["promo_flag"] and summary["points_outside_covariates"] == 24  # day 3
+
+
+def test_the_job_counts_steps_without_a_row_and_series_that_never_leave_the_warmup():
+    series = pd.concat([_series().drop(index=[30, 31, 40]), _series(days=1).assign(series_id="b")])
+    verdicts, _, summary = detect_volume(series, freq="H", warmup="1d")
+    assert set(verdicts["series_id"]) == {"a"} and len(verdicts) == 45
+    assert (
+        summary["series_only_in_warmup"],
+        summary["missing_steps"],
+        summary["series_with_missing_steps"],
+    ) == (
+        1,
+        3,
+        1,
+    )
+
+
+def test_the_job_refuses_a_frequency_finer_than_every_series():
+    series = _series().iloc[::2]  # points two hours apart
+    with pytest.raises(
+        ValueError, match=r"freq is 'H', but the points of every series are a multiple of 2h apart"
+    ):
+        detect_volume(series, freq="H", warmup="1d")
 
 
 def test_the_logged_detector_continues_where_the_run_stopped():
