@@ -22,9 +22,10 @@ steps' counts, in the transaction that also writes the detector state and the al
 (``serving.services.volume``). A worker whose swap matches no row, or whose counts changed since it read them,
 gets ``StateConflict``: its transaction (verdicts, state, alerts) rolls back and it reads again.
 
-The watermark (event time, not the wall clock) is the newest step any series has open orders in: the counts of
-that step are never claimed (a step closes once the watermark is a whole step past its end), so it is the
-largest ``step`` of ``volume_step_counts``.
+The watermark (event time, not the wall clock) is computed from ``open_steps`` by
+``serving.services.order_volume``: the newest step with open orders that the stream has reached (a lone order
+far ahead of the others does not move it). The counts of the watermark's step are never claimed (a step closes
+once the watermark is a whole step past its end), so it stays among the open steps.
 """
 
 from __future__ import annotations
@@ -116,11 +117,12 @@ class VolumeCountStore:
             conn.execute(update(c).where(c.c.series_id == sid).values(late=c.c.late + n))
         return sum(late.values())
 
-    def watermark(self) -> datetime | None:
-        """The newest step with open orders (None: no open orders)."""
+    def open_steps(self) -> list[tuple[datetime, int]]:
+        """``(step, orders)`` of every step with open orders (all series summed), oldest first."""
+        t = self.counts
+        query = select(t.c.step, func.sum(t.c.orders)).group_by(t.c.step).order_by(t.c.step)
         with self.database.connection(begin=False) as conn:
-            value = conn.execute(select(func.max(self.counts.c.step))).scalar()
-        return None if value is None else _naive(value)
+            return [(_naive(row[0]), int(row[1])) for row in conn.execute(query)]
 
     def cursors_before(self, step: datetime) -> dict[str, datetime]:
         """``series_id -> next_step`` of the series whose next step starts before ``step``."""

@@ -181,3 +181,15 @@ def test_a_long_backlog_of_order_steps_is_judged_in_parts_over_the_next_requests
     assert [v["y"] for v in first["volume"] + second["volume"]] == [1.0] + [
         0.0
     ] * 18  # step 01:35 waits for a later order
+
+
+def test_a_mis_dated_order_is_answered_as_such_and_later_orders_are_still_judged(make_client, fakes):
+    client = make_client(
+        source=fakes.FakeSource({}), volume_freq="5min", volume_warmup="1h", volume_event_keys="total"
+    )
+    mis_dated = [_order(1, 0), _order(2, 60 * 24 * 365 * 20), _order(3, 60 * 24 * 60)]  # 2044; 60 days on
+    first = client.post("/v1/events", json={"orders": mis_dated}, headers=AUTH).json()
+    assert (first["volume_future"], first["volume_ahead"], first["volume_late"]) == (1, 1, 0)
+    later = client.post("/v1/events", json={"orders": [_order(4, 3), _order(5, 11)]}, headers=AUTH).json()
+    assert later["volume_late"] == 0
+    assert [(v["ds"][11:16], v["y"]) for v in later["volume"]] == [("00:00", 2.0)]
