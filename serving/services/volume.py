@@ -30,6 +30,7 @@ from typing import Any
 
 import pandas as pd
 
+from features.calendar import step_length
 from serving.periodic import PeriodicThread
 from serving.prometheus import Metrics
 from serving.services.order_volume import FUTURE_TOLERANCE, Counted, OrderVolume
@@ -74,6 +75,11 @@ class VolumeService:
             )
         self._versions: dict[str, int] = {}  # series -> stored version our detector's copy is at
         self._lock = threading.Lock()
+
+    @property
+    def step(self) -> pd.Timedelta:
+        """The detector's grid step (``ORDERPULSE_VOLUME_FREQ``, or the logged detector's)."""
+        return step_length(self.detector.freq)
 
     def count_orders_in(self, conn: Any, accepted: Sequence[Any]) -> Counted:
         """Count accepted orders inside the transaction ``conn`` that stores them
