@@ -19,7 +19,8 @@ Two guards keep one mis-dated order from switching detection off (every later re
   step it reached when at least ``MIN_SUPPORT`` orders lie at or after that step: a lone order far ahead (one
   dated 2024 among orders of 2011) stays counted in its step, held ``ahead`` of the watermark, and is judged
   once the stream reaches it or confirms the jump. A real jump (orders resuming after an outage or a weekend)
-  moves it with its second order.
+  moves it with its second order. A series starts at its earliest counted step when its first steps are
+  judged, not at its first order's, so such an order arriving first does not make the earlier ones late.
 
 The counts of the open steps live in the audit database (``serving.store.volume_counts``), written in the
 transaction that stores the orders: every worker counts into the same rows and a restart loses nothing. A
@@ -100,6 +101,7 @@ class StepClaim:
     start: datetime
     end: datetime
     counts: dict[datetime, int] = field(default_factory=dict)
+    stored: datetime | None = None  # the cursor as stored (``UNSTARTED`` before the series' first claim)
 
 
 class OrderVolume:
@@ -169,9 +171,10 @@ class OrderVolume:
     def pending(self, series_id: str) -> tuple[StepClaim, list[SimpleNamespace]] | None:
         """The steps of ``series_id`` due now with their points (count 0 where no order came), as read now;
         None when none is due (another worker closed them)."""
-        start, watermark = self.store.cursor(series_id), self.watermark()
-        if start is None or watermark is None:
+        cursor, watermark = self.store.cursor(series_id), self.watermark()
+        if cursor is None or watermark is None:
             return None
+        stored, start = cursor
         end = pd.Timestamp(watermark) - self.step  # steps starting before it end a whole step before the mark
         if end <= start:
             return None
@@ -193,11 +196,12 @@ class OrderVolume:
             )
             for ds in steps
         ]
-        return StepClaim(series_id, start, end, counts), points
+        return StepClaim(series_id, start, end, counts, stored), points
 
     def claim(self, conn: Any, claim: StepClaim) -> None:
         """Close the claimed steps inside ``conn`` (``StateConflict`` if another worker got there first)."""
-        self.store.claim(conn, claim.series_id, claim.start, claim.end, claim.counts)
+        stored = claim.start if claim.stored is None else claim.stored
+        self.store.claim(conn, claim.series_id, stored, claim.end, claim.counts)
 
     @property
     def late(self) -> int:

@@ -32,7 +32,10 @@ def _add(volume: OrderVolume, orders: list) -> list:
         volume.count_in(conn, orders)
     closed = []
     for sid in volume.due():
-        claim, points = volume.pending(sid)
+        pending = volume.pending(sid)
+        if pending is None:  # a series none of whose steps is due yet
+            continue
+        claim, points = pending
         with volume.store.database.connection() as conn:
             volume.claim(conn, claim)
         closed += points
@@ -81,6 +84,13 @@ def test_a_lone_order_far_ahead_does_not_move_the_watermark_so_later_orders_are_
     closed = _add(volume, [_order(7), _order(12)])  # the real stream goes on: judged, none late
     assert [(p.ds.minute, p.y) for p in closed] == [(0, 2)]  # 10:05 waits for an order at 10:15
     assert volume.late == 0
+
+
+def test_a_lone_order_far_ahead_that_comes_first_does_not_make_the_earlier_stream_late(volume):
+    assert _add(volume, [_at(datetime(2024, 3, 1, 9, 0))]) == []  # the first order ever, dated months ahead
+    closed = _add(volume, [_order(0), _order(1), _order(7), _order(12)])
+    assert [(p.ds.minute, p.y) for p in closed] == [(0, 2)]
+    assert volume.late == 0 and volume.watermark() == datetime(2024, 1, 1, 10, 10)
 
 
 def test_a_jump_confirmed_by_a_second_order_moves_the_watermark(volume):
