@@ -13,7 +13,7 @@ Exposed at ``GET /metrics`` (exempt from auth by default):
   (series ids of ``POST /v1/forecast`` / ``POST /v1/actuals`` read as the id the model knows).
 - ``orderpulse_model_info{kind,name,version,alias,source}`` = 1 for each loaded model (only the current ones).
 - ``orderpulse_model_reloads_total{kind,outcome}``: outcomes of registry reloads.
-- ``orderpulse_volume_verdicts_total{status}`` (judged, warmup, already_seen) and
+- ``orderpulse_volume_verdicts_total{status}`` (judged, warmup, already_seen, forecast_only) and
   ``orderpulse_volume_alerts_total{direction}``: volume verdicts given through ``POST /v1/actuals`` and the
   alerts they opened (``serving.services.volume``); ``orderpulse_alert_webhook_posts_total{outcome}`` (delivered,
   failed) and ``orderpulse_alerts_pending_delivery`` (alerts in the outbox after the last delivery pass): a dead

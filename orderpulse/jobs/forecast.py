@@ -132,7 +132,7 @@ def forecast_to_file(
     tables, _ = load_forecast_tables(series, covariates, weather, static, on_bad_rows)
     s = tables.pop("series")
     assert s is not None
-    out_df = job.forecast_frame(
+    out_df, counts = job.forecast_frame(
         wrapper,
         s,
         **tables,
@@ -151,7 +151,10 @@ def forecast_to_file(
         "start": str(out_df["ds"].min()),
         "end": str(out_df["ds"].max()),
         "out": str(out),
+        "frame": counts,
     }
+    if counts:  # what building the features inserted, ignored or found missing: never silent
+        err.print("  [dim]frame[/] " + ", ".join(f"{k}={v:,}" for k, v in counts.items()), soft_wrap=True)
     aggregates = ""
     if "level" in out_df.columns:  # --levels: the series and the aggregates counted apart
         is_series = out_df["level"] == SERIES_LEVEL

@@ -21,6 +21,7 @@ from serving.deps import (
 from serving.errors import check_batch_size, error_responses
 from serving.schemas.orders import EventsIn, EventsOut
 from serving.services.events import ingest_events
+from serving.services.order_volume import Counted
 
 __all__ = ["router"]
 
@@ -42,15 +43,16 @@ def post_events(
     their ids as the tables' id rule reads them (``stored_as``, ``ids_whole_float_repaired``).
 
     With ``ORDERPULSE_VOLUME_EVENT_KEYS`` the accepted orders are also counted per series and step, and the
-    steps this request closed are judged (``volume``; see ``serving.services.order_volume``)."""
+    steps this request closed are judged (``volume``; see ``serving.services.order_volume``): ``volume_late``,
+    ``volume_future`` and ``volume_ahead`` count the orders stored but not judged now."""
     check_batch_size(len(body.orders) + len(body.labels), settings.max_batch_orders)
     loaded = models.models.get("anomaly")
     state = live.for_model(loaded) if loaded is not None else None
     counting = volume is not None and volume.orders is not None
-    late: list[int] = []
+    counted: list[Counted] = []
 
     def count(conn: Any, orders: list) -> None:  # in the transaction storing the orders
-        late.append(volume.count_orders_in(conn, orders))
+        counted.append(volume.count_orders_in(conn, orders))
 
     result = ingest_events(
         body, events, state, request_id=request_id, on_accepted=count if counting else None
@@ -70,5 +72,7 @@ def post_events(
     result["history"] = state.describe() if state is not None else None
     if counting:
         result["volume"] = volume.close_order_steps()
-        result["volume_late"] = sum(late)
+        result["volume_late"] = sum(c.late for c in counted)
+        result["volume_future"] = sum(c.future for c in counted)
+        result["volume_ahead"] = sum(volume.orders.ahead(c) for c in counted)
     return result

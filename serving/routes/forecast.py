@@ -66,23 +66,34 @@ def post_actuals(
 
     With volume detection on (``ORDERPULSE_VOLUME_FREQ``), every point also gets a volume verdict
     (``volume``); only points of series the forecast model knows are then stored for forecasting (others are
-    volume series, not an error)."""
+    volume series, not an error). Points of the forecast model's series are judged for volume only when its grid
+    is the detector's (``ORDERPULSE_VOLUME_FREQ``): daily store sales are not 5-minute order counts
+    (``forecast_only``)."""
     if volume is None:
         ctx = forecast_context.context_for(models.get("forecast"))
         result = record_actuals(ctx, events, body.actuals)
         metrics.on_ids_repaired("actuals", len(result["ids_read_as"] or {}))
         return result
-    volume.check(body.actuals)  # refuse before anything is stored or judged
     result: dict[str, Any] = {"inserted": 0, "updated": 0, "duplicate": 0, "results": [], "latest": {}}
+    known, judge = [], [True] * len(body.actuals)
     if "forecast" in models:
         ctx = forecast_context.context_for(models.get("forecast"))
         ids = list(dict.fromkeys(a.series_id for a in body.actuals))
         as_read = dict(zip(ids, ctx.as_known(ids)[0], strict=True))
         unknown = set(ctx.unknown(list(as_read.values())))
-        known = [a for a in body.actuals if as_read[a.series_id] not in unknown]
-        if known:
-            result = record_actuals(ctx, events, known)
-            metrics.on_ids_repaired("actuals", len(result["ids_read_as"] or {}))
+        forecast = [as_read[a.series_id] not in unknown for a in body.actuals]
+        known = [a for a, f in zip(body.actuals, forecast, strict=True) if f]
+        if ctx.step != volume.step:
+            judge = [not f for f in forecast]
+    points = [a for a, j in zip(body.actuals, judge, strict=True) if j]
+    volume.check(points)  # refuse before anything is stored or judged
+    if known:
+        result = record_actuals(ctx, events, known)
+        metrics.on_ids_repaired("actuals", len(result["ids_read_as"] or {}))
     # after the actuals (idempotent), so an actual refused for the forecast model leaves no verdict behind
-    verdicts = volume.observe(body.actuals)
+    judged = iter(volume.observe(points))
+    verdicts = [
+        next(judged) if j else {"series_id": a.series_id, "ds": a.ds, "status": "forecast_only"}
+        for a, j in zip(body.actuals, judge, strict=True)
+    ]
     return {**result, "volume": verdicts}

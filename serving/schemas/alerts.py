@@ -15,8 +15,9 @@ class VolumeVerdict(BaseModel):
 
     series_id: str
     ds: datetime
-    status: Literal["judged", "warmup", "already_seen"] = Field(
-        description="judged; warmup: learned, never flagged; already_seen: at or before the last point judged"
+    status: Literal["judged", "warmup", "already_seen", "forecast_only"] = Field(
+        description="judged; warmup: learned, never flagged; already_seen: at or before the last point judged; "
+        "forecast_only: a series of the forecast model, whose grid is not the volume detector's: not judged"
     )
     y: float | None = Field(
         None, description="the point's value (order volume: the orders counted in the step)"

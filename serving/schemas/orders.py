@@ -251,3 +251,13 @@ class EventsOut(BaseModel):
         None,
         description="accepted orders of this request whose volume step was already judged: stored, not counted",
     )
+    volume_future: int | None = Field(
+        None,
+        description="accepted orders of this request created more than 15 minutes after the server's clock: "
+        "stored, not counted for volume",
+    )
+    volume_ahead: int | None = Field(
+        None,
+        description="accepted orders of this request counted in a step far past the newest steps (a lone order "
+        "dated ahead of the others): held there, judged once the stream reaches it or another order confirms it",
+    )

@@ -30,9 +30,10 @@ from typing import Any
 
 import pandas as pd
 
+from features.calendar import step_length
 from serving.periodic import PeriodicThread
 from serving.prometheus import Metrics
-from serving.services.order_volume import OrderVolume
+from serving.services.order_volume import FUTURE_TOLERANCE, Counted, OrderVolume
 from serving.store.alerts import AlertStore, VolumeAlert
 from serving.store.volume_state import SeriesState, StateConflict, VolumeStateStore
 from training.volume.detector import VolumeDetector
@@ -75,16 +76,27 @@ class VolumeService:
         self._versions: dict[str, int] = {}  # series -> stored version our detector's copy is at
         self._lock = threading.Lock()
 
-    def count_orders_in(self, conn: Any, accepted: Sequence[Any]) -> int:
+    @property
+    def step(self) -> pd.Timedelta:
+        """The detector's grid step (``ORDERPULSE_VOLUME_FREQ``, or the logged detector's)."""
+        return step_length(self.detector.freq)
+
+    def count_orders_in(self, conn: Any, accepted: Sequence[Any]) -> Counted:
         """Count accepted orders inside the transaction ``conn`` that stores them
-        (``serving.services.order_volume``; a hook of ``EventStore.add_orders``); returns how many were late
-        (their step was judged already: stored, not counted; logged)."""
+        (``serving.services.order_volume``; a hook of ``EventStore.add_orders``); those late (their step was
+        judged already) or from the future (created after the wall clock) are stored, not counted; logged."""
         if self.orders is None or not accepted:
-            return 0
-        late = self.orders.count_in(conn, accepted)
-        if late:
-            _log.warning("%d accepted orders fall in volume steps already judged: not counted", late)
-        return late
+            return Counted()
+        counted = self.orders.count_in(conn, accepted)
+        if counted.late:
+            _log.warning("%d accepted orders fall in volume steps already judged: not counted", counted.late)
+        if counted.future:
+            _log.warning(
+                "%d accepted orders are created after the server's clock (+%s): not counted for volume",
+                counted.future,
+                FUTURE_TOLERANCE,
+            )
+        return counted
 
     def close_order_steps(self) -> list[dict[str, Any]]:
         """Judge the order-volume steps that are due (by any worker's orders), each exactly once across workers:

@@ -7,8 +7,10 @@ counts live here, not in a worker's memory, so several workers count together an
 table                rows
 ==================== ======================================================================================
 ``volume_step_counts`` one per (``series_id``, ``step``) of a step not judged yet: ``orders`` counted so far
-``volume_step_cursor`` one per series: ``next_step``, the first step not judged yet, and ``late``, orders that
-                     arrived for a step already judged (counted, not judged again)
+``volume_step_cursor`` one per series: ``next_step``, the first step not judged yet (``UNSTARTED`` until the
+                     series' first steps are judged: its first step is then its earliest counted one, so an
+                     order dated far ahead that came first does not make the earlier ones late), and
+                     ``late``, orders that arrived for a step already judged (counted, not judged again)
 ==================== ======================================================================================
 
 ``add_in`` runs inside the transaction that stores the orders (``EventStore.add_orders``), so an order is
@@ -22,9 +24,10 @@ steps' counts, in the transaction that also writes the detector state and the al
 (``serving.services.volume``). A worker whose swap matches no row, or whose counts changed since it read them,
 gets ``StateConflict``: its transaction (verdicts, state, alerts) rolls back and it reads again.
 
-The watermark (event time, not the wall clock) is the newest step any series has open orders in: the counts of
-that step are never claimed (a step closes once the watermark is a whole step past its end), so it is the
-largest ``step`` of ``volume_step_counts``.
+The watermark (event time, not the wall clock) is computed from ``open_steps`` by
+``serving.services.order_volume``: the newest step with open orders that the stream has reached (a lone order
+far ahead of the others does not move it). The counts of the watermark's step are never claimed (a step closes
+once the watermark is a whole step past its end), so it stays among the open steps.
 """
 
 from __future__ import annotations
@@ -55,6 +58,9 @@ from serving.store.volume_state import StateConflict
 __all__ = ["VolumeCountStore"]
 
 StepKey = tuple[str, datetime]  # (series_id, step start: naive UTC on the grid)
+UNSTARTED = datetime(
+    1800, 1, 1
+)  # next_step of a series none of whose steps was judged (before any valid date)
 
 
 class VolumeCountStore:
@@ -92,7 +98,7 @@ class VolumeCountStore:
         for sid, step in keys:
             first.setdefault(sid, step)
         c = self.cursors
-        new = [{"series_id": s, "next_step": step, "late": 0} for s, step in first.items()]
+        new = [{"series_id": s, "next_step": UNSTARTED, "late": 0} for s in first]
         conn.execute(self._insert(c).on_conflict_do_nothing(index_elements=["series_id"]), new)
         query = select(c.c.series_id, c.c.next_step).where(c.c.series_id.in_(list(first)))
         if self.database.dialect == "postgresql":
@@ -116,11 +122,12 @@ class VolumeCountStore:
             conn.execute(update(c).where(c.c.series_id == sid).values(late=c.c.late + n))
         return sum(late.values())
 
-    def watermark(self) -> datetime | None:
-        """The newest step with open orders (None: no open orders)."""
+    def open_steps(self) -> list[tuple[datetime, int]]:
+        """``(step, orders)`` of every step with open orders (all series summed), oldest first."""
+        t = self.counts
+        query = select(t.c.step, func.sum(t.c.orders)).group_by(t.c.step).order_by(t.c.step)
         with self.database.connection(begin=False) as conn:
-            value = conn.execute(select(func.max(self.counts.c.step))).scalar()
-        return None if value is None else _naive(value)
+            return [(_naive(row[0]), int(row[1])) for row in conn.execute(query)]
 
     def cursors_before(self, step: datetime) -> dict[str, datetime]:
         """``series_id -> next_step`` of the series whose next step starts before ``step``."""
@@ -129,11 +136,18 @@ class VolumeCountStore:
             rows = conn.execute(select(c.c.series_id, c.c.next_step).where(c.c.next_step < step)).all()
         return {row.series_id: _naive(row.next_step) for row in rows}
 
-    def cursor(self, series_id: str) -> datetime | None:
-        c = self.cursors
+    def cursor(self, series_id: str) -> tuple[datetime, datetime] | None:
+        """``(stored next_step, first step to judge)`` of ``series_id``: they differ for a series none of whose
+        steps was judged (``UNSTARTED``, its earliest counted step); None without a cursor or a step to judge."""
+        c, t = self.cursors, self.counts
         with self.database.connection(begin=False) as conn:
             value = conn.execute(select(c.c.next_step).where(c.c.series_id == series_id)).scalar()
-        return None if value is None else _naive(value)
+            if value is None:
+                return None
+            stored = start = _naive(value)
+            if stored == UNSTARTED:
+                start = conn.execute(select(func.min(t.c.step)).where(t.c.series_id == series_id)).scalar()
+        return None if start is None else (stored, _naive(start))
 
     def open_counts(self, series_id: str, start: datetime, end: datetime) -> dict[datetime, int]:
         """``step -> orders`` of ``series_id`` for the steps in ``[start, end)`` that have orders."""
@@ -147,9 +161,10 @@ class VolumeCountStore:
     def claim(
         self, conn: Any, series_id: str, start: datetime, end: datetime, expected: Mapping[datetime, int]
     ) -> None:
-        """Close steps ``[start, end)`` of ``series_id`` inside transaction ``conn``: move its cursor from
-        ``start`` to ``end`` and delete their counts, which must equal ``expected`` (what was judged). Raises
-        ``StateConflict`` when another worker moved the cursor or counted more orders meanwhile."""
+        """Close the steps before ``end`` of ``series_id`` inside transaction ``conn``: move its cursor from
+        ``start`` (the stored ``next_step``, maybe ``UNSTARTED``) to ``end`` and delete their counts, which must
+        equal ``expected`` (what was judged). Raises ``StateConflict`` when another worker moved the cursor or
+        counted more orders meanwhile."""
         c = self.cursors
         moved = conn.execute(
             update(c)

@@ -124,6 +124,25 @@ def test_an_actual_refused_for_the_forecast_model_leaves_no_volume_verdict_behin
     assert off.status_code == 400 and "not on the model's grid" in off.json()["error"]["message"]
     out = _actuals(client, {"series_id": "88", "ds": "2015-06-20", "y": 2400})
     assert out["inserted"] == 1
-    assert [(v["ds"], v["status"], v["y"]) for v in out["volume"]] == [
-        ("2015-06-20T00:00:00", "warmup", 2400.0)
+    assert [(v["ds"], v["status"]) for v in out["volume"]] == [("2015-06-20T00:00:00", "forecast_only")]
+
+
+def test_daily_actuals_of_forecast_series_are_not_judged_by_the_5_minute_volume_detector(make_service):
+    client = make_service(volume_freq="5min", volume_warmup="1d")
+    out = _actuals(
+        client,
+        {"series_id": "web", "ds": "2015-06-20T14:05:00", "y": 90},
+        {"series_id": "88", "ds": "2015-06-20", "y": 2400},
+        {"series_id": "88", "ds": "2015-06-21", "y": 0, "open": 0},
+        {"series_id": "web", "ds": "2015-06-20T14:10:00", "y": 95},
+    )
+    assert out["inserted"] == 2 and out["latest"] == {"88": "2015-06-21T00:00:00"}
+    assert [(v["series_id"], v["status"], v.get("y")) for v in out["volume"]] == [
+        ("web", "warmup", 90.0),
+        ("88", "forecast_only", None),
+        ("88", "forecast_only", None),
+        ("web", "warmup", 95.0),
     ]
+    volume = client.app.state.volume
+    assert volume.detector.last_seen("88") is None and volume.states.version("88") == 0
+    assert volume.detector.last_seen("web") is not None

@@ -181,3 +181,21 @@ def test_a_long_backlog_of_order_steps_is_judged_in_parts_over_the_next_requests
     assert [v["y"] for v in first["volume"] + second["volume"]] == [1.0] + [
         0.0
     ] * 18  # step 01:35 waits for a later order
+
+
+def test_a_mis_dated_order_is_answered_as_such_and_later_orders_are_still_judged(make_client, fakes):
+    client = make_client(
+        source=fakes.FakeSource({}), volume_freq="5min", volume_warmup="1h", volume_event_keys="total"
+    )
+    ahead = client.post("/v1/events", json={"orders": [_order(1, 60 * 24 * 60)]}, headers=AUTH).json()
+    assert (ahead["volume_ahead"], ahead["volume_future"], ahead["volume"]) == (
+        0,
+        0,
+        [],
+    )  # alone: no stream yet
+    future = client.post("/v1/events", json={"orders": [_order(2, 60 * 24 * 365 * 20)]}, headers=AUTH).json()
+    assert (future["volume_future"], future["volume_late"]) == (1, 0)  # 2044: after the server's clock
+    stream = [_order(10 + i, 2.5 * i) for i in range(6)]  # 00:00 .. 00:12:30, two months before the first
+    later = client.post("/v1/events", json={"orders": stream}, headers=AUTH).json()
+    assert (later["volume_late"], later["volume_ahead"]) == (0, 0)
+    assert [(v["ds"][11:16], v["y"]) for v in later["volume"]] == [("00:00", 2.0)]

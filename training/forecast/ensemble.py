@@ -282,6 +282,7 @@ class EnsembleForecaster(BaseEstimator):
                 **tables,
             )
             lgbm_out = grid[["series_id", "ds"]].merge(lgbm_out, on=["series_id", "ds"], how="left")
+            self.predict_report_ = dict(getattr(self.lgbm_, "predict_report_", {}))
         cached = series is None and origin_ts == self.last_ds_
         preds = self._member_forecasts(
             self.lgbm_,

@@ -296,7 +296,7 @@ class LGBMForecaster(BaseEstimator):
         for bucket in self.buckets_:
             if bucket.first > horizon:
                 break
-            frame, _ = build_future_frame(
+            frame, report = build_future_frame(
                 history,
                 horizon=min(bucket.last, horizon),
                 config=bucket.config,
@@ -305,6 +305,9 @@ class LGBMForecaster(BaseEstimator):
                 keys=None if future is None else future,
                 **tables,
             )
+            # the last bucket's frame spans every step: its counts (what was inserted, missing, ignored) are
+            # the forecast's, kept in ``predict_report_`` for the caller to report
+            self.predict_report_ = dict(report.counts)
             frame = frame.assign(step=self._steps(frame["ds"], origin_ts))
             frame = frame.loc[frame["step"] >= bucket.first]
             parts.append(self._predict_bucket(bucket, frame, levels, explain))

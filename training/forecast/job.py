@@ -455,25 +455,69 @@ def forecast_frame(
     origin: Any = None,
     explain: bool = False,
     hierarchy_levels: str | None = None,
-) -> pd.DataFrame:
-    """Forecast every series of ``series`` from ``origin``: ``series_id, ds, yhat, yhat_lo, yhat_hi`` (+ SHAP).
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Forecast every series of ``series`` from ``origin``: ``series_id, ds, yhat, yhat_lo, yhat_hi`` (+ SHAP),
+    and the counts of what building the features inserted, ignored or found missing (the frame report's,
+    without ``rows``/``series``; zeros left out).
 
     ``hierarchy_levels`` (``"region,total"``, levels the model was trained with): coherent rows for every
     aggregate too, with a ``level`` column (``series``, the static column's name, ``total``); see
     ``training.forecast.hierarchy.hierarchy_output``.
 
     ``wrapper`` is a loaded forecast model (``training.pyfunc.load_snapshot_model(uri, kind=ForecastPyfunc)``);
-    tables not given fall back to the snapshot the model was trained with (e.g. its promo calendar).
+    tables not given fall back to the snapshot the model was trained with (e.g. its promo calendar). A
+    covariates or weather table given that starts after the snapshot's does (a plan of the coming weeks) is
+    completed with the snapshot's rows dated before its first ``ds``, so the history keeps its promo and
+    holiday features; those rows are counted (``covariate_rows_from_snapshot``, ``weather_rows_from_snapshot``).
     """
     model: LGBMForecaster = wrapper.model
     given = {"covariates": covariates, "weather": weather, "static": static}
     tables = {k: v if v is not None else wrapper.table(k) for k, v in given.items()}
+    counts: dict[str, int] = {}
+    for name, key, counted in (
+        ("covariates", "series_id", "covariate_rows_from_snapshot"),
+        ("weather", "region", "weather_rows_from_snapshot"),
+    ):
+        if given[name] is not None:
+            tables[name], n = with_snapshot_history(given[name], wrapper.table(name), key)
+            if n:
+                counts[counted] = n
     pred = model.predict(horizon, levels=(level,), explain=explain, series=series, origin=origin, **tables)
+    frame_counts = getattr(model, "predict_report_", {})
+    counts = {
+        **{k: v for k, v in frame_counts.items() if v and k not in ("rows", "series")},
+        **counts,
+    }
     if hierarchy_levels:
-        return hierarchy_output(
+        out = hierarchy_output(
             model, hierarchy_levels, pred, series, tables, level=level, horizon=horizon, origin=origin
         )
-    return forecast_output(pred, level, explain)
+        return out, counts
+    return forecast_output(pred, level, explain), counts
+
+
+def with_snapshot_history(
+    given: pd.DataFrame, stored: pd.DataFrame | None, key: str
+) -> tuple[pd.DataFrame, int]:
+    """``given`` preceded by the rows of ``stored`` dated before its first ``ds``, and how many those are.
+
+    A plan of future dates alone would otherwise replace the history's covariates (promo and holiday features
+    then read "none" before the plan). Rows keep ``given``'s columns (a stored column the plan lacks is not
+    used; a plan column the snapshot lacks is missing there). ``key`` (``series_id``, ``region``) present in
+    only one of the tables is spread over the other's values, as a row without it applies to all."""
+    if stored is None or given.empty or stored.empty:
+        return given, 0
+    earlier = stored.loc[stored["ds"] < given["ds"].min()]
+    if earlier.empty:
+        return given, 0
+    if key in earlier.columns and key not in given.columns:
+        given = given.merge(earlier[[key]].drop_duplicates(), how="cross")
+    elif key in given.columns and key not in earlier.columns:
+        earlier = earlier.merge(given[[key]].drop_duplicates(), how="cross")
+    if key in given.columns:
+        earlier = earlier.assign(**{key: earlier[key].astype(given[key].dtype)})
+    earlier = earlier.reindex(columns=given.columns)
+    return pd.concat([earlier, given], ignore_index=True), len(earlier)
 
 
 def forecast_output(pred: pd.DataFrame, level: int, explain: bool) -> pd.DataFrame:

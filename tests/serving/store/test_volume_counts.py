@@ -150,4 +150,4 @@ def test_counts_roll_back_with_the_orders_transaction(database):
     with pytest.raises(RuntimeError, match="storing the orders failed"), db.connection() as conn:
         worker.count_orders_in(conn, [_order(0), _order(1)])
         raise RuntimeError("storing the orders failed")
-    assert worker.orders.store.watermark() is None and worker.orders.store.cursor("channel=web") is None
+    assert worker.orders.watermark() is None and worker.orders.store.cursor("channel=web") is None

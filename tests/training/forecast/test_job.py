@@ -91,6 +91,23 @@ def _default_windows(args: list[str]) -> list[str]:
     return args[:i] + args[i + 2 :]
 
 
+def _forecast_args(files, out: Path, *extra: str) -> list[str]:
+    return [
+        "forecast",
+        "--model",
+        "models:/orderpulse-forecast@champion",
+        "--series",
+        str(files["series"]),
+        "--origin",
+        "2015-05-31",
+        "--horizon",
+        "14",
+        "--out",
+        str(out),
+        *extra,
+    ]
+
+
 @pytest.fixture(scope="module")
 def first(store, files):
     capsys = pytest.CaptureFixture  # not available at module scope: call main directly
@@ -150,22 +167,7 @@ def test_until_keeps_later_actuals_out_of_training(first):
 
 def test_forecast_command_writes_every_series_and_matches_the_model(first, files, tmp_path, capsys):
     out = tmp_path / "fc.csv"
-    summary = _cli(
-        capsys,
-        [
-            "forecast",
-            "--model",
-            "models:/orderpulse-forecast@champion",
-            "--series",
-            str(files["series"]),
-            "--origin",
-            "2015-05-31",
-            "--horizon",
-            "14",
-            "--out",
-            str(out),
-        ],
-    )
+    summary = _cli(capsys, _forecast_args(files, out))
     assert summary["rows"] == 5 * 14 and summary["series"] == 5
     fc = pd.read_csv(out, dtype={"series_id": str}, parse_dates=["ds"])
     assert list(fc.columns) == ["series_id", "ds", "yhat", "yhat_lo", "yhat_hi"]
@@ -580,3 +582,34 @@ def test_the_shap_plot_of_a_run_explains_a_random_subset_of_many_series_and_says
     run_logging.log_forecast_artifacts(make().fit(series), bt, series)
     assert len(set(explained_ids)) == 2
     assert any("2 of 5 series at random" in t for t in titles)
+
+
+def test_forecast_reports_the_weather_rows_of_a_series_without_region(first, files, tmp_path, capsys):
+    static = pd.read_csv(files["static"], dtype={"series_id": str})
+    static.loc[static["series_id"] == "88", "region"] = None
+    path = tmp_path / "static.csv"
+    static.to_csv(path, index=False)
+    try:
+        main(_forecast_args(files, tmp_path / "fc.csv", "--static", str(path)))
+    except SystemExit as exc:
+        assert exc.code in (0, None)
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out.strip().splitlines()[-1])
+    assert summary["frame"]["weather_rows_without_region"] == 14  # store 88's 14 forecast steps
+    frame_lines = [line for line in captured.err.splitlines() if line.strip().startswith("frame ")]
+    assert len(frame_lines) == 1 and "weather_rows_without_region=14" in frame_lines[0]
+
+
+def test_a_plan_only_covariates_file_keeps_the_snapshot_history_and_counts_it(first, files, tmp_path, capsys):
+    cov = pd.read_csv(files["covariates"], dtype={"series_id": str}, parse_dates=["ds"])
+    plan = tmp_path / "plan.csv"
+    cov.loc[cov["ds"] > "2015-05-31"].to_csv(plan, index=False)
+    stored = load_snapshot_model(first["model_uri"]).table("covariates")
+    before_plan = int((stored["ds"] < cov.loc[cov["ds"] > "2015-05-31", "ds"].min()).sum())
+    with_plan = _cli(capsys, _forecast_args(files, tmp_path / "plan_fc.csv", "--covariates", str(plan)))
+    assert with_plan["frame"]["covariate_rows_from_snapshot"] == before_plan > 0
+    snapshot_only = _cli(capsys, _forecast_args(files, tmp_path / "snap_fc.csv"))
+    assert "covariate_rows_from_snapshot" not in snapshot_only["frame"]
+    a = pd.read_csv(tmp_path / "plan_fc.csv")
+    b = pd.read_csv(tmp_path / "snap_fc.csv")
+    np.testing.assert_allclose(a["yhat"].to_numpy(), b["yhat"].to_numpy(), rtol=1e-9)
