@@ -107,16 +107,22 @@ def test_concurrent_workers_judge_every_step_once(two_workers):
         for channel, name in (("web", "a"), ("app", "b"), ("web", "b")):
             plan[name].append(_order(minute + 0.5, channel))
 
+    errors: list[BaseException] = []
+
     def run(name, worker):
         orders = plan[name]
-        for i in range(0, len(orders), 6):
-            results[name] += _post(worker, orders[i : i + 6])
+        try:
+            for i in range(0, len(orders), 6):
+                results[name] += _post(worker, orders[i : i + 6])
+        except BaseException as exc:  # a worker that dies must fail the test, not lose its orders quietly
+            errors.append(exc)
 
     threads = [threading.Thread(target=run, args=(n, w)) for n, w in (("a", a), ("b", b))]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    assert errors == []
     verdicts = [v for r in results.values() for v in r if v["status"] != "already_seen"]
     judged = sorted((v["series_id"], v["ds"]) for v in verdicts)
     assert len(judged) == len(set(judged))  # no step twice
