@@ -543,6 +543,18 @@ def test_default_windows_shrink_to_what_a_short_history_holds(files, capsys, tmp
     run = MlflowClient().get_run(json.loads(out.strip().splitlines()[-1])["run_id"])
     assert run.data.params["n_windows"] == "4"
     assert run.data.metrics["backtest_n_windows"] == 4
+    # the ensemble's windows need 1 horizon of history: 50 days hold 1 LightGBM window but 4 of the ensemble's
+    tiny = short.loc[pd.to_datetime(short["ds"]) >= "2015-03-22"]
+    assert tiny["ds"].nunique() == 50
+    tiny.to_csv(path, index=False)
+    args[args.index("lgbm")] = "ensemble"
+    args[args.index("shortwin")] = "shortens"
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    out, err = capsys.readouterr()
+    assert exc.value.code in (0, None), err
+    run = MlflowClient().get_run(json.loads(out.strip().splitlines()[-1])["run_id"])
+    assert (run.data.params["model"], run.data.params["n_windows"]) == ("ensemble", "4")
 
 
 def test_an_unknown_model_kind_exits_2_with_the_choices(files, capsys):
