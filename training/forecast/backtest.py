@@ -144,9 +144,10 @@ def windows_that_fit(data: pd.DataFrame, wanted: int, step: int, horizon: int, h
 
 
 def newer_windows(predictions: pd.DataFrame) -> pd.Series:
-    """The rows of the newer half of a backtest's windows, rounded up (4 of 7, 3 of 5 or 4, both of 2): what intervals
-    are calibrated on, since residual spread is seasonal. On full Rossmann with 7 windows the winter windows
-    widened the store model's 80% interval to a held-out coverage of 0.85-0.87; the newer half gave 0.80-0.83."""
+    """The rows of the newer half of a backtest's windows, rounded up (4 of 7, 3 of 5 or 4, both of 2): what
+    intervals are calibrated on, since residual spread is seasonal. On full Rossmann with 7 windows the winter
+    windows widened the store model's 80% interval to a held-out coverage of 0.85-0.87; the newer half gave
+    0.80-0.83."""
     window = predictions["window"]
     return window >= window.max() // 2
 

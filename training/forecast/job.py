@@ -74,10 +74,11 @@ TABLE_NAMES = ("covariates", "weather", "static")
 # naive's on the same windows: a trending or sparse panel (an order log by country: 1.08x on average over 5
 # cuts, where the ensemble reached 0.90x); daily store panels stay far below it (full Rossmann: 0.40x)
 AUTO_ENSEMBLE_ABOVE = 0.8
-# backtest windows when n_windows is not given (fewer when the history is short: a window's model needs
-# WINDOW_HISTORY horizons up to its origin; the LightGBM's holdout calibration 3). LightGBM: one fit, then each window only predicts; on full Rossmann
-# (CLI, cuts 2015-05-08 / 04-24) 2 -> 5 windows took the total's daily MAPE 3.88 -> 3.61% / 3.42 -> 3.27% (a
-# steadier calendar correction). Ensemble: its weights (8 order-log cuts: 4 windows 0.83x naive, 2 0.85x).
+# backtest windows when n_windows is not given, fewer when the history is short (a window's model needs
+# WINDOW_HISTORY horizons up to its origin: the LightGBM's holdout calibration takes 3). LightGBM: one fit, then
+# each window only predicts; on full Rossmann (CLI, cuts 2015-05-08 / 04-24) 2 -> 5 windows took the total's
+# daily MAPE 3.88 -> 3.61% / 3.42 -> 3.27% (a steadier calendar correction). Ensemble: its weights (8 order-log
+# cuts: 4 windows 0.83x seasonal naive, 2 windows 0.85x).
 DEFAULT_WINDOWS = {"lgbm": 5, "ensemble": 4}
 WINDOW_HISTORY = {"lgbm": 3, "ensemble": 1}
 
@@ -119,8 +120,8 @@ def train_forecast(
 ) -> dict[str, Any]:
     """Train, backtest, log and register a forecaster; returns ``run_id, model_uri, metrics, version, alias``.
 
-    ``n_windows``: backtest windows (default ``DEFAULT_WINDOWS`` of the model trained: 2 for the LightGBM, 4
-    for the ensemble, whose weights and intervals are fitted on them).
+    ``n_windows``: backtest windows (default ``DEFAULT_WINDOWS`` of the model trained: 5 for the LightGBM, 4
+    for the ensemble, whose weights and intervals are fitted on them; fewer on a short history).
 
     ``feature_config`` (when not tuning): the feature recipe, e.g. a champion's (``orderpulse retrain``);
     ``promote_ties`` and ``dry_run`` go to ``training.registry.register``.
@@ -165,10 +166,15 @@ def train_forecast(
             )
         step = int(step or max(1, horizon // 2))
 
-        def default_windows(kind: str, quiet: bool = False) -> int:
-            wanted = DEFAULT_WINDOWS[kind]
-            n = windows_that_fit(s, wanted, step, horizon, WINDOW_HISTORY[kind] * horizon)
-            if n < wanted and not quiet:
+        # the windows each model gets when none were asked for
+        fitting = {
+            k: windows_that_fit(s, n, step, horizon, WINDOW_HISTORY[k] * horizon)
+            for k, n in DEFAULT_WINDOWS.items()
+        }
+
+        def default_windows(kind: str) -> int:
+            n, wanted = fitting[kind], DEFAULT_WINDOWS[kind]
+            if n < wanted:
                 progress.info(
                     f"backtest: {n} window{'s' * (n != 1)}, not {wanted}: the history is too short for more"
                 )
@@ -176,13 +182,12 @@ def train_forecast(
 
         n_windows = int(requested_windows or default_windows(kind))
         # the ensemble weights its members on 2 or more windows (its own default ones when none were asked for)
-        ensemble_windows = requested_windows or default_windows("ensemble", quiet=True)
         can_switch = (
             model == "auto"
             and not hierarchy_levels
             and engine == "local"
             and not tune
-            and ensemble_windows >= 2
+            and (requested_windows or fitting["ensemble"]) >= 2
         )
         experiment = registered_name(name, "forecast")
         hierarchy = plan_hierarchy(hierarchy_levels, s, tables["static"])
@@ -295,8 +300,8 @@ def train_forecast(
                 )
                 mlflow.log_metric("auto.lgbm_wape_vs_seasonal_naive", float(ratio))
                 kind = "ensemble"
-                if requested_windows is None and (n_ens := default_windows("ensemble")) != n_windows:
-                    n_windows = n_ens
+                if requested_windows is None and fitting["ensemble"] != n_windows:
+                    n_windows = default_windows("ensemble")
                     progress.info(f"backtest: {n_windows} windows of {horizon} steps, every {step} steps")
                     naive = naive_backtest()  # the gate compares on the ensemble's windows
                 t0 = time.perf_counter()

@@ -39,10 +39,11 @@ RECONCILERS: dict[str, Callable[[], Any]] = {
     "mint_shrink": lambda: _hf_methods().MinTrace(method="mint_shrink"),
 }
 DEFAULT_METHODS = ("bottom_up", "ols", "wls_struct", "wls_var", "mint_shrink")
-# methods whose weights come from the backtest errors: when every window overlaps every other one, they can only be
-# scored on the errors they were estimated from, so they are not chosen then (train forecast's default 2 windows
-# of 42 days 21 apart on full Rossmann: mint_shrink scored in sample had series WAPE 0.0637 against bottom-up's
-# 0.0811 and was chosen; on the held-out 42 days it made the stores worse, WAPE 0.0713 -> 0.0774)
+# methods whose weights come from the backtest errors: when every window overlaps every other one, they can
+# only be scored on the errors they were estimated from, so they are not chosen then (2 windows of 42 days 21
+# apart, train forecast's default before session 9, on full Rossmann: mint_shrink scored in sample had series
+# WAPE 0.0637 against bottom-up's 0.0811 and was chosen; on the held-out 42 days it made the stores worse,
+# WAPE 0.0713 -> 0.0774)
 ERROR_WEIGHTED = ("wls_var", "mint_shrink")
 
 
