@@ -58,9 +58,8 @@ from serving.store.volume_state import StateConflict
 __all__ = ["VolumeCountStore"]
 
 StepKey = tuple[str, datetime]  # (series_id, step start: naive UTC on the grid)
-UNSTARTED = datetime(
-    1800, 1, 1
-)  # next_step of a series none of whose steps was judged (before any valid date)
+# next_step of a series none of whose steps was judged yet (before any valid date)
+UNSTARTED = datetime(1800, 1, 1)
 
 
 class VolumeCountStore:
